@@ -1,0 +1,99 @@
+#!/bin/bash
+# Resolve the newest Debian 12 kernels of the 6.1 and 6.12 series, cache their
+# image, config and /sys/kernel/notes bytes under target/qemu/kernels/<release>/,
+# and install the matching headers so test modules can be built against them.
+#
+# stdout: one resolved release per line. Progress goes to stderr.
+# A warm second run makes no network access.
+#
+# Environment:
+#   KLPCTL_APT_UPDATE=1   run apt-get update first (to pick up newer kernels)
+#   KLPCTL_KERNELS="6.1 6.12"  the series to fetch (default both)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SERIES=${KLPCTL_KERNELS:-6.1 6.12}
+KDIR=$OUT_DIR/kernels
+mkdir -p "$KDIR"
+
+need_cmd python3 python3-minimal
+need_cmd xz xz-utils
+need_pkg make gcc libc6-dev
+[ "${KLPCTL_APT_UPDATE:-0}" = 1 ] && apt_update_once
+
+# newest_release SERIES: newest <release> whose unsigned image and headers are
+# both known to apt. Realtime and cloud flavours never match the patterns.
+newest_release() {
+    local re
+    case "$1" in
+        6.1) re='6\.1\.0-[0-9]+-amd64' ;;
+        6.12) re='6\.12\.[0-9]+\+deb12-amd64' ;;
+        *) die "unknown kernel series $1 (want 6.1 or 6.12)" ;;
+    esac
+    local images headers
+    images=$(apt-cache search --names-only "^linux-image-${re}-unsigned\$" \
+        | awk '{print $1}' | sed -e 's/^linux-image-//' -e 's/-unsigned$//')
+    headers=$(apt-cache search --names-only "^linux-headers-${re}\$" \
+        | awk '{print $1}' | sed -e 's/^linux-headers-//')
+    comm -12 <(printf '%s\n' "$images" | sort -u) <(printf '%s\n' "$headers" | sort -u) \
+        | sed '/^$/d' | sort -V | tail -n 1
+}
+
+fetch_image() {
+    local release=$1 dir=$KDIR/$1
+    if [ -s "$dir/vmlinuz" ] && [ -s "$dir/config" ] && [ -s "$dir/notes" ] \
+        && [ -s "$dir/build-id" ]; then
+        log "$release: image cached"
+        return 0
+    fi
+    log "$release: downloading linux-image-$release-unsigned"
+    local tmp
+    tmp=$(mktemp -d "$KDIR/.fetch.XXXXXX")
+    # apt-get download drops privileges to _apt, which cannot write to a
+    # root-owned mktemp dir; let it.
+    chmod 0777 "$tmp"
+    (cd "$tmp" && apt-get download -q "linux-image-$release-unsigned" >&2) \
+        || { rm -rf "$tmp"; die "apt-get download linux-image-$release-unsigned failed"; }
+    # Only ./boot is needed; skipping the module tree saves most of the time.
+    dpkg-deb --fsys-tarfile "$tmp"/linux-image-*.deb | tar -x -C "$tmp" ./boot
+    mkdir -p "$dir.new"
+    mv "$tmp/boot/vmlinuz-$release" "$dir.new/vmlinuz"
+    mv "$tmp/boot/config-$release" "$dir.new/config"
+    python3 "$QEMU_DIR/tools/kernel-notes.py" "$dir.new/vmlinuz" \
+        "$dir.new/notes" "$dir.new/build-id"
+    grep -q '^CONFIG_LIVEPATCH=y' "$dir.new/config" \
+        || die "$release was built without CONFIG_LIVEPATCH"
+    rm -rf "$tmp" "$dir"
+    mv "$dir.new" "$dir"
+    log "$release: build-id $(cat "$dir/build-id")"
+}
+
+fetch_headers() {
+    local release=$1
+    if [ -f "/usr/src/linux-headers-$release/Makefile" ]; then
+        log "$release: headers installed"
+        return 0
+    fi
+    need_pkg "linux-headers-$release"
+    [ -f "/usr/src/linux-headers-$release/Makefile" ] \
+        || die "linux-headers-$release installed but /usr/src/linux-headers-$release is missing"
+}
+
+resolved=()
+for s in $SERIES; do
+    r=$(newest_release "$s")
+    if [ -z "$r" ]; then
+        apt_update_once
+        r=$(newest_release "$s")
+    fi
+    [ -n "$r" ] || die "no linux-image-*-unsigned with matching headers found for series $s"
+    fetch_image "$r"
+    fetch_headers "$r"
+    resolved+=("$s $r")
+done
+
+printf '%s\n' "${resolved[@]}" >"$KDIR/releases.new"
+mv "$KDIR/releases.new" "$KDIR/releases"
+for line in "${resolved[@]}"; do
+    printf '%s\n' "${line#* }"
+done

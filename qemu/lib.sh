@@ -1,0 +1,81 @@
+# Shared helpers for the QEMU rig. Sourced, not executed.
+# shellcheck shell=bash
+
+# Repository root and the rig's output tree, whatever the caller's cwd is.
+QEMU_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$QEMU_DIR/.." && pwd)
+OUT_DIR=${KLPCTL_QEMU_OUT:-$REPO_DIR/target/qemu}
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# apt-get update at most once per script run, and only when something is
+# actually missing: a warm machine never touches the network.
+_APT_UPDATED=0
+apt_update_once() {
+    if [ "$_APT_UPDATED" = 0 ]; then
+        log "apt-get update"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+            || die "apt-get update failed"
+        _APT_UPDATED=1
+    fi
+}
+
+# need_cmd CMD PACKAGE: install PACKAGE unless CMD is already on PATH.
+need_cmd() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    need_pkg "$2"
+    command -v "$1" >/dev/null 2>&1 || die "$2 installed but $1 still missing"
+}
+
+# need_pkg PACKAGE...: install the packages that are not installed yet.
+need_pkg() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+            || missing+=("$p")
+    done
+    [ "${#missing[@]}" = 0 ] && return 0
+    [ "$(id -u)" = 0 ] || die "need root to install: ${missing[*]}"
+    if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
+        apt_update_once
+    fi
+    log "installing ${missing[*]}"
+    # INITRD=No: 6.12 headers drag in the signed image package, whose hook
+    # would otherwise spend half a minute building an initrd nobody boots.
+    local aptlog
+    aptlog=$(mktemp)
+    if ! INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1; then
+        apt_update_once
+        INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1 || {
+            tail -n 30 "$aptlog" >&2
+            rm -f "$aptlog"
+            die "apt-get install ${missing[*]} failed"
+        }
+    fi
+    rm -f "$aptlog"
+}
+
+# The kernel releases fetch-kernels.sh resolved, one per line.
+resolved_releases() {
+    [ -s "$OUT_DIR/kernels/releases" ] \
+        || die "no kernels resolved yet: run qemu/fetch-kernels.sh"
+    awk '{print $2}' "$OUT_DIR/kernels/releases"
+}
+
+# release_for SERIES (6.1 or 6.12): the resolved release of that series.
+release_for() {
+    [ -s "$OUT_DIR/kernels/releases" ] \
+        || die "no kernels resolved yet: run qemu/fetch-kernels.sh"
+    awk -v s="$1" '$1 == s {print $2}' "$OUT_DIR/kernels/releases"
+}
+
+# Accept either a series name or a full release.
+to_release() {
+    case "$1" in
+        6.1|6.12) release_for "$1" ;;
+        *) printf '%s\n' "$1" ;;
+    esac
+}
