@@ -1,0 +1,46 @@
+#!/bin/bash
+# Build the livepatch test modules for each given kernel release (default: all
+# releases fetch-kernels.sh resolved) into target/qemu/build/<release>/.
+#
+# Kbuild wants the sources inside M=, so they are copied there with their
+# timestamps kept; make then rebuilds only what changed.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_pkg make gcc libc6-dev
+need_cmd modinfo kmod
+
+releases=("$@")
+if [ "${#releases[@]}" = 0 ]; then
+    mapfile -t releases < <(resolved_releases)
+fi
+
+MODULES=(klp_basic klp_cumul_v1 klp_cumul_v2 klp_cumul_v3 klp_stall_target
+    klp_stall klp_badcb klp_target klp_modobj klp_big)
+
+for arg in "${releases[@]}"; do
+    release=$(to_release "$arg")
+    kdir=/usr/src/linux-headers-$release
+    [ -f "$kdir/Makefile" ] \
+        || die "no headers at $kdir: run qemu/fetch-kernels.sh first"
+    bdir=$OUT_DIR/build/$release
+    mkdir -p "$bdir"
+    cp -p "$QEMU_DIR"/modules/Kbuild "$QEMU_DIR"/modules/*.c "$QEMU_DIR"/modules/*.h "$bdir/"
+    log "$release: building test modules in $bdir"
+    blog=$bdir/build.log
+    if ! make -C "$kdir" M="$bdir" -j"$(nproc)" modules >"$blog" 2>&1; then
+        tail -n 40 "$blog" >&2
+        die "$release: module build failed (full log: $blog)"
+    fi
+    for m in "${MODULES[@]}"; do
+        [ -s "$bdir/$m.ko" ] || die "$release: $m.ko was not built (see $blog)"
+    done
+    # A module built against other headers would be refused by the kernel
+    # with a bare ENOEXEC; catch that here instead.
+    vm=$(modinfo -F vermagic "$bdir/klp_basic.ko" 2>/dev/null || true)
+    case "$vm" in
+        "$release "*) ;;
+        *) die "$release: klp_basic.ko has vermagic '$vm'" ;;
+    esac
+    printf '%s\n' "$bdir"
+done
