@@ -1,0 +1,103 @@
+#!/bin/bash
+# Build the gzip'd newc cpio initramfs for one kernel release and scenario.
+#
+# usage: mkinitramfs.sh [options] RELEASE
+#   -s SCENARIO   guest script to run: main (cases.sh), sigenforce, smoke,
+#                 demo (default main)
+#   -k KLPCTL     static klpctl binary (default $KLPCTL or
+#                 target/x86_64-unknown-linux-musl/release/klpctl)
+#   -b DIR        bundles to ship as /klptest/bundles (default
+#                 target/qemu/bundles/RELEASE when it exists)
+#   -K DIR        *.pub files to trust, installed as /etc/klpctl/keys.d
+#                 (default target/qemu/keys/trusted)
+#   -o FILE       output (default target/qemu/initramfs/RELEASE-SCENARIO.cpio.gz)
+# RELEASE may also be a series name (6.1, 6.12).
+#
+# Only fixture target modules go in as plain .ko files, except for the smoke
+# scenario, which exercises every module with insmod before klpctl exists.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+scenario=main
+klpctl=${KLPCTL:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl}
+bundles=
+keys=$OUT_DIR/keys/trusted
+out=
+while getopts s:k:b:K:o: opt; do
+    case $opt in
+        s) scenario=$OPTARG ;;
+        k) klpctl=$OPTARG ;;
+        b) bundles=$OPTARG ;;
+        K) keys=$OPTARG ;;
+        o) out=$OPTARG ;;
+        *) die "usage: $0 [-s SCENARIO] [-k KLPCTL] [-b DIR] [-K DIR] [-o FILE] RELEASE" ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# = 1 ] || die "usage: $0 [-s SCENARIO] [-k KLPCTL] [-b DIR] [-K DIR] [-o FILE] RELEASE"
+release=$(to_release "$1")
+[ -n "$release" ] || die "kernel series $1 not resolved: run qemu/fetch-kernels.sh"
+[ -n "$bundles" ] || bundles=$OUT_DIR/bundles/$release
+[ -n "$out" ] || out=$OUT_DIR/initramfs/$release-$scenario.cpio.gz
+
+need_cmd busybox busybox-static
+busybox_bin=$(command -v busybox)
+need_cmd readelf binutils
+# The guest has no libc: a dynamically linked busybox would not run.
+if readelf -l "$busybox_bin" 2>/dev/null | grep -q 'INTERP'; then
+    die "$busybox_bin is dynamically linked; install busybox-static"
+fi
+
+kcache=$OUT_DIR/kernels/$release
+bdir=$OUT_DIR/build/$release
+[ -s "$kcache/notes" ] || die "no kernel cache for $release: run qemu/fetch-kernels.sh"
+[ -s "$bdir/klp_target.ko" ] || die "no modules for $release: run qemu/build-modules.sh"
+script=$scenario
+case $scenario in
+    main | sigenforce) script=cases ;;
+esac
+[ -f "$QEMU_DIR/guest/$script.sh" ] || die "no guest script qemu/guest/$script.sh"
+
+root=$(mktemp -d "${TMPDIR:-/tmp}/klptest-root.XXXXXX")
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,root,etc/klpctl/keys.d,klptest/modules,klptest/bundles}
+
+install -m 0755 "$busybox_bin" "$root/bin/busybox"
+for applet in $("$busybox_bin" --list-full); do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
+
+install -m 0755 "$QEMU_DIR/guest/init" "$root/init"
+install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/klptest/lib.sh"
+install -m 0755 "$QEMU_DIR/guest/$script.sh" "$root/klptest/$scenario.sh"
+printf '%s\n' "$scenario" >"$root/klptest/scenario"
+printf '%s\n' "$release" >"$root/klptest/release"
+cp "$kcache/notes" "$kcache/build-id" "$root/klptest/"
+
+if [ "$scenario" = smoke ]; then
+    cp "$bdir"/*.ko "$root/klptest/modules/"
+else
+    cp "$bdir/klp_target.ko" "$bdir/klp_stall_target.ko" "$root/klptest/modules/"
+    [ -x "$klpctl" ] || die "no klpctl binary at $klpctl (cargo build --release --target x86_64-unknown-linux-musl)"
+    if readelf -l "$klpctl" 2>/dev/null | grep -q 'INTERP'; then
+        die "$klpctl is dynamically linked; the guest needs the static musl build"
+    fi
+    install -m 0755 "$klpctl" "$root/usr/bin/klpctl"
+    if [ -d "$bundles" ]; then
+        cp -r "$bundles"/. "$root/klptest/bundles/"
+    fi
+    if [ -d "$keys" ]; then
+        for k in "$keys"/*.pub; do
+            [ -e "$k" ] && install -m 0644 "$k" "$root/etc/klpctl/keys.d/"
+        done
+    fi
+fi
+
+mkdir -p "$(dirname "$out")"
+# newc with every file owned by root; -R keeps that true even when the host
+# tree belongs to another user.
+(cd "$root" && find . -mindepth 1 | LC_ALL=C sort \
+    | "$busybox_bin" cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 >"$out.tmp"
+mv "$out.tmp" "$out"
+log "$release/$scenario: $(du -h "$out" | cut -f1) initramfs at $out"
+printf '%s\n' "$out"
