@@ -1,0 +1,153 @@
+//! Hex and base64 (RFC 4648, standard alphabet, padded), strict in both
+//! directions: decoding rejects anything a canonical encoder would not
+//! produce. Also used by build.rs through `#[path]`, so it depends on
+//! nothing but core.
+#![forbid(unsafe_code)]
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// The two lowercase hex digits of `x`.
+pub fn hex_pair(x: u8) -> [u8; 2] {
+    [HEX[(x >> 4) as usize], HEX[(x & 15) as usize]]
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes hex (either case) into `out`, returning the used prefix. `None`
+/// on odd length, a non-hex digit, or too little room.
+pub fn hex_decode<'o>(s: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    if s.len() % 2 != 0 || s.len() / 2 > out.len() {
+        return None;
+    }
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = hex_val(pair[0])? << 4 | hex_val(pair[1])?;
+    }
+    Some(&out[..s.len() / 2])
+}
+
+/// Encodes `bytes` as lowercase hex into `out`; `None` if it does not fit.
+pub fn hex_encode<'o>(bytes: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let out = out.get_mut(..bytes.len() * 2)?;
+    for (i, &x) in bytes.iter().enumerate() {
+        out[2 * i..2 * i + 2].copy_from_slice(&hex_pair(x));
+    }
+    Some(out)
+}
+
+fn b64_val(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+/// Decodes padded base64 into `out`, returning the used prefix. Rejects
+/// missing or misplaced padding, characters outside the alphabet, non-zero
+/// trailing bits, and output that does not fit.
+pub fn b64_decode<'o>(s: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    if s.is_empty() || s.len() % 4 != 0 {
+        return None;
+    }
+    let pad = s.iter().rev().take_while(|&&c| c == b'=').count();
+    if pad > 2 {
+        return None;
+    }
+    let n = s.len() / 4 * 3 - pad;
+    if n > out.len() {
+        return None;
+    }
+    let mut o = 0;
+    for (q, quad) in s.chunks_exact(4).enumerate() {
+        let last = q == s.len() / 4 - 1;
+        let mut v = [0u8; 4];
+        for (i, &c) in quad.iter().enumerate() {
+            v[i] = if last && i >= 4 - pad { 0 } else { b64_val(c)? };
+        }
+        let word = (v[0] as u32) << 18 | (v[1] as u32) << 12 | (v[2] as u32) << 6 | v[3] as u32;
+        let bytes = [(word >> 16) as u8, (word >> 8) as u8, word as u8];
+        let take = if last { 3 - pad } else { 3 };
+        // Canonical form: the bits that padding covers must be zero.
+        if last && pad > 0 && (word & ((1u32 << (8 * pad)) - 1)) != 0 {
+            return None;
+        }
+        out[o..o + take].copy_from_slice(&bytes[..take]);
+        o += take;
+    }
+    Some(&out[..n])
+}
+
+/// Encodes `bytes` as padded base64 into `out`; `None` if it does not fit.
+pub fn b64_encode<'o>(bytes: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let n = bytes.len().div_ceil(3) * 4;
+    let out = out.get_mut(..n)?;
+    for (i, chunk) in bytes.chunks(3).enumerate() {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let word = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for j in 0..4 {
+            out[4 * i + j] = if j > chunk.len() {
+                b'='
+            } else {
+                B64[(word >> (18 - 6 * j) & 63) as usize]
+            };
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"f", b"Zg=="),
+            (b"fo", b"Zm8="),
+            (b"foo", b"Zm9v"),
+            (b"foob", b"Zm9vYg=="),
+            (b"fooba", b"Zm9vYmE="),
+            (b"foobar", b"Zm9vYmFy"),
+        ];
+        for (plain, enc) in cases {
+            let mut o = [0u8; 16];
+            assert_eq!(b64_encode(plain, &mut o).unwrap(), *enc);
+            let mut d = [0u8; 16];
+            assert_eq!(b64_decode(enc, &mut d).unwrap(), *plain);
+        }
+    }
+
+    #[test]
+    fn base64_rejects_noncanonical() {
+        let mut d = [0u8; 16];
+        assert!(b64_decode(b"Zh==", &mut d).is_none()); // trailing bits set
+        assert!(b64_decode(b"Zm9", &mut d).is_none()); // not a multiple of 4
+        assert!(b64_decode(b"Zm=v", &mut d).is_none()); // padding inside
+        assert!(b64_decode(b"Z===", &mut d).is_none()); // too much padding
+        assert!(b64_decode(b"Zm9v\n", &mut d).is_none());
+        assert!(b64_decode(b"", &mut d).is_none());
+        let mut small = [0u8; 2];
+        assert!(b64_decode(b"Zm9v", &mut small).is_none());
+    }
+
+    #[test]
+    fn hex_round_trip_and_rejects() {
+        let mut o = [0u8; 8];
+        assert_eq!(hex_decode(b"00ffA5", &mut o).unwrap(), &[0, 0xff, 0xa5]);
+        assert!(hex_decode(b"0", &mut o).is_none());
+        assert!(hex_decode(b"0g", &mut o).is_none());
+        let mut e = [0u8; 6];
+        assert_eq!(hex_encode(&[0, 0xff, 0xa5], &mut e).unwrap(), b"00ffa5");
+    }
+}

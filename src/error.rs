@@ -1,0 +1,140 @@
+//! One flat error type for the whole program. Every variant says what went
+//! wrong and, where it helps, what the operator should do next; every
+//! variant belongs to one exit-code class (see [`Error::exit_code`]).
+#![forbid(unsafe_code)]
+
+use rustix::io::Errno;
+
+/// Everything that can go wrong in klpctl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    // ---- exit 1: internal or I/O ----
+    /// A system call on a named object failed.
+    Io(&'static str, Errno),
+    /// A fixed-size buffer was too small for data we produced ourselves.
+    Internal(&'static str),
+
+    // ---- exit 2: usage ----
+    /// The command line is wrong; the text says how.
+    Usage(&'static str),
+    /// A key or signature file is malformed or of an unsupported kind.
+    KeyFile(&'static str),
+    /// A module file given to `pack` is unusable.
+    Module(&'static str),
+
+    // ---- exit 3: bundle rejected ----
+    /// The bundle's structure is wrong (magic, version, lengths, truncation).
+    Bundle(&'static str),
+    /// The manifest is not valid manifest JSON or a field is out of bounds.
+    Manifest(&'static str),
+    /// Not enough distinct trusted keys signed the manifest.
+    NotEnoughSignatures,
+    /// A signature by a trusted key does not verify.
+    BadSignature,
+    /// The payload's SHA-256 or size differs from the manifest.
+    Digest,
+
+    // ---- exit 4: not for this kernel ----
+    /// The bundle targets another kernel (release, build-id or arch).
+    WrongKernel(&'static str),
+    /// The running kernel has no livepatch support.
+    NoLivepatch,
+
+    // ---- exit 5: refused by policy ----
+    /// A lower version than one already applied in the same stream.
+    Downgrade,
+    /// Something else of the same name is already loaded.
+    Conflict(&'static str),
+
+    // ---- exit 6: the kernel refused the module ----
+    /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
+    KernelRefused(Errno),
+
+    // ---- exit 7 / 8: transitions ----
+    /// The transition did not finish in time and was reverted.
+    TimedOutReverted,
+    /// The transition did not finish and the revert did not either.
+    Stuck(&'static str),
+
+    // ---- exit 9 ----
+    /// Another klpctl holds the lock and `--no-wait` was given.
+    Locked,
+}
+
+/// Result type used throughout klpctl.
+pub type Result<T> = core::result::Result<T, Error>;
+
+impl Error {
+    /// The documented exit code of this error's class.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Error::Io(..) | Error::Internal(_) => 1,
+            Error::Usage(_) | Error::KeyFile(_) | Error::Module(_) => 2,
+            Error::Bundle(_)
+            | Error::Manifest(_)
+            | Error::NotEnoughSignatures
+            | Error::BadSignature
+            | Error::Digest => 3,
+            Error::WrongKernel(_) | Error::NoLivepatch => 4,
+            Error::Downgrade | Error::Conflict(_) => 5,
+            Error::KernelRefused(_) => 6,
+            Error::TimedOutReverted => 7,
+            Error::Stuck(_) => 8,
+            Error::Locked => 9,
+        }
+    }
+
+    /// The first part of the one-line message (a detail such as an errno
+    /// string may follow).
+    pub fn message(self) -> &'static str {
+        match self {
+            Error::Io(what, _) => what,
+            Error::Internal(what) => what,
+            Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m,
+            Error::Bundle(m) | Error::Manifest(m) => m,
+            Error::NotEnoughSignatures => {
+                "bundle rejected: not enough distinct trusted keys signed the manifest"
+            }
+            Error::BadSignature => {
+                "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)"
+            }
+            Error::Digest => {
+                "bundle rejected: payload does not match the SHA-256 in the signed manifest"
+            }
+            Error::WrongKernel(m) => m,
+            Error::NoLivepatch => {
+                "this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)"
+            }
+            Error::Downgrade => {
+                "refusing downgrade: a newer version of this stream was applied (use --allow-downgrade to override)"
+            }
+            Error::Conflict(m) => m,
+            Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
+            Error::TimedOutReverted => {
+                "transition timed out; the patch was reverted and unloaded, the system is unchanged"
+            }
+            Error::Stuck(m) => m,
+            Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
+        }
+    }
+
+    /// The errno behind this error, if any.
+    pub fn errno(self) -> Option<Errno> {
+        match self {
+            Error::Io(_, e) | Error::KernelRefused(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Adds a description of the failed operation to an errno.
+pub trait Context<T> {
+    /// Maps an `Errno` into [`Error::Io`] naming `what` failed.
+    fn ctx(self, what: &'static str) -> Result<T>;
+}
+
+impl<T> Context<T> for rustix::io::Result<T> {
+    fn ctx(self, what: &'static str) -> Result<T> {
+        self.map_err(|e| Error::Io(what, e))
+    }
+}

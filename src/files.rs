@@ -1,0 +1,212 @@
+//! File helpers over rustix: bounded reads into caller buffers, positioned
+//! reads, streaming SHA-256 through a fixed buffer, and atomic replacement
+//! (temp file, fsync, rename). No heap: paths are built in [`PathBuf`].
+#![forbid(unsafe_code)]
+
+use crate::error::{Context, Error, Result};
+use core::ffi::CStr;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use sha2::Digest;
+
+/// Size of the streaming buffer used for payload I/O and hashing.
+pub const CHUNK: usize = 64 * 1024;
+
+/// A NUL-terminated path built in a fixed buffer.
+pub struct PathBuf {
+    buf: [u8; 512],
+    len: usize,
+}
+
+impl PathBuf {
+    /// An empty path.
+    pub fn new() -> PathBuf {
+        PathBuf { buf: [0; 512], len: 0 }
+    }
+
+    /// Starts from `parts` concatenated.
+    pub fn of(parts: &[&[u8]]) -> Result<PathBuf> {
+        let mut p = PathBuf::new();
+        for part in parts {
+            p.push(part)?;
+        }
+        Ok(p)
+    }
+
+    /// Appends bytes (no separator is added). Refuses interior NULs and
+    /// overlong paths.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<&mut Self> {
+        if bytes.contains(&0) || self.len + bytes.len() >= self.buf.len() {
+            return Err(Error::Usage("path too long or contains NUL"));
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(self)
+    }
+
+    /// The path as a C string.
+    pub fn c(&self) -> &CStr {
+        // The constructor guarantees no interior NUL and room for this one.
+        CStr::from_bytes_until_nul(&self.buf[..self.len + 1]).unwrap_or(c"")
+    }
+
+    /// The path bytes without the NUL.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Default for PathBuf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Opens a file read-only (close-on-exec, no controlling tty).
+pub fn open_ro(path: &CStr, what: &'static str) -> Result<OwnedFd> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()).ctx(what)
+}
+
+/// File size from fstat; refuses anything that is not a regular file.
+pub fn regular_size(fd: impl AsFd, what: &'static str) -> Result<u64> {
+    let st = rustix::fs::fstat(fd).ctx(what)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(Error::Io(what, rustix::io::Errno::INVAL));
+    }
+    Ok(st.st_size as u64)
+}
+
+/// Reads exactly `buf.len()` bytes at `off`; a short file is `Truncated`
+/// (reported as the caller's `short` error).
+pub fn pread_exact(fd: impl AsFd, mut off: u64, mut buf: &mut [u8], short: Error, what: &'static str) -> Result<()> {
+    while !buf.is_empty() {
+        match rustix::io::pread(&fd, &mut *buf, off) {
+            Ok(0) => return Err(short),
+            Ok(n) => {
+                off += n as u64;
+                buf = &mut buf[n..];
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::Io(what, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole small file into `buf`; larger than `buf` is an error.
+pub fn read_small<'b>(path: &CStr, buf: &'b mut [u8], what: &'static str) -> Result<&'b [u8]> {
+    let fd = open_ro(path, what)?;
+    read_fd_small(&fd, buf, what)
+}
+
+/// Reads from `fd` until EOF into `buf`; more than fits is an error.
+pub fn read_fd_small<'b>(fd: impl AsFd, buf: &'b mut [u8], what: &'static str) -> Result<&'b [u8]> {
+    let mut n = 0;
+    loop {
+        if n == buf.len() {
+            let mut probe = [0u8; 1];
+            return match rustix::io::read(&fd, &mut probe) {
+                Ok(0) => Ok(&buf[..n]),
+                _ => Err(Error::Io(what, rustix::io::Errno::FBIG)),
+            };
+        }
+        match rustix::io::read(&fd, &mut buf[n..]) {
+            Ok(0) => return Ok(&buf[..n]),
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::Io(what, e)),
+        }
+    }
+}
+
+/// SHA-256 of `len` bytes of `fd` starting at `off`, streamed through one
+/// fixed buffer. A file shorter than `len` is `short`.
+pub fn sha256_range(fd: impl AsFd, off: u64, len: u64, short: Error, what: &'static str) -> Result<[u8; 32]> {
+    let mut h = sha2::Sha256::new();
+    copy_range(&fd, off, len, short, what, |chunk| {
+        h.update(chunk);
+        Ok(())
+    })?;
+    Ok(h.finalize().into())
+}
+
+/// Streams `len` bytes of `fd` from `off` to `sink` in chunks of at most
+/// [`CHUNK`] bytes.
+pub fn copy_range(
+    fd: impl AsFd,
+    mut off: u64,
+    len: u64,
+    short: Error,
+    what: &'static str,
+    mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut buf = [0u8; CHUNK];
+    let mut left = len;
+    let _ = rustix::fs::fadvise(&fd, off, core::num::NonZeroU64::new(len), rustix::fs::Advice::Sequential);
+    while left > 0 {
+        let want = left.min(CHUNK as u64) as usize;
+        let n = match rustix::io::pread(&fd, &mut buf[..want], off) {
+            Ok(0) => return Err(short),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::Io(what, e)),
+        };
+        sink(&buf[..n])?;
+        off += n as u64;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// A file being written next to its final name, renamed over it on
+/// [`AtomicFile::commit`]; removed if dropped uncommitted.
+pub struct AtomicFile {
+    fd: OwnedFd,
+    tmp: PathBuf,
+    dst: PathBuf,
+    done: bool,
+}
+
+impl AtomicFile {
+    /// Creates `<path>.tmp` exclusively with `mode`.
+    pub fn create(path: &[u8], mode: u32) -> Result<AtomicFile> {
+        let dst = PathBuf::of(&[path])?;
+        let tmp = PathBuf::of(&[path, b".klpctl-tmp"])?;
+        let _ = rustix::fs::unlink(tmp.c());
+        let fd = rustix::fs::open(
+            tmp.c(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .ctx("cannot create output file")?;
+        Ok(AtomicFile { fd, tmp, dst, done: false })
+    }
+
+    /// Appends bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        crate::sys::write_all(self.fd.as_fd(), bytes).ctx("cannot write output file")
+    }
+
+    /// fsyncs and renames into place.
+    pub fn commit(mut self) -> Result<()> {
+        rustix::fs::fsync(&self.fd).ctx("cannot fsync output file")?;
+        rustix::fs::rename(self.tmp.c(), self.dst.c()).ctx("cannot rename output file into place")?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = rustix::fs::unlink(self.tmp.c());
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &[u8], bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f = AtomicFile::create(path, mode)?;
+    f.write(bytes)?;
+    f.commit()
+}

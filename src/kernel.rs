@@ -1,0 +1,144 @@
+//! Facts about the running kernel: release and machine (uname), the GNU
+//! build-id from `/sys/kernel/notes`, lockdown mode, and taint flags.
+#![forbid(unsafe_code)]
+
+use crate::error::Result;
+
+/// Largest `/sys/kernel/notes` read.
+pub const MAX_NOTES: usize = 4096;
+
+/// Finds the GNU build-id (name `GNU`, type 3) in a sequence of ELF notes
+/// as `/sys/kernel/notes` presents them: namesz, descsz, type (u32 LE),
+/// then name and descriptor, each padded to 4 bytes.
+pub fn build_id_from_notes(notes: &[u8]) -> Option<&[u8]> {
+    let mut rest = notes;
+    while rest.len() >= 12 {
+        let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]) as usize;
+        let (namesz, descsz, ty) = (word(0), word(4), word(8));
+        let name_end = 12usize.checked_add(namesz.checked_add(3)? & !3)?;
+        let desc_end = name_end.checked_add(descsz.checked_add(3)? & !3)?;
+        if desc_end > rest.len() {
+            return None;
+        }
+        if ty == 3 && namesz == 4 && &rest[12..16] == b"GNU\0" && descsz > 0 {
+            return Some(&rest[name_end..name_end + descsz]);
+        }
+        rest = &rest[desc_end..];
+    }
+    None
+}
+
+/// The running kernel's identity.
+pub struct Running {
+    /// `uname -r`.
+    pub release: heapless::String<65>,
+    /// `uname -m`.
+    pub machine: heapless::String<65>,
+    /// GNU build-id, empty if the kernel does not expose one.
+    pub build_id: heapless::Vec<u8, 64>,
+}
+
+fn to_string(c: &core::ffi::CStr) -> heapless::String<65> {
+    let mut s = heapless::String::new();
+    let _ = s.push_str(c.to_str().unwrap_or("?"));
+    s
+}
+
+impl Running {
+    /// Reads uname and `/sys/kernel/notes`.
+    pub fn read() -> Running {
+        let u = rustix::system::uname();
+        let mut build_id = heapless::Vec::new();
+        let mut buf = [0u8; MAX_NOTES];
+        if let Ok(notes) = crate::files::read_small(c"/sys/kernel/notes", &mut buf, "cannot read /sys/kernel/notes") {
+            if let Some(id) = build_id_from_notes(notes) {
+                let _ = build_id.extend_from_slice(id);
+            }
+        }
+        Running { release: to_string(u.release()), machine: to_string(u.machine()), build_id }
+    }
+}
+
+/// The active lockdown mode (`none`, `integrity`, `confidentiality`), or
+/// `None` when the kernel has no lockdown LSM or securityfs is not mounted.
+pub fn lockdown(buf: &mut [u8; 128]) -> Option<&str> {
+    let text = crate::files::read_small(c"/sys/kernel/security/lockdown", buf, "lockdown").ok()?;
+    let start = text.iter().position(|&c| c == b'[')? + 1;
+    let len = text[start..].iter().position(|&c| c == b']')?;
+    core::str::from_utf8(&text[start..start + len]).ok()
+}
+
+/// The taint bit mask from `/proc/sys/kernel/tainted`.
+pub fn taint() -> Result<u64> {
+    let mut buf = [0u8; 32];
+    let t = crate::files::read_small(c"/proc/sys/kernel/tainted", &mut buf, "cannot read /proc/sys/kernel/tainted")?;
+    Ok(parse_u64(t).unwrap_or(0))
+}
+
+/// Taint letters in bit order, as the kernel's documentation lists them.
+pub const TAINT_LETTERS: &[u8; 19] = b"PFSRMBUDAWCIOELKXTN";
+
+/// Parses a decimal number with optional surrounding whitespace.
+pub fn parse_u64(t: &[u8]) -> Option<u64> {
+    let t = t.trim_ascii();
+    if t.is_empty() || t.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in t {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(name: &[u8], ty: u32, desc: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        v.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        v.extend_from_slice(&ty.to_le_bytes());
+        v.extend_from_slice(name);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v.extend_from_slice(desc);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn finds_gnu_build_id_after_other_notes() {
+        let id: Vec<u8> = (1..=20).collect();
+        let mut notes = note(b"Xen\0", 6, b"abcdef");
+        notes.extend(note(b"GNU\0", 1, b"1234"));
+        notes.extend(note(b"GNU\0", 3, &id));
+        assert_eq!(build_id_from_notes(&notes), Some(&id[..]));
+    }
+
+    #[test]
+    fn malformed_notes_yield_none() {
+        assert_eq!(build_id_from_notes(b""), None);
+        let mut n = note(b"GNU\0", 3, &[7; 20]);
+        n.truncate(n.len() - 1);
+        assert_eq!(build_id_from_notes(&n), None);
+        let mut huge = note(b"GNU\0", 3, &[7; 20]);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(build_id_from_notes(&huge), None);
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"32768\n"), Some(32768));
+        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"99999999999999999999"), None);
+    }
+}

@@ -1,0 +1,459 @@
+//! The signed manifest: a small JSON object that names the patch, the kernel
+//! it is for, and the payload's size and SHA-256.
+//!
+//! serde-json-core hands back strings still escaped and its skipper for
+//! unknown fields is lenient and unbounded, so parsing is strict on top of
+//! it: unknown fields are rejected (which also removes the unbounded
+//! skipper), duplicate fields are rejected by serde's derive, trailing bytes
+//! are rejected, and every string is checked against a tight character set
+//! and length bound. Only `description` may contain escapes, and only `\"`
+//! and `\\`.
+#![forbid(unsafe_code)]
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+
+/// Largest manifest in bytes.
+pub const MAX_MANIFEST: usize = 16 * 1024;
+/// Most CVE identifiers in one manifest.
+pub const MAX_CVES: usize = 64;
+/// Largest payload (kernel module) in bytes: 1 GiB.
+pub const MAX_PAYLOAD: u64 = 1 << 30;
+/// Longest module name (the kernel's MODULE_NAME_LEN is 56 with the NUL).
+pub const MAX_NAME: usize = 55;
+/// Longest stream name.
+pub const MAX_STREAM: usize = 64;
+/// Longest kernel release.
+pub const MAX_RELEASE: usize = 64;
+/// Longest CVE identifier.
+pub const MAX_CVE: usize = 32;
+/// Longest architecture name.
+pub const MAX_ARCH: usize = 16;
+/// Longest build-id in bytes (GNU build-ids are 20 bytes with SHA-1).
+pub const MAX_BUILD_ID: usize = 32;
+/// Longest description, in bytes as stored (escaped).
+pub const MAX_DESCRIPTION: usize = 1024;
+/// The manifest format this klpctl reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// The manifest exactly as its JSON says, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw<'a> {
+    format: u32,
+    name: &'a str,
+    stream: &'a str,
+    version: u64,
+    release: &'a str,
+    #[serde(default)]
+    build_id: Option<&'a str>,
+    arch: &'a str,
+    replace: bool,
+    cves: heapless::Vec<&'a str, MAX_CVES>,
+    description: &'a str,
+    created: u64,
+    payload_size: u64,
+    payload_sha256: &'a str,
+}
+
+/// A validated manifest. Strings borrow from the manifest bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest<'a> {
+    /// Module name; also the `/sys/kernel/livepatch/<name>` directory.
+    pub name: &'a str,
+    /// Update line; versions are ordered within a stream.
+    pub stream: &'a str,
+    /// Version within the stream.
+    pub version: u64,
+    /// Target kernel release, as `uname -r` prints it.
+    pub release: &'a str,
+    /// Target kernel GNU build-id, raw bytes (empty when absent).
+    pub build_id: heapless::Vec<u8, MAX_BUILD_ID>,
+    /// Target machine, as `uname -m` prints it.
+    pub arch: &'a str,
+    /// Atomic-replace (cumulative) patch.
+    pub replace: bool,
+    /// CVE identifiers fixed by the patch.
+    pub cves: heapless::Vec<&'a str, MAX_CVES>,
+    /// Free text, in its JSON-escaped form (only `\"` and `\\` escapes).
+    pub description: &'a str,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: u64,
+    /// Payload size in bytes.
+    pub payload_size: u64,
+    /// Payload SHA-256.
+    pub payload_sha256: [u8; 32],
+}
+
+fn charset_ok(s: &str, max: usize, extra: &[u8]) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+}
+
+/// Module names as the kernel accepts them for livepatches: letters, digits
+/// and `_` (the kernel turns `-` into `_`, so allowing it would create two
+/// spellings of one sysfs name).
+pub fn valid_name(s: &str) -> bool {
+    charset_ok(s, MAX_NAME, b"_")
+}
+
+/// Stream names: letters, digits, `.`, `_`, `-`; no leading dot, so a
+/// stream name is always a safe file name.
+pub fn valid_stream(s: &str) -> bool {
+    charset_ok(s, MAX_STREAM, b"._-") && !s.starts_with('.')
+}
+
+/// Kernel releases as `uname -r` prints them.
+pub fn valid_release(s: &str) -> bool {
+    charset_ok(s, MAX_RELEASE, b"._+-~")
+}
+
+/// Architectures as `uname -m` prints them.
+pub fn valid_arch(s: &str) -> bool {
+    charset_ok(s, MAX_ARCH, b"_")
+}
+
+/// CVE and advisory identifiers.
+pub fn valid_cve(s: &str) -> bool {
+    charset_ok(s, MAX_CVE, b"._:-")
+}
+
+/// A description in its stored (escaped) form: no control characters, and
+/// a backslash only as part of `\"` or `\\`.
+pub fn valid_description(s: &str) -> bool {
+    if s.len() > MAX_DESCRIPTION {
+        return false;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            0..=0x1f | 0x7f => return false,
+            b'\\' => match b.get(i + 1) {
+                Some(b'"') | Some(b'\\') => i += 1,
+                _ => return false,
+            },
+            b'"' => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
+}
+
+fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
+    // Lowercase only, so one digest has exactly one spelling.
+    s.len() == 2 * N
+        && !s.bytes().any(|c| c.is_ascii_uppercase())
+        && crate::codec::hex_decode(s.as_bytes(), out).is_some()
+}
+
+/// Parses and validates manifest bytes.
+pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
+    if bytes.len() > MAX_MANIFEST {
+        return Err(Error::Manifest("manifest too large (limit 16384 bytes)"));
+    }
+    let (raw, used): (Raw<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
+    if used != bytes.len() {
+        return Err(Error::Manifest("manifest has trailing bytes after the JSON object"));
+    }
+    if raw.format != FORMAT {
+        return Err(Error::Manifest("unsupported manifest format (this klpctl reads format 1)"));
+    }
+    let bad = |f: &'static str| Err(Error::Manifest(f));
+    if !valid_name(raw.name) {
+        return bad("manifest field name: 1-55 of [A-Za-z0-9_]");
+    }
+    if !valid_stream(raw.stream) {
+        return bad("manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'");
+    }
+    if !valid_release(raw.release) {
+        return bad("manifest field release: 1-64 of [A-Za-z0-9._+~-]");
+    }
+    let mut build_id = heapless::Vec::new();
+    if let Some(b) = raw.build_id {
+        let mut tmp = [0u8; MAX_BUILD_ID];
+        let ok = !b.is_empty()
+            && !b.bytes().any(|c| c.is_ascii_uppercase())
+            && crate::codec::hex_decode(b.as_bytes(), &mut tmp).is_some_and(|d| build_id.extend_from_slice(d).is_ok());
+        if !ok {
+            return bad("manifest field build_id: 2-64 lowercase hex digits");
+        }
+    }
+    if !valid_arch(raw.arch) {
+        return bad("manifest field arch: 1-16 of [A-Za-z0-9_]");
+    }
+    if !raw.cves.iter().all(|c| valid_cve(c)) {
+        return bad("manifest field cves: each 1-32 of [A-Za-z0-9._:-]");
+    }
+    if !valid_description(raw.description) {
+        return bad("manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes");
+    }
+    if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
+        return bad("manifest field payload_size: 1 to 1073741824");
+    }
+    let mut payload_sha256 = [0u8; 32];
+    if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
+        return bad("manifest field payload_sha256: 64 lowercase hex digits");
+    }
+    Ok(Manifest {
+        name: raw.name,
+        stream: raw.stream,
+        version: raw.version,
+        release: raw.release,
+        build_id,
+        arch: raw.arch,
+        replace: raw.replace,
+        cves: raw.cves,
+        description: raw.description,
+        created: raw.created,
+        payload_size: raw.payload_size,
+        payload_sha256,
+    })
+}
+
+fn json_error(e: serde_json_core::de::Error) -> Error {
+    use serde_json_core::de::Error as E;
+    Error::Manifest(match e {
+        E::EofWhileParsingList
+        | E::EofWhileParsingObject
+        | E::EofWhileParsingString
+        | E::EofWhileParsingNumber
+        | E::EofWhileParsingValue => "manifest JSON ends early",
+        E::TrailingCharacters => "manifest has trailing bytes after the JSON object",
+        E::TrailingComma => "manifest JSON has a trailing comma",
+        E::InvalidNumber | E::InvalidType => "manifest JSON: a field has the wrong type or number format",
+        E::InvalidUnicodeCodePoint => "manifest JSON: invalid UTF-8",
+        _ => "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
+    })
+}
+
+/// Writes bytes into a fixed buffer, failing instead of overflowing.
+struct Cursor<'o> {
+    out: &'o mut [u8],
+    n: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, b: &[u8]) -> Result<()> {
+        let dst = self
+            .out
+            .get_mut(self.n..self.n + b.len())
+            .ok_or(Error::Manifest("manifest too large (limit 16384 bytes)"))?;
+        dst.copy_from_slice(b);
+        self.n += b.len();
+        Ok(())
+    }
+
+    fn field(&mut self, key: &str, first: bool) -> Result<()> {
+        self.put(if first { b"{\"" } else { b",\"" })?;
+        self.put(key.as_bytes())?;
+        self.put(b"\":")
+    }
+
+    fn string(&mut self, s: &[u8]) -> Result<()> {
+        self.put(b"\"")?;
+        self.put(s)?;
+        self.put(b"\"")
+    }
+
+    fn num(&mut self, v: u64) -> Result<()> {
+        let mut tmp = [0u8; 20];
+        self.put(crate::out::fmt_u64(v, &mut tmp))
+    }
+}
+
+impl Manifest<'_> {
+    /// Writes the canonical JSON form (the bytes klpctl signs) into `out`:
+    /// fields in the order of the specification, no whitespace, no trailing
+    /// newline. Every value must already be valid (see the `valid_*`
+    /// functions); `parse` of the result gives back an equal manifest.
+    pub fn write<'o>(&self, out: &'o mut [u8]) -> Result<&'o [u8]> {
+        let mut c = Cursor { out, n: 0 };
+        c.field("format", true)?;
+        c.num(FORMAT as u64)?;
+        c.field("name", false)?;
+        c.string(self.name.as_bytes())?;
+        c.field("stream", false)?;
+        c.string(self.stream.as_bytes())?;
+        c.field("version", false)?;
+        c.num(self.version)?;
+        c.field("release", false)?;
+        c.string(self.release.as_bytes())?;
+        if !self.build_id.is_empty() {
+            let mut hex = [0u8; 2 * MAX_BUILD_ID];
+            let h = crate::codec::hex_encode(&self.build_id, &mut hex).ok_or(Error::Internal("build-id"))?;
+            c.field("build_id", false)?;
+            c.string(h)?;
+        }
+        c.field("arch", false)?;
+        c.string(self.arch.as_bytes())?;
+        c.field("replace", false)?;
+        c.put(if self.replace { b"true" } else { b"false" })?;
+        c.field("cves", false)?;
+        c.put(b"[")?;
+        for (i, cve) in self.cves.iter().enumerate() {
+            if i > 0 {
+                c.put(b",")?;
+            }
+            c.string(cve.as_bytes())?;
+        }
+        c.put(b"]")?;
+        c.field("description", false)?;
+        c.string(self.description.as_bytes())?;
+        c.field("created", false)?;
+        c.num(self.created)?;
+        c.field("payload_size", false)?;
+        c.num(self.payload_size)?;
+        c.field("payload_sha256", false)?;
+        let mut hex = [0u8; 64];
+        let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex).ok_or(Error::Internal("sha256"))?;
+        c.string(h)?;
+        c.put(b"}")?;
+        let n = c.n;
+        Ok(&c.out[..n])
+    }
+}
+
+/// Escapes free text for the description field: `"` and `\` get a
+/// backslash; control characters are refused.
+pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str> {
+    let mut n = 0;
+    for &c in text {
+        if c < 0x20 || c == 0x7f {
+            return Err(Error::Usage("--description must not contain control characters"));
+        }
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            _ => core::slice::from_ref(&c),
+        };
+        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage("--description is too long (1024 bytes escaped)"))?;
+        dst.copy_from_slice(esc);
+        n += esc.len();
+    }
+    if n > MAX_DESCRIPTION {
+        return Err(Error::Usage("--description is too long (1024 bytes escaped)"));
+    }
+    core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))
+}
+
+/// Undoes [`escape_description`] while writing human output.
+pub fn write_description(o: &mut crate::out::Out, stored: &str) {
+    let b = stored.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            i += 1;
+        }
+        o.b(&b[i..i + 1]);
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = concat!(
+        r#"{"format":1,"name":"klp_fix_1","stream":"acme","version":3,"release":"6.1.0-41-amd64","#,
+        r#""build_id":"00112233445566778899aabbccddeeff00112233","arch":"x86_64","replace":true,"#,
+        r#""cves":["CVE-2024-1234","CVE-2025-0001"],"description":"fix \"x\" \\ y","created":1764300000,"#,
+        r#""payload_size":1234,"payload_sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}"#
+    );
+
+    fn with(from: &str, to: &str) -> String {
+        assert!(GOOD.contains(from), "{from}");
+        GOOD.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn parses_and_writes_canonically() {
+        let m = parse(GOOD.as_bytes()).unwrap();
+        assert_eq!(m.name, "klp_fix_1");
+        assert_eq!(m.version, 3);
+        assert_eq!(m.build_id.len(), 20);
+        assert_eq!(m.cves.len(), 2);
+        assert_eq!(m.description, r#"fix \"x\" \\ y"#);
+        let mut buf = [0u8; 2048];
+        assert_eq!(m.write(&mut buf).unwrap(), GOOD.as_bytes());
+    }
+
+    #[test]
+    fn build_id_is_optional() {
+        let s = with(r#""build_id":"00112233445566778899aabbccddeeff00112233","#, "");
+        let m = parse(s.as_bytes()).unwrap();
+        assert!(m.build_id.is_empty());
+        let mut buf = [0u8; 2048];
+        assert_eq!(m.write(&mut buf).unwrap(), s.as_bytes());
+    }
+
+    #[test]
+    fn unknown_duplicate_and_missing_fields_are_rejected() {
+        assert!(parse(with(r#""arch""#, r#""extra":{"a":[[[1]]]},"arch""#).as_bytes()).is_err());
+        assert!(parse(with(r#""arch""#, r#""name":"other","arch""#).as_bytes()).is_err());
+        assert!(parse(with(r#""arch":"x86_64","#, "").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        assert!(parse(format!("{GOOD} ").as_bytes()).is_err());
+        assert!(parse(format!("{GOOD}x").as_bytes()).is_err());
+        assert!(parse(format!("{GOOD}{{}}").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_does_not_crash() {
+        let deep = "[".repeat(15000);
+        assert!(parse(with(r#""cves":["#, &format!(r#""cves":{deep}"#)).as_bytes()).is_err());
+        let deep = format!(r#"{{"x":{}"#, "{\"a\":".repeat(3000));
+        assert!(parse(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn escapes_and_control_characters_in_identifiers_are_rejected() {
+        assert!(parse(with("klp_fix_1", r"klp_fix\u0031").as_bytes()).is_err());
+        assert!(parse(with("acme", "ac\\\"me").as_bytes()).is_err());
+        assert!(parse(with("acme", "ac\tme").as_bytes()).is_err());
+        assert!(parse(with("acme", "../etc").as_bytes()).is_err());
+        assert!(parse(with("CVE-2024-1234", "CVE\\n").as_bytes()).is_err());
+        assert!(parse(with("fix ", "fix \\n").as_bytes()).is_err());
+        assert!(parse(with("fix ", "fix \u{1}").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bounds_are_enforced() {
+        assert!(parse(with("klp_fix_1", &"a".repeat(56)).as_bytes()).is_err());
+        assert!(parse(with("klp_fix_1", &"a".repeat(55)).as_bytes()).is_ok());
+        assert!(parse(with("klp_fix_1", "klp-fix").as_bytes()).is_err());
+        let many: Vec<String> = (0..65).map(|i| format!("\"C{i}\"")).collect();
+        assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &many.join(",")).as_bytes()).is_err());
+        let ok: Vec<String> = (0..64).map(|i| format!("\"C{i}\"")).collect();
+        assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &ok.join(",")).as_bytes()).is_ok());
+        assert!(parse(with("1234", "0").as_bytes()).is_err());
+        assert!(parse(with("1234", "1073741825").as_bytes()).is_err());
+        assert!(parse(with("e3b0", "E3B0").as_bytes()).is_err());
+        assert!(parse(with("\"format\":1", "\"format\":2").as_bytes()).is_err());
+        let big = format!("{}{}", &GOOD[..GOOD.len() - 1], " ".repeat(MAX_MANIFEST));
+        assert!(parse(big.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn numbers_must_be_plain_unsigned() {
+        assert!(parse(with(r#""version":3"#, r#""version":-3"#).as_bytes()).is_err());
+        assert!(parse(with(r#""version":3"#, r#""version":3.5"#).as_bytes()).is_err());
+        assert!(parse(with(r#""version":3"#, r#""version":"3""#).as_bytes()).is_err());
+        assert!(parse(with(r#""version":3"#, r#""version":18446744073709551616"#).as_bytes()).is_err());
+        assert!(parse(with(r#""version":3"#, r#""version":18446744073709551615"#).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn description_escaping() {
+        let mut buf = [0u8; 64];
+        assert_eq!(escape_description(br#"a "b" \c"#, &mut buf).unwrap(), r#"a \"b\" \\c"#);
+        assert!(escape_description(b"a\nb", &mut buf).is_err());
+        assert!(valid_description(r#"a \"b\" \\c"#));
+        assert!(!valid_description(r#"a "b"#));
+        assert!(!valid_description(r"a \n"));
+        assert!(!valid_description("a \\"));
+    }
+}

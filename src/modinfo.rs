@@ -1,0 +1,218 @@
+//! Reads a kernel module's `.modinfo` section: NUL-separated `key=value`
+//! strings such as `name=`, `vermagic=` and `livepatch=Y`, plus the ELF
+//! machine. Only the section headers and the section itself are read, each
+//! bounded, so a huge or hostile file costs little.
+#![forbid(unsafe_code)]
+
+use crate::bundle::Source;
+use crate::error::{Error, Result};
+
+/// Largest `.modinfo` section accepted.
+pub const MAX_MODINFO: usize = 64 * 1024;
+/// Most section headers examined.
+pub const MAX_SECTIONS: u16 = 4096;
+
+const NOT_ELF: Error = Error::Module("not a 64-bit little-endian ELF relocatable file (.ko)");
+const NO_MODINFO: Error = Error::Module("module has no usable .modinfo section");
+
+/// What `pack` needs to know about a module.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Modinfo<'a> {
+    /// `name=`: the module name.
+    pub name: &'a str,
+    /// First word of `vermagic=`: the kernel release it was built for.
+    pub release: &'a str,
+    /// `livepatch=Y` present.
+    pub livepatch: bool,
+    /// Architecture from the ELF header, as `uname -m` spells it.
+    pub arch: &'static str,
+}
+
+fn u16le(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn u32le(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64le(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+fn arch_of(machine: u16) -> Option<&'static str> {
+    Some(match machine {
+        62 => "x86_64",
+        183 => "aarch64",
+        21 => "ppc64le",
+        22 => "s390x",
+        243 => "riscv64",
+        _ => return None,
+    })
+}
+
+/// Finds `.modinfo` in the ELF file `src` and copies it into `buf`.
+/// Returns the section bytes and the architecture.
+pub fn read_section<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<(&'b [u8], &'static str)> {
+    let mut eh = [0u8; 64];
+    src.read_at(0, &mut eh).map_err(|_| NOT_ELF)?;
+    // ELFCLASS64, ELFDATA2LSB, ET_REL.
+    if eh[..4] != *b"\x7fELF" || eh[4] != 2 || eh[5] != 1 || u16le(&eh, 16) != 1 {
+        return Err(NOT_ELF);
+    }
+    let arch = arch_of(u16le(&eh, 18)).ok_or(Error::Module("module is for an unknown machine type"))?;
+    let shoff = u64le(&eh, 0x28);
+    let shentsize = u16le(&eh, 0x3a);
+    let shnum = u16le(&eh, 0x3c);
+    let shstrndx = u16le(&eh, 0x3e);
+    if shentsize != 64 || shnum == 0 || shnum > MAX_SECTIONS || shstrndx >= shnum {
+        return Err(NOT_ELF);
+    }
+    let section = |i: u16| -> Result<[u8; 64]> {
+        let mut sh = [0u8; 64];
+        let off = shoff.checked_add(i as u64 * 64).ok_or(NOT_ELF)?;
+        src.read_at(off, &mut sh).map_err(|_| NOT_ELF)?;
+        Ok(sh)
+    };
+    let strtab = section(shstrndx)?;
+    let (str_off, str_size) = (u64le(&strtab, 24), u64le(&strtab, 32));
+    for i in 0..shnum {
+        let sh = section(i)?;
+        let name_off = u32le(&sh, 0) as u64;
+        const WANT: &[u8; 9] = b".modinfo\0";
+        if name_off.checked_add(WANT.len() as u64).is_none_or(|end| end > str_size) {
+            continue;
+        }
+        let mut name = [0u8; 9];
+        let at = str_off.checked_add(name_off).ok_or(NOT_ELF)?;
+        src.read_at(at, &mut name).map_err(|_| NOT_ELF)?;
+        if &name != WANT {
+            continue;
+        }
+        // SHT_NOBITS would have no file bytes.
+        if u32le(&sh, 4) == 8 {
+            return Err(NO_MODINFO);
+        }
+        let (off, size) = (u64le(&sh, 24), u64le(&sh, 32));
+        if size == 0 || size > MAX_MODINFO as u64 {
+            return Err(NO_MODINFO);
+        }
+        let out = &mut buf[..size as usize];
+        src.read_at(off, out).map_err(|_| NO_MODINFO)?;
+        return Ok((out, arch));
+    }
+    Err(NO_MODINFO)
+}
+
+/// Looks up `key` in `.modinfo` contents. The first occurrence wins; a
+/// value that is not UTF-8 is treated as absent.
+pub fn get<'a>(section: &'a [u8], key: &str) -> Option<&'a str> {
+    section.split(|&c| c == 0).find_map(|entry| {
+        let rest = entry.strip_prefix(key.as_bytes())?.strip_prefix(b"=")?;
+        core::str::from_utf8(rest).ok()
+    })
+}
+
+/// Parses a module: `.modinfo` must carry `name=` and `vermagic=`.
+pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<Modinfo<'b>> {
+    let (section, arch) = read_section(src, buf)?;
+    let name = get(section, "name").ok_or(Error::Module("module .modinfo has no name= (built by an old kernel?)"))?;
+    let vermagic = get(section, "vermagic").ok_or(Error::Module("module .modinfo has no vermagic="))?;
+    let release = vermagic.split(' ').next().unwrap_or("");
+    if !crate::manifest::valid_name(name) {
+        return Err(Error::Module("module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)"));
+    }
+    if !crate::manifest::valid_release(release) {
+        return Err(Error::Module("module vermagic= does not start with a valid kernel release"));
+    }
+    let livepatch = get(section, "livepatch") == Some("Y");
+    Ok(Modinfo { name, release, livepatch, arch })
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// A minimal ELF64 relocatable with a section-name table and one
+    /// `.modinfo` section holding `modinfo`.
+    pub fn fake_ko(modinfo: &[u8], machine: u16) -> Vec<u8> {
+        let shstr = b"\0.shstrtab\0.modinfo\0";
+        let mut f = vec![0u8; 64];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2;
+        f[5] = 1;
+        f[6] = 1;
+        f[16..18].copy_from_slice(&1u16.to_le_bytes());
+        f[18..20].copy_from_slice(&machine.to_le_bytes());
+        let str_off = f.len();
+        f.extend_from_slice(shstr);
+        let mi_off = f.len();
+        f.extend_from_slice(modinfo);
+        while f.len() % 8 != 0 {
+            f.push(0);
+        }
+        let shoff = f.len();
+        let mut sh = |name: u32, ty: u32, off: usize, size: usize| {
+            let mut s = [0u8; 64];
+            s[..4].copy_from_slice(&name.to_le_bytes());
+            s[4..8].copy_from_slice(&ty.to_le_bytes());
+            s[24..32].copy_from_slice(&(off as u64).to_le_bytes());
+            s[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            f.extend_from_slice(&s);
+        };
+        sh(0, 0, 0, 0);
+        sh(1, 3, str_off, shstr.len());
+        sh(11, 1, mi_off, modinfo.len());
+        f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+        f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        f
+    }
+
+    const INFO: &[u8] = b"license=GPL\0livepatch=Y\0\0name=klp_basic\0vermagic=6.1.0-41-amd64 SMP preempt mod_unload modversions \0";
+
+    fn parse_vec(v: &[u8]) -> Result<(String, String, bool, &'static str)> {
+        let s: &[u8] = v;
+        let mut buf = [0u8; MAX_MODINFO];
+        let m = parse(&s, &mut buf)?;
+        Ok((m.name.to_string(), m.release.to_string(), m.livepatch, m.arch))
+    }
+
+    #[test]
+    fn reads_name_vermagic_livepatch() {
+        let (name, rel, lp, arch) = parse_vec(&fake_ko(INFO, 62)).unwrap();
+        assert_eq!((name.as_str(), rel.as_str(), lp, arch), ("klp_basic", "6.1.0-41-amd64", true, "x86_64"));
+    }
+
+    #[test]
+    fn plain_module_is_not_livepatch() {
+        let info = b"name=plain\0vermagic=6.1.0-41-amd64 SMP \0";
+        assert!(!parse_vec(&fake_ko(info, 62)).unwrap().2);
+        // "livepatch=N" or a prefix match must not count.
+        let info = b"name=plain\0livepatch=N\0livepatchx=Y\0vermagic=6.1 \0";
+        assert!(!parse_vec(&fake_ko(info, 62)).unwrap().2);
+    }
+
+    #[test]
+    fn rejects_non_elf_and_missing_fields() {
+        assert_eq!(parse_vec(b"not an elf").unwrap_err(), NOT_ELF);
+        assert!(parse_vec(&fake_ko(b"vermagic=6.1 \0", 62)).is_err());
+        assert!(parse_vec(&fake_ko(b"name=x\0", 62)).is_err());
+        assert!(parse_vec(&fake_ko(b"name=bad-name\0vermagic=6.1 \0", 62)).is_err());
+        assert!(parse_vec(&fake_ko(INFO, 9999)).is_err());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let ko = fake_ko(INFO, 62);
+        for n in 0..ko.len() - 1 {
+            let _ = parse_vec(&ko[..n]);
+        }
+        let mut h = ko.clone();
+        h[0x3c] = 0xff; // shnum larger than the file
+        assert!(parse_vec(&h).is_err());
+    }
+}

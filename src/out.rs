@@ -1,0 +1,199 @@
+//! Small output helpers. No `core::fmt`: each helper writes bytes into a
+//! fixed buffer that is flushed to a file descriptor, which keeps the
+//! formatting machinery out of the device binary.
+#![forbid(unsafe_code)]
+
+use rustix::fd::BorrowedFd;
+use rustix::io::Errno;
+
+/// A buffered writer to a file descriptor; flushes when full and on drop.
+pub struct Out {
+    fd: Option<BorrowedFd<'static>>,
+    buf: [u8; 2048],
+    len: usize,
+}
+
+impl Out {
+    /// A writer to standard output.
+    pub fn stdout() -> Out {
+        Out::to(Some(crate::sys::stdout()))
+    }
+
+    /// A writer to standard error.
+    pub fn stderr() -> Out {
+        Out::to(Some(crate::sys::stderr()))
+    }
+
+    /// A writer to `fd`, or a sink that discards everything when `None`.
+    pub fn to(fd: Option<BorrowedFd<'static>>) -> Out {
+        Out { fd, buf: [0; 2048], len: 0 }
+    }
+
+    /// Writes the buffered bytes. Errors (a closed pipe) are ignored: there
+    /// is nobody left to tell.
+    pub fn flush(&mut self) {
+        if let Some(fd) = self.fd {
+            let _ = crate::sys::write_all(fd, &self.buf[..self.len]);
+        }
+        self.len = 0;
+    }
+
+    /// Raw bytes.
+    pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
+        for chunk in bytes.chunks(self.buf.len()) {
+            if self.len + chunk.len() > self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
+            self.len += chunk.len();
+        }
+        self
+    }
+
+    /// A string.
+    pub fn s(&mut self, s: &str) -> &mut Self {
+        self.b(s.as_bytes())
+    }
+
+    /// A newline.
+    pub fn nl(&mut self) -> &mut Self {
+        self.b(b"\n")
+    }
+
+    /// An unsigned decimal number.
+    pub fn u(&mut self, n: u64) -> &mut Self {
+        let mut tmp = [0u8; 20];
+        let s = fmt_u64(n, &mut tmp);
+        self.b(s)
+    }
+
+    /// A signed decimal number.
+    pub fn i(&mut self, n: i64) -> &mut Self {
+        if n < 0 {
+            self.b(b"-");
+        }
+        self.u(n.unsigned_abs())
+    }
+
+    /// Lowercase hex of `bytes`.
+    pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
+        for &x in bytes {
+            let pair = crate::codec::hex_pair(x);
+            self.b(&pair);
+        }
+        self
+    }
+
+    /// A JSON string literal, escaping as needed. Input is bytes because
+    /// some strings come from the kernel (task names); bytes that are not
+    /// printable ASCII are written as `\u00XX`, so the output is always
+    /// valid JSON whatever the input.
+    pub fn json_str(&mut self, bytes: &[u8]) -> &mut Self {
+        self.b(b"\"");
+        for &c in bytes {
+            match c {
+                b'"' => self.b(b"\\\""),
+                b'\\' => self.b(b"\\\\"),
+                0x20..=0x7e => self.b(&[c]),
+                _ => {
+                    let h = crate::codec::hex_pair(c);
+                    self.b(b"\\u00").b(&h)
+                }
+            };
+        }
+        self.b(b"\"")
+    }
+
+    /// `true` or `false`.
+    pub fn bool(&mut self, v: bool) -> &mut Self {
+        self.s(if v { "true" } else { "false" })
+    }
+
+    /// The symbolic name of an errno, e.g. `EPERM`.
+    pub fn errno(&mut self, e: Errno) -> &mut Self {
+        match errno_name(e) {
+            Some(n) => self.s(n),
+            None => self.s("errno ").u(e.raw_os_error() as u64),
+        }
+    }
+}
+
+impl Drop for Out {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Formats `n` in decimal into `tmp`, returning the used tail.
+pub fn fmt_u64(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &tmp[i..]
+}
+
+/// Symbolic names for the errnos klpctl is likely to meet.
+pub fn errno_name(e: Errno) -> Option<&'static str> {
+    const NAMES: &[(Errno, &str)] = &[
+        (Errno::PERM, "EPERM"),
+        (Errno::NOENT, "ENOENT"),
+        (Errno::SRCH, "ESRCH"),
+        (Errno::INTR, "EINTR"),
+        (Errno::IO, "EIO"),
+        (Errno::NOEXEC, "ENOEXEC"),
+        (Errno::BADF, "EBADF"),
+        (Errno::AGAIN, "EAGAIN"),
+        (Errno::NOMEM, "ENOMEM"),
+        (Errno::ACCESS, "EACCES"),
+        (Errno::FAULT, "EFAULT"),
+        (Errno::BUSY, "EBUSY"),
+        (Errno::EXIST, "EEXIST"),
+        (Errno::NODEV, "ENODEV"),
+        (Errno::NOTDIR, "ENOTDIR"),
+        (Errno::ISDIR, "EISDIR"),
+        (Errno::INVAL, "EINVAL"),
+        (Errno::NFILE, "ENFILE"),
+        (Errno::MFILE, "EMFILE"),
+        (Errno::FBIG, "EFBIG"),
+        (Errno::NOSPC, "ENOSPC"),
+        (Errno::ROFS, "EROFS"),
+        (Errno::PIPE, "EPIPE"),
+        (Errno::NAMETOOLONG, "ENAMETOOLONG"),
+        (Errno::NOSYS, "ENOSYS"),
+        (Errno::NOTEMPTY, "ENOTEMPTY"),
+        (Errno::NODATA, "ENODATA"),
+        (Errno::TIME, "ETIME"),
+        (Errno::TIMEDOUT, "ETIMEDOUT"),
+        (Errno::NOKEY, "ENOKEY"),
+        (Errno::KEYREJECTED, "EKEYREJECTED"),
+        (Errno::KEYEXPIRED, "EKEYEXPIRED"),
+        (Errno::BADMSG, "EBADMSG"),
+        (Errno::NOTSUP, "EOPNOTSUPP"),
+        (Errno::OVERFLOW, "EOVERFLOW"),
+    ];
+    NAMES.iter().find(|(n, _)| *n == e).map(|(_, s)| *s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal() {
+        let mut t = [0u8; 20];
+        assert_eq!(fmt_u64(0, &mut t), b"0");
+        assert_eq!(fmt_u64(u64::MAX, &mut t), b"18446744073709551615");
+    }
+
+    #[test]
+    fn errno_names() {
+        assert_eq!(errno_name(Errno::KEYREJECTED), Some("EKEYREJECTED"));
+        assert_eq!(errno_name(Errno::from_raw_os_error(4000)), None);
+    }
+}

@@ -1,0 +1,141 @@
+//! The only module with `unsafe`: process entry, raw standard streams, the
+//! read-only mapping used by the `init_module` fallback, and process exit.
+//!
+//! Everything here is a thin safe wrapper whose precondition is checked or
+//! guaranteed right where the `unsafe` block sits.
+#![allow(unsafe_code)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+use core::ffi::CStr;
+use rustix::fd::{AsFd, BorrowedFd};
+
+/// Most arguments klpctl accepts; more is a usage error.
+pub const MAX_ARGS: usize = 96;
+
+/// Command-line arguments as NUL-terminated strings that live for the whole
+/// process.
+pub type Args = heapless::Vec<&'static CStr, MAX_ARGS>;
+
+/// Collects `argv` into [`Args`], dropping anything past [`MAX_ARGS`] (the
+/// CLI then reports a usage error because the count is checked there).
+///
+/// # Safety
+/// `argv` must point to `argc` valid pointers to NUL-terminated strings that
+/// stay valid and unmodified for the rest of the process, as the C runtime
+/// guarantees for `main`'s arguments.
+pub unsafe fn args(argc: i32, argv: *const *const u8) -> Args {
+    let mut out = Args::new();
+    let n = if argc < 0 { 0 } else { argc as usize };
+    for i in 0..n.min(MAX_ARGS) {
+        // SAFETY: i < argc, so argv.add(i) is inside the argv array.
+        let p = unsafe { *argv.add(i) };
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: the caller guarantees each argv entry is a valid
+        // NUL-terminated string that lives until exit.
+        let s = unsafe { CStr::from_ptr(p.cast()) };
+        if out.push(s).is_err() {
+            break;
+        }
+    }
+    if n > MAX_ARGS {
+        // Make the overflow visible to the parser: a sentinel it rejects.
+        out.pop();
+        let _ = out.push(c"--too-many-arguments");
+    }
+    out
+}
+
+/// Standard output.
+pub fn stdout() -> BorrowedFd<'static> {
+    // SAFETY: fd 1 is opened by the parent process for the life of ours and
+    // klpctl never closes it.
+    unsafe { BorrowedFd::borrow_raw(1) }
+}
+
+/// Standard error.
+pub fn stderr() -> BorrowedFd<'static> {
+    // SAFETY: fd 2 is opened by the parent process for the life of ours and
+    // klpctl never closes it.
+    unsafe { BorrowedFd::borrow_raw(2) }
+}
+
+/// Writes all of `bytes` to `fd`, retrying on short writes and EINTR.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(rustix::io::Errno::IO),
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Prints `msg` on standard error and exits with status 1 without running
+/// any destructors. Used only by the panic handler.
+pub fn die(msg: &[u8]) -> ! {
+    let _ = write_all(stderr(), msg);
+    unsafe extern "C" {
+        fn _exit(status: i32) -> !;
+    }
+    // SAFETY: _exit is the C library's async-signal-safe process exit; it
+    // takes a plain int and never returns.
+    unsafe { _exit(1) }
+}
+
+/// A read-only, shared mapping of a sealed memfd, unmapped on drop.
+pub struct Mapping {
+    ptr: *mut core::ffi::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` read-only. `fd` must be sealed against
+    /// writes and shrinking (checked by the caller through `F_GET_SEALS`), so
+    /// the mapped bytes cannot change or vanish under us.
+    pub fn sealed_read_only(fd: impl AsFd, len: usize) -> rustix::io::Result<Mapping> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        if len == 0 {
+            return Err(rustix::io::Errno::INVAL);
+        }
+        let seals = rustix::fs::fcntl_get_seals(&fd)?;
+        let need = rustix::fs::SealFlags::WRITE | rustix::fs::SealFlags::SHRINK;
+        if !seals.contains(need) {
+            return Err(rustix::io::Errno::PERM);
+        }
+        // SAFETY: a fresh mapping at an address of the kernel's choosing
+        // (null hint) cannot alias any Rust object; the length is non-zero
+        // and the fd is sealed so the file cannot shrink below `len` (the
+        // caller sized it) and its contents cannot be written.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                len,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                fd,
+                0,
+            )?
+        };
+        Ok(Mapping { ptr, len })
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: ptr/len describe a live read-only mapping owned by self
+        // (unmapped only in Drop) of a memfd sealed against writes and
+        // shrinking, so the bytes are valid and immutable for &self.
+        unsafe { core::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len came from a successful mmap in sealed_read_only and
+        // no slice borrowed from it outlives &self.
+        let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+    }
+}
