@@ -152,6 +152,11 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if bytes.len() > MAX_MANIFEST {
         return Err(Error::Manifest("manifest too large (limit 16384 bytes)"));
     }
+    // The signed bytes are exactly one object: no whitespace around it, so a
+    // manifest has no invisible variants.
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return Err(Error::Manifest("manifest must be exactly one JSON object with nothing before or after it"));
+    }
     let (raw, used): (Raw<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
     if used != bytes.len() {
         return Err(Error::Manifest("manifest has trailing bytes after the JSON object"));
@@ -397,6 +402,8 @@ mod tests {
     #[test]
     fn trailing_bytes_are_rejected() {
         assert!(parse(format!("{GOOD} ").as_bytes()).is_err());
+        assert!(parse(format!("{GOOD}\n").as_bytes()).is_err());
+        assert!(parse(format!(" {GOOD}").as_bytes()).is_err());
         assert!(parse(format!("{GOOD}x").as_bytes()).is_err());
         assert!(parse(format!("{GOOD}{{}}").as_bytes()).is_err());
     }
@@ -429,8 +436,9 @@ mod tests {
         assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &many.join(",")).as_bytes()).is_err());
         let ok: Vec<String> = (0..64).map(|i| format!("\"C{i}\"")).collect();
         assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &ok.join(",")).as_bytes()).is_ok());
-        assert!(parse(with("1234", "0").as_bytes()).is_err());
-        assert!(parse(with("1234", "1073741825").as_bytes()).is_err());
+        assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":0"#).as_bytes()).is_err());
+        assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":1073741825"#).as_bytes()).is_err());
+        assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":1073741824"#).as_bytes()).is_ok());
         assert!(parse(with("e3b0", "E3B0").as_bytes()).is_err());
         assert!(parse(with("\"format\":1", "\"format\":2").as_bytes()).is_err());
         let big = format!("{}{}", &GOOD[..GOOD.len() - 1], " ".repeat(MAX_MANIFEST));

@@ -212,7 +212,10 @@ pub mod tests {
             let _ = parse_vec(&ko[..n]);
         }
         let mut h = ko.clone();
-        h[0x3c] = 0xff; // shnum larger than the file
-        assert!(parse_vec(&h).is_err());
+        h[0x2f] = 0x7f; // section headers far past the end of the file
+        assert_eq!(parse_vec(&h).unwrap_err(), NOT_ELF);
+        let mut h = ko.clone();
+        h[0x3e] = 9; // name table index out of range
+        assert_eq!(parse_vec(&h).unwrap_err(), NOT_ELF);
     }
 }
