@@ -70,3 +70,73 @@ klp_patch_present() {
 klp_patch_gone() {
     [ ! -d "/sys/kernel/livepatch/$1" ]
 }
+
+# klp_json_flat < JSON: flatten one JSON document into "path=value" lines,
+# e.g. patches.0.name=klp_basic, patches.0.enabled=true, leftover=[] for an
+# empty array. Strings are printed without quotes and escapes are kept as
+# written. Malformed input prints "json-error=<offset>" and fails, so callers
+# can tell "field missing" from "klpctl printed something that is not JSON".
+klp_json_flat() {
+    awk '
+    function skip() { while (i <= n && index(" \t\r\n", substr(s, i, 1)) > 0) i++ }
+    function str(    out, c) {
+        i++; out = ""
+        while (i <= n) {
+            c = substr(s, i, 1)
+            if (c == "\\") { out = out c substr(s, i + 1, 1); i += 2; continue }
+            if (c == "\"") { i++; return out }
+            out = out c; i++
+        }
+        bad = 1; return out
+    }
+    function key(path, k) { return path == "" ? k : path "." k }
+    function val(path,    c, k, idx, start) {
+        skip(); c = substr(s, i, 1)
+        if (c == "{") {
+            i++; skip()
+            if (substr(s, i, 1) == "}") { i++; print path "={}"; return }
+            while (!bad) {
+                skip()
+                if (substr(s, i, 1) != "\"") { bad = 1; return }
+                k = str(); skip()
+                if (substr(s, i, 1) != ":") { bad = 1; return }
+                i++; val(key(path, k)); skip()
+                c = substr(s, i, 1); i++
+                if (c == "}") return
+                if (c != ",") { bad = 1; return }
+            }
+            return
+        }
+        if (c == "[") {
+            i++; skip()
+            if (substr(s, i, 1) == "]") { i++; print path "=[]"; return }
+            idx = 0
+            while (!bad) {
+                val(key(path, idx)); idx++; skip()
+                c = substr(s, i, 1); i++
+                if (c == "]") return
+                if (c != ",") { bad = 1; return }
+            }
+            return
+        }
+        if (c == "\"") { k = str(); print path "=" k; return }
+        start = i
+        while (i <= n && index(",}] \t\r\n", substr(s, i, 1)) == 0) i++
+        if (i == start) { bad = 1; return }
+        print path "=" substr(s, start, i - start)
+    }
+    { s = s $0 "\n" }
+    END {
+        n = length(s); i = 1; bad = 0
+        val("")
+        skip()
+        if (bad || i <= n) { print "json-error=" i; exit 1 }
+    }'
+}
+
+# klp_json_get PATH < JSON: the value at PATH; fails when absent.
+klp_json_get() {
+    klp_json_flat | awk -v p="$1" '
+        index($0, p "=") == 1 { print substr($0, length(p) + 2); found = 1 }
+        END { exit !found }'
+}

@@ -58,7 +58,7 @@ klp_case_end
 klp_case_begin smoke_stall
 insmod $M/klp_stall_target.ko || klp_fail "insmod target"
 klp_wait_for 5 sh -c 'dmesg | grep -q "thread parked"' || klp_fail "thread did not park"
-pid=$(pidof klp_stall || ps | awk '$NF == "[klp_stall]" {print $1}')
+pid=$(pidof klptest_parked)
 echo "stall thread pid=$pid"
 t0=$(klp_now_cs)
 insmod $M/klp_stall.ko || klp_fail "insmod klp_stall"
@@ -70,6 +70,7 @@ expect_file /sys/kernel/livepatch/klp_stall/transition 1
 echo 1 >/sys/module/klp_stall_target/parameters/release
 klp_wait_for 5 transition_done klp_stall || klp_fail "transition did not finish after release"
 expect_file /sys/module/klp_stall_target/parameters/left 1
+expect_file /sys/module/klp_stall_target/parameters/result 0
 unpatch klp_stall
 rmmod klp_stall_target || klp_fail "rmmod target"
 klp_case_end

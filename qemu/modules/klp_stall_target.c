@@ -6,7 +6,9 @@
  *
  * While the thread is parked its stack holds klp_stall_target_wait(), so a
  * livepatch of that function (klp_stall) cannot finish its transition: this
- * is how the tests produce a stalled transition on demand.
+ * is how the tests produce a stalled transition on demand. The thread is
+ * named klptest_parked so tests can look for it in klpctl's report of
+ * blocking tasks.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -27,6 +29,14 @@ static int left;
 module_param(left, int, 0444);
 MODULE_PARM_DESC(left, "Times the thread has returned from klp_stall_target_wait()");
 
+/*
+ * What klp_stall_target_wait() returned: -1 until it returns, 0 for the
+ * original function, 1 when klp_stall's replacement ran instead.
+ */
+static int result = -1;
+module_param(result, int, 0444);
+MODULE_PARM_DESC(result, "Return value of klp_stall_target_wait(): 0 original, 1 patched");
+
 static struct task_struct *klp_stall_thread;
 
 int klp_stall_target_wait(void);
@@ -45,7 +55,7 @@ noinline int klp_stall_target_wait(void)
 static int klp_stall_thread_fn(void *data)
 {
 	pr_info("thread parked in klp_stall_target_wait\n");
-	klp_stall_target_wait();
+	WRITE_ONCE(result, klp_stall_target_wait());
 	WRITE_ONCE(left, left + 1);
 	pr_info("thread released\n");
 	/* Park outside the patched function until rmmod. */
@@ -56,7 +66,7 @@ static int klp_stall_thread_fn(void *data)
 
 static int __init klp_stall_target_init(void)
 {
-	klp_stall_thread = kthread_run(klp_stall_thread_fn, NULL, "klp_stall");
+	klp_stall_thread = kthread_run(klp_stall_thread_fn, NULL, "klptest_parked");
 	return PTR_ERR_OR_ZERO(klp_stall_thread);
 }
 

@@ -1,0 +1,51 @@
+#!/bin/bash
+# The README's main job, end to end on this machine: fetch a Debian 12
+# kernel, build the klp_basic test livepatch, build klpctl, make a demo
+# signing key, pack and sign a bundle on the host, then boot the kernel in
+# QEMU and show klpctl applying and removing the patch.
+#
+# usage: demo.sh [SERIES]    (default 6.1)
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+series=${1:-6.1}
+step() { printf '\n==> %s\n' "$*"; }
+
+step "fetching Debian 12 kernels"
+"$QEMU_DIR/fetch-kernels.sh"
+release=$(to_release "$series")
+[ -n "$release" ] || die "no kernel resolved for series $series"
+
+step "building the test livepatch modules for $release"
+"$QEMU_DIR/build-modules.sh" "$release"
+
+step "building klpctl (static, musl)"
+(cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl)
+klpctl=$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl
+ls -l "$klpctl"
+
+demo=$OUT_DIR/demo
+mkdir -p "$demo/keys.d" "$demo/secret" "$demo/bundles"
+if [ ! -s "$demo/secret/demo.sec" ]; then
+    step "generating a demo signing key"
+    rm -f "$demo/keys.d/demo.pub"
+    "$klpctl" keygen -p "$demo/keys.d/demo.pub" -s "$demo/secret/demo.sec" -c "klpctl demo key"
+fi
+
+step "packing and signing klp_basic.ko for $release"
+bundle=$demo/bundles/klp_basic.klp
+rm -f "$bundle"
+"$klpctl" pack "$OUT_DIR/build/$release/klp_basic.ko" -o "$bundle" \
+    --stream demo --version 1 --kernel-notes "$OUT_DIR/kernels/$release/notes" \
+    --description "demo: /proc/cmdline says it is patched" -s "$demo/secret/demo.sec"
+"$klpctl" info "$bundle"
+"$klpctl" verify "$bundle" --keyring "$demo/keys.d"
+
+step "building the initramfs (busybox, klpctl, the bundle, the demo public key)"
+KLPCTL=$klpctl "$QEMU_DIR/mkinitramfs.sh" -s demo -b "$demo/bundles" -K "$demo/keys.d" "$release"
+
+step "booting $release under QEMU"
+"$QEMU_DIR/run.sh" -s demo -t 300 "$release"
+grep -q '^KLPTEST demo PASS' "$OUT_DIR/logs/$release-demo.log" \
+    || die "the demo did not pass; see $OUT_DIR/logs/$release-demo.log"
+step "demo passed"

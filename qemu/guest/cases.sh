@@ -1,0 +1,566 @@
+#!/bin/sh
+# klpctl's kernel test cases, run inside the QEMU guest (busybox sh).
+#
+# Each case checks behaviour (what /proc prints) and state (sysfs,
+# /proc/modules, klpctl's exit code and `status --json`), and prints
+# "KLPTEST <case> PASS" or "KLPTEST <case> FAIL <reason>". Cases run in
+# sequence and each one leaves the system as it found it: no livepatch
+# loaded. The scenario "sigenforce" (booted with module.sig_enforce=1) runs
+# only the signature-enforcement case.
+#
+# Only the fixture targets (klp_stall_target, klp_target) are loaded with
+# insmod; every livepatch goes through klpctl.
+. /klptest/lib.sh
+
+B=/klptest/bundles
+M=/klptest/modules
+T=/tmp/klptest
+mkdir -p "$T"
+SCENARIO=$(cat /klptest/scenario)
+# Read before anything patches /proc/cmdline.
+ORIG_CMDLINE=$(cat /proc/cmdline)
+BASIC_LINE="klpctl-test: basic patched"
+
+# --- running klpctl -------------------------------------------------------
+
+# kl ARGS...: run klpctl; stdout to $T/out, stderr to $T/err, both echoed to
+# the console. Sets KL_RC.
+kl() {
+    echo "+ klpctl $*"
+    klpctl "$@" >"$T/out" 2>"$T/err"
+    KL_RC=$?
+    sed 's/^/  | /' "$T/out"
+    sed 's/^/  ! /' "$T/err"
+    echo "  = exit $KL_RC"
+}
+
+expect_rc() {
+    [ "$KL_RC" = "$1" ] || klp_fail "klpctl exited $KL_RC, expected $1${2:+ ($2)}"
+}
+
+# kl_says PATTERN: klpctl's stdout or stderr matches PATTERN
+# (extended regex, case-insensitive).
+kl_says() {
+    cat "$T/out" "$T/err" | grep -qiE "$1"
+}
+
+expect_says() {
+    kl_says "$1" || klp_fail "klpctl output lacks /$1/"
+}
+
+# expect_json_changed true|false: the --json output of apply/disable.
+expect_json_changed() {
+    local got
+    got=$(klp_json_get changed <"$T/out") \
+        || { klp_fail "no \"changed\" in --json output"; return; }
+    [ "$got" = "$1" ] || klp_fail "\"changed\" is $got, expected $1"
+}
+
+# --- observing the kernel -------------------------------------------------
+
+is_true() {
+    case $1 in true | 1) return 0 ;; *) return 1 ;; esac
+}
+
+modules() {
+    awk '{print $1}' /proc/modules | sort | tr '\n' ' '
+}
+
+expect_file() { # FILE EXPECTED
+    local got
+    got=$(cat "$1" 2>&1)
+    [ "$got" = "$2" ] || klp_fail "$1 reads '$got', expected '$2'"
+}
+
+expect_cmdline() {
+    expect_file /proc/cmdline "$1"
+}
+
+# Refresh $T/status.flat from `klpctl status --json`.
+status_json() {
+    klpctl status --json >"$T/status" 2>"$T/status.err"
+    local rc=$?
+    sed 's/^/  s| /' "$T/status"
+    [ "$rc" = 0 ] || klp_fail "status --json exited $rc: $(cat "$T/status.err")"
+    klp_json_flat <"$T/status" >"$T/status.flat" \
+        || klp_fail "status --json printed invalid JSON"
+}
+
+# status_field NAME FIELD: FIELD of patch NAME in the last status_json.
+status_field() {
+    local idx
+    idx=$(sed -n "s/^patches\.\([0-9]*\)\.name=$1\$/\1/p" "$T/status.flat" | head -n 1)
+    [ -n "$idx" ] || return 1
+    sed -n "s/^patches\.$idx\.$2=//p" "$T/status.flat"
+}
+
+# expect_applied NAME: the patch is loaded, enabled, settled, and klpctl
+# status agrees.
+expect_applied() {
+    klp_module_loaded "$1" || klp_fail "$1 not in /proc/modules"
+    expect_file "/sys/kernel/livepatch/$1/enabled" 1
+    expect_file "/sys/kernel/livepatch/$1/transition" 0
+    status_json
+    local en tr
+    en=$(status_field "$1" enabled) || { klp_fail "status does not list $1"; return; }
+    tr=$(status_field "$1" transition)
+    is_true "$en" || klp_fail "status says $1 enabled=$en"
+    is_true "$tr" && klp_fail "status says $1 transition=$tr"
+    return 0
+}
+
+# expect_gone NAME: no trace of the patch in the kernel or in status.
+expect_gone() {
+    klp_patch_present "$1" && klp_fail "$1 still in /sys/kernel/livepatch"
+    klp_module_loaded "$1" && klp_fail "$1 still in /proc/modules"
+    status_json
+    status_field "$1" name >/dev/null && klp_fail "status still lists $1"
+    return 0
+}
+
+# expect_modules_unchanged BEFORE: /proc/modules lists the same names.
+expect_modules_unchanged() {
+    local now
+    now=$(modules)
+    [ "$now" = "$1" ] || klp_fail "modules changed: before '$1', now '$now'"
+}
+
+# expect_no_livepatch: the system is back to its pristine state.
+expect_no_livepatch() {
+    local lp
+    lp=$(ls /sys/kernel/livepatch)
+    [ -z "$lp" ] || klp_fail "livepatches left: $lp"
+    expect_cmdline "$ORIG_CMDLINE"
+}
+
+target_load() { # MODULE
+    insmod "$M/$1.ko" || klp_fail "insmod $1"
+}
+
+target_unload() { # MODULE
+    klp_module_loaded "$1" || return 0
+    rmmod "$1" || klp_fail "rmmod $1"
+}
+
+# Load klp_stall_target and wait until its thread is parked.
+stall_target_load() {
+    target_load klp_stall_target
+    klp_wait_for 5 pidof klptest_parked >/dev/null \
+        || klp_fail "klptest_parked thread did not start"
+    STALL_PID=$(pidof klptest_parked)
+}
+
+stall_release() {
+    echo 1 >/sys/module/klp_stall_target/parameters/release
+}
+
+stall_settled() {
+    [ "$(cat /sys/kernel/livepatch/klp_stall/transition 2>/dev/null)" = 0 ]
+}
+
+# Time of a case, for the host's per-case figures.
+case_timer_start() { CASE_T0=$(klp_now_cs); }
+case_timer_end() { echo "KLPTEST-TIME $KLP_CASE $(($(klp_now_cs) - CASE_T0))cs"; }
+
+begin() {
+    klp_case_begin "$1"
+    case_timer_start
+}
+
+end() {
+    case_timer_end
+    klp_case_end
+}
+
+# --- cases ----------------------------------------------------------------
+
+case_apply() {
+    begin c01_apply
+    local before
+    before=$(modules)
+    kl apply --json "$B/basic.klp"
+    expect_rc 0
+    expect_json_changed true
+    expect_cmdline "$BASIC_LINE"
+    expect_applied klp_basic
+    [ "$(modules)" = "$before" ] && klp_fail "/proc/modules did not change"
+    end
+}
+
+case_reapply() {
+    begin c02_reapply
+    local before refcnt
+    before=$(modules)
+    kl apply "$B/basic.klp"
+    expect_rc 0
+    expect_says "already applied"
+    kl apply --json "$B/basic.klp"
+    expect_rc 0
+    expect_json_changed false
+    expect_modules_unchanged "$before"
+    expect_cmdline "$BASIC_LINE"
+    expect_applied klp_basic
+    # Nothing reached the kernel: no new patch was enabled.
+    klp_case_dmesg | grep -q "enabling patch" && klp_fail "kernel enabled a patch again"
+    end
+}
+
+case_rejected() {
+    begin c03_rejected
+    local before b
+    before=$(modules)
+    for b in tampered badsig unsigned untrusted; do
+        kl apply "$B/bad/$b.klp"
+        expect_rc 3 "$b"
+        kl verify "$B/bad/$b.klp"
+        expect_rc 3 "verify $b"
+    done
+    kl verify "$B/basic.klp"
+    expect_rc 0 "verify of the good bundle"
+    expect_modules_unchanged "$before"
+    expect_cmdline "$BASIC_LINE"
+    end
+}
+
+case_wrong_kernel() {
+    begin c04_wrong_kernel
+    local before b
+    before=$(modules)
+    for b in other_kernel wrong_build_id; do
+        kl apply "$B/wrong/$b.klp"
+        expect_rc 4 "$b"
+    done
+    expect_modules_unchanged "$before"
+    expect_cmdline "$BASIC_LINE"
+    end
+}
+
+case_disable() {
+    begin c07_disable
+    kl disable --json klp_basic
+    expect_rc 0
+    expect_json_changed true
+    expect_cmdline "$ORIG_CMDLINE"
+    expect_gone klp_basic
+    kl disable klp_basic
+    expect_rc 0 "second disable"
+    expect_says "not applied"
+    kl disable --json klp_basic
+    expect_rc 0 "third disable"
+    expect_json_changed false
+    end
+}
+
+case_replace_chain() {
+    begin c05_replace_chain
+    local v
+    for v in 1 2 3; do
+        kl apply "$B/cumul_v$v.klp"
+        expect_rc 0 "v$v"
+        expect_cmdline "klpctl-test: cumulative v$v"
+    done
+    expect_applied klp_cumul_v3
+    for v in 1 2; do
+        expect_gone klp_cumul_v$v
+    done
+    [ "$(ls /sys/kernel/livepatch)" = klp_cumul_v3 ] \
+        || klp_fail "sysfs holds $(ls /sys/kernel/livepatch | tr '\n' ' ')"
+    end
+}
+
+case_downgrade() {
+    begin c06_downgrade
+    local before
+    before=$(modules)
+    kl apply "$B/cumul_v2.klp"
+    expect_rc 5 "downgrade without --allow-downgrade"
+    expect_modules_unchanged "$before"
+    expect_cmdline "klpctl-test: cumulative v3"
+    expect_applied klp_cumul_v3
+    kl apply --allow-downgrade "$B/cumul_v2.klp"
+    expect_rc 0 "downgrade with --allow-downgrade"
+    expect_cmdline "klpctl-test: cumulative v2"
+    expect_applied klp_cumul_v2
+    expect_gone klp_cumul_v3
+    kl disable klp_cumul_v2
+    expect_rc 0 "disable v2"
+    expect_gone klp_cumul_v2
+    expect_no_livepatch
+    end
+}
+
+case_stall_timeout() {
+    begin c08_stall_timeout
+    stall_target_load
+    local t0 dt
+    t0=$(klp_now_cs)
+    kl apply --timeout 5 "$B/stall.klp"
+    dt=$(($(klp_now_cs) - t0))
+    echo "apply returned after ${dt}cs"
+    expect_rc 7
+    [ "$dt" -le 900 ] || klp_fail "apply took ${dt}cs, want about 7 s at most"
+    [ "$dt" -ge 450 ] || klp_fail "apply gave up after ${dt}cs, before its 5 s timeout"
+    kl_says "klptest_parked|[^0-9]$STALL_PID([^0-9]|\$)" \
+        || klp_fail "the blocking task (klptest_parked, pid $STALL_PID) is not named"
+    expect_gone klp_stall
+    # Reverted: once released, the thread runs the original function.
+    stall_release
+    klp_wait_for 5 sh -c '[ "$(cat /sys/module/klp_stall_target/parameters/left)" = 1 ]' \
+        || klp_fail "thread did not leave the wait function"
+    expect_file /sys/module/klp_stall_target/parameters/result 0
+    target_unload klp_stall_target
+    end
+}
+
+case_badcb() {
+    begin c09_badcb
+    local before
+    before=$(modules)
+    kl apply "$B/badcb.klp"
+    expect_rc 6
+    # The callback's error is ENODEV; klpctl must pass the kernel's reason on.
+    expect_says "ENODEV|no such device"
+    expect_modules_unchanged "$before"
+    expect_gone klp_badcb
+    expect_no_livepatch
+    end
+}
+
+case_sig_enforce() {
+    begin c10_sig_enforce
+    local before
+    expect_file /sys/module/module/parameters/sig_enforce Y
+    before=$(modules)
+    kl apply "$B/basic.klp"
+    expect_rc 6
+    expect_says "signature|signed"
+    expect_modules_unchanged "$before"
+    expect_gone klp_basic
+    expect_no_livepatch
+    end
+}
+
+case_concurrent() {
+    begin c11_concurrent
+    local pa pb ra rb
+    # Two different patches at once: both must end applied.
+    klpctl apply "$B/basic.klp" >"$T/a" 2>&1 &
+    pa=$!
+    klpctl apply "$B/modobj.klp" >"$T/b" 2>&1 &
+    pb=$!
+    wait $pa
+    ra=$?
+    wait $pb
+    rb=$?
+    sed 's/^/  a| /' "$T/a"
+    sed 's/^/  b| /' "$T/b"
+    [ "$ra" = 0 ] || klp_fail "first apply exited $ra"
+    [ "$rb" = 0 ] || klp_fail "second apply exited $rb"
+    expect_applied klp_basic
+    expect_applied klp_modobj
+    expect_cmdline "$BASIC_LINE"
+    kl disable klp_basic
+    expect_rc 0
+    kl disable klp_modobj
+    expect_rc 0
+    expect_no_livepatch
+
+    # The same bundle twice at once: one applies, the other finds it done.
+    klpctl apply "$B/basic.klp" >"$T/a" 2>&1 &
+    pa=$!
+    klpctl apply "$B/basic.klp" >"$T/b" 2>&1 &
+    pb=$!
+    wait $pa
+    ra=$?
+    wait $pb
+    rb=$?
+    sed 's/^/  a| /' "$T/a"
+    sed 's/^/  b| /' "$T/b"
+    [ "$ra" = 0 ] || klp_fail "first identical apply exited $ra"
+    [ "$rb" = 0 ] || klp_fail "second identical apply exited $rb"
+    [ "$(grep -c '^klp_basic ' /proc/modules)" = 1 ] || klp_fail "klp_basic loaded twice?"
+    cat "$T/a" "$T/b" | grep -qi "already applied" \
+        || klp_fail "neither identical apply says already applied"
+    expect_applied klp_basic
+    kl disable klp_basic
+    expect_rc 0
+
+    # While one apply waits on a stalled transition it holds the lock:
+    # --no-wait must give up at once with exit 9.
+    stall_target_load
+    klpctl apply --timeout 60 "$B/stall.klp" >"$T/a" 2>&1 &
+    pa=$!
+    klp_wait_for 10 klp_patch_present klp_stall || klp_fail "stalled apply never loaded klp_stall"
+    kl apply --no-wait "$B/basic.klp"
+    expect_rc 9
+    klp_module_loaded klp_basic && klp_fail "--no-wait apply loaded klp_basic"
+    stall_release
+    wait $pa
+    ra=$?
+    sed 's/^/  a| /' "$T/a"
+    [ "$ra" = 0 ] || klp_fail "stalled apply exited $ra after release"
+    expect_applied klp_stall
+    kl disable klp_stall
+    expect_rc 0
+    expect_gone klp_stall
+    target_unload klp_stall_target
+    expect_no_livepatch
+    end
+}
+
+case_apply_dir() {
+    begin c12_apply_dir
+    local f
+    kl apply --dir "$B/dir"
+    # Junk is reported, not fatal; bundles for this kernel are applied.
+    case $KL_RC in
+        0 | 3 | 4) ;;
+        *) klp_fail "apply --dir exited $KL_RC" ;;
+    esac
+    expect_applied klp_basic
+    expect_applied klp_modobj
+    klp_module_loaded klp_cumul_v1 && klp_fail "bundle for the other kernel was loaded"
+    for f in junk.klp empty.klp truncated.klp; do
+        kl_says "$f" || klp_fail "junk file $f not reported"
+    done
+    kl_says "other_cumul_v1" || klp_fail "other kernel's bundle not reported"
+    expect_cmdline "$BASIC_LINE"
+    kl disable klp_basic
+    expect_rc 0
+    kl disable klp_modobj
+    expect_rc 0
+    expect_no_livepatch
+    end
+}
+
+case_sigkill() {
+    begin c13_sigkill
+    local pa ra en tr
+    stall_target_load
+    klpctl apply --timeout 60 "$B/stall.klp" >"$T/a" 2>&1 &
+    pa=$!
+    klp_wait_for 10 klp_patch_present klp_stall || klp_fail "apply never loaded klp_stall"
+    sleep 1
+    kill -9 $pa
+    wait $pa
+    ra=$?
+    sed 's/^/  a| /' "$T/a"
+    echo "killed apply exited $ra"
+    expect_file /sys/kernel/livepatch/klp_stall/transition 1
+    # status must report what the kernel is doing, not what klpctl meant to do.
+    status_json
+    en=$(status_field klp_stall enabled) || klp_fail "status does not list klp_stall"
+    tr=$(status_field klp_stall transition)
+    is_true "$en" || klp_fail "status: klp_stall enabled=$en during the transition"
+    is_true "$tr" || klp_fail "status: klp_stall transition=$tr during the transition"
+    stall_release
+    klp_wait_for 10 stall_settled || klp_fail "transition did not finish after release"
+    kl apply "$B/stall.klp"
+    expect_rc 0 "apply after the interrupted one"
+    expect_applied klp_stall
+    f=$(klp_json_get leftover <"$T/status") || true
+    [ "$f" = "[]" ] || klp_fail "leftover not empty after recovery: $(grep '^leftover' "$T/status.flat" | tr '\n' ' ')"
+    kl disable klp_stall
+    expect_rc 0
+    expect_gone klp_stall
+    target_unload klp_stall_target
+    expect_no_livepatch
+    end
+}
+
+case_modobj_before() {
+    begin modobj_before
+    kl apply "$B/modobj.klp"
+    expect_rc 0
+    expect_applied klp_modobj
+    target_load klp_target
+    expect_file /proc/klp_target "klp_target: patched"
+    kl disable klp_modobj
+    expect_rc 0
+    expect_gone klp_modobj
+    expect_file /proc/klp_target "klp_target: original"
+    target_unload klp_target
+    end
+}
+
+case_modobj_after() {
+    begin modobj_after
+    target_load klp_target
+    expect_file /proc/klp_target "klp_target: original"
+    kl apply "$B/modobj.klp"
+    expect_rc 0
+    expect_applied klp_modobj
+    expect_file /proc/klp_target "klp_target: patched"
+    kl disable klp_modobj
+    expect_rc 0
+    expect_gone klp_modobj
+    expect_file /proc/klp_target "klp_target: original"
+    target_unload klp_target
+    end
+}
+
+# rss_apply BUNDLE NAME: apply under `time -v`, print peak RSS in KiB, and
+# disable again.
+rss_apply() {
+    time -v klpctl apply "$1" >"$T/out" 2>"$T/err"
+    KL_RC=$?
+    cat "$T/out"
+    grep -v '^	' "$T/err"
+    expect_rc 0 "apply $1"
+    RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
+    kl disable "$2"
+    expect_rc 0
+}
+
+case_big() {
+    begin big_rss
+    local basic_kb size
+    rss_apply "$B/basic.klp" klp_basic
+    basic_kb=$RSS_KB
+    size=$(wc -c <"$B/big.klp")
+    time -v klpctl apply "$B/big.klp" >"$T/out" 2>"$T/err"
+    KL_RC=$?
+    grep -v '^	' "$T/err"
+    expect_rc 0 "apply of the 16 MiB bundle"
+    RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
+    expect_cmdline "klpctl-test: big patched 5a"
+    expect_applied klp_big
+    kl disable klp_big
+    expect_rc 0
+    expect_gone klp_big
+    echo "KLPTEST-METRIC apply_peak_rss_kb basic=$basic_kb big=$RSS_KB big_bundle_bytes=$size"
+    expect_no_livepatch
+    end
+}
+
+case_final() {
+    begin final_clean
+    expect_no_livepatch
+    local left
+    left=$(modules)
+    [ -z "$left" ] || klp_fail "modules left loaded: $left"
+    end
+}
+
+if [ "$SCENARIO" = sigenforce ]; then
+    case_sig_enforce
+    case_final
+    exit 0
+fi
+
+case_apply
+case_reapply
+case_rejected
+case_wrong_kernel
+case_disable
+case_replace_chain
+case_downgrade
+case_stall_timeout
+case_badcb
+case_concurrent
+case_apply_dir
+case_sigkill
+case_modobj_before
+case_modobj_after
+case_big
+case_final

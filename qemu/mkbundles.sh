@@ -1,0 +1,109 @@
+#!/bin/bash
+# Pack and sign, on the host, every bundle the guest cases need for RELEASE,
+# into target/qemu/bundles/RELEASE/. Creates the test keys on first use:
+#   target/qemu/keys/trusted/klptest.pub     shipped in the guest's keys.d
+#   target/qemu/keys/secret/klptest.sec      host only
+#   target/qemu/keys/untrusted/untrusted.*   host only, signs the
+#                                            "untrusted key" bundle
+#
+# usage: mkbundles.sh [-k KLPCTL] RELEASE
+# Needs the modules of every resolved release (for the "other kernel" cases).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+klpctl=${KLPCTL:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl}
+while getopts k: opt; do
+    case $opt in
+        k) klpctl=$OPTARG ;;
+        *) die "usage: $0 [-k KLPCTL] RELEASE" ;;
+    esac
+done
+shift $((OPTIND - 1))
+[ $# = 1 ] || die "usage: $0 [-k KLPCTL] RELEASE"
+release=$(to_release "$1")
+[ -n "$release" ] || die "kernel series $1 not resolved: run qemu/fetch-kernels.sh"
+[ -x "$klpctl" ] || die "no klpctl binary at $klpctl"
+need_cmd python3 python3-minimal
+
+other=$(resolved_releases | grep -vxF "$release" | head -n 1 || true)
+[ -n "$other" ] || die "the cases need a second kernel release; fetch both series"
+
+keys=$OUT_DIR/keys
+mkdir -p "$keys/trusted" "$keys/secret" "$keys/untrusted"
+if [ ! -s "$keys/secret/klptest.sec" ]; then
+    rm -f "$keys/trusted/klptest.pub"
+    "$klpctl" keygen -p "$keys/trusted/klptest.pub" -s "$keys/secret/klptest.sec" \
+        -c "klpctl QEMU test key" >&2 || die "klpctl keygen failed"
+fi
+if [ ! -s "$keys/untrusted/untrusted.sec" ]; then
+    rm -f "$keys/untrusted/untrusted.pub"
+    "$klpctl" keygen -p "$keys/untrusted/untrusted.pub" -s "$keys/untrusted/untrusted.sec" \
+        -c "klpctl QEMU untrusted key" >&2 || die "klpctl keygen failed"
+fi
+SEC=$keys/secret/klptest.sec
+
+mods=$OUT_DIR/build/$release
+omods=$OUT_DIR/build/$other
+notes=$OUT_DIR/kernels/$release/notes
+onotes=$OUT_DIR/kernels/$other/notes
+for f in "$mods/klp_basic.ko" "$omods/klp_cumul_v1.ko" "$notes" "$onotes"; do
+    [ -s "$f" ] || die "missing $f: run qemu/fetch-kernels.sh and qemu/build-modules.sh"
+done
+
+out=$OUT_DIR/bundles/$release
+tmp=$(mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX" 2>/dev/null \
+    || { mkdir -p "$OUT_DIR/bundles" && mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX"; })
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/bad" "$tmp/wrong" "$tmp/dir"
+
+# pack KO OUT STREAM VERSION [EXTRA...]: a bundle for $release signed by the
+# trusted key, unless EXTRA says otherwise.
+pack() {
+    local ko=$1 dst=$2 stream=$3 version=$4
+    shift 4
+    "$klpctl" pack "$ko" -o "$dst" --stream "$stream" --version "$version" "$@" >&2 \
+        || die "klpctl pack $ko -> $dst failed"
+}
+
+pack "$mods/klp_basic.ko" "$tmp/basic.klp" basic 1 --kernel-notes "$notes" -s "$SEC" \
+    --description "klpctl test: /proc/cmdline says basic patched" --cve CVE-0000-0001
+for v in 1 2 3; do
+    pack "$mods/klp_cumul_v$v.ko" "$tmp/cumul_v$v.klp" cumul "$v" --kernel-notes "$notes" \
+        --replace -s "$SEC"
+done
+pack "$mods/klp_stall.ko" "$tmp/stall.klp" stall 1 --kernel-notes "$notes" -s "$SEC"
+pack "$mods/klp_badcb.ko" "$tmp/badcb.klp" badcb 1 --kernel-notes "$notes" -s "$SEC"
+pack "$mods/klp_modobj.ko" "$tmp/modobj.klp" modobj 1 --kernel-notes "$notes" -s "$SEC"
+pack "$mods/klp_big.ko" "$tmp/big.klp" big 1 --kernel-notes "$notes" -s "$SEC"
+
+# Rejected bundles (exit 3).
+mutate() { python3 "$QEMU_DIR/tools/bundle-mutate.py" "$@"; }
+mutate payload "$tmp/basic.klp" "$tmp/bad/tampered.klp"
+mutate signature "$tmp/basic.klp" "$tmp/bad/badsig.klp"
+mutate manifest "$tmp/basic.klp" "$tmp/bad/manifest.klp"
+pack "$mods/klp_basic.ko" "$tmp/bad/unsigned.klp" basic 1 --kernel-notes "$notes" --unsigned
+pack "$mods/klp_basic.ko" "$tmp/bad/untrusted.klp" basic 1 --kernel-notes "$notes" \
+    -s "$keys/untrusted/untrusted.sec"
+
+# Bundles for another kernel (exit 4): the other release's build, and this
+# release's module claiming a build-id this kernel does not have.
+pack "$omods/klp_basic.ko" "$tmp/wrong/other_kernel.klp" basic 1 --kernel-notes "$onotes" -s "$SEC"
+bid=$(cat "$OUT_DIR/kernels/$release/build-id")
+wrong_bid=$(printf '%s' "$bid" | tr '0-9a-f' '1-9a-f0')
+pack "$mods/klp_basic.ko" "$tmp/wrong/wrong_build_id.klp" basic 1 --kernel-build-id "$wrong_bid" -s "$SEC"
+
+# apply --dir: two bundles for this kernel, one for the other, and junk.
+cp "$tmp/basic.klp" "$tmp/dir/basic.klp"
+cp "$tmp/modobj.klp" "$tmp/dir/modobj.klp"
+pack "$omods/klp_cumul_v1.ko" "$tmp/dir/other_cumul_v1.klp" cumul 1 --kernel-notes "$onotes" \
+    --replace -s "$SEC"
+head -c 4096 /dev/urandom >"$tmp/dir/junk.klp"
+: >"$tmp/dir/empty.klp"
+mutate truncate "$tmp/basic.klp" "$tmp/dir/truncated.klp"
+printf 'not a bundle\n' >"$tmp/dir/notes.txt"
+
+rm -rf "$out"
+mv "$tmp" "$out"
+trap - EXIT
+log "$release: bundles in $out"
+printf '%s\n' "$out"

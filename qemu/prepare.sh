@@ -1,0 +1,36 @@
+#!/bin/bash
+# Everything the QEMU suite needs before booting, idempotent and cached:
+# kernels and headers, test modules, the static klpctl, test keys, bundles,
+# and one initramfs per kernel and scenario (main, sigenforce).
+#
+# usage: prepare.sh
+# stdout: one line per kernel: "<series> <release>". Progress goes to stderr.
+# Environment: KLPCTL=path to use a prebuilt static klpctl instead of
+# building one with cargo.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$QEMU_DIR/fetch-kernels.sh" >/dev/null
+"$QEMU_DIR/build-modules.sh" >/dev/null
+
+if [ -z "${KLPCTL:-}" ]; then
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) to build klpctl"
+    if command -v rustup >/dev/null; then
+        rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+            || rustup target add x86_64-unknown-linux-musl >&2
+    fi
+    log "building klpctl (release, x86_64-unknown-linux-musl)"
+    (cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl >&2) \
+        || die "cargo build of klpctl failed"
+    KLPCTL=$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl
+fi
+export KLPCTL
+[ -x "$KLPCTL" ] || die "no klpctl at $KLPCTL"
+
+while read -r series release; do
+    "$QEMU_DIR/mkbundles.sh" "$release" >/dev/null
+    for scenario in main sigenforce; do
+        "$QEMU_DIR/mkinitramfs.sh" -s "$scenario" "$release" >/dev/null
+    done
+    printf '%s %s\n' "$series" "$release"
+done <"$OUT_DIR/kernels/releases"
