@@ -54,6 +54,7 @@ out=$OUT_DIR/bundles/$release
 tmp=$(mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX" 2>/dev/null \
     || { mkdir -p "$OUT_DIR/bundles" && mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX"; })
 trap 'rm -rf "$tmp"' EXIT
+chmod 0755 "$tmp"
 mkdir -p "$tmp/bad" "$tmp/wrong" "$tmp/dir"
 
 # pack KO OUT STREAM VERSION [EXTRA...]: a bundle for $release signed by the
@@ -61,7 +62,7 @@ mkdir -p "$tmp/bad" "$tmp/wrong" "$tmp/dir"
 pack() {
     local ko=$1 dst=$2 stream=$3 version=$4
     shift 4
-    "$klpctl" pack "$ko" -o "$dst" --stream "$stream" --version "$version" "$@" >&2 \
+    "$klpctl" pack "$ko" -o "$dst" --stream "$stream" --version "$version" "$@" >/dev/null \
         || die "klpctl pack $ko -> $dst failed"
 }
 

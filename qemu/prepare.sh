@@ -14,13 +14,14 @@ set -euo pipefail
 "$QEMU_DIR/build-modules.sh" >/dev/null
 
 if [ -z "${KLPCTL:-}" ]; then
-    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) to build klpctl"
+    cargo=${CARGO:-cargo}
+    command -v "$cargo" >/dev/null || die "cargo not found: install Rust (rustup) to build klpctl"
     if command -v rustup >/dev/null; then
         rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
             || rustup target add x86_64-unknown-linux-musl >&2
     fi
     log "building klpctl (release, x86_64-unknown-linux-musl)"
-    (cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl >&2) \
+    (cd "$REPO_DIR" && "$cargo" build --release --target x86_64-unknown-linux-musl --bin klpctl >&2) \
         || die "cargo build of klpctl failed"
     KLPCTL=$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl
 fi

@@ -50,13 +50,13 @@ start=$(date +%s.%N)
 set +e
 if [ "$quiet" = 1 ]; then
     timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-        -accel tcg -m 512 -smp 1 -nographic -no-reboot \
+        -accel tcg -m 512 -smp 1 -nographic -no-reboot -nic none \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         </dev/null >"$logfile" 2>&1
     rc=$?
 else
     timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-        -accel tcg -m 512 -smp 1 -nographic -no-reboot \
+        -accel tcg -m 512 -smp 1 -nographic -no-reboot -nic none \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         </dev/null 2>&1 | tee "$logfile"
     rc=${PIPESTATUS[0]}
