@@ -52,19 +52,27 @@ fetch_image() {
     # apt-get download drops privileges to _apt, which cannot write to a
     # root-owned mktemp dir; let it.
     chmod 0777 "$tmp"
-    (cd "$tmp" && apt-get download -q "linux-image-$release-unsigned" >&2) \
-        || { rm -rf "$tmp"; die "apt-get download linux-image-$release-unsigned failed"; }
+    if ! (cd "$tmp" && apt-get download -q "linux-image-$release-unsigned" >&2); then
+        rm -rf "$tmp"
+        log "apt-get download linux-image-$release-unsigned failed"
+        return 1
+    fi
     # Only ./boot is needed; skipping the module tree saves most of the time.
-    dpkg-deb --fsys-tarfile "$tmp"/linux-image-*.deb | tar -x -C "$tmp" ./boot
-    mkdir -p "$dir.new"
-    mv "$tmp/boot/vmlinuz-$release" "$dir.new/vmlinuz"
-    mv "$tmp/boot/config-$release" "$dir.new/config"
-    python3 "$QEMU_DIR/tools/kernel-notes.py" "$dir.new/vmlinuz" \
-        "$dir.new/notes" "$dir.new/build-id"
-    grep -q '^CONFIG_LIVEPATCH=y' "$dir.new/config" \
-        || die "$release was built without CONFIG_LIVEPATCH"
-    rm -rf "$tmp" "$dir"
-    mv "$dir.new" "$dir"
+    # Each step is checked explicitly: this runs where errexit is off.
+    rm -rf "$dir.new"
+    mkdir -p "$dir.new" \
+        && dpkg-deb --fsys-tarfile "$tmp"/linux-image-*.deb | tar -x -C "$tmp" ./boot \
+        && mv "$tmp/boot/vmlinuz-$release" "$dir.new/vmlinuz" \
+        && mv "$tmp/boot/config-$release" "$dir.new/config" \
+        && python3 "$QEMU_DIR/tools/kernel-notes.py" "$dir.new/vmlinuz" \
+            "$dir.new/notes" "$dir.new/build-id" \
+        || { rm -rf "$tmp" "$dir.new"; log "$release: cannot unpack the image"; return 1; }
+    rm -rf "$tmp"
+    if ! grep -q '^CONFIG_LIVEPATCH=y' "$dir.new/config"; then
+        rm -rf "$dir.new"
+        die "$release was built without CONFIG_LIVEPATCH"
+    fi
+    rm -rf "$dir" && mv "$dir.new" "$dir" || return 1
     log "$release: build-id $(cat "$dir/build-id")"
 }
 
@@ -79,16 +87,26 @@ fetch_headers() {
         || die "linux-headers-$release installed but /usr/src/linux-headers-$release is missing"
 }
 
+# resolve_and_fetch SERIES: prints the release. Fails (without dying) when
+# apt's lists are stale, e.g. a security update removed the version they
+# name from the mirror, so the caller can update and retry once.
+resolve_and_fetch() {
+    local r
+    r=$(newest_release "$1")
+    [ -n "$r" ] || return 1
+    (fetch_image "$r" && fetch_headers "$r") || return 1
+    printf '%s\n' "$r"
+}
+
 resolved=()
 for s in $SERIES; do
-    r=$(newest_release "$s")
-    if [ -z "$r" ]; then
+    if ! r=$(resolve_and_fetch "$s"); then
+        log "series $s: nothing usable in apt's lists; updating them and retrying"
+        _APT_UPDATED=0
         apt_update_once
-        r=$(newest_release "$s")
+        r=$(resolve_and_fetch "$s") \
+            || die "no linux-image-*-unsigned with matching headers could be fetched for series $s"
     fi
-    [ -n "$r" ] || die "no linux-image-*-unsigned with matching headers found for series $s"
-    fetch_image "$r"
-    fetch_headers "$r"
     resolved+=("$s $r")
 done
 
