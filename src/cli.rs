@@ -41,12 +41,32 @@ exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
 /// Per-invocation context: what is being worked on, for error messages.
 pub struct Cli {
     /// The file or object the current error is about (printed before it).
-    pub ctx: &'static [u8],
+    pub ctx: heapless::Vec<u8, 256>,
+    /// Specifics printed after the message, e.g. both sides of a mismatch.
+    pub detail: heapless::Vec<u8, 256>,
+}
+
+impl Cli {
+    /// Sets what the next error is about (truncated if too long).
+    pub fn ctx(&mut self, what: &[u8]) {
+        self.ctx.clear();
+        let _ = self.ctx.extend_from_slice(&what[..what.len().min(256)]);
+    }
+
+    /// Sets the detail text from parts (truncated if too long).
+    pub fn detail(&mut self, parts: &[&[u8]]) {
+        self.detail.clear();
+        for p in parts {
+            for &c in *p {
+                let _ = self.detail.push(c);
+            }
+        }
+    }
 }
 
 /// Runs klpctl with `args` (including argv\[0\]) and returns the exit code.
 pub fn run(args: &[&'static CStr]) -> i32 {
-    let mut cli = Cli { ctx: b"" };
+    let mut cli = Cli { ctx: heapless::Vec::new(), detail: heapless::Vec::new() };
     match dispatch(&mut cli, args.get(1..).unwrap_or(&[])) {
         Ok(()) => 0,
         Err(e) => {
@@ -61,11 +81,17 @@ pub fn report(cli: &Cli, e: Error) {
     let mut o = Out::stderr();
     o.s("klpctl: ");
     if !cli.ctx.is_empty() {
-        o.b(cli.ctx).s(": ");
+        o.b(&cli.ctx).s(": ");
     }
     o.s(e.message());
     if let (Some(errno), Error::Io(..)) = (e.errno(), e) {
         o.s(": ").errno(errno);
+    }
+    if let Error::KernelRefused(errno) = e {
+        o.s(" [").errno(errno).s("]");
+    }
+    if !cli.detail.is_empty() {
+        o.s(": ").b(&cli.detail);
     }
     o.nl();
 }
@@ -112,8 +138,9 @@ impl Args<'_> {
     }
 }
 
-fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
-    cli.ctx = arg;
+/// A usage error for an unexpected argument, which becomes the context.
+pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
+    cli.ctx(arg);
     if arg.starts_with(b"-") {
         Error::Usage("unknown option (see klpctl --help)")
     } else {
@@ -183,26 +210,22 @@ fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     id.copy_from_slice(&rnd[32..]);
     let sk = SecretKey::from_seed(seed, id);
     let mut buf = [0u8; 1300];
-    cli.ctx = secp.to_bytes();
+    cli.ctx(secp.to_bytes());
     create_new(secp, 0o600, sk.to_file(comment, &mut buf)?)?;
-    cli.ctx = pubp.to_bytes();
+    cli.ctx(pubp.to_bytes());
     create_new(pubp, 0o644, sk.public().to_file(comment, &mut buf)?)?;
     Out::stdout().s("key id ").hex(&id).nl();
     Ok(())
 }
 
 fn read_secret(cli: &mut Cli, path: &'static CStr) -> Result<SecretKey> {
-    cli.ctx = path.to_bytes();
+    cli.ctx(path.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
     let k = keys::parse_secret(files::read_small(path, &mut buf, "cannot read secret key")?)?;
-    cli.ctx = b"";
+    cli.ctx(b"");
     Ok(k)
 }
 
-fn now() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    t.tv_sec.max(0) as u64
-}
 
 fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut module: Option<&'static CStr> = None;
@@ -232,14 +255,14 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
             }
             b"--kernel-notes" => {
                 let p = a.value_c()?;
-                cli.ctx = p.to_bytes();
+                cli.ctx(p.to_bytes());
                 let mut buf = [0u8; crate::kernel::MAX_NOTES];
                 let notes = files::read_small(p, &mut buf, "cannot read kernel notes file")?;
                 let id = crate::kernel::build_id_from_notes(notes)
                     .filter(|id| id.len() <= manifest::MAX_BUILD_ID)
                     .ok_or(Error::Usage("no GNU build-id note in the kernel notes file"))?;
                 let _ = build_id.extend_from_slice(id);
-                cli.ctx = b"";
+                cli.ctx(b"");
             }
             b"--replace" => replace = true,
             b"--unsigned" => unsigned = true,
@@ -247,7 +270,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
             b"--cve" => {
                 let c = a.value_str()?;
                 if !manifest::valid_cve(c) {
-                    cli.ctx = c.as_bytes();
+                    cli.ctx(c.as_bytes());
                     return Err(Error::Usage("--cve: 1-32 of [A-Za-z0-9._:-]"));
                 }
                 cves.push(c).map_err(|_| Error::Usage("at most 64 --cve"))?;
@@ -274,7 +297,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut dbuf = [0u8; manifest::MAX_DESCRIPTION + 8];
     let description = manifest::escape_description(desc_raw, &mut dbuf)?;
 
-    cli.ctx = module.to_bytes();
+    cli.ctx(module.to_bytes());
     let fd = files::open_ro(module, "cannot open module")?;
     let src = FileSource::new(&fd)?;
     let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
@@ -303,7 +326,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
         replace,
         cves,
         description,
-        created: created.unwrap_or_else(now),
+        created: created.unwrap_or_else(crate::livepatch::unix_time),
         payload_size: size,
         payload_sha256: digest,
     };
@@ -317,7 +340,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
             let _ = sigs.push(k.sign(mbytes));
         }
     }
-    cli.ctx = output;
+    cli.ctx(output);
     let mut outf = AtomicFile::create(output, 0o644)?;
     bundle::write(&mut outf, mbytes, &sigs, &fd, 0, size)?;
     outf.commit()?;
@@ -333,7 +356,7 @@ struct Opened {
 }
 
 fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
-    cli.ctx = path.to_bytes();
+    cli.ctx(path.to_bytes());
     Ok(Opened { fd: files::open_ro(path, "cannot open bundle")? })
 }
 
@@ -402,7 +425,7 @@ fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let [path, sigpath] = pos[..] else {
         return Err(Error::Usage("attach needs BUNDLE and SIGFILE"));
     };
-    cli.ctx = sigpath.to_bytes();
+    cli.ctx(sigpath.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
     let sig = keys::parse_signature(files::read_small(sigpath, &mut buf, "cannot read signature file")?)?;
     let changed = add_signature(cli, path, sig, false)?;
@@ -432,7 +455,7 @@ fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
     };
     let changed = add_signature(cli, path, sig, true)?;
     if let Some(x) = sigout {
-        cli.ctx = x;
+        cli.ctx(x);
         let mut buf = [0u8; 400];
         files::write_atomic(x, sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?, 0o644)?;
     }

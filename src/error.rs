@@ -53,6 +53,8 @@ pub enum Error {
     // ---- exit 7 / 8: transitions ----
     /// The transition did not finish in time and was reverted.
     TimedOutReverted,
+    /// A disable did not finish in time; the patch was re-enabled.
+    DisableTimedOut,
     /// The transition did not finish and the revert did not either.
     Stuck(&'static str),
 
@@ -78,7 +80,7 @@ impl Error {
             Error::WrongKernel(_) | Error::NoLivepatch => 4,
             Error::Downgrade | Error::Conflict(_) => 5,
             Error::KernelRefused(_) => 6,
-            Error::TimedOutReverted => 7,
+            Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
             Error::Locked => 9,
         }
@@ -112,6 +114,9 @@ impl Error {
             Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
             Error::TimedOutReverted => {
                 "transition timed out; the patch was reverted and unloaded, the system is unchanged"
+            }
+            Error::DisableTimedOut => {
+                "disable timed out; the patch was switched back on and stays enabled, the system is unchanged"
             }
             Error::Stuck(m) => m,
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",

@@ -182,6 +182,11 @@ impl AtomicFile {
         Ok(AtomicFile { fd, tmp, dst, done: false })
     }
 
+    /// The file being written.
+    pub fn fd(&self) -> rustix::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         crate::sys::write_all(self.fd.as_fd(), bytes).ctx("cannot write output file")
@@ -209,4 +214,63 @@ pub fn write_atomic(path: &[u8], bytes: &[u8], mode: u32) -> Result<()> {
     let mut f = AtomicFile::create(path, mode)?;
     f.write(bytes)?;
     f.commit()
+}
+
+/// Calls `f` with the name and type of every entry of directory `dir`
+/// except `.` and `..`. Names are NUL-terminated and borrowed only for the
+/// call.
+pub fn each_entry(
+    dir: &CStr,
+    what: &'static str,
+    mut f: impl FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
+) -> Result<()> {
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
+    let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];
+    let mut it = rustix::fs::RawDir::new(&fd, &mut buf);
+    while let Some(e) = it.next() {
+        let e = e.ctx(what)?;
+        let name = e.file_name();
+        if name.to_bytes() == b"." || name.to_bytes() == b".." {
+            continue;
+        }
+        f(name, e.file_type())?;
+    }
+    Ok(())
+}
+
+/// Whether `path` exists (any type).
+pub fn exists(path: &CStr) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
+}
+
+/// Reads a small text file (sysfs attribute) and parses it as a decimal
+/// integer, allowing a leading `-`. `None` if missing or malformed.
+pub fn read_i64(path: &CStr) -> Option<i64> {
+    let mut buf = [0u8; 32];
+    let t = read_small(path, &mut buf, "read").ok()?.trim_ascii();
+    match t.strip_prefix(b"-") {
+        Some(rest) => crate::kernel::parse_u64(rest).and_then(|v| i64::try_from(v).ok()).map(|v| -v),
+        None => crate::kernel::parse_u64(t).and_then(|v| i64::try_from(v).ok()),
+    }
+}
+
+/// Writes `bytes` to an existing file (a sysfs attribute) in one write.
+pub fn write_existing(path: &CStr, bytes: &[u8], what: &'static str) -> Result<()> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
+    crate::sys::write_all(fd.as_fd(), bytes).ctx(what)
+}
+
+/// Creates directory `path` with mode 0700 unless it exists.
+pub fn ensure_dir(path: &CStr, what: &'static str) -> Result<()> {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::Io(what, e)),
+    }
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+pub fn sync_dir(path: &CStr) {
+    if let Ok(fd) = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+        let _ = rustix::fs::fsync(&fd);
+    }
 }

@@ -1,8 +1,28 @@
-//! The kernel side: loading livepatch modules and driving
-//! `/sys/kernel/livepatch`.
+//! The kernel side: loading livepatch modules through a sealed memfd,
+//! driving `/sys/kernel/livepatch` transitions, reverting on timeout,
+//! removing replaced modules, and the `apply`, `disable` and `status`
+//! commands.
 #![forbid(unsafe_code)]
 
+use crate::bundle::{self, FileSource, Signed};
+use crate::cli::{self, Args, Cli};
+use crate::error::{Context, Error, Result};
+use crate::files::{self, PathBuf};
+use crate::kernel::Running;
+use crate::keys::{KeyId, Keyring, SigStatus};
+use crate::manifest::MAX_MANIFEST;
+use crate::out::Out;
+use crate::state;
+use core::ffi::CStr;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
+
+const LP: &[u8] = b"/sys/kernel/livepatch/";
+const SYSMOD: &[u8] = b"/sys/module/";
+/// How long a changing command waits for another klpctl's lock.
+const LOCK_WAIT_S: u64 = 300;
+/// Most blocking tasks listed.
+const MAX_BLOCKERS: usize = 16;
 
 /// What a module-load errno means for a livepatch, and what to do about it.
 pub fn explain_load_errno(e: Errno) -> &'static str {
@@ -19,24 +39,974 @@ pub fn explain_load_errno(e: Errno) -> &'static str {
         Errno::NOEXEC => "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)",
         Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
         Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => "kernel refused the module (a pre-patch callback may have failed; see the kernel log below)",
+        _ => "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)",
     }
 }
 
-use crate::cli::{Args, Cli};
-use crate::error::{Error, Result};
-
-/// `klpctl apply`.
-pub fn apply_cmd(_cli: &mut Cli, _a: &mut Args) -> Result<()> {
-    Err(Error::Usage("apply: not implemented yet"))
+/// Milliseconds on the monotonic clock.
+pub fn now_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
 }
 
-/// `klpctl disable`.
-pub fn disable_cmd(_cli: &mut Cli, _a: &mut Args) -> Result<()> {
-    Err(Error::Usage("disable: not implemented yet"))
+/// Seconds since the Unix epoch.
+pub fn unix_time() -> u64 {
+    rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec.max(0) as u64
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = rustix::time::Timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
+    let _ = rustix::thread::nanosleep(&ts);
+}
+
+fn lp_attr(name: &[u8], attr: &[u8]) -> Result<PathBuf> {
+    if attr.is_empty() {
+        PathBuf::of(&[LP, name])
+    } else {
+        PathBuf::of(&[LP, name, b"/", attr])
+    }
+}
+
+fn mod_attr(name: &[u8], attr: &[u8]) -> Result<PathBuf> {
+    PathBuf::of(&[SYSMOD, name, b"/", attr])
+}
+
+/// Whether `/sys/kernel/livepatch/<name>` exists.
+fn active(name: &[u8]) -> bool {
+    lp_attr(name, b"").is_ok_and(|p| files::exists(p.c()))
+}
+
+/// Whether a loadable module `name` is loaded (only loadable modules have
+/// `refcnt`).
+fn loaded(name: &[u8]) -> bool {
+    mod_attr(name, b"refcnt").is_ok_and(|p| files::exists(p.c()))
+}
+
+fn read_attr(name: &[u8], attr: &[u8]) -> Option<i64> {
+    files::read_i64(lp_attr(name, attr).ok()?.c())
+}
+
+/// Polls until `done()` holds, backing off from 1 ms to 100 ms, or until
+/// `deadline` (monotonic ms). Returns whether `done()` held.
+fn poll(deadline: u64, mut done: impl FnMut() -> bool) -> bool {
+    let mut step = 1;
+    loop {
+        if done() {
+            return true;
+        }
+        if now_ms() >= deadline {
+            return false;
+        }
+        sleep_ms(step.min(deadline.saturating_sub(now_ms())).max(1));
+        step = (step * 2).min(100);
+    }
+}
+
+/// The transition of patch `name` finished (or the patch vanished).
+fn settled(name: &[u8]) -> bool {
+    read_attr(name, b"transition") != Some(1)
+}
+
+/// Is any patch in transition? Returns its name.
+fn any_in_transition(buf: &mut [u8; 64]) -> Option<usize> {
+    let mut found = None;
+    let _ = files::each_entry(c"/sys/kernel/livepatch", "livepatch", |n, _| {
+        if found.is_none() && read_attr(n.to_bytes(), b"transition") == Some(1) {
+            let b = n.to_bytes();
+            let len = b.len().min(64);
+            buf[..len].copy_from_slice(&b[..len]);
+            found = Some(len);
+        }
+        Ok(())
+    });
+    found
+}
+
+/// Lists the tasks whose `patch_state` differs from `target` (1 when
+/// enabling, 0 when disabling): pid, comm, and the top frame of their
+/// kernel stack. Writes human lines to `o` and, when `json` is given, a JSON
+/// array. Returns how many were found.
+fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize {
+    let mut count = 0;
+    if let Some(j) = json.as_deref_mut() {
+        j.s("[");
+    }
+    let _ = files::each_entry(c"/proc", "proc", |pid, _| {
+        let pb = pid.to_bytes();
+        if !pb.iter().all(u8::is_ascii_digit) {
+            return Ok(());
+        }
+        let Ok(tdir) = PathBuf::of(&[b"/proc/", pb, b"/task"]) else { return Ok(()) };
+        let _ = files::each_entry(tdir.c(), "task", |tid, _| {
+            let tb = tid.to_bytes();
+            let base = |attr: &[u8]| PathBuf::of(&[b"/proc/", pb, b"/task/", tb, b"/", attr]);
+            let Ok(ps) = base(b"patch_state") else { return Ok(()) };
+            let st = files::read_i64(ps.c());
+            if st.is_none_or(|s| s == -1 || s == target) {
+                return Ok(());
+            }
+            count += 1;
+            if count > MAX_BLOCKERS {
+                return Ok(());
+            }
+            let mut comm = [0u8; 64];
+            let comm = base(b"comm").ok().and_then(|p| files::read_small(p.c(), &mut comm, "comm").ok()).unwrap_or(b"?");
+            let comm = comm.trim_ascii_end();
+            let mut stack = [0u8; 4096];
+            let stack = base(b"stack").ok().and_then(|p| files::read_small(p.c(), &mut stack, "stack").ok()).unwrap_or(b"");
+            let top = stack.split(|&c| c == b'\n').next().unwrap_or(b"").trim_ascii();
+            o.s("  blocking task: pid ").b(tb).s(" (").b(comm).s(") at ").b(if top.is_empty() { b"?" } else { top }).nl();
+            if let Some(j) = json.as_deref_mut() {
+                j.s(if count > 1 { ",{\"pid\":" } else { "{\"pid\":" }).b(tb);
+                j.s(",\"comm\":").json_str(comm).s(",\"stack\":").json_str(top).s("}");
+            }
+            Ok(())
+        });
+        Ok(())
+    });
+    if count > MAX_BLOCKERS {
+        o.s("  ... and ").u((count - MAX_BLOCKERS) as u64).s(" more blocking tasks").nl();
+    }
+    if let Some(j) = json {
+        j.s("]");
+    }
+    count
+}
+
+/// Reads `/sys/module/<name>/refcnt`.
+fn refcnt(name: &[u8]) -> Option<i64> {
+    files::read_i64(mod_attr(name, b"refcnt").ok()?.c())
+}
+
+/// Unloads livepatch module `name` once its sysfs directory is gone and its
+/// reference count is 0, as the kernel's own selftests do; waits until
+/// `deadline`. `delete_module` is non-blocking (`O_NONBLOCK`), never forced.
+fn unload(name: &[u8], deadline: u64) -> Result<()> {
+    let mut cname = PathBuf::of(&[name])?;
+    let ready = poll(deadline, || !active(name) && refcnt(name).is_none_or(|r| r == 0));
+    if !ready {
+        return Err(Error::Stuck("module cannot be removed: its livepatch is still active or it is still referenced"));
+    }
+    let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    let mut last = Errno::BUSY;
+    let ok = poll(deadline, || match rustix::system::delete_module(cname.c(), flags) {
+        Ok(()) | Err(Errno::NOENT) => true,
+        Err(e) => {
+            last = e;
+            false
+        }
+    });
+    let _ = &mut cname;
+    if ok { Ok(()) } else { Err(Error::Io("delete_module failed", last)) }
+}
+
+/// Livepatch modules that are loaded but whose patch is no longer in
+/// `/sys/kernel/livepatch`: what an atomic replace (or a disable that was
+/// interrupted) leaves behind. Livepatch modules carry taint `K`.
+fn leftovers(mut f: impl FnMut(&[u8])) {
+    let _ = files::each_entry(c"/sys/module", "sysmodule", |m, _| {
+        let mb = m.to_bytes();
+        let mut buf = [0u8; 64];
+        let is_lp = mod_attr(mb, b"taint")
+            .ok()
+            .and_then(|p| files::read_small(p.c(), &mut buf, "taint").ok())
+            .is_some_and(|t| t.contains(&b'K'));
+        if is_lp && !active(mb) {
+            f(mb);
+        }
+        Ok(())
+    });
+}
+
+/// `/dev/kmsg` positioned at its end, to quote what the kernel logs about a
+/// failed load.
+struct Kmsg(Option<OwnedFd>);
+
+impl Kmsg {
+    fn open() -> Kmsg {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(c"/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()).ok();
+        if let Some(fd) = &fd {
+            let _ = rustix::fs::seek(fd, rustix::fs::SeekFrom::End(0));
+        }
+        Kmsg(fd)
+    }
+
+    /// Prints kernel log lines logged since `open` that mention `name` or
+    /// livepatch.
+    fn quote(&self, o: &mut Out, name: &[u8]) {
+        let Some(fd) = &self.0 else { return };
+        let mut rec = [0u8; 1024];
+        for _ in 0..256 {
+            let n = match rustix::io::read(fd, &mut rec) {
+                Ok(n) => n,
+                Err(Errno::PIPE) | Err(Errno::INTR) => continue,
+                Err(_) => break,
+            };
+            let line = &rec[..n];
+            let msg = line.iter().position(|&c| c == b';').map_or(line, |i| &line[i + 1..]);
+            let msg = msg.split(|&c| c == b'\n').next().unwrap_or(b"");
+            if contains(msg, name) || contains(msg, b"livepatch") {
+                o.s("  kernel: ").b(msg).nl();
+            }
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Writes one `klpctl: ...` audit line to the kernel log.
+fn audit(parts: &[&[u8]]) {
+    use rustix::fs::{Mode, OFlags};
+    if let Ok(fd) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+        let mut o = Out::to(Some(fd.as_fd()));
+        o.s("klpctl: ");
+        for p in parts {
+            o.b(p);
+        }
+        o.nl();
+    }
+}
+
+/// Copies the payload into a sealed memfd and checks the SHA-256 of
+/// exactly the sealed bytes, so what the kernel loads is what was verified.
+fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let memfd = rustix::fs::memfd_create(c"klpctl-payload", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .ctx("memfd_create failed")?;
+    let len = signed.header.payload_len;
+    files::copy_range(src.fd, signed.header.payload_offset(), len, Error::Digest, "cannot read bundle", |c| {
+        crate::sys::write_all(memfd.as_fd(), c).ctx("cannot write memfd")
+    })?;
+    rustix::fs::fcntl_add_seals(&memfd, SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .ctx("cannot seal memfd")?;
+    let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, "cannot read memfd")?;
+    let size = files::regular_size(&memfd, "cannot stat memfd")?;
+    if sealed != signed.manifest.payload_sha256 || size != len {
+        return Err(Error::Digest);
+    }
+    Ok(memfd)
+}
+
+/// Loads a sealed module image: `finit_module` on the memfd, or, where the
+/// kernel will not load from a memfd, `init_module` on a read-only mapping
+/// of the same sealed bytes.
+fn load(memfd: &OwnedFd, len: u64) -> Result<()> {
+    match rustix::system::finit_module(memfd, c"", 0) {
+        Ok(()) => Ok(()),
+        Err(Errno::NOSYS) | Err(Errno::BADF) | Err(Errno::NOTSUP) => {
+            let len = usize::try_from(len).map_err(|_| Error::Digest)?;
+            let map = crate::sys::Mapping::sealed_read_only(memfd, len).ctx("cannot map memfd")?;
+            rustix::system::init_module(map.bytes(), c"").map_err(Error::KernelRefused)
+        }
+        Err(e) => Err(Error::KernelRefused(e)),
+    }
+}
+
+/// Options of `apply`.
+struct ApplyOpts {
+    timeout_ms: u64,
+    keyring: Option<&'static CStr>,
+    allow_downgrade: bool,
+    state_dir: Option<&'static CStr>,
+    lock_wait_s: u64,
+    json: bool,
+}
+
+/// What happened to one bundle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    Already,
+}
+
+fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Result<()> {
+    if m.release != k.release.as_str() {
+        cli.detail(&[b"bundle is for ", m.release.as_bytes(), b", running ", k.release.as_bytes()]);
+        return Err(Error::WrongKernel("not for this kernel: release differs"));
+    }
+    if m.arch != k.machine.as_str() {
+        cli.detail(&[b"bundle is for ", m.arch.as_bytes(), b", running ", k.machine.as_bytes()]);
+        return Err(Error::WrongKernel("not for this kernel: architecture differs"));
+    }
+    if !m.build_id.is_empty() && m.build_id[..] != k.build_id[..] {
+        let mut a = [0u8; 128];
+        let mut b = [0u8; 128];
+        let ha = crate::codec::hex_encode(&m.build_id, &mut a).unwrap_or(b"?");
+        let hb = if k.build_id.is_empty() {
+            b"unknown" as &[u8]
+        } else {
+            crate::codec::hex_encode(&k.build_id, &mut b).unwrap_or(b"?")
+        };
+        cli.detail(&[b"bundle build-id ", ha, b", running ", hb]);
+        return Err(Error::WrongKernel("not for this kernel: build-id differs (another build of this release)"));
+    }
+    if !files::exists(c"/sys/kernel/livepatch") {
+        return Err(Error::NoLivepatch);
+    }
+    Ok(())
+}
+
+fn valid_keys(v: &crate::keys::Verdict) -> heapless::Vec<KeyId, 4> {
+    v.sigs.iter().filter(|s| s.1 == SigStatus::Valid).map(|s| s.0).collect()
+}
+
+/// Applies one verified bundle. Prints human progress on stdout unless
+/// JSON was asked for; returns the outcome and the modules it removed.
+fn apply_one(
+    cli: &mut Cli,
+    path: &CStr,
+    ring: &Keyring,
+    k: &Running,
+    opts: &ApplyOpts,
+    removed: &mut heapless::Vec<heapless::String<56>, 8>,
+) -> Result<Outcome> {
+    let t0 = now_ms();
+    cli.ctx(path.to_bytes());
+    let fd = files::open_ro(path, "cannot open bundle")?;
+    let src = FileSource::new(&fd)?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let (_, signed) = bundle::read(&src, &mut mbuf)?.authenticate(ring);
+    let signed = signed?;
+    let m = &signed.manifest;
+    check_kernel(cli, m, k)?;
+    let name = m.name.as_bytes();
+    let deadline = || now_ms() + opts.timeout_ms;
+
+    // Idempotence and conflicts.
+    if active(name) {
+        let mut rbuf = [0u8; state::MAX_RECORD];
+        let same = state::read_record(m.name, &mut rbuf).is_some_and(|r| {
+            let mut hex = [0u8; 64];
+            crate::codec::hex_encode(&m.payload_sha256, &mut hex).is_some_and(|h| h == r.sha256.as_bytes())
+        });
+        if !same {
+            return Err(Error::Conflict(
+                "a livepatch of this name is already loaded with another payload (or not by klpctl); disable it first",
+            ));
+        }
+        if read_attr(name, b"enabled") != Some(1) {
+            return Err(Error::Conflict("this livepatch is being disabled right now; retry when that finishes"));
+        }
+        if !settled(name) && !poll(deadline(), || settled(name)) {
+            let mut o = Out::stderr();
+            o.s("klpctl: transition of ").b(name).s(" (from an earlier run) did not finish; reverting").nl();
+            list_blockers(&mut o, 1, None);
+            return revert(name, opts.timeout_ms);
+        }
+        let keys = valid_keys(&signed.verdict);
+        state::write_record(&state::NewRecord { manifest: m, keys: &keys, time: unix_time() }, "applied")?;
+        state::raise_floor(m.stream, m.version, opts.state_dir)?;
+        return Ok(Outcome::Already);
+    }
+    if loaded(name) {
+        // A stale module of the same name whose patch is gone (replaced or
+        // disabled earlier): it must go before the new one can load.
+        unload(name, deadline())?;
+        state::remove_record(m.name);
+    }
+
+    // Rollback protection.
+    if let Some(floor) = state::floor(m.stream, opts.state_dir) {
+        if m.version < floor && !opts.allow_downgrade {
+            let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+            cli.detail(&[
+                b"stream ",
+                m.stream.as_bytes(),
+                b": bundle version ",
+                crate::out::fmt_u64(m.version, &mut a),
+                b" < applied ",
+                crate::out::fmt_u64(floor, &mut b),
+            ]);
+            return Err(Error::Downgrade);
+        }
+    }
+
+    // One transition at a time.
+    let mut other = [0u8; 64];
+    if any_in_transition(&mut other).is_some() && !poll(deadline(), || any_in_transition(&mut [0u8; 64]).is_none()) {
+        let n = any_in_transition(&mut other).unwrap_or(0);
+        cli.detail(&[b"in transition: ", &other[..n]]);
+        return Err(Error::Conflict("another livepatch is still in transition"));
+    }
+
+    let keys = valid_keys(&signed.verdict);
+    let record = state::NewRecord { manifest: m, keys: &keys, time: unix_time() };
+    state::write_record(&record, "loading")?;
+    let memfd = match seal_payload(&src, &signed) {
+        Ok(fd) => fd,
+        Err(e) => {
+            state::remove_record(m.name);
+            return Err(e);
+        }
+    };
+    let kmsg = Kmsg::open();
+    if let Err(e) = load(&memfd, signed.header.payload_len) {
+        state::remove_record(m.name);
+        let mut o = Out::stderr();
+        kmsg.quote(&mut o, name);
+        if let Error::KernelRefused(Errno::EXIST) = e {
+            return Err(Error::Conflict("a module of this name appeared while loading; nothing was changed"));
+        }
+        return Err(e);
+    }
+    drop(memfd);
+
+    if !poll(deadline(), || settled(name)) {
+        let mut o = Out::stderr();
+        o.s("klpctl: transition of ").b(name).s(" did not finish in time; reverting").nl();
+        list_blockers(&mut o, 1, None);
+        return revert(name, opts.timeout_ms);
+    }
+    if read_attr(name, b"enabled") != Some(1) {
+        state::remove_record(m.name);
+        return Err(Error::Conflict("the patch was disabled by someone else while klpctl waited"));
+    }
+
+    if m.replace {
+        let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
+        leftovers(|mb| {
+            let mut s = heapless::String::new();
+            if let Ok(t) = core::str::from_utf8(mb) {
+                if s.push_str(t).is_ok() {
+                    let _ = stale.push(s);
+                }
+            }
+        });
+        for s in &stale {
+            match unload(s.as_bytes(), deadline()) {
+                Ok(()) => {
+                    state::remove_record(s);
+                    let _ = removed.push(s.clone());
+                }
+                Err(_) => {
+                    Out::stderr().s("klpctl: warning: replaced module ").s(s).s(" could not be removed yet (still referenced)\n");
+                }
+            }
+        }
+    }
+
+    state::write_record(&record, "applied")?;
+    state::raise_floor(m.stream, m.version, opts.state_dir)?;
+    let (mut vb, mut hx, mut kb) = ([0u8; 20], [0u8; 64], [0u8; 80]);
+    let mut kn = 0;
+    for (i, id) in keys.iter().enumerate() {
+        if i > 0 {
+            kb[kn] = b',';
+            kn += 1;
+        }
+        let _ = crate::codec::hex_encode(id, &mut kb[kn..kn + 16]);
+        kn += 16;
+    }
+    audit(&[
+        b"applied ",
+        name,
+        b" stream=",
+        m.stream.as_bytes(),
+        b" version=",
+        crate::out::fmt_u64(m.version, &mut vb),
+        b" sha256=",
+        crate::codec::hex_encode(&m.payload_sha256, &mut hx).unwrap_or(b""),
+        b" keys=",
+        &kb[..kn],
+    ]);
+    if !opts.json {
+        let mut o = Out::stdout();
+        o.b(name).s(": applied (stream ").s(m.stream).s(" version ").u(m.version).s(", ").u(now_ms() - t0).s(" ms)").nl();
+        for r in removed.iter() {
+            o.b(name).s(": removed replaced module ").s(r).nl();
+        }
+    }
+    Ok(Outcome::Applied)
+}
+
+/// Reverts a patch whose transition timed out: disable, wait for the
+/// reverse transition, unload. Exit 7 when the system is back as it was,
+/// 8 when the revert itself stalls.
+fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
+    let enabled = lp_attr(name, b"enabled")?;
+    if files::write_existing(enabled.c(), b"0", "cannot write enabled").is_err() && active(name) {
+        return Err(Error::Stuck(
+            "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
+        ));
+    }
+    let deadline = now_ms() + timeout_ms.max(10_000);
+    if !poll(deadline, || !active(name)) {
+        list_blockers(&mut Out::stderr(), 0, None);
+        return Err(Error::Stuck(
+            "transition timed out and the revert stalled too; the patch is still in transition back to unpatched (not forced; see klpctl status, retry klpctl disable later)",
+        ));
+    }
+    if unload(name, deadline).is_err() {
+        Out::stderr().s("klpctl: warning: reverted patch module ").b(name).s(" is still loaded (referenced)\n");
+    }
+    if let Ok(n) = core::str::from_utf8(name) {
+        state::remove_record(n);
+    }
+    audit(&[b"reverted ", name, b" after transition timeout"]);
+    Err(Error::TimedOutReverted)
+}
+
+fn parse_timeout(a: &mut Args) -> Result<u64> {
+    let s = a.value_u64()?;
+    if s == 0 || s > 86_400 {
+        return Err(Error::Usage("--timeout must be 1 to 86400 seconds"));
+    }
+    Ok(s * 1000)
+}
+
+/// A bundle found by `apply --dir`.
+struct Candidate {
+    path: PathBuf,
+    stream: heapless::String<64>,
+    version: u64,
+    replace: bool,
+}
+
+/// `klpctl apply`.
+pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let mut opts =
+        ApplyOpts { timeout_ms: 60_000, keyring: None, allow_downgrade: false, state_dir: None, lock_wait_s: LOCK_WAIT_S, json: false };
+    let mut paths: heapless::Vec<&'static CStr, 64> = heapless::Vec::new();
+    let mut dir = None;
+    while let Some(arg) = a.next() {
+        match arg {
+            b"--timeout" => opts.timeout_ms = parse_timeout(a)?,
+            b"--keyring" => opts.keyring = Some(a.value_c()?),
+            b"--allow-downgrade" => opts.allow_downgrade = true,
+            b"--state-dir" => opts.state_dir = Some(a.value_c()?),
+            b"--no-wait" => opts.lock_wait_s = 0,
+            b"--json" => opts.json = true,
+            b"--dir" => dir = Some(a.value_c()?),
+            _ if !arg.starts_with(b"-") => paths.push(a.current_c()).map_err(|_| Error::Usage("at most 64 bundles"))?,
+            _ => return Err(cli::unknown(cli, arg)),
+        }
+    }
+    if paths.is_empty() == dir.is_none() {
+        return Err(Error::Usage("apply needs BUNDLE... or --dir DIR (not both)"));
+    }
+    let ring = crate::keys::load(opts.keyring)?;
+    let _lock = state::lock(opts.lock_wait_s)?;
+    let k = Running::read();
+    let mut json = Out::to(if opts.json { Some(crate::sys::stdout()) } else { None });
+    json.s("{\"results\":[");
+    let mut acc = Acc { n: 0, changed: false };
+    let mut result = Ok(());
+    if let Some(d) = dir {
+        match select_dir(cli, d, &ring, &k, &mut json, &mut acc) {
+            Ok(list) => {
+                for c in &list {
+                    result = apply_reported(cli, c.path.c(), &ring, &k, &opts, &mut json, &mut acc);
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => result = Err(e),
+        }
+    } else {
+        for p in &paths {
+            result = apply_reported(cli, p, &ring, &k, &opts, &mut json, &mut acc);
+            if result.is_err() {
+                break;
+            }
+        }
+    }
+    let code = result.map_or_else(|e| e.exit_code(), |_| 0);
+    json.s("],\"changed\":").bool(acc.changed).s(",\"exit\":").u(code as u64).s("}\n");
+    result
+}
+
+/// Running totals of an `apply` run.
+struct Acc {
+    n: usize,
+    changed: bool,
+}
+
+impl Acc {
+    /// Starts the next JSON result object with its bundle path.
+    fn entry(&mut self, json: &mut Out, path: &[u8]) {
+        json.s(if self.n > 0 { ",{\"bundle\":" } else { "{\"bundle\":" }).json_str(path);
+        self.n += 1;
+    }
+}
+
+/// Applies one bundle and reports it in the JSON result list (and, for an
+/// already-applied bundle, on stdout).
+fn apply_reported(
+    cli: &mut Cli,
+    path: &CStr,
+    ring: &Keyring,
+    k: &Running,
+    opts: &ApplyOpts,
+    json: &mut Out,
+    acc: &mut Acc,
+) -> Result<()> {
+    let mut removed = heapless::Vec::new();
+    let r = apply_one(cli, path, ring, k, opts, &mut removed);
+    acc.entry(json, path.to_bytes());
+    match r {
+        Ok(out) => {
+            acc.changed |= out == Outcome::Applied;
+            json.s(",\"result\":\"").s(if out == Outcome::Applied { "applied" } else { "already applied" });
+            json.s("\",\"removed\":[");
+            for (i, r) in removed.iter().enumerate() {
+                if i > 0 {
+                    json.s(",");
+                }
+                json.json_str(r.as_bytes());
+            }
+            json.s("]}");
+            if out == Outcome::Already && !opts.json {
+                Out::stdout().b(path.to_bytes()).s(": already applied").nl();
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // A stuck revert changed the system; so did removing modules.
+            acc.changed |= !removed.is_empty() || e.exit_code() == 8;
+            json.s(",\"result\":\"failed\",\"exit\":").u(e.exit_code() as u64);
+            json.s(",\"error\":").json_str(e.message().as_bytes()).s(",\"detail\":").json_str(&cli.detail).s("}");
+            Err(e)
+        }
+    }
+}
+
+/// Picks the bundles in `dir` that target the running kernel: per stream,
+/// the newest when it is cumulative (replace), otherwise each one in
+/// version order. Files that are not valid, trusted bundles are reported
+/// and skipped; bundles for other kernels are skipped quietly (listed in
+/// JSON).
+fn select_dir(
+    cli: &mut Cli,
+    dir: &CStr,
+    ring: &Keyring,
+    k: &Running,
+    json: &mut Out,
+    acc: &mut Acc,
+) -> Result<heapless::Vec<Candidate, 64>> {
+    let mut all: heapless::Vec<Candidate, 64> = heapless::Vec::new();
+    cli.ctx(dir.to_bytes());
+    files::each_entry(dir, "cannot read bundle directory", |name, ty| {
+        let nb = name.to_bytes();
+        if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
+            return Ok(());
+        }
+        let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else { return Ok(()) };
+        let mut probe = Cli { ctx: heapless::Vec::new(), detail: heapless::Vec::new() };
+        probe.ctx(path.bytes());
+        let r = (|| -> Result<Candidate> {
+            let fd = files::open_ro(path.c(), "cannot open bundle")?;
+            let src = FileSource::new(&fd)?;
+            let mut mbuf = [0u8; MAX_MANIFEST];
+            let (_, signed) = bundle::read(&src, &mut mbuf)?.authenticate(ring);
+            let m = signed?.manifest;
+            check_kernel(&mut probe, &m, k)?;
+            let mut stream = heapless::String::new();
+            let _ = stream.push_str(m.stream);
+            Ok(Candidate { path: PathBuf::of(&[path.bytes()])?, stream, version: m.version, replace: m.replace })
+        })();
+        match r {
+            Ok(c) => {
+                if all.push(c).is_err() {
+                    acc.entry(json, path.bytes());
+                    json.s(",\"result\":\"skipped\",\"error\":\"more than 64 bundles\"}");
+                    Out::stderr().s("klpctl: ").b(path.bytes()).s(": skipped: more than 64 bundles in directory\n");
+                }
+            }
+            Err(e) => {
+                acc.entry(json, path.bytes());
+                let word = if e.exit_code() == 4 { "other kernel" } else { "rejected" };
+                json.s(",\"result\":\"skipped\",\"reason\":\"").s(word).s("\",\"error\":").json_str(e.message().as_bytes()).s("}");
+                if e.exit_code() != 4 {
+                    crate::cli::report(&probe, e);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    all.sort_unstable_by(|a, b| a.stream.cmp(&b.stream).then(a.version.cmp(&b.version)).then(a.path.bytes().cmp(b.path.bytes())));
+    let mut out: heapless::Vec<Candidate, 64> = heapless::Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].stream == all[i].stream {
+            j += 1;
+        }
+        // all[i..j] is one stream in version order.
+        let newest = &all[j - 1];
+        if newest.replace {
+            let _ = out.push(Candidate {
+                path: PathBuf::of(&[newest.path.bytes()])?,
+                stream: newest.stream.clone(),
+                version: newest.version,
+                replace: true,
+            });
+        } else {
+            for c in &all[i..j] {
+                let _ = out.push(Candidate {
+                    path: PathBuf::of(&[c.path.bytes()])?,
+                    stream: c.stream.clone(),
+                    version: c.version,
+                    replace: c.replace,
+                });
+            }
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
+/// `klpctl disable NAME`.
+pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let (mut timeout_ms, mut lock_wait_s, mut json, mut name) = (60_000, LOCK_WAIT_S, false, None);
+    while let Some(arg) = a.next() {
+        match arg {
+            b"--timeout" => timeout_ms = parse_timeout(a)?,
+            b"--no-wait" => lock_wait_s = 0,
+            b"--json" => json = true,
+            _ if name.is_none() && !arg.starts_with(b"-") => name = Some(arg),
+            _ => return Err(cli::unknown(cli, arg)),
+        }
+    }
+    let name = name.ok_or(Error::Usage("disable needs NAME"))?;
+    cli.ctx(name);
+    let sname = core::str::from_utf8(name).ok().filter(|n| crate::manifest::valid_name(n));
+    let sname = sname.ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?;
+    let _lock = state::lock(lock_wait_s)?;
+    let r = disable(name, sname, timeout_ms);
+    let word = match r {
+        Ok(true) => "disabled",
+        Ok(false) => "not applied",
+        Err(_) => "failed",
+    };
+    if json {
+        let mut o = Out::stdout();
+        o.s("{\"name\":").json_str(name).s(",\"result\":\"").s(word).s("\",\"changed\":").bool(r.is_ok_and(|c| c));
+        o.s(",\"exit\":").u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
+        if let Err(e) = r {
+            o.s(",\"error\":").json_str(e.message().as_bytes());
+        }
+        o.s("}\n");
+    } else if r.is_ok() {
+        Out::stdout().b(name).s(": ").s(word).nl();
+    }
+    r.map(|_| ())
+}
+
+/// Disables and unloads a patch. Returns whether anything changed.
+fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
+    let deadline = now_ms() + timeout_ms;
+    if !active(name) {
+        state::remove_record(sname);
+        if !loaded(name) {
+            return Ok(false);
+        }
+        // A module whose patch is already gone (replaced, or a disable that
+        // was interrupted): finish the job.
+        unload(name, deadline)?;
+        audit(&[b"removed stale module ", name]);
+        return Ok(true);
+    }
+    let enabled = lp_attr(name, b"enabled")?;
+    if read_attr(name, b"enabled") == Some(1) {
+        // EBUSY while another patch is in transition: wait for it, bounded.
+        let started = poll(deadline, || {
+            files::write_existing(enabled.c(), b"0", "enabled").is_ok() || read_attr(name, b"enabled") != Some(1)
+        });
+        if !started {
+            return Err(Error::Conflict("cannot start the disable: another livepatch stays in transition"));
+        }
+    }
+    if !poll(deadline, || !active(name)) {
+        let mut o = Out::stderr();
+        o.s("klpctl: disabling ").b(name).s(" did not finish in time; switching it back on").nl();
+        list_blockers(&mut o, 0, None);
+        let back = files::write_existing(enabled.c(), b"1", "enabled").is_ok()
+            && poll(now_ms() + timeout_ms.max(10_000), || settled(name) && read_attr(name, b"enabled") == Some(1));
+        return Err(if back {
+            Error::DisableTimedOut
+        } else {
+            Error::Stuck("disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)")
+        });
+    }
+    if unload(name, deadline).is_err() {
+        return Err(Error::Stuck("the patch is disabled but its module is still referenced and could not be removed"));
+    }
+    state::remove_record(sname);
+    audit(&[b"disabled ", name]);
+    Ok(true)
 }
 
 /// `klpctl status`.
-pub fn status_cmd(_cli: &mut Cli, _a: &mut Args) -> Result<()> {
-    Err(Error::Usage("status: not implemented yet"))
+pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let mut json = false;
+    while let Some(arg) = a.next() {
+        match arg {
+            b"--json" => json = true,
+            _ => return Err(cli::unknown(cli, arg)),
+        }
+    }
+    let k = Running::read();
+    let lp = files::exists(c"/sys/kernel/livepatch");
+    let mut lbuf = [0u8; 128];
+    let lockdown = crate::kernel::lockdown(&mut lbuf);
+    let taint = crate::kernel::taint().unwrap_or(0);
+    let mut letters: heapless::Vec<u8, 64> = heapless::Vec::new();
+    for (i, &c) in crate::kernel::TAINT_LETTERS.iter().enumerate() {
+        if taint & (1 << i) != 0 {
+            let _ = letters.push(c);
+        }
+    }
+    let (mut j, mut h) = if json { (Out::stdout(), Out::to(None)) } else { (Out::to(None), Out::stdout()) };
+    j.s("{\"kernel\":{\"release\":").json_str(k.release.as_bytes()).s(",\"machine\":").json_str(k.machine.as_bytes());
+    j.s(",\"build_id\":");
+    if k.build_id.is_empty() {
+        j.s("null");
+    } else {
+        j.s("\"").hex(&k.build_id).s("\"");
+    }
+    j.s(",\"livepatch\":").bool(lp).s(",\"lockdown\":");
+    match lockdown {
+        Some(l) => j.json_str(l.as_bytes()),
+        None => j.s("null"),
+    };
+    j.s(",\"taint\":").u(taint).s(",\"taint_flags\":").json_str(&letters).s("},\"patches\":[");
+    h.s("kernel: ").s(&k.release).s(" ").s(&k.machine).s(" build-id ");
+    if k.build_id.is_empty() {
+        h.s("unknown");
+    } else {
+        h.hex(&k.build_id);
+    }
+    h.nl().s("livepatch: ").s(if lp { "supported" } else { "not supported" }).s(", lockdown: ").s(lockdown.unwrap_or("n/a"));
+    h.s(", taint: ").u(taint);
+    if !letters.is_empty() {
+        h.s(" (").b(&letters).s(")");
+    }
+    h.nl();
+    let mut n = 0;
+    if lp {
+        files::each_entry(c"/sys/kernel/livepatch", "cannot read /sys/kernel/livepatch", |p, _| {
+            patch_status(p.to_bytes(), n, &mut j, &mut h);
+            n += 1;
+            Ok(())
+        })?;
+    }
+    if n == 0 {
+        h.s("no livepatches applied").nl();
+    }
+    j.s("],\"leftover\":[");
+    let mut m = 0;
+    leftovers(|name| {
+        j.s(if m > 0 { "," } else { "" }).json_str(name);
+        h.s("leftover module (patch gone, module still loaded): ").b(name).nl();
+        m += 1;
+    });
+    j.s("]}\n");
+    Ok(())
+}
+
+/// One patch of `status`, as JSON into `j` and human text into `h`.
+fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
+    let enabled = read_attr(name, b"enabled");
+    let transition = read_attr(name, b"transition") == Some(1);
+    let replace = read_attr(name, b"replace");
+    let order = read_attr(name, b"stack_order");
+    j.s(if index > 0 { ",{\"name\":" } else { "{\"name\":" }).json_str(name);
+    j.s(",\"enabled\":").bool(enabled == Some(1)).s(",\"transition\":").bool(transition);
+    j.s(",\"replace\":");
+    match replace {
+        Some(r) => j.bool(r == 1),
+        None => j.s("null"),
+    };
+    j.s(",\"stack_order\":");
+    match order {
+        Some(o) => j.i(o),
+        None => j.s("null"),
+    };
+    h.s("patch ").b(name).s(": ").s(if enabled == Some(1) { "enabled" } else { "disabled" });
+    h.s(if transition { ", in transition" } else { ", transition complete" });
+    if replace == Some(1) {
+        h.s(", replace");
+    }
+    if let Some(o) = order {
+        h.s(", stack order ").i(o);
+    }
+    h.nl();
+    j.s(",\"objects\":[");
+    let mut no = 0;
+    if let Ok(dir) = lp_attr(name, b"") {
+        let _ = files::each_entry(dir.c(), "patch", |obj, ty| {
+            if ty != rustix::fs::FileType::Directory {
+                return Ok(());
+            }
+            let ob = obj.to_bytes();
+            let patched = PathBuf::of(&[dir.bytes(), b"/", ob, b"/patched"]).ok().and_then(|p| files::read_i64(p.c()));
+            j.s(if no > 0 { ",{\"name\":" } else { "{\"name\":" }).json_str(ob).s(",\"patched\":");
+            match patched {
+                Some(v) => j.bool(v == 1),
+                None => j.s("null"),
+            };
+            h.s("  object ").b(ob).s(match patched {
+                Some(1) => ": patched",
+                Some(_) => ": not patched (not loaded)",
+                None => "",
+            });
+            h.s(", functions:");
+            j.s(",\"functions\":[");
+            let mut nf = 0;
+            if let Ok(od) = PathBuf::of(&[dir.bytes(), b"/", ob]) {
+                let _ = files::each_entry(od.c(), "object", |f, ty| {
+                    if ty == rustix::fs::FileType::Directory {
+                        j.s(if nf > 0 { "," } else { "" }).json_str(f.to_bytes());
+                        h.s(" ").b(f.to_bytes());
+                        nf += 1;
+                    }
+                    Ok(())
+                });
+            }
+            j.s("]}");
+            h.nl();
+            no += 1;
+            Ok(())
+        });
+    }
+    j.s("],\"record\":");
+    let mut rbuf = [0u8; state::MAX_RECORD];
+    match core::str::from_utf8(name).ok().and_then(|n| state::read_record(n, &mut rbuf)) {
+        Some(r) => {
+            j.s("{\"stream\":").json_str(r.stream.as_bytes()).s(",\"version\":").u(r.version);
+            j.s(",\"sha256\":").json_str(r.sha256.as_bytes()).s(",\"keys\":[");
+            h.s("  klpctl: stream ").s(r.stream).s(" version ").u(r.version).s(", sha256 ").s(r.sha256).s(", keys");
+            for (i, k) in r.keys.iter().enumerate() {
+                j.s(if i > 0 { "," } else { "" }).json_str(k.as_bytes());
+                h.s(" ").s(k);
+            }
+            j.s("],\"cves\":[");
+            if !r.cves.is_empty() {
+                h.s(", cves");
+            }
+            for (i, c) in r.cves.iter().enumerate() {
+                j.s(if i > 0 { "," } else { "" }).json_str(c.as_bytes());
+                h.s(" ").s(c);
+            }
+            j.s("],\"time\":").u(r.time).s(",\"state\":").json_str(r.state.as_bytes()).s("}");
+            h.s(", applied at ").u(r.time).s(" (").s(r.state).s(")").nl();
+        }
+        None => {
+            j.s("null");
+            h.s("  klpctl: no record (not applied by klpctl this boot)").nl();
+        }
+    }
+    j.s(",\"blocking\":");
+    if transition {
+        let target = if enabled == Some(1) { 1 } else { 0 };
+        list_blockers(h, target, Some(j));
+    } else {
+        j.s("[]");
+    }
+    j.s("}");
 }

@@ -7,35 +7,46 @@ use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
 /// A buffered writer to a file descriptor; flushes when full and on drop.
-pub struct Out {
-    fd: Option<BorrowedFd<'static>>,
+pub struct Out<'a> {
+    fd: Option<BorrowedFd<'a>>,
     buf: [u8; 2048],
     len: usize,
+    failed: Option<Errno>,
 }
 
-impl Out {
+impl Out<'static> {
     /// A writer to standard output.
-    pub fn stdout() -> Out {
+    pub fn stdout() -> Out<'static> {
         Out::to(Some(crate::sys::stdout()))
     }
 
     /// A writer to standard error.
-    pub fn stderr() -> Out {
+    pub fn stderr() -> Out<'static> {
         Out::to(Some(crate::sys::stderr()))
     }
+}
 
+impl<'a> Out<'a> {
     /// A writer to `fd`, or a sink that discards everything when `None`.
-    pub fn to(fd: Option<BorrowedFd<'static>>) -> Out {
-        Out { fd, buf: [0; 2048], len: 0 }
+    pub fn to(fd: Option<BorrowedFd<'a>>) -> Out<'a> {
+        Out { fd, buf: [0; 2048], len: 0, failed: None }
     }
 
-    /// Writes the buffered bytes. Errors (a closed pipe) are ignored: there
-    /// is nobody left to tell.
+    /// Writes the buffered bytes. The first error is remembered for
+    /// [`Out::finish`]; on the standard streams nobody is left to tell.
     pub fn flush(&mut self) {
         if let Some(fd) = self.fd {
-            let _ = crate::sys::write_all(fd, &self.buf[..self.len]);
+            if let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len]) {
+                self.failed.get_or_insert(e);
+            }
         }
         self.len = 0;
+    }
+
+    /// Flushes and reports whether every write succeeded.
+    pub fn finish(&mut self) -> rustix::io::Result<()> {
+        self.flush();
+        self.failed.map_or(Ok(()), Err)
     }
 
     /// Raw bytes.
@@ -118,7 +129,7 @@ impl Out {
     }
 }
 
-impl Drop for Out {
+impl Drop for Out<'_> {
     fn drop(&mut self) {
         self.flush();
     }

@@ -1,0 +1,224 @@
+//! klpctl's own records, kept apart from the kernel's truth:
+//!
+//! - `/run/klpctl/lock`: the lock every changing command takes;
+//! - `/run/klpctl/patches/<name>`: one record per patch klpctl loaded this
+//!   boot (stream, version, digest, keys, CVEs, time, and whether the load
+//!   finished), written before `finit_module` so a killed klpctl leaves the
+//!   truth behind;
+//! - `/run/klpctl/streams/<stream>`: the newest version applied per stream
+//!   this boot (rollback protection);
+//! - `<state-dir>/streams/<stream>`: the same, persistent, when `--state-dir`
+//!   is given.
+//!
+//! Every record carries the boot id, so records that survive a reboot on a
+//! `/run` that is not tmpfs are ignored. Files are replaced atomically
+//! (temp file, fsync, rename) and read defensively: an unreadable record is
+//! treated as absent, never trusted.
+#![forbid(unsafe_code)]
+
+use crate::error::{Context, Error, Result};
+use crate::files::{self, AtomicFile, PathBuf};
+use crate::out::Out;
+use core::ffi::CStr;
+use rustix::fd::OwnedFd;
+use serde::Deserialize;
+
+/// Per-boot state directory.
+pub const RUN_DIR: &[u8] = b"/run/klpctl";
+/// Largest record file.
+pub const MAX_RECORD: usize = 8192;
+
+/// The lock held by a changing command; released when dropped (or when the
+/// process dies, which is what makes `kill -9` safe).
+pub struct Lock {
+    _fd: OwnedFd,
+}
+
+/// Takes `/run/klpctl/lock`. Waits up to `wait_s` seconds for another
+/// klpctl, or fails at once with [`Error::Locked`] when `wait_s` is 0.
+pub fn lock(wait_s: u64) -> Result<Lock> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    ensure_dirs()?;
+    let fd = rustix::fs::open(
+        c"/run/klpctl/lock",
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .ctx("cannot open /run/klpctl/lock")?;
+    let start = crate::livepatch::now_ms();
+    let mut said = false;
+    loop {
+        match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(Lock { _fd: fd }),
+            Err(rustix::io::Errno::WOULDBLOCK) => {}
+            Err(e) => return Err(Error::Io("cannot lock /run/klpctl/lock", e)),
+        }
+        if crate::livepatch::now_ms() - start >= wait_s * 1000 {
+            return Err(Error::Locked);
+        }
+        if !said {
+            Out::stderr().s("klpctl: waiting for another klpctl to finish\n");
+            said = true;
+        }
+        crate::livepatch::sleep_ms(20);
+    }
+}
+
+fn ensure_dirs() -> Result<()> {
+    files::ensure_dir(c"/run/klpctl", "cannot create /run/klpctl")?;
+    files::ensure_dir(c"/run/klpctl/patches", "cannot create /run/klpctl/patches")?;
+    files::ensure_dir(c"/run/klpctl/streams", "cannot create /run/klpctl/streams")
+}
+
+/// The kernel's boot id, or empty if unavailable.
+pub fn boot_id() -> heapless::String<40> {
+    let mut buf = [0u8; 64];
+    let mut s = heapless::String::new();
+    if let Ok(t) = files::read_small(c"/proc/sys/kernel/random/boot_id", &mut buf, "boot_id") {
+        if let Ok(t) = core::str::from_utf8(t.trim_ascii()) {
+            let _ = s.push_str(t);
+        }
+    }
+    s
+}
+
+/// A patch record as stored.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Record<'a> {
+    /// Boot the record belongs to.
+    pub boot_id: &'a str,
+    /// Module / patch name.
+    pub name: &'a str,
+    /// Stream.
+    pub stream: &'a str,
+    /// Version in the stream.
+    pub version: u64,
+    /// Payload SHA-256, hex.
+    pub sha256: &'a str,
+    /// Key ids that signed, hex.
+    pub keys: heapless::Vec<&'a str, 4>,
+    /// CVEs.
+    pub cves: heapless::Vec<&'a str, { crate::manifest::MAX_CVES }>,
+    /// Unix time of the apply.
+    pub time: u64,
+    /// Atomic-replace patch.
+    pub replace: bool,
+    /// `loading` until the transition finished, then `applied`.
+    pub state: &'a str,
+}
+
+fn record_path(name: &str) -> Result<PathBuf> {
+    if !crate::manifest::valid_name(name) {
+        return Err(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"));
+    }
+    PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
+}
+
+/// Reads the record for `name` into `buf`. `None` when absent, unreadable,
+/// malformed, from another boot, or about another name.
+pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Record<'b>> {
+    let p = record_path(name).ok()?;
+    let bytes = files::read_small(p.c(), buf, "record").ok()?;
+    let (r, _): (Record, usize) = serde_json_core::from_slice(bytes).ok()?;
+    let ok = r.name == name
+        && r.boot_id == boot_id().as_str()
+        && !bytes.contains(&b'\\')
+        && r.sha256.len() == 64
+        && (r.state == "loading" || r.state == "applied");
+    ok.then_some(r)
+}
+
+/// Everything a record holds, from the verified bundle.
+pub struct NewRecord<'a> {
+    /// The verified manifest.
+    pub manifest: &'a crate::manifest::Manifest<'a>,
+    /// Key ids that signed validly.
+    pub keys: &'a [crate::keys::KeyId],
+    /// Unix time.
+    pub time: u64,
+}
+
+/// Writes (atomically replaces) the record for a patch.
+pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
+    let m = r.manifest;
+    let p = record_path(m.name)?;
+    let f = AtomicFile::create(p.bytes(), 0o600)?;
+    {
+        let mut o = Out::to(Some(f.fd()));
+        o.s("{\"boot_id\":").json_str(boot_id().as_bytes());
+        o.s(",\"name\":").json_str(m.name.as_bytes());
+        o.s(",\"stream\":").json_str(m.stream.as_bytes());
+        o.s(",\"version\":").u(m.version);
+        o.s(",\"sha256\":\"").hex(&m.payload_sha256).s("\",\"keys\":[");
+        for (i, k) in r.keys.iter().enumerate() {
+            o.s(if i > 0 { ",\"" } else { "\"" }).hex(k).s("\"");
+        }
+        o.s("],\"cves\":[");
+        for (i, c) in m.cves.iter().enumerate() {
+            if i > 0 {
+                o.s(",");
+            }
+            o.json_str(c.as_bytes());
+        }
+        o.s("],\"time\":").u(r.time).s(",\"replace\":").bool(m.replace);
+        o.s(",\"state\":").json_str(state.as_bytes()).s("}\n");
+        o.finish().ctx("cannot write klpctl record")?;
+    }
+    f.commit()
+}
+
+/// Removes the record for `name` (absent is fine).
+pub fn remove_record(name: &str) {
+    if let Ok(p) = record_path(name) {
+        let _ = rustix::fs::unlink(p.c());
+    }
+}
+
+fn stream_path(base: &[u8], stream: &str) -> Result<PathBuf> {
+    if !crate::manifest::valid_stream(stream) {
+        return Err(Error::Internal("invalid stream name"));
+    }
+    PathBuf::of(&[base, b"/streams/", stream.as_bytes()])
+}
+
+fn read_floor(base: &[u8], stream: &str) -> Option<u64> {
+    let p = stream_path(base, stream).ok()?;
+    let mut buf = [0u8; 32];
+    crate::kernel::parse_u64(files::read_small(p.c(), &mut buf, "floor").ok()?)
+}
+
+/// The newest version applied in `stream`: this boot's, and the persistent
+/// floor in `state_dir` when given. The larger wins.
+pub fn floor(stream: &str, state_dir: Option<&CStr>) -> Option<u64> {
+    let boot = read_floor(RUN_DIR, stream);
+    let persistent = state_dir.and_then(|d| read_floor(d.to_bytes(), stream));
+    boot.max(persistent)
+}
+
+/// Raises the floor of `stream` to `version` (never lowers it) this boot
+/// and, when given, in `state_dir`, which is created if missing.
+pub fn raise_floor(stream: &str, version: u64, state_dir: Option<&CStr>) -> Result<()> {
+    let set = |base: &[u8]| -> Result<()> {
+        if read_floor(base, stream).is_some_and(|v| v >= version) {
+            return Ok(());
+        }
+        let dir = PathBuf::of(&[base, b"/streams"])?;
+        files::ensure_dir(PathBuf::of(&[base])?.c(), "cannot create state directory")?;
+        files::ensure_dir(dir.c(), "cannot create state directory")?;
+        let p = stream_path(base, stream)?;
+        let mut tmp = [0u8; 21];
+        let digits = crate::out::fmt_u64(version, (&mut tmp[..20]).try_into().map_err(|_| Error::Internal("fmt"))?);
+        let mut line: heapless::Vec<u8, 24> = heapless::Vec::new();
+        let _ = line.extend_from_slice(digits);
+        let _ = line.push(b'\n');
+        files::write_atomic(p.bytes(), &line, 0o600)?;
+        files::sync_dir(dir.c());
+        Ok(())
+    };
+    set(RUN_DIR)?;
+    if let Some(d) = state_dir {
+        set(d.to_bytes())?;
+    }
+    Ok(())
+}
