@@ -155,11 +155,21 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
             let comm = comm.trim_ascii_end();
             let mut stack = [0u8; 4096];
             let stack = base(b"stack").ok().and_then(|p| files::read_small(p.c(), &mut stack, "stack").ok()).unwrap_or(b"");
-            let top = stack.split(|&c| c == b'\n').next().unwrap_or(b"").trim_ascii();
-            o.s("  blocking task: pid ").b(tb).s(" (").b(comm).s(") at ").b(if top.is_empty() { b"?" } else { top }).nl();
+            // The top three frames: the sleeping primitive alone rarely says
+            // which patched function holds the task.
+            let mut frames: heapless::Vec<u8, 256> = heapless::Vec::new();
+            for f in stack.split(|&c| c == b'\n').filter(|l| !l.is_empty()).take(3) {
+                let f = f.trim_ascii();
+                let f = f.iter().position(|&c| c == b' ').map_or(f, |i| &f[i + 1..]);
+                if !frames.is_empty() {
+                    let _ = frames.extend_from_slice(b" < ");
+                }
+                let _ = frames.extend_from_slice(&f[..f.len().min(80)]);
+            }
+            o.s("  blocking task: pid ").b(tb).s(" (").b(comm).s(") in ").b(&frames).nl();
             if let Some(j) = json.as_deref_mut() {
                 j.s(if count > 1 { ",{\"pid\":" } else { "{\"pid\":" }).b(tb);
-                j.s(",\"comm\":").json_str(comm).s(",\"stack\":").json_str(top).s("}");
+                j.s(",\"comm\":").json_str(comm).s(",\"stack\":").json_str(&frames).s("}");
             }
             Ok(())
         });
@@ -383,6 +393,9 @@ fn apply_one(
             let mut hex = [0u8; 64];
             crate::codec::hex_encode(&m.payload_sha256, &mut hex).is_some_and(|h| h == r.sha256.as_bytes())
         });
+        // "Already applied" must still mean "this bundle verifies", payload
+        // included, exactly as verify would say.
+        signed.check_payload(&src)?;
         if !same {
             return Err(Error::Conflict(
                 "a livepatch of this name is already loaded with another payload (or not by klpctl); disable it first",
@@ -596,7 +609,7 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut acc = Acc { n: 0, changed: false };
     let mut result = Ok(());
     if let Some(d) = dir {
-        match select_dir(cli, d, &ring, &k, &mut json, &mut acc) {
+        match select_dir(cli, d, &ring, &k, &mut json, &mut acc, opts.json) {
             Ok(list) => {
                 for c in &list {
                     result = apply_reported(cli, c.path.c(), &ring, &k, &opts, &mut json, &mut acc);
@@ -687,6 +700,7 @@ fn select_dir(
     k: &Running,
     json: &mut Out,
     acc: &mut Acc,
+    json_mode: bool,
 ) -> Result<heapless::Vec<Candidate, 64>> {
     let mut all: heapless::Vec<Candidate, 64> = heapless::Vec::new();
     cli.ctx(dir.to_bytes());
@@ -721,7 +735,10 @@ fn select_dir(
                 acc.entry(json, path.bytes());
                 let word = if e.exit_code() == 4 { "other kernel" } else { "rejected" };
                 json.s(",\"result\":\"skipped\",\"reason\":\"").s(word).s("\",\"error\":").json_str(e.message().as_bytes()).s("}");
-                if e.exit_code() != 4 {
+                if e.exit_code() == 4 {
+                    let mut o = Out::to(if json_mode { None } else { Some(crate::sys::stdout()) });
+                    o.b(path.bytes()).s(": skipped: ").s(e.message()).s(": ").b(&probe.detail).nl();
+                } else {
                     crate::cli::report(&probe, e);
                 }
             }
