@@ -246,11 +246,25 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Serialises whole suite runs on this checkout: two `cargo test` runs at
+/// once would rebuild each other's initramfs images and write the same logs.
+fn suite_lock() -> std::fs::File {
+    let dir = repo().join("target/qemu");
+    std::fs::create_dir_all(&dir).expect("cannot create target/qemu");
+    let f = std::fs::File::create(dir.join(".suite.lock")).expect("cannot create target/qemu/.suite.lock");
+    if f.try_lock().is_err() {
+        say("qemu: another QEMU suite run holds target/qemu/.suite.lock; waiting");
+        f.lock().expect("cannot lock target/qemu/.suite.lock");
+    }
+    f
+}
+
 #[test]
 fn qemu_kernel_matrix() {
     if skip_requested() {
         return;
     }
+    let _lock = suite_lock();
     let suite = Instant::now();
     let kernels = prepare();
 
