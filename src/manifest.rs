@@ -200,7 +200,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
         return bad("manifest field payload_sha256: 64 lowercase hex digits");
     }
-    Ok(Manifest {
+    let m = Manifest {
         name: raw.name,
         stream: raw.stream,
         version: raw.version,
@@ -213,7 +213,15 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         created: raw.created,
         payload_size: raw.payload_size,
         payload_sha256,
-    })
+    };
+    // serde-json-core also accepts whitespace between tokens, fields in any
+    // order and `"build_id":null`. Accept only the one spelling `write`
+    // produces, so a signed manifest has exactly one byte form.
+    let mut canon = [0u8; MAX_MANIFEST];
+    if m.write(&mut canon)? != bytes {
+        return bad("manifest is not canonical: fields in specification order, no whitespace, no null build_id");
+    }
+    Ok(m)
 }
 
 fn json_error(e: serde_json_core::de::Error) -> Error {
@@ -406,6 +414,31 @@ mod tests {
         assert!(parse(format!(" {GOOD}").as_bytes()).is_err());
         assert!(parse(format!("{GOOD}x").as_bytes()).is_err());
         assert!(parse(format!("{GOOD}{{}}").as_bytes()).is_err());
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_is_accepted() {
+        // Found by fuzz/fuzz_targets/bundle.rs: each of these parsed to the
+        // same manifest as GOOD, so one signed manifest had many spellings.
+        for variant in [
+            with(r#""release":"#, r#""release": "#),
+            with(r#""release":"#, r#""release" :"#),
+            with(r#","arch""#, r#", "arch""#),
+            with(r#"{"format""#, "{\n\"format\""),
+            with(r#"52b855"}"#, "52b855\"\t}"),
+            with(r#"["CVE-2024-1234","#, r#"[ "CVE-2024-1234" ,"#),
+            with(r#""format":1,"name":"klp_fix_1","#, r#""name":"klp_fix_1","format":1,"#),
+            with(r#""build_id":"00112233445566778899aabbccddeeff00112233","#, r#""build_id":null,"#),
+        ] {
+            assert_eq!(
+                parse(variant.as_bytes()),
+                Err(Error::Manifest(
+                    "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
+                )),
+                "{variant}"
+            );
+        }
+        assert!(parse(GOOD.as_bytes()).is_ok());
     }
 
     #[test]
