@@ -16,7 +16,9 @@ SERIES=${KLPCTL_KERNELS:-6.1 6.12}
 KDIR=$OUT_DIR/kernels
 mkdir -p "$KDIR"
 
-need_cmd python3 python3-minimal
+# Debian's python3 (not a pyenv shim): its stdlib has lzma and bz2.
+need_pkg python3
+PYTHON=/usr/bin/python3
 need_cmd xz xz-utils
 need_pkg make gcc libc6-dev
 [ "${KLPCTL_APT_UPDATE:-0}" = 1 ] && apt_update_once
@@ -64,7 +66,7 @@ fetch_image() {
         && dpkg-deb --fsys-tarfile "$tmp"/linux-image-*.deb | tar -x -C "$tmp" ./boot \
         && mv "$tmp/boot/vmlinuz-$release" "$dir.new/vmlinuz" \
         && mv "$tmp/boot/config-$release" "$dir.new/config" \
-        && python3 "$QEMU_DIR/tools/kernel-notes.py" "$dir.new/vmlinuz" \
+        && "$PYTHON" "$QEMU_DIR/tools/kernel-notes.py" "$dir.new/vmlinuz" \
             "$dir.new/notes" "$dir.new/build-id" \
         || { rm -rf "$tmp" "$dir.new"; log "$release: cannot unpack the image"; return 1; }
     rm -rf "$tmp"

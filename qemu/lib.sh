@@ -15,7 +15,7 @@ _APT_UPDATED=0
 apt_update_once() {
     if [ "$_APT_UPDATED" = 0 ]; then
         log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq -o DPkg::Lock::Timeout=300 >&2 \
             || die "apt-get update failed"
         _APT_UPDATED=1
     fi
@@ -45,10 +45,10 @@ need_pkg() {
     # would otherwise spend half a minute building an initrd nobody boots.
     local aptlog
     aptlog=$(mktemp)
-    if ! INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+    if ! INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
         --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1; then
         apt_update_once
-        INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        INITRD=No DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
             --no-install-recommends "${missing[@]}" >"$aptlog" 2>&1 || {
             tail -n 30 "$aptlog" >&2
             rm -f "$aptlog"

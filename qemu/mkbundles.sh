@@ -23,7 +23,9 @@ shift $((OPTIND - 1))
 release=$(to_release "$1")
 [ -n "$release" ] || die "kernel series $1 not resolved: run qemu/fetch-kernels.sh"
 [ -x "$klpctl" ] || die "no klpctl binary at $klpctl"
-need_cmd python3 python3-minimal
+# Debian's python3 (not a pyenv shim): its stdlib has lzma and bz2.
+need_pkg python3
+PYTHON=/usr/bin/python3
 
 other=$(resolved_releases | grep -vxF "$release" | head -n 1 || true)
 [ -n "$other" ] || die "the cases need a second kernel release; fetch both series"
@@ -78,7 +80,7 @@ pack "$mods/klp_modobj.ko" "$tmp/modobj.klp" modobj 1 --kernel-notes "$notes" -s
 pack "$mods/klp_big.ko" "$tmp/big.klp" big 1 --kernel-notes "$notes" -s "$SEC"
 
 # Rejected bundles (exit 3).
-mutate() { python3 "$QEMU_DIR/tools/bundle-mutate.py" "$@"; }
+mutate() { "$PYTHON" "$QEMU_DIR/tools/bundle-mutate.py" "$@"; }
 mutate payload "$tmp/basic.klp" "$tmp/bad/tampered.klp"
 mutate signature "$tmp/basic.klp" "$tmp/bad/badsig.klp"
 mutate manifest "$tmp/basic.klp" "$tmp/bad/manifest.klp"

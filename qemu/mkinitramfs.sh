@@ -40,8 +40,8 @@ release=$(to_release "$1")
 [ -n "$bundles" ] || bundles=$OUT_DIR/bundles/$release
 [ -n "$out" ] || out=$OUT_DIR/initramfs/$release-$scenario.cpio.gz
 
-need_cmd busybox busybox-static
-busybox_bin=$(command -v busybox)
+need_pkg busybox-static
+busybox_bin=/bin/busybox
 need_cmd readelf binutils
 # The guest has no libc: a dynamically linked busybox would not run.
 if readelf -l "$busybox_bin" 2>/dev/null | grep -q 'INTERP'; then

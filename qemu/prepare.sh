@@ -10,6 +10,12 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# Install the host tools here, one apt run at a time: the boots run in
+# parallel and must not race each other for the dpkg lock.
+need_cmd qemu-system-x86_64 qemu-system-x86
+need_pkg qemu-system-x86 seabios ipxe-qemu
+need_pkg busybox-static
+
 "$QEMU_DIR/fetch-kernels.sh" >/dev/null
 "$QEMU_DIR/build-modules.sh" >/dev/null
 
