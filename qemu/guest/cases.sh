@@ -184,6 +184,13 @@ case_apply() {
     expect_cmdline "$BASIC_LINE"
     expect_applied klp_basic
     [ "$(modules)" = "$before" ] && klp_fail "/proc/modules did not change"
+    # status identifies this exact kernel build, as the host extracted it.
+    local got
+    got=$(klp_json_get kernel.build_id <"$T/status")
+    [ "$got" = "$(cat /klptest/build-id)" ] \
+        || klp_fail "status kernel.build_id is '$got', expected $(cat /klptest/build-id)"
+    got=$(klp_json_get kernel.release <"$T/status")
+    [ "$got" = "$(uname -r)" ] || klp_fail "status kernel.release is '$got'"
     end
 }
 
