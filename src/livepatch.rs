@@ -571,12 +571,18 @@ fn parse_timeout(a: &mut Args) -> Result<u64> {
     Ok(s * 1000)
 }
 
+fn key(c: &Candidate) -> (&str, u64, &[u8]) {
+    (&c.stream, c.version, c.path.bytes())
+}
+
 /// A bundle found by `apply --dir`.
 struct Candidate {
     path: PathBuf,
     stream: heapless::String<64>,
     version: u64,
     replace: bool,
+    /// A newer cumulative bundle of the same stream makes this one moot.
+    superseded: bool,
 }
 
 /// `klpctl apply`.
@@ -721,7 +727,7 @@ fn select_dir(
             check_kernel(&mut probe, &m, k)?;
             let mut stream = heapless::String::new();
             let _ = stream.push_str(m.stream);
-            Ok(Candidate { path: PathBuf::of(&[path.bytes()])?, stream, version: m.version, replace: m.replace })
+            Ok(Candidate { path: PathBuf::of(&[path.bytes()])?, stream, version: m.version, replace: m.replace, superseded: false })
         })();
         match r {
             Ok(c) => {
@@ -745,36 +751,32 @@ fn select_dir(
         }
         Ok(())
     })?;
-    all.sort_unstable_by(|a, b| a.stream.cmp(&b.stream).then(a.version.cmp(&b.version)).then(a.path.bytes().cmp(b.path.bytes())));
-    let mut out: heapless::Vec<Candidate, 64> = heapless::Vec::new();
+    // Insertion sort by (stream, version, path): at most 64 entries, and
+    // far smaller code than the generic sort.
+    for i in 1..all.len() {
+        let mut j = i;
+        while j > 0 && key(&all[j - 1]) > key(&all[j]) {
+            all.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    // Per stream (now contiguous, in version order): only the newest when
+    // it is cumulative, otherwise all of them.
     let mut i = 0;
     while i < all.len() {
         let mut j = i;
         while j < all.len() && all[j].stream == all[i].stream {
             j += 1;
         }
-        // all[i..j] is one stream in version order.
-        let newest = &all[j - 1];
-        if newest.replace {
-            let _ = out.push(Candidate {
-                path: PathBuf::of(&[newest.path.bytes()])?,
-                stream: newest.stream.clone(),
-                version: newest.version,
-                replace: true,
-            });
-        } else {
-            for c in &all[i..j] {
-                let _ = out.push(Candidate {
-                    path: PathBuf::of(&[c.path.bytes()])?,
-                    stream: c.stream.clone(),
-                    version: c.version,
-                    replace: c.replace,
-                });
+        if all[j - 1].replace {
+            for c in &mut all[i..j - 1] {
+                c.superseded = true;
             }
         }
         i = j;
     }
-    Ok(out)
+    all.retain(|c| !c.superseded);
+    Ok(all)
 }
 
 /// `klpctl disable NAME`.
@@ -996,21 +998,15 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
     match core::str::from_utf8(name).ok().and_then(|n| state::read_record(n, &mut rbuf)) {
         Some(r) => {
             j.s("{\"stream\":").json_str(r.stream.as_bytes()).s(",\"version\":").u(r.version);
-            j.s(",\"sha256\":").json_str(r.sha256.as_bytes()).s(",\"keys\":[");
-            h.s("  klpctl: stream ").s(r.stream).s(" version ").u(r.version).s(", sha256 ").s(r.sha256).s(", keys");
-            for (i, k) in r.keys.iter().enumerate() {
-                j.s(if i > 0 { "," } else { "" }).json_str(k.as_bytes());
-                h.s(" ").s(k);
-            }
-            j.s("],\"cves\":[");
+            j.s(",\"sha256\":").json_str(r.sha256.as_bytes()).s(",\"keys\":");
+            h.s("  klpctl: stream ").s(r.stream).s(" version ").u(r.version).s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
+            list_json(j, r.keys);
+            j.s(",\"cves\":");
+            list_json(j, r.cves);
             if !r.cves.is_empty() {
-                h.s(", cves");
+                h.s(", cves ").s(r.cves);
             }
-            for (i, c) in r.cves.iter().enumerate() {
-                j.s(if i > 0 { "," } else { "" }).json_str(c.as_bytes());
-                h.s(" ").s(c);
-            }
-            j.s("],\"time\":").u(r.time).s(",\"state\":").json_str(r.state.as_bytes()).s("}");
+            j.s(",\"replace\":").bool(r.replace).s(",\"time\":").u(r.time).s(",\"state\":").json_str(r.state.as_bytes()).s("}");
             h.s(", applied at ").u(r.time).s(" (").s(r.state).s(")").nl();
         }
         None => {
@@ -1026,4 +1022,13 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
         j.s("[]");
     }
     j.s("}");
+}
+
+/// A comma-separated list as a JSON array of strings.
+fn list_json(j: &mut Out, list: &str) {
+    j.s("[");
+    for (i, x) in list.split(',').filter(|x| !x.is_empty()).enumerate() {
+        j.s(if i > 0 { "," } else { "" }).json_str(x.as_bytes());
+    }
+    j.s("]");
 }

@@ -34,6 +34,7 @@ impl<'a> Out<'a> {
 
     /// Writes the buffered bytes. The first error is remembered for
     /// [`Out::finish`]; on the standard streams nobody is left to tell.
+    #[inline(never)]
     pub fn flush(&mut self) {
         if let Some(fd) = self.fd {
             if let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len]) {
@@ -50,6 +51,7 @@ impl<'a> Out<'a> {
     }
 
     /// Raw bytes.
+    #[inline(never)]
     pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
         for chunk in bytes.chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
@@ -72,6 +74,7 @@ impl<'a> Out<'a> {
     }
 
     /// An unsigned decimal number.
+    #[inline(never)]
     pub fn u(&mut self, n: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
         let s = fmt_u64(n, &mut tmp);
@@ -87,6 +90,7 @@ impl<'a> Out<'a> {
     }
 
     /// Lowercase hex of `bytes`.
+    #[inline(never)]
     pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
         for &x in bytes {
             let pair = crate::codec::hex_pair(x);
@@ -99,6 +103,7 @@ impl<'a> Out<'a> {
     /// some strings come from the kernel (task names); bytes that are not
     /// printable ASCII are written as `\u00XX`, so the output is always
     /// valid JSON whatever the input.
+    #[inline(never)]
     pub fn json_str(&mut self, bytes: &[u8]) -> &mut Self {
         self.b(b"\"");
         for &c in bytes {

@@ -21,7 +21,6 @@ use crate::files::{self, AtomicFile, PathBuf};
 use crate::out::Out;
 use core::ffi::CStr;
 use rustix::fd::OwnedFd;
-use serde::Deserialize;
 
 /// Per-boot state directory.
 pub const RUN_DIR: &[u8] = b"/run/klpctl";
@@ -82,9 +81,10 @@ pub fn boot_id() -> heapless::String<40> {
     s
 }
 
-/// A patch record as stored.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
+/// A patch record as stored: one `key value` pair per line, keys in a
+/// fixed set, lists comma-separated. klpctl writes it and reads it back
+/// defensively (any unknown key or malformed value discards the record).
+#[derive(Debug, Default)]
 pub struct Record<'a> {
     /// Boot the record belongs to.
     pub boot_id: &'a str,
@@ -96,10 +96,10 @@ pub struct Record<'a> {
     pub version: u64,
     /// Payload SHA-256, hex.
     pub sha256: &'a str,
-    /// Key ids that signed, hex.
-    pub keys: heapless::Vec<&'a str, 4>,
-    /// CVEs.
-    pub cves: heapless::Vec<&'a str, { crate::manifest::MAX_CVES }>,
+    /// Key ids that signed, hex, comma-separated.
+    pub keys: &'a str,
+    /// CVEs, comma-separated.
+    pub cves: &'a str,
     /// Unix time of the apply.
     pub time: u64,
     /// Atomic-replace patch.
@@ -115,18 +115,80 @@ fn record_path(name: &str) -> Result<PathBuf> {
     PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
 }
 
+/// Parses record text; `None` on anything unexpected.
+pub fn parse_record(text: &str) -> Option<Record<'_>> {
+    let mut r = Record::default();
+    let mut seen = 0u16;
+    for line in text.lines() {
+        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+        let num = || crate::kernel::parse_u64(v.as_bytes());
+        let bit = match k {
+            "boot_id" => {
+                r.boot_id = v;
+                0
+            }
+            "name" => {
+                r.name = v;
+                1
+            }
+            "stream" => {
+                r.stream = v;
+                2
+            }
+            "version" => {
+                r.version = num()?;
+                3
+            }
+            "sha256" => {
+                r.sha256 = v;
+                4
+            }
+            "keys" => {
+                r.keys = v;
+                5
+            }
+            "cves" => {
+                r.cves = v;
+                6
+            }
+            "time" => {
+                r.time = num()?;
+                7
+            }
+            "replace" => {
+                r.replace = num()? == 1;
+                8
+            }
+            "state" => {
+                r.state = v;
+                9
+            }
+            _ => return None,
+        };
+        if seen & (1 << bit) != 0 {
+            return None;
+        }
+        seen |= 1 << bit;
+    }
+    let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
+    let ok = seen == 0x3ff
+        && crate::manifest::valid_name(r.name)
+        && crate::manifest::valid_stream(r.stream)
+        && r.sha256.len() == 64
+        && hex(r.sha256)
+        && hex(r.keys)
+        && r.cves.split(',').all(|c| c.is_empty() || crate::manifest::valid_cve(c))
+        && (r.state == "loading" || r.state == "applied");
+    ok.then_some(r)
+}
+
 /// Reads the record for `name` into `buf`. `None` when absent, unreadable,
 /// malformed, from another boot, or about another name.
 pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Record<'b>> {
     let p = record_path(name).ok()?;
     let bytes = files::read_small(p.c(), buf, "record").ok()?;
-    let (r, _): (Record, usize) = serde_json_core::from_slice(bytes).ok()?;
-    let ok = r.name == name
-        && r.boot_id == boot_id().as_str()
-        && !bytes.contains(&b'\\')
-        && r.sha256.len() == 64
-        && (r.state == "loading" || r.state == "applied");
-    ok.then_some(r)
+    let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
+    (r.name == name && r.boot_id == boot_id().as_str()).then_some(r)
 }
 
 /// Everything a record holds, from the verified bundle.
@@ -146,23 +208,16 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
     let f = AtomicFile::create(p.bytes(), 0o600)?;
     {
         let mut o = Out::to(Some(f.fd()));
-        o.s("{\"boot_id\":").json_str(boot_id().as_bytes());
-        o.s(",\"name\":").json_str(m.name.as_bytes());
-        o.s(",\"stream\":").json_str(m.stream.as_bytes());
-        o.s(",\"version\":").u(m.version);
-        o.s(",\"sha256\":\"").hex(&m.payload_sha256).s("\",\"keys\":[");
+        o.s("boot_id ").s(&boot_id()).s("\nname ").s(m.name).s("\nstream ").s(m.stream);
+        o.s("\nversion ").u(m.version).s("\nsha256 ").hex(&m.payload_sha256).s("\nkeys ");
         for (i, k) in r.keys.iter().enumerate() {
-            o.s(if i > 0 { ",\"" } else { "\"" }).hex(k).s("\"");
+            o.s(if i > 0 { "," } else { "" }).hex(k);
         }
-        o.s("],\"cves\":[");
+        o.s("\ncves ");
         for (i, c) in m.cves.iter().enumerate() {
-            if i > 0 {
-                o.s(",");
-            }
-            o.json_str(c.as_bytes());
+            o.s(if i > 0 { "," } else { "" }).s(c);
         }
-        o.s("],\"time\":").u(r.time).s(",\"replace\":").bool(m.replace);
-        o.s(",\"state\":").json_str(state.as_bytes()).s("}\n");
+        o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64).s("\nstate ").s(state).nl();
         o.finish().ctx("cannot write klpctl record")?;
     }
     f.commit()
@@ -221,4 +276,32 @@ pub fn raise_floor(stream: &str, version: u64, state_dir: Option<&CStr>) -> Resu
         set(d.to_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "boot_id b\nname klp_a\nstream s\nversion 3\nsha256 \
+        e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nkeys 0011223344556677\n\
+        cves CVE-1,CVE-2\ntime 5\nreplace 1\nstate applied\n";
+
+    #[test]
+    fn record_round_trip_fields() {
+        let r = parse_record(GOOD).unwrap();
+        assert_eq!((r.name, r.stream, r.version, r.time, r.replace, r.state), ("klp_a", "s", 3, 5, true, "applied"));
+        assert_eq!(r.cves, "CVE-1,CVE-2");
+    }
+
+    #[test]
+    fn damaged_records_are_discarded() {
+        assert!(parse_record(&GOOD.replace("state applied", "state weird")).is_none());
+        assert!(parse_record(&GOOD.replace("version 3", "version x")).is_none());
+        assert!(parse_record(&GOOD.replace("time 5\n", "")).is_none());
+        assert!(parse_record(&format!("{GOOD}time 6\n")).is_none());
+        assert!(parse_record(&format!("{GOOD}extra 1\n")).is_none());
+        assert!(parse_record(&GOOD.replace("name klp_a", "name ../x")).is_none());
+        assert!(parse_record(&GOOD.replace("sha256 e3", "sha256 zz")).is_none());
+        assert!(parse_record("").is_none());
+    }
 }
