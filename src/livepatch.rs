@@ -243,12 +243,14 @@ impl Kmsg {
         Kmsg(fd)
     }
 
-    /// Prints kernel log lines logged since `open` that mention `name` or
-    /// livepatch.
-    fn quote(&self, o: &mut Out, name: &[u8]) {
+    /// Prints the kernel log lines logged since `open` (the few
+    /// milliseconds of the failed load; at most 16). Not every reason names
+    /// the module ("Loading of unsigned module is rejected"), so nothing is
+    /// filtered out.
+    fn quote(&self, o: &mut Out) {
         let Some(fd) = &self.0 else { return };
         let mut rec = [0u8; 1024];
-        for _ in 0..256 {
+        for _ in 0..16 {
             let n = match rustix::io::read(fd, &mut rec) {
                 Ok(n) => n,
                 Err(Errno::PIPE) | Err(Errno::INTR) => continue,
@@ -257,15 +259,9 @@ impl Kmsg {
             let line = &rec[..n];
             let msg = line.iter().position(|&c| c == b';').map_or(line, |i| &line[i + 1..]);
             let msg = msg.split(|&c| c == b'\n').next().unwrap_or(b"");
-            if contains(msg, name) || contains(msg, b"livepatch") {
-                o.s("  kernel: ").b(msg).nl();
-            }
+            o.s("  kernel: ").b(msg).nl();
         }
     }
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Writes one `klpctl: ...` audit line to the kernel log.
@@ -460,7 +456,7 @@ fn apply_one(
     if let Err(e) = load(&memfd, signed.header.payload_len) {
         state::remove_record(m.name);
         let mut o = Out::stderr();
-        kmsg.quote(&mut o, name);
+        kmsg.quote(&mut o);
         if let Error::KernelRefused(Errno::EXIST) = e {
             return Err(Error::Conflict("a module of this name appeared while loading; nothing was changed"));
         }

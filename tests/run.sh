@@ -1,0 +1,33 @@
+#!/bin/bash
+# The whole test suite, on a fresh Debian 12 machine as root: installs what
+# it needs (apt packages, the musl target), then runs the unit tests, the
+# host integration tests, the OpenBSD signify interop tests, the format test
+# vectors, and the QEMU kernel suite (Debian 6.1 and 6.12). Safe to rerun:
+# everything is cached under target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. qemu/lib.sh
+
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+# Host tools the tests call: signify (interop), time (RSS), openssl (bench),
+# python3 (fixtures), QEMU and busybox (kernel rig), compiler for modules.
+need_pkg signify-openbsd time openssl python3 busybox-static gcc make
+need_pkg qemu-system-x86 seabios ipxe-qemu
+if command -v rustup >/dev/null; then
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
+        || rustup target add x86_64-unknown-linux-musl
+fi
+
+log "building the static musl binary"
+cargo build --release --target x86_64-unknown-linux-musl
+bin=target/x86_64-unknown-linux-musl/release/klpctl
+log "device binary: $(stat -c %s "$bin") bytes (budget 131072)"
+
+# Kernels, headers, modules, bundles and initramfs images for tests/qemu.rs.
+qemu/prepare.sh >/dev/null
+
+log "format test vectors"
+docs/vectors/check.sh "$bin"
+
+log "cargo test (unit, host integration, signify interop, QEMU kernels)"
+KLPCTL_BIN=$PWD/$bin cargo test --release -- --test-threads=2
