@@ -19,7 +19,8 @@ mkdir -p "$KDIR"
 # Debian's python3 (not a pyenv shim): its stdlib has lzma and bz2.
 need_pkg python3
 PYTHON=/usr/bin/python3
-need_cmd xz xz-utils
+# 6.1 images are xz (python's lzma), 6.12 images zstd (the zstd tool).
+need_cmd zstd zstd
 need_pkg make gcc libc6-dev
 [ "${KLPCTL_APT_UPDATE:-0}" = 1 ] && apt_update_once
 
