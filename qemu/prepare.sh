@@ -5,8 +5,8 @@
 #
 # usage: prepare.sh
 # stdout: one line per kernel: "<series> <release>". Progress goes to stderr.
-# Environment: KLPCTL=path to use a prebuilt static klpctl instead of
-# building one with cargo.
+# Environment: KLPCTL (or KLPCTL_BIN) = path to use a prebuilt static klpctl
+# instead of building one with cargo.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -19,7 +19,9 @@ need_pkg busybox-static
 "$QEMU_DIR/fetch-kernels.sh" >/dev/null
 "$QEMU_DIR/build-modules.sh" >/dev/null
 
-if [ -z "${KLPCTL:-}" ]; then
+# tests/run.sh passes the binary it built as KLPCTL_BIN.
+KLPCTL=${KLPCTL:-${KLPCTL_BIN:-}}
+if [ -z "$KLPCTL" ]; then
     cargo=${CARGO:-cargo}
     command -v "$cargo" >/dev/null || die "cargo not found: install Rust (rustup) to build klpctl"
     if command -v rustup >/dev/null; then
