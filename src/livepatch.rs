@@ -193,7 +193,7 @@ fn refcnt(name: &[u8]) -> Option<i64> {
 /// reference count is 0, as the kernel's own selftests do; waits until
 /// `deadline`. `delete_module` is non-blocking (`O_NONBLOCK`), never forced.
 fn unload(name: &[u8], deadline: u64) -> Result<()> {
-    let mut cname = PathBuf::of(&[name])?;
+    let cname = PathBuf::of(&[name])?;
     let ready = poll(deadline, || !active(name) && refcnt(name).is_none_or(|r| r == 0));
     if !ready {
         return Err(Error::Stuck("module cannot be removed: its livepatch is still active or it is still referenced"));
@@ -207,7 +207,6 @@ fn unload(name: &[u8], deadline: u64) -> Result<()> {
             false
         }
     });
-    let _ = &mut cname;
     if ok { Ok(()) } else { Err(Error::Io("delete_module failed", last)) }
 }
 
@@ -217,16 +216,22 @@ fn unload(name: &[u8], deadline: u64) -> Result<()> {
 fn leftovers(mut f: impl FnMut(&[u8])) {
     let _ = files::each_entry(c"/sys/module", "sysmodule", |m, _| {
         let mb = m.to_bytes();
-        let mut buf = [0u8; 64];
-        let is_lp = mod_attr(mb, b"taint")
-            .ok()
-            .and_then(|p| files::read_small(p.c(), &mut buf, "taint").ok())
-            .is_some_and(|t| t.contains(&b'K'));
-        if is_lp && !active(mb) {
+        if is_livepatch_module(mb) && !active(mb) {
             f(mb);
         }
         Ok(())
     });
+}
+
+/// Whether loaded module `name` is a livepatch module (taint flag `K` in
+/// `/sys/module/<name>/taint`). klpctl only ever unloads such modules, so
+/// a name that collides with an ordinary driver never takes the driver out.
+fn is_livepatch_module(name: &[u8]) -> bool {
+    let mut buf = [0u8; 64];
+    mod_attr(name, b"taint")
+        .ok()
+        .and_then(|p| files::read_small(p.c(), &mut buf, "taint").ok())
+        .is_some_and(|t| t.contains(&b'K'))
 }
 
 /// `/dev/kmsg` positioned at its end, to quote what the kernel logs about a
@@ -385,7 +390,9 @@ fn apply_one(
     // Idempotence and conflicts.
     if active(name) {
         let mut rbuf = [0u8; state::MAX_RECORD];
-        let same = state::read_record(m.name, &mut rbuf).is_some_and(|r| {
+        let rec = state::read_record(m.name, &mut rbuf);
+        let loading = rec.as_ref().is_some_and(|r| r.state == "loading");
+        let same = rec.is_some_and(|r| {
             let mut hex = [0u8; 64];
             crate::codec::hex_encode(&m.payload_sha256, &mut hex).is_some_and(|h| h == r.sha256.as_bytes())
         });
@@ -406,12 +413,18 @@ fn apply_one(
             list_blockers(&mut o, 1, None);
             return revert(name, opts.timeout_ms);
         }
-        let keys = valid_keys(&signed.verdict);
-        state::write_record(&state::NewRecord { manifest: m, keys: &keys, time: unix_time() }, "applied")?;
+        if loading {
+            // An earlier klpctl was killed before it could finish the record.
+            let keys = valid_keys(&signed.verdict);
+            state::write_record(&state::NewRecord { manifest: m, keys: &keys, time: unix_time() }, "applied")?;
+        }
         state::raise_floor(m.stream, m.version, opts.state_dir)?;
         return Ok(Outcome::Already);
     }
     if loaded(name) {
+        if !is_livepatch_module(name) {
+            return Err(Error::Conflict("a module of this name is loaded and it is not a livepatch"));
+        }
         // A stale module of the same name whose patch is gone (replaced or
         // disabled earlier): it must go before the new one can load.
         unload(name, deadline())?;
@@ -603,11 +616,18 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     if paths.is_empty() == dir.is_none() {
         return Err(Error::Usage("apply needs BUNDLE... or --dir DIR (not both)"));
     }
-    let ring = crate::keys::load(opts.keyring)?;
-    let _lock = state::lock(opts.lock_wait_s)?;
-    let k = Running::read();
     let mut json = Out::to(if opts.json { Some(crate::sys::stdout()) } else { None });
     json.s("{\"results\":[");
+    let early = crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)));
+    let (ring, _lock) = match early {
+        Ok(x) => x,
+        Err(e) => {
+            json.s("],\"changed\":false,\"exit\":").u(e.exit_code() as u64);
+            json.s(",\"error\":").json_str(e.message().as_bytes()).s("}\n");
+            return Err(e);
+        }
+    };
+    let k = Running::read();
     let mut acc = Acc { n: 0, changed: false };
     let mut result = Ok(());
     if let Some(d) = dir {
@@ -819,6 +839,9 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
         state::remove_record(sname);
         if !loaded(name) {
             return Ok(false);
+        }
+        if !is_livepatch_module(name) {
+            return Err(Error::Conflict("a module of this name is loaded but it is not a livepatch; klpctl leaves it alone"));
         }
         // A module whose patch is already gone (replaced, or a disable that
         // was interrupted): finish the job.
