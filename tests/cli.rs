@@ -18,14 +18,11 @@ use common::*;
 use std::ffi::OsStr;
 
 const NOT_ENOUGH: &str = "bundle rejected: not enough distinct trusted keys signed the manifest";
-const BAD_SIG: &str =
-    "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
+const BAD_SIG: &str = "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
 const DIGEST: &str = "bundle rejected: payload does not match the SHA-256 in the signed manifest";
 const TRUNCATED: &str = "bundle rejected: file is truncated";
-const MANIFEST_JSON: &str =
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves";
-const NOT_CANONICAL: &str =
-    "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
+const MANIFEST_JSON: &str = "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves";
+const NOT_CANONICAL: &str = "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
 
 /// Makes `NAME.pub` and `NAME.sec` with `klpctl keygen`; returns the key id.
 fn keygen(dir: &TempDir, name: &str) -> String {
@@ -51,8 +48,21 @@ fn setup() -> Setup {
     dir.mkdir("ring");
     dir.copy("k.pub", "ring/k.pub");
     dir.write("m.ko", livepatch_ko());
-    dir.klpctl(&["pack", "m.ko", "-o", "b.klp", "--stream", "s", "--version", "1", "-s", "k.sec", "--created", "1700000000"])
-        .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (1 signature)\n"), "");
+    dir.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "b.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "k.sec",
+        "--created",
+        "1700000000",
+    ])
+    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (1 signature)\n"), "");
     Setup { dir, key }
 }
 
@@ -132,6 +142,16 @@ fn keygen_writes_signify_key_files() {
     assert_eq!(hex(&raw[32..40]), id);
     assert_eq!(raw[72..104], signify_payload(&public)[10..42], "public half of the secret key");
 
+    // The modes are klpctl's own, not the umask's: with umask 000 the
+    // secret key is still 0600, and the public key is 0644.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(klpctl_bin())
+        .args(["keygen", "-p", "u.pub", "-s", "u.sec"])
+        .current_dir(d.path());
+    run(cmd).code(0);
+    assert_eq!((mode("u.sec"), mode("u.pub")), (0o600, 0o644));
+
     // Two keys never share an id or a key.
     let id2 = keygen(&d, "b");
     assert_ne!(id, id2);
@@ -149,7 +169,6 @@ fn keygen_writes_signify_key_files() {
 fn keygen_never_overwrites_a_key() {
     let d = TempDir::new();
     keygen(&d, "k");
-    d.write("other.pub", "not mine\n");
     // Both exist: the secret key is tried first and refused.
     d.klpctl_unchanged(&["keygen", "-p", "k.pub", "-s", "k.sec"])
         .fails(1, "klpctl: k.sec: cannot create file (klpctl never overwrites keys): EEXIST");
@@ -272,10 +291,26 @@ fn pack_verify_info_round_trip() {
 
     // The build-id can come from a copy of /sys/kernel/notes instead.
     d.write("notes", kernel_notes(&[0xab; 20]));
-    d.klpctl(&["pack", "m.ko", "-o", "n.klp", "--stream", "s", "--version", "2", "--kernel-notes", "notes", "--unsigned"])
-        .expect(0, &format!("packed {MOD_NAME} stream s version 2 for {RELEASE} (0 signatures)\n"), "");
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "n.klp",
+        "--stream",
+        "s",
+        "--version",
+        "2",
+        "--kernel-notes",
+        "notes",
+        "--unsigned",
+    ])
+    .expect(0, &format!("packed {MOD_NAME} stream s version 2 for {RELEASE} (0 signatures)\n"), "");
     let info = d.klpctl(&["info", "n.klp"]);
-    assert!(info.out().contains(&format!("  kernel:  {RELEASE} x86_64 build-id {}\n", "ab".repeat(20))), "{}", info.out());
+    assert!(
+        info.out().contains(&format!("  kernel:  {RELEASE} x86_64 build-id {}\n", "ab".repeat(20))),
+        "{}",
+        info.out()
+    );
 }
 
 #[test]
@@ -458,14 +493,27 @@ fn pack_refuses_bad_input_and_leaves_no_output() {
             .fails(2, "klpctl: --stream: 1-64 of [A-Za-z0-9._-], not starting with '.'");
     }
     pack(&["--unsigned", "--version", "-1"]).fails(2, "klpctl: expected a non-negative decimal number");
-    pack(&["--unsigned", "--version", "18446744073709551616"]).fails(2, "klpctl: expected a non-negative decimal number");
+    pack(&["--unsigned", "--version", "18446744073709551616"])
+        .fails(2, "klpctl: expected a non-negative decimal number");
     pack(&["--unsigned", "--bogus"]).fails(2, "klpctl: --bogus: unknown option (see klpctl --help)");
     pack(&["--unsigned", "extra.ko"]).fails(2, "klpctl: extra.ko: unexpected argument (see klpctl --help)");
     d.klpctl_unchanged(&["pack", "m.ko", "--stream", "s", "--version", "1", "--unsigned"])
         .fails(2, "klpctl: pack needs MODULE.ko, -o BUNDLE, --stream S and --version N");
     // The architecture comes from the ELF machine.
-    d.klpctl(&["pack", "arm.ko", "-o", "arm.klp", "--stream", "s", "--version", "1", "--unsigned", "--arch", "aarch64"])
-        .code(0);
+    d.klpctl(&[
+        "pack",
+        "arm.ko",
+        "-o",
+        "arm.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+        "--arch",
+        "aarch64",
+    ])
+    .code(0);
     let info = d.klpctl(&["info", "arm.klp"]);
     assert!(info.code(0).out().contains(&format!("  kernel:  {RELEASE} aarch64\n")), "{}", info.out());
     pack_mod("dash.ko").fails(2, "klpctl: dash.ko: module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)");
@@ -483,14 +531,31 @@ fn pack_signs_with_several_keys_once_each() {
     let s = setup();
     let d = &s.dir;
     let k2 = keygen(d, "k2");
-    d.klpctl(&["pack", "m.ko", "-o", "two.klp", "--stream", "s", "--version", "1", "-s", "k.sec", "-s", "k2.sec", "-s", "k.sec"])
-        .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (2 signatures)\n"), "");
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "two.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "k.sec",
+        "-s",
+        "k2.sec",
+        "-s",
+        "k.sec",
+    ])
+    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (2 signatures)\n"), "");
     d.copy("k2.pub", "ring/k2.pub");
     let r = d.klpctl(&["verify", "two.klp", "--keyring", "ring"]);
     r.code(0);
     assert!(r.out().ends_with(&verdict(2, 1, &[(&s.key, "valid"), (&k2, "valid")])), "{}", r.out());
-    let args: Vec<&str> =
-        ["pack", "m.ko", "-o", "x.klp", "--stream", "s", "--version", "1"].into_iter().chain(["-s", "k.sec"].repeat(5)).collect();
+    let args: Vec<&str> = ["pack", "m.ko", "-o", "x.klp", "--stream", "s", "--version", "1"]
+        .into_iter()
+        .chain(["-s", "k.sec"].repeat(5))
+        .collect();
     d.klpctl_unchanged(&args).fails(2, "klpctl: at most 4 -s keys");
 }
 
@@ -511,7 +576,11 @@ fn sign_co_signs_and_is_idempotent() {
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "k.sec"]).expect(0, &format!("already signed by key {}\n", s.key), "");
 
     let info = d.klpctl(&["info", "b.klp"]);
-    assert!(info.code(0).out().ends_with(&format!("  signatures: 2\n    key {}\n    key {k2}\n", s.key)), "{}", info.out());
+    assert!(
+        info.code(0).out().ends_with(&format!("  signatures: 2\n    key {}\n    key {k2}\n", s.key)),
+        "{}",
+        info.out()
+    );
     d.copy("k2.pub", "ring/k2.pub");
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring"]);
     r.code(0);
@@ -528,22 +597,48 @@ fn sign_co_signs_and_is_idempotent() {
 fn attach_adds_a_signature_once() {
     let s = setup();
     let d = &s.dir;
-    d.klpctl(&["pack", "m.ko", "-o", "u.klp", "--stream", "s", "--version", "1", "--unsigned", "--created", "1700000000"])
-        .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (0 signatures)\n"), "");
-    d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).expect(3, "", &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])));
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "u.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+        "--created",
+        "1700000000",
+    ])
+    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (0 signatures)\n"), "");
+    d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).expect(
+        3,
+        "",
+        &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])),
+    );
     // A detached signature made by `sign -x` on one copy attaches to another.
     d.copy("u.klp", "signed.klp");
-    d.klpctl(&["sign", "signed.klp", "-s", "k.sec", "-x", "k.sig"]).expect(0, &format!("signed with key {}\n", s.key), "");
+    d.klpctl(&["sign", "signed.klp", "-s", "k.sec", "-x", "k.sig"]).expect(
+        0,
+        &format!("signed with key {}\n", s.key),
+        "",
+    );
     d.klpctl(&["attach", "u.klp", "k.sig"]).expect(0, &format!("attached signature by key {}\n", s.key), "");
     assert_eq!(d.read("u.klp"), d.read("signed.klp"));
     assert_eq!(d.read("u.klp"), d.read("b.klp"), "attach and pack -s give the same bytes");
-    d.klpctl_unchanged(&["attach", "u.klp", "k.sig"]).expect(0, &format!("signature already present: key {}\n", s.key), "");
+    d.klpctl_unchanged(&["attach", "u.klp", "k.sig"]).expect(
+        0,
+        &format!("signature already present: key {}\n", s.key),
+        "",
+    );
     d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).code(0);
 
     d.klpctl_unchanged(&["attach", "u.klp"]).fails(2, "klpctl: attach needs BUNDLE and SIGFILE");
-    d.klpctl_unchanged(&["attach", "u.klp", "k.sig", "more"]).fails(2, "klpctl: more: unexpected argument (see klpctl --help)");
+    d.klpctl_unchanged(&["attach", "u.klp", "k.sig", "more"])
+        .fails(2, "klpctl: more: unexpected argument (see klpctl --help)");
     d.klpctl_unchanged(&["attach", "u.klp", "k.pub"]).fails(2, "klpctl: k.pub: not a signify Ed25519 signature file");
-    d.klpctl_unchanged(&["attach", "u.klp", "nope.sig"]).fails(1, "klpctl: nope.sig: cannot read signature file: ENOENT");
+    d.klpctl_unchanged(&["attach", "u.klp", "nope.sig"])
+        .fails(1, "klpctl: nope.sig: cannot read signature file: ENOENT");
 }
 
 #[test]
@@ -560,7 +655,8 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     *bad.last_mut().unwrap() ^= 1;
     d.write("bad.klp", &bad);
     d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec"]).fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec", "-x", "k2.sig"]).fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
+    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec", "-x", "k2.sig"])
+        .fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
 
     // Structurally broken: both refuse.
     d.write("short.klp", &good[..l.payload_offset()]);
@@ -590,7 +686,8 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "k5.sec"]).fails(2, "klpctl: b.klp: bundle already holds 4 signatures");
 
     // Bad key files and arguments.
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k.pub"]).fails(2, "klpctl: k.pub: not a signify Ed25519 secret key file");
+    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k.pub"])
+        .fails(2, "klpctl: k.pub: not a signify Ed25519 secret key file");
     d.klpctl_unchanged(&["sign", "b.klp"]).fails(2, "klpctl: sign needs -s KEY.sec");
     d.klpctl_unchanged(&["sign", "-s", "k.sec"]).fails(2, "klpctl: missing BUNDLE argument");
     d.klpctl_unchanged(&["sign", "nope.klp", "-s", "k.sec"]).fails(1, "klpctl: nope.klp: cannot open bundle: ENOENT");
@@ -620,23 +717,28 @@ fn every_exit_code_so_far() {
     d.klpctl_unchanged(&["verify", "missing.klp", "--keyring", "ring"])
         .fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
     d.klpctl_unchanged(&["info", "missing.klp"]).fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
-    d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "no-ring"]).fails(1, "klpctl: cannot open keyring directory: ENOENT");
+    d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "no-ring"])
+        .fails(1, "klpctl: cannot open keyring directory: ENOENT");
     d.klpctl_unchanged(&["verify", "ring", "--keyring", "ring"]).fails(1, "klpctl: ring: cannot read bundle: EINVAL");
     // 2: usage and bad key files
     d.klpctl_unchanged(&["frobnicate"]).fails(2, "klpctl: frobnicate: unexpected argument (see klpctl --help)");
     d.klpctl_unchanged(&["verify", "b.klp", "--frob"]).fails(2, "klpctl: --frob: unknown option (see klpctl --help)");
     d.klpctl_unchanged(&["verify", "--keyring", "ring"]).fails(2, "klpctl: missing BUNDLE argument");
-    d.klpctl_unchanged(&["verify", "b.klp", "--keyring"]).fails(2, "klpctl: an option is missing its value (see klpctl --help)");
+    d.klpctl_unchanged(&["verify", "b.klp", "--keyring"])
+        .fails(2, "klpctl: an option is missing its value (see klpctl --help)");
     d.klpctl_unchanged(&["info", "b.klp", "c.klp"]).fails(2, "klpctl: c.klp: unexpected argument (see klpctl --help)");
     d.write("garbage.sec", "untrusted comment: x\nnot base64 at all\n");
-    d.klpctl_unchanged(&["sign", "b.klp", "-s", "garbage.sec"]).fails(2, "klpctl: garbage.sec: not a signify Ed25519 secret key file");
+    d.klpctl_unchanged(&["sign", "b.klp", "-s", "garbage.sec"])
+        .fails(2, "klpctl: garbage.sec: not a signify Ed25519 secret key file");
     // 3: rejected
     d.write("empty.klp", b"");
-    d.klpctl_unchanged(&["verify", "empty.klp", "--keyring", "ring"]).fails(3, &format!("klpctl: empty.klp: {TRUNCATED}"));
+    d.klpctl_unchanged(&["verify", "empty.klp", "--keyring", "ring"])
+        .fails(3, &format!("klpctl: empty.klp: {TRUNCATED}"));
     d.write("elf.klp", livepatch_ko());
     d.klpctl_unchanged(&["verify", "elf.klp", "--keyring", "ring"])
         .fails(3, "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)");
-    d.klpctl_unchanged(&["info", "elf.klp"]).fails(3, "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)");
+    d.klpctl_unchanged(&["info", "elf.klp"])
+        .fails(3, "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)");
     d.mkdir("empty-ring");
     d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "empty-ring"]).fails(
         3,
@@ -734,7 +836,8 @@ fn every_truncation_and_a_trailing_byte_are_rejected() {
         d.write(&name, &good[..n]);
         let r = d.klpctl(&["verify", &name, "--keyring", "ring"]);
         let want = format!("klpctl: {name}: {TRUNCATED}\n");
-        (r.code != 3 || !r.stdout.is_empty() || r.err() != want).then(|| format!("length {n}: exit {} {:?}", r.code, r.err()))
+        (r.code != 3 || !r.stdout.is_empty() || r.err() != want)
+            .then(|| format!("length {n}: exit {} {:?}", r.code, r.err()))
     })
     .into_iter()
     .flatten()
@@ -758,11 +861,17 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
     let d = &s.dir;
     let other = keygen(d, "other");
     d.klpctl(&["pack", "m.ko", "-o", "o.klp", "--stream", "s", "--version", "1", "-s", "other.sec"]).code(0);
-    d.klpctl_unchanged(&["verify", "o.klp", "--keyring", "ring"])
-        .expect(3, "", &format!("{}klpctl: o.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[(&other, "untrusted")])));
+    d.klpctl_unchanged(&["verify", "o.klp", "--keyring", "ring"]).expect(
+        3,
+        "",
+        &format!("{}klpctl: o.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[(&other, "untrusted")])),
+    );
     d.klpctl(&["pack", "m.ko", "-o", "u.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
-    d.klpctl_unchanged(&["verify", "u.klp", "--keyring", "ring"])
-        .expect(3, "", &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])));
+    d.klpctl_unchanged(&["verify", "u.klp", "--keyring", "ring"]).expect(
+        3,
+        "",
+        &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])),
+    );
     // info does not judge trust, it says so instead.
     assert!(d.klpctl(&["info", "u.klp"]).code(0).out().starts_with("UNVERIFIED "));
 
@@ -778,8 +887,11 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
     let at = Layout::of(&b).sigs_offset();
     b[at..at + 8].copy_from_slice(&d.read("b.klp")[at..at + 8]);
     d.write("forged.klp", &b);
-    d.klpctl_unchanged(&["verify", "forged.klp", "--keyring", "ring"])
-        .expect(3, "", &format!("{}klpctl: forged.klp: {BAD_SIG}\n", verdict(0, 1, &[(&s.key, "invalid")])));
+    d.klpctl_unchanged(&["verify", "forged.klp", "--keyring", "ring"]).expect(
+        3,
+        "",
+        &format!("{}klpctl: forged.klp: {BAD_SIG}\n", verdict(0, 1, &[(&s.key, "invalid")])),
+    );
     // An invalid signature by a trusted key rejects even next to a valid one.
     let mut recs = sig_records_of(&d.read("b.klp"));
     recs.push(sig_records_of(&b)[0]);
@@ -868,20 +980,40 @@ fn signed_but_malformed_manifests_are_rejected() {
             with("\"description\":\"\"", "\"description\":\"a\\nb\""),
             "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes",
         ),
-        ("format.klp", with("\"format\":1", "\"format\":2"), "unsupported manifest format (this klpctl reads format 1)"),
-        ("space.klp", format!(" {good}").into_bytes(), "manifest must be exactly one JSON object with nothing before or after it"),
-        ("newline.klp", format!("{good}\n").into_bytes(), "manifest must be exactly one JSON object with nothing before or after it"),
+        (
+            "format.klp",
+            with("\"format\":1", "\"format\":2"),
+            "unsupported manifest format (this klpctl reads format 1)",
+        ),
+        (
+            "space.klp",
+            format!(" {good}").into_bytes(),
+            "manifest must be exactly one JSON object with nothing before or after it",
+        ),
+        (
+            "newline.klp",
+            format!("{good}\n").into_bytes(),
+            "manifest must be exactly one JSON object with nothing before or after it",
+        ),
         ("two.klp", format!("{good}{{}}").into_bytes(), "manifest has trailing bytes after the JSON object"),
         // Other spellings of the same manifest: one signed manifest has one byte form.
         ("ws.klp", with(",\"arch\"", ", \"arch\""), NOT_CANONICAL),
-        ("order.klp", with(&format!("\"format\":1,{name_field}"), &format!("{name_field},\"format\":1")), NOT_CANONICAL),
+        (
+            "order.klp",
+            with(&format!("\"format\":1,{name_field}"), &format!("{name_field},\"format\":1")),
+            NOT_CANONICAL,
+        ),
         ("null.klp", with(",\"arch\"", ",\"build_id\":null,\"arch\""), NOT_CANONICAL),
         (
             "upper.klp",
             good.replacen(&sha256_hex(&ko), &sha256_hex(&ko).to_uppercase(), 1).into_bytes(),
             "manifest field payload_sha256: 64 lowercase hex digits",
         ),
-        ("negative.klp", with("\"version\":1", "\"version\":-1"), "manifest JSON: a field has the wrong type or number format"),
+        (
+            "negative.klp",
+            with("\"version\":1", "\"version\":-1"),
+            "manifest JSON: a field has the wrong type or number format",
+        ),
         (
             "size.klp",
             with(&format!("\"payload_size\":{}", ko.len()), &format!("\"payload_size\":{}", ko.len() + 1)),
@@ -896,7 +1028,11 @@ fn signed_but_malformed_manifests_are_rejected() {
     let mut other = ko.clone();
     other[70] ^= 0x20;
     c.bundle("swapped.klp", good.as_bytes(), &other);
-    c.verify("swapped.klp").expect(3, "", &format!("{}klpctl: swapped.klp: {DIGEST}\n", verdict(1, 1, &[(&c.key, "valid")])));
+    c.verify("swapped.klp").expect(
+        3,
+        "",
+        &format!("{}klpctl: swapped.klp: {DIGEST}\n", verdict(1, 1, &[(&c.key, "valid")])),
+    );
 }
 
 #[test]
@@ -1000,7 +1136,11 @@ fn threshold_two_of_three() {
     };
 
     pack("a.klp", &["a.sec"]);
-    verify("a.klp", "none").expect(3, "", &format!("{}klpctl: a.klp: {NOT_ENOUGH}\n", verdict(0, 2, &[(&a, "unchecked")])));
+    verify("a.klp", "none").expect(
+        3,
+        "",
+        &format!("{}klpctl: a.klp: {NOT_ENOUGH}\n", verdict(0, 2, &[(&a, "unchecked")])),
+    );
     // The normal build (threshold 1) takes the same bundle from the same key.
     d.mkdir("ring-a");
     d.copy("a.pub", "ring-a/a.pub");
@@ -1060,8 +1200,11 @@ fn threshold_two_of_three() {
         recs[1] = sig_records_of(&bad)[1];
         build_bundle(manifest_of(&ab), &recs, &livepatch_ko())
     });
-    verify("abad.klp", "none")
-        .expect(3, "", &format!("{}klpctl: abad.klp: {BAD_SIG}\n", verdict(1, 2, &[(&a, "valid"), (&b, "invalid")])));
+    verify("abad.klp", "none").expect(
+        3,
+        "",
+        &format!("{}klpctl: abad.klp: {BAD_SIG}\n", verdict(1, 2, &[(&a, "valid"), (&b, "invalid")])),
+    );
     verify("abc-bad.klp", "none").expect(
         3,
         "",
@@ -1093,8 +1236,11 @@ fn signify_key_signs_for_klpctl_attach() {
     // A signify signature over other bytes attaches, but never verifies.
     d.klpctl(&["pack", "m.ko", "-o", "c.klp", "--stream", "s", "--version", "2", "--unsigned"]).code(0);
     d.klpctl(&["attach", "c.klp", "m.sig"]).code(0);
-    d.klpctl_unchanged(&["verify", "c.klp", "--keyring", "ring"])
-        .expect(3, "", &format!("{}klpctl: c.klp: {BAD_SIG}\n", verdict(0, 1, &[(&x, "invalid")])));
+    d.klpctl_unchanged(&["verify", "c.klp", "--keyring", "ring"]).expect(
+        3,
+        "",
+        &format!("{}klpctl: c.klp: {BAD_SIG}\n", verdict(0, 1, &[(&x, "invalid")])),
+    );
 }
 
 #[test]
@@ -1159,8 +1305,10 @@ fn key_files_work_in_both_tools() {
     let mut raw = signify_payload(&d.read_text("x.sec"));
     raw[4..8].copy_from_slice(&42u32.to_be_bytes());
     d.write("enc.sec", format!("untrusted comment: encrypted\n{}\n", b64_encode(&raw)));
-    d.klpctl_unchanged(&["sign", "b.klp", "-s", "enc.sec"])
-        .fails(2, "klpctl: enc.sec: secret key is passphrase-protected; klpctl needs an unencrypted key (signify -G -n)");
+    d.klpctl_unchanged(&["sign", "b.klp", "-s", "enc.sec"]).fails(
+        2,
+        "klpctl: enc.sec: secret key is passphrase-protected; klpctl needs an unencrypted key (signify -G -n)",
+    );
     // A corrupted secret key is caught by its checksum.
     let mut raw = signify_payload(&d.read_text("x.sec"));
     raw[50] ^= 1;
@@ -1209,7 +1357,12 @@ fn regression_corpus_replay() {
         let _ = std::fs::remove_file(d.join("out.klp"));
         let stray_output = r.code != 0 && !r.stdout.is_empty();
         (!codes.contains(&r.code) || stray_output || changed).then(|| {
-            format!("{}: exit {} (want {codes:?}), changed files: {changed}, stderr {:?}", args.join(" "), r.code, r.err())
+            format!(
+                "{}: exit {} (want {codes:?}), changed files: {changed}, stderr {:?}",
+                args.join(" "),
+                r.code,
+                r.err()
+            )
         })
     };
     let mut failures = Vec::new();

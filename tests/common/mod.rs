@@ -303,7 +303,8 @@ pub fn fake_ko(modinfo: &[u8], machine: u16) -> Vec<u8> {
     f.resize(f.len().next_multiple_of(8), 0);
     let shoff = f.len();
     // (name offset in .shstrtab, type, file offset, size)
-    let headers = [(0u32, 0u32, 0usize, 0usize), (1, 3, strtab_off, SHSTRTAB.len()), (11, 1, modinfo_off, modinfo.len())];
+    let headers =
+        [(0u32, 0u32, 0usize, 0usize), (1, 3, strtab_off, SHSTRTAB.len()), (11, 1, modinfo_off, modinfo.len())];
     for (name, ty, off, size) in headers {
         let mut sh = [0u8; 64];
         sh[..4].copy_from_slice(&name.to_le_bytes());
@@ -328,7 +329,8 @@ pub const RELEASE: &str = "6.1.0-41-amd64";
 
 /// A livepatch module for x86-64 named [`MOD_NAME`] built for [`RELEASE`].
 pub fn livepatch_ko() -> Vec<u8> {
-    let info = format!("license=GPL\0livepatch=Y\0name={MOD_NAME}\0vermagic={RELEASE} SMP preempt mod_unload modversions \0");
+    let info =
+        format!("license=GPL\0livepatch=Y\0name={MOD_NAME}\0vermagic={RELEASE} SMP preempt mod_unload modversions \0");
     fake_ko(info.as_bytes(), 62)
 }
 
@@ -382,9 +384,7 @@ pub fn manifest_of(b: &[u8]) -> &[u8] {
 /// The signature records of a bundle.
 pub fn sig_records_of(b: &[u8]) -> Vec<[u8; SIG_RECORD]> {
     let l = Layout::of(b);
-    (0..l.sig_count)
-        .map(|i| b[l.sigs_offset() + i * SIG_RECORD..][..SIG_RECORD].try_into().unwrap())
-        .collect()
+    (0..l.sig_count).map(|i| b[l.sigs_offset() + i * SIG_RECORD..][..SIG_RECORD].try_into().unwrap()).collect()
 }
 
 /// Assembles a bundle from its parts, with a header that matches them.
