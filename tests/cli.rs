@@ -705,6 +705,23 @@ fn sign_with_unwritable_sig_file_leaves_bundle_unchanged() {
         .fails(1, "klpctl: no-such-dir/k2.sig: cannot create output file: ENOENT");
 }
 
+/// SRC BUG (src/cli.rs `add_signature`, used by `attach`): a signature by a
+/// key that already signed replaces the existing one unchecked. Ed25519 is
+/// deterministic, so a different signature by the same key is one over other
+/// bytes: `attach` exits 0 and turns a bundle that verified into one that is
+/// rejected. It should refuse, and leave the bundle as it was.
+#[test]
+fn attach_does_not_replace_a_signature_by_the_same_key() {
+    let s = setup();
+    let d = &s.dir;
+    d.klpctl(&["pack", "m.ko", "-o", "v2.klp", "--stream", "s", "--version", "2", "-s", "k.sec"]).code(0);
+    d.write("v2.sig", sig_file(&sig_records_of(&d.read("v2.klp"))[0]));
+    d.klpctl(&["verify", "b.klp", "--keyring", "ring"]).code(0);
+    let r = d.klpctl_unchanged(&["attach", "b.klp", "v2.sig"]);
+    assert_ne!(r.code, 0, "attach replaced a valid signature with one over other bytes: {}", r.out());
+    d.klpctl(&["verify", "b.klp", "--keyring", "ring"]).code(0);
+}
+
 // ------------------------------------------------------------ exit codes and messages
 
 #[test]
