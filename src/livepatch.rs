@@ -45,18 +45,18 @@ pub fn explain_load_errno(e: Errno) -> &'static str {
 
 /// Milliseconds on the monotonic clock.
 pub fn now_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1000 + t.tv_nsec as u64 / 1_000_000
+    let (s, ns) = crate::sys::clock(1);
+    s * 1000 + ns / 1_000_000
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_time() -> u64 {
-    rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec.max(0) as u64
+    crate::sys::clock(0).0
 }
 
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
-    let ts = rustix::time::Timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
+    let ts = rustix::thread::Timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
     let _ = rustix::thread::nanosleep(&ts);
 }
 
