@@ -83,6 +83,15 @@ else
         die "$klpctl is dynamically linked; the guest needs the static musl build"
     fi
     install -m 0755 "$klpctl" "$root/usr/bin/klpctl"
+    # A tiny static helper measures klpctl's peak RSS in the guest.
+    peak=$OUT_DIR/tools/peak-rss
+    if [ ! -x "$peak" ] || [ "$QEMU_DIR/tools/peak-rss.c" -nt "$peak" ]; then
+        need_pkg gcc libc6-dev
+        mkdir -p "$OUT_DIR/tools"
+        gcc -static -Os -s -o "$peak" "$QEMU_DIR/tools/peak-rss.c" \
+            || die "cannot build qemu/tools/peak-rss.c"
+    fi
+    install -m 0755 "$peak" "$root/usr/bin/peak-rss"
     if [ -d "$bundles" ]; then
         cp -r "$bundles"/. "$root/klptest/bundles/"
     fi
