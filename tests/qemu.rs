@@ -58,7 +58,11 @@ struct Scenario {
 }
 
 const SCENARIOS: &[Scenario] = &[
-    Scenario { name: "main", kernel_args: &[], cases: MAIN_CASES },
+    Scenario {
+        name: "main",
+        kernel_args: &[],
+        cases: MAIN_CASES,
+    },
     Scenario {
         name: "sigenforce",
         kernel_args: &["module.sig_enforce=1"],
@@ -135,7 +139,11 @@ fn prepare() -> Vec<(String, String)> {
     }
     say(&format!(
         "qemu: prepared {} in {:.1}s",
-        kernels.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(", "),
+        kernels
+            .iter()
+            .map(|(_, r)| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         start.elapsed().as_secs_f64()
     ));
     kernels
@@ -161,9 +169,13 @@ fn parse_log(text: &str, boot: &mut Boot) {
                 boot.extra.push(line[at..].to_owned());
             }
         }
-        let Some(at) = line.find("KLPTEST ") else { continue };
+        let Some(at) = line.find("KLPTEST ") else {
+            continue;
+        };
         let mut words = line[at + "KLPTEST ".len()..].splitn(3, ' ');
-        let (Some(case), Some(verdict)) = (words.next(), words.next()) else { continue };
+        let (Some(case), Some(verdict)) = (words.next(), words.next()) else {
+            continue;
+        };
         let reason = words.next().unwrap_or("").to_owned();
         let entry = match verdict {
             "PASS" => Ok(()),
@@ -182,7 +194,14 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
     let start = Instant::now();
     let status = Command::new("bash")
         .arg(repo().join("qemu/run.sh"))
-        .args(["-q", "-s", sc.name, "-t", &BOOT_TIMEOUT_S.to_string(), release])
+        .args([
+            "-q",
+            "-s",
+            sc.name,
+            "-t",
+            &BOOT_TIMEOUT_S.to_string(),
+            release,
+        ])
         .args(sc.kernel_args)
         .current_dir(repo())
         .stdin(Stdio::null())
@@ -205,7 +224,10 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
     match std::fs::read(&log) {
         Ok(bytes) => parse_log(&String::from_utf8_lossy(&bytes), &mut b),
         Err(e) => {
-            b.verdicts.insert("log".into(), Err(format!("cannot read {}: {e}", log.display())));
+            b.verdicts.insert(
+                "log".into(),
+                Err(format!("cannot read {}: {e}", log.display())),
+            );
         }
     }
     b
@@ -215,20 +237,25 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
 fn problems(b: &Boot, expected: &[&str]) -> Vec<String> {
     let mut p = Vec::new();
     if b.booted_release.as_deref() != Some(b.release.as_str()) {
-        p.push(format!("booted release {:?}, expected {}", b.booted_release, b.release));
+        p.push(format!(
+            "booted release {:?}, expected {}",
+            b.booted_release, b.release
+        ));
     }
     for case in expected {
         match b.verdicts.get(*case) {
             Some(Ok(())) => {}
             Some(Err(reason)) => p.push(format!("{case}: FAIL {reason}")),
-            None => p.push(format!("{case}: no marker (not run, or the guest died first)")),
+            None => p.push(format!(
+                "{case}: no marker (not run, or the guest died first)"
+            )),
         }
     }
     for (case, v) in &b.verdicts {
-        if let Err(reason) = v {
-            if !expected.contains(&case.as_str()) {
-                p.push(format!("{case}: FAIL {reason}"));
-            }
+        if let Err(reason) = v
+            && !expected.contains(&case.as_str())
+        {
+            p.push(format!("{case}: FAIL {reason}"));
         }
     }
     if !b.done {
@@ -241,7 +268,9 @@ fn problems(b: &Boot, expected: &[&str]) -> Vec<String> {
 }
 
 fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+    let text = std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -251,7 +280,8 @@ fn tail(path: &Path, lines: usize) -> String {
 fn suite_lock() -> std::fs::File {
     let dir = repo().join("target/qemu");
     std::fs::create_dir_all(&dir).expect("cannot create target/qemu");
-    let f = std::fs::File::create(dir.join(".suite.lock")).expect("cannot create target/qemu/.suite.lock");
+    let f = std::fs::File::create(dir.join(".suite.lock"))
+        .expect("cannot create target/qemu/.suite.lock");
     if f.try_lock().is_err() {
         say("qemu: another QEMU suite run holds target/qemu/.suite.lock; waiting");
         f.lock().expect("cannot lock target/qemu/.suite.lock");
@@ -313,7 +343,10 @@ fn qemu_kernel_matrix() {
             say(&format!("qemu: {} {}: {line}", b.release, b.scenario));
         }
         let p = problems(b, expected);
-        let passed = expected.iter().filter(|c| matches!(b.verdicts.get(**c), Some(Ok(())))).count();
+        let passed = expected
+            .iter()
+            .filter(|c| matches!(b.verdicts.get(**c), Some(Ok(()))))
+            .count();
         say(&format!(
             "qemu: {} {}: {passed}/{} cases passed in {:.1}s (log {})",
             b.release,
@@ -323,15 +356,32 @@ fn qemu_kernel_matrix() {
             b.log.display()
         ));
         if !p.is_empty() {
-            say(&format!("qemu: --- last lines of {}:\n{}", b.log.display(), tail(&b.log, 60)));
-            failures.extend(p.into_iter().map(|x| format!("{} {}: {x}", b.release, b.scenario)));
+            say(&format!(
+                "qemu: --- last lines of {}:\n{}",
+                b.log.display(),
+                tail(&b.log, 60)
+            ));
+            failures.extend(
+                p.into_iter()
+                    .map(|x| format!("{} {}: {x}", b.release, b.scenario)),
+            );
         }
     }
     for (release, wall) in &per_kernel {
-        say(&format!("qemu: {release}: {:.1}s booted in total", wall.as_secs_f64()));
+        say(&format!(
+            "qemu: {release}: {:.1}s booted in total",
+            wall.as_secs_f64()
+        ));
     }
-    say(&format!("qemu: whole suite {:.1}s", suite.elapsed().as_secs_f64()));
-    assert!(failures.is_empty(), "QEMU kernel tests failed:\n  {}", failures.join("\n  "));
+    say(&format!(
+        "qemu: whole suite {:.1}s",
+        suite.elapsed().as_secs_f64()
+    ));
+    assert!(
+        failures.is_empty(),
+        "QEMU kernel tests failed:\n  {}",
+        failures.join("\n  ")
+    );
 }
 
 #[test]
@@ -355,10 +405,16 @@ fn markers_are_parsed_strictly() {
     parse_log(log, &mut b);
     assert_eq!(b.booted_release.as_deref(), Some("6.1.0-1-amd64"));
     assert_eq!(b.verdicts.get("env"), Some(&Ok(())));
-    assert_eq!(b.verdicts.get("c01_apply"), Some(&Err("klpctl exited 1, expected 0".into())));
+    assert_eq!(
+        b.verdicts.get("c01_apply"),
+        Some(&Err("klpctl exited 1, expected 0".into()))
+    );
     let p = problems(&b, &["env", "c01_apply", "c02_reapply"]);
     assert!(p.iter().any(|x| x.starts_with("c01_apply: FAIL")), "{p:?}");
-    assert!(p.iter().any(|x| x.starts_with("c02_reapply: no marker")), "{p:?}");
+    assert!(
+        p.iter().any(|x| x.starts_with("c02_reapply: no marker")),
+        "{p:?}"
+    );
     assert!(p.iter().any(|x| x.contains("KLPTEST-DONE")), "{p:?}");
     assert_eq!(b.extra, ["KLPTEST-TIME env 3cs"]);
 }
