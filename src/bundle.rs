@@ -57,9 +57,9 @@ pub struct FileSource<F: AsFd> {
 }
 
 impl<F: AsFd> FileSource<F> {
-    /// Wraps an open regular file.
-    pub fn new(fd: F) -> Result<Self> {
-        let len = files::regular_size(&fd, "cannot read bundle")?;
+    /// Wraps an open regular file; `what` names the failure otherwise.
+    pub fn new(fd: F, what: &'static str) -> Result<Self> {
+        let len = files::regular_size(&fd, what)?;
         Ok(FileSource { fd, len })
     }
 }

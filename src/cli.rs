@@ -213,7 +213,12 @@ fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     cli.ctx(secp.to_bytes());
     create_new(secp, 0o600, sk.to_file(comment, &mut buf)?)?;
     cli.ctx(pubp.to_bytes());
-    create_new(pubp, 0o644, sk.public().to_file(comment, &mut buf)?)?;
+    if let Err(e) = sk.public().to_file(comment, &mut buf).and_then(|p| create_new(pubp, 0o644, p)) {
+        // Both files or neither: a secret key without its public half is
+        // an orphan nobody can trust.
+        let _ = rustix::fs::unlink(secp);
+        return Err(e);
+    }
     Out::stdout().s("key id ").hex(&id).nl();
     Ok(())
 }
@@ -299,7 +304,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
 
     cli.ctx(module.to_bytes());
     let fd = files::open_ro(module, "cannot open module")?;
-    let src = FileSource::new(&fd)?;
+    let src = FileSource::new(&fd, "not a regular file")?;
     let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
     let info = crate::modinfo::parse(&src, &mut mibuf)?;
     if !info.livepatch {
@@ -378,7 +383,7 @@ fn bundle_path(cli: &mut Cli, a: &mut Args, extra: &mut dyn FnMut(&mut Args, &'s
 fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let path = bundle_path(cli, a, &mut |_, _| Ok(false))?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     Out::stdout().b(u.manifest);
@@ -387,24 +392,43 @@ fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
 
 /// Rewrites the bundle at `path` with `sig` added. Adding a signature that
 /// is already there changes nothing. Returns whether the file changed.
-fn add_signature(cli: &mut Cli, path: &'static CStr, sig: Signature, check_payload: bool) -> Result<bool> {
+/// `before_write` runs once the bundle is known good and before it is
+/// rewritten (`sign -x` writes its signature file there).
+fn add_signature(
+    cli: &mut Cli,
+    path: &'static CStr,
+    sig: Signature,
+    from_key: bool,
+    before_write: impl FnOnce(&mut Cli) -> Result<()>,
+) -> Result<bool> {
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     let m = u.manifest_unverified()?;
-    if check_payload {
+    if from_key {
         // Never put a signature on a payload that does not match.
         let d = src.sha256(u.header.payload_offset(), u.header.payload_len)?;
         if d != m.payload_sha256 {
             return Err(Error::Digest);
         }
     }
+    before_write(cli)?;
+    cli.ctx(path.to_bytes());
     if u.sigs.contains(&sig) {
         return Ok(false);
     }
     let mut sigs = u.sigs.clone();
     if let Some(old) = sigs.iter_mut().find(|s| s.key_id == sig.key_id) {
+        if !from_key {
+            // Ed25519 is deterministic: a different signature by the same
+            // key was made over other bytes. `sign` (which signs these very
+            // bytes) may repair a bad one; `attach` must not replace a
+            // possibly good one with it.
+            return Err(Error::Bundle(
+                "attach refused: the bundle already has a different signature by this key, so this one was made over other bytes",
+            ));
+        }
         *old = sig;
     } else {
         sigs.push(sig).map_err(|_| Error::Usage("bundle already holds 4 signatures"))?;
@@ -428,7 +452,7 @@ fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
     cli.ctx(sigpath.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
     let sig = keys::parse_signature(files::read_small(sigpath, &mut buf, "cannot read signature file")?)?;
-    let changed = add_signature(cli, path, sig, false)?;
+    let changed = add_signature(cli, path, sig, false, |_| Ok(()))?;
     let mut o = Out::stdout();
     o.s(if changed { "attached signature by key " } else { "signature already present: key " }).hex(&sig.key_id).nl();
     Ok(())
@@ -448,17 +472,20 @@ fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let sk = read_secret(cli, key)?;
     let sig = {
         let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd)?;
+        let src = FileSource::new(&b.fd, "cannot read bundle")?;
         let mut mbuf = [0u8; MAX_MANIFEST];
         let u = bundle::read(&src, &mut mbuf)?;
         sk.sign(u.manifest)
     };
-    let changed = add_signature(cli, path, sig, true)?;
-    if let Some(x) = sigout {
+    // The signature file goes after every check and before the bundle is
+    // rewritten: a refused bundle leaves no file, and a failed file leaves
+    // the bundle as it was.
+    let changed = add_signature(cli, path, sig, true, |cli| {
+        let Some(x) = sigout else { return Ok(()) };
         cli.ctx(x);
         let mut buf = [0u8; 400];
-        files::write_atomic(x, sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?, 0o644)?;
-    }
+        files::write_atomic(x, sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?, 0o644)
+    })?;
     let mut o = Out::stdout();
     o.s(if changed { "signed with key " } else { "already signed by key " }).hex(&sk.id).nl();
     Ok(())
@@ -480,9 +507,10 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
         Ok(true)
     })?;
+    cli.ctx(opts.keyring.map_or(keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
     let ring = keys::load(opts.keyring)?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let mut verdict = None;
     let result = bundle::read(&src, &mut mbuf).and_then(|u| {
@@ -533,7 +561,7 @@ fn info(cli: &mut Cli, a: &mut Args) -> Result<()> {
         Ok(arg == b"--json")
     })?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     let m = u.manifest_unverified()?;

@@ -378,7 +378,7 @@ fn apply_one(
     let t0 = now_ms();
     cli.ctx(path.to_bytes());
     let fd = files::open_ro(path, "cannot open bundle")?;
-    let src = FileSource::new(&fd)?;
+    let src = FileSource::new(&fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let (_, signed) = bundle::read(&src, &mut mbuf)?.authenticate(ring);
     let signed = signed?;
@@ -618,9 +618,13 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     }
     let mut json = Out::to(if opts.json { Some(crate::sys::stdout()) } else { None });
     json.s("{\"results\":[");
+    cli.ctx(opts.keyring.map_or(crate::keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
     let early = crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)));
     let (ring, _lock) = match early {
-        Ok(x) => x,
+        Ok(x) => {
+            cli.ctx(b"");
+            x
+        }
         Err(e) => {
             json.s("],\"changed\":false,\"exit\":").u(e.exit_code() as u64);
             json.s(",\"error\":").json_str(e.message().as_bytes()).s("}\n");
@@ -736,7 +740,7 @@ fn select_dir(
         probe.ctx(path.bytes());
         let r = (|| -> Result<Candidate> {
             let fd = files::open_ro(path.c(), "cannot open bundle")?;
-            let src = FileSource::new(&fd)?;
+            let src = FileSource::new(&fd, "cannot read bundle")?;
             let mut mbuf = [0u8; MAX_MANIFEST];
             let (_, signed) = bundle::read(&src, &mut mbuf)?.authenticate(ring);
             let m = signed?.manifest;

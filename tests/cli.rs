@@ -735,7 +735,7 @@ fn every_exit_code_so_far() {
         .fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
     d.klpctl_unchanged(&["info", "missing.klp"]).fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
     d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "no-ring"])
-        .fails(1, "klpctl: cannot open keyring directory: ENOENT");
+        .fails(1, "klpctl: no-ring: cannot open keyring directory: ENOENT");
     d.klpctl_unchanged(&["verify", "ring", "--keyring", "ring"]).fails(1, "klpctl: ring: cannot read bundle: EINVAL");
     // 2: usage and bad key files
     d.klpctl_unchanged(&["frobnicate"]).fails(2, "klpctl: frobnicate: unexpected argument (see klpctl --help)");
@@ -759,7 +759,7 @@ fn every_exit_code_so_far() {
     d.mkdir("empty-ring");
     d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "empty-ring"]).fails(
         3,
-        "klpctl: bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
+        "klpctl: empty-ring: bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
     );
     let mut b = d.read("b.klp");
     b[8] = 2;
