@@ -134,11 +134,23 @@ pub fn sha256_range(fd: impl AsFd, off: u64, len: u64, short: Error, what: &'sta
 /// [`CHUNK`] bytes.
 pub fn copy_range(
     fd: impl AsFd,
-    mut off: u64,
+    off: u64,
     len: u64,
     short: Error,
     what: &'static str,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    copy_range_dyn(fd.as_fd(), off, len, short, what, &mut sink)
+}
+
+// One copy of the loop for every caller (`dyn`): smaller binary.
+fn copy_range_dyn(
+    fd: rustix::fd::BorrowedFd<'_>,
+    mut off: u64,
+    len: u64,
+    short: Error,
+    what: &'static str,
+    sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut buf = [0u8; CHUNK];
     let mut left = len;
@@ -223,6 +235,15 @@ pub fn each_entry(
     dir: &CStr,
     what: &'static str,
     mut f: impl FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
+) -> Result<()> {
+    each_entry_dyn(dir, what, &mut f)
+}
+
+// One copy of the loop for every caller (`dyn`): smaller binary.
+fn each_entry_dyn(
+    dir: &CStr,
+    what: &'static str,
+    f: &mut dyn FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
 ) -> Result<()> {
     let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];

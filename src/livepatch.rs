@@ -90,6 +90,11 @@ fn read_attr(name: &[u8], attr: &[u8]) -> Option<i64> {
 /// Polls until `done()` holds, backing off from 1 ms to 100 ms, or until
 /// `deadline` (monotonic ms). Returns whether `done()` held.
 fn poll(deadline: u64, mut done: impl FnMut() -> bool) -> bool {
+    poll_dyn(deadline, &mut done)
+}
+
+// One copy of the loop for every caller (`dyn`): smaller binary.
+fn poll_dyn(deadline: u64, done: &mut dyn FnMut() -> bool) -> bool {
     let mut step = 1;
     loop {
         if done() {
