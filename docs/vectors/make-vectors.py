@@ -104,7 +104,7 @@ def main():
 
     sig_off = 24 + len(man)
     mtext = man.decode()
-    reject("bad-magic", b"KLPBNDX\0" + valid[8:], "bad magic", "magic is not KLPBNDL\\0")
+    reject("bad-magic", b"KLPBNDX\0" + valid[8:], "bad magic", "magic is KLPBNDX\\0, not KLPBNDL\\0")
     reject("format-2", valid[:8] + struct.pack("<H", 2) + valid[10:], "format version",
            "container format 2 is unknown")
     reject("five-signatures", build(man, sigs, payload, nsig=5), "more than 4 signatures",
