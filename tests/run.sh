@@ -27,7 +27,16 @@ log "device binary: $(stat -c %s "$bin") bytes (budget 131072)"
 qemu/prepare.sh >/dev/null
 
 log "format test vectors"
-docs/vectors/check.sh "$bin"
+vectors_out=$(docs/vectors/check.sh "$bin")
+printf '%s\n' "$vectors_out"
+vectors=$(printf '%s\n' "$vectors_out" | awk '/checked/ {print $2}' | tail -n 1)
 
 log "cargo test (unit, host integration, signify interop, QEMU kernels)"
-KLPCTL_BIN=$PWD/$bin cargo test --release -- --test-threads=2
+out=target/test-output.log
+set +e
+KLPCTL_BIN=$PWD/$bin cargo test --release -- --test-threads=2 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+# One closing line over every test binary plus the format vectors.
+awk -v v="$vectors" '/^test result:/ { p += $4; f += $6 } END { printf "all: %d passed, %d failed\n", p + v, f }' "$out"
+exit "$rc"
