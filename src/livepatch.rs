@@ -405,6 +405,8 @@ fn apply_one(
         // included, exactly as verify would say.
         signed.check_payload(&src)?;
         if !same {
+            let mut hex = [0u8; 64];
+            cli.detail(&[b"bundle sha256 ", crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"")]);
             return Err(Error::Conflict(
                 "a livepatch of this name is already loaded with another payload (or not by klpctl); disable it first",
             ));
@@ -419,24 +421,22 @@ fn apply_one(
             return revert(name, opts.timeout_ms);
         }
         if loading {
-            // An earlier klpctl was killed before it could finish the record.
+            // An earlier klpctl was killed before it could finish: finish
+            // its cleanup and its record.
+            if m.replace {
+                remove_replaced(deadline(), removed);
+            }
             let keys = valid_keys(&signed.verdict);
             state::write_record(&state::NewRecord { manifest: m, keys: &keys, time: unix_time() }, "applied")?;
         }
         state::raise_floor(m.stream, m.version, opts.state_dir)?;
+        if !opts.json {
+            let mut o = Out::stdout();
+            o.b(name).s(": already applied (stream ").s(m.stream).s(" version ").u(m.version).s(")").nl();
+        }
         return Ok(Outcome::Already);
     }
-    if loaded(name) {
-        if !is_livepatch_module(name) {
-            return Err(Error::Conflict("a module of this name is loaded and it is not a livepatch"));
-        }
-        // A stale module of the same name whose patch is gone (replaced or
-        // disabled earlier): it must go before the new one can load.
-        unload(name, deadline())?;
-        state::remove_record(m.name);
-    }
-
-    // Rollback protection.
+    // Rollback protection, before anything is touched.
     if let Some(floor) = state::floor(m.stream, opts.state_dir) {
         if m.version < floor && !opts.allow_downgrade {
             let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
@@ -450,6 +450,16 @@ fn apply_one(
             ]);
             return Err(Error::Downgrade);
         }
+    }
+
+    if loaded(name) {
+        if !is_livepatch_module(name) {
+            return Err(Error::Conflict("a module of this name is loaded and it is not a livepatch"));
+        }
+        // A stale module of the same name whose patch is gone (replaced or
+        // disabled earlier): it must go before the new one can load.
+        unload(name, deadline())?;
+        state::remove_record(m.name);
     }
 
     // One transition at a time.
@@ -494,26 +504,7 @@ fn apply_one(
     }
 
     if m.replace {
-        let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
-        leftovers(|mb| {
-            let mut s = heapless::String::new();
-            if let Ok(t) = core::str::from_utf8(mb) {
-                if s.push_str(t).is_ok() {
-                    let _ = stale.push(s);
-                }
-            }
-        });
-        for s in &stale {
-            match unload(s.as_bytes(), deadline()) {
-                Ok(()) => {
-                    state::remove_record(s);
-                    let _ = removed.push(s.clone());
-                }
-                Err(_) => {
-                    Out::stderr().s("klpctl: warning: replaced module ").s(s).s(" could not be removed yet (still referenced)\n");
-                }
-            }
-        }
+        remove_replaced(deadline(), removed);
     }
 
     state::write_record(&record, "applied")?;
@@ -548,6 +539,32 @@ fn apply_one(
         }
     }
     Ok(Outcome::Applied)
+}
+
+/// After an atomic-replace patch completed: unload the modules of the
+/// patches it replaced (their sysfs directories are gone, their modules
+/// stay until someone removes them) and drop their records.
+fn remove_replaced(deadline: u64, removed: &mut heapless::Vec<heapless::String<56>, 8>) {
+    let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
+    leftovers(|mb| {
+        let mut s = heapless::String::new();
+        if let Ok(t) = core::str::from_utf8(mb) {
+            if s.push_str(t).is_ok() {
+                let _ = stale.push(s);
+            }
+        }
+    });
+    for s in &stale {
+        match unload(s.as_bytes(), deadline) {
+            Ok(()) => {
+                state::remove_record(s);
+                let _ = removed.push(s.clone());
+            }
+            Err(_) => {
+                Out::stderr().s("klpctl: warning: replaced module ").s(s).s(" could not be removed yet (still referenced)\n");
+            }
+        }
+    }
 }
 
 /// Reverts a patch whose transition timed out: disable, wait for the
@@ -704,9 +721,6 @@ fn apply_reported(
                 json.json_str(r.as_bytes());
             }
             json.s("]}");
-            if out == Outcome::Already && !opts.json {
-                Out::stdout().b(path.to_bytes()).s(": already applied").nl();
-            }
             Ok(())
         }
         Err(e) => {
