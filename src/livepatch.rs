@@ -790,6 +790,14 @@ fn select_dir(
         }
         Ok(())
     })?;
+    select(&mut all);
+    Ok(all)
+}
+
+/// The `apply --dir` policy over the candidates that target this kernel:
+/// sorted by (stream, version, path); per stream only the newest when it is
+/// cumulative, otherwise all of them in version order.
+fn select(all: &mut heapless::Vec<Candidate, 64>) {
     // Insertion sort by (stream, version, path): at most 64 entries, and
     // far smaller code than the generic sort.
     for i in 1..all.len() {
@@ -815,7 +823,6 @@ fn select_dir(
         i = j;
     }
     all.retain(|c| !c.superseded);
-    Ok(all)
 }
 
 /// `klpctl disable NAME`.
@@ -1073,4 +1080,49 @@ fn list_json(j: &mut Out, list: &str) {
         j.s(if i > 0 { "," } else { "" }).json_str(x.as_bytes());
     }
     j.s("]");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(stream: &str, version: u64, replace: bool) -> Candidate {
+        let mut s = heapless::String::new();
+        s.push_str(stream).unwrap();
+        let path = PathBuf::of(&[stream.as_bytes(), b"-", &[b'0' + version as u8]]).unwrap();
+        Candidate { path, stream: s, version, replace, superseded: false }
+    }
+
+    fn picked(list: &[(&str, u64, bool)]) -> Vec<(String, u64)> {
+        let mut v: heapless::Vec<Candidate, 64> = heapless::Vec::new();
+        for &(s, n, r) in list {
+            let _ = v.push(cand(s, n, r));
+        }
+        select(&mut v);
+        v.iter().map(|c| (c.stream.to_string(), c.version)).collect()
+    }
+
+    #[test]
+    fn newest_cumulative_wins_per_stream() {
+        let got = picked(&[("a", 2, true), ("a", 3, true), ("a", 1, true), ("b", 1, false)]);
+        assert_eq!(got, [("a".to_string(), 3), ("b".to_string(), 1)]);
+    }
+
+    #[test]
+    fn non_cumulative_streams_apply_all_in_version_order() {
+        let got = picked(&[("s", 3, false), ("s", 1, false), ("s", 2, false)]);
+        assert_eq!(got, [("s".to_string(), 1), ("s".to_string(), 2), ("s".to_string(), 3)]);
+    }
+
+    #[test]
+    fn a_newest_non_cumulative_bundle_keeps_the_older_ones() {
+        // Only a cumulative newest bundle makes the older ones moot.
+        let got = picked(&[("s", 1, true), ("s", 2, false)]);
+        assert_eq!(got, [("s".to_string(), 1), ("s".to_string(), 2)]);
+    }
+
+    #[test]
+    fn empty_directory_selects_nothing() {
+        assert!(picked(&[]).is_empty());
+    }
 }
