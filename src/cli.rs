@@ -104,7 +104,7 @@ pub struct Args<'a> {
 
 impl Args<'_> {
     /// The next argument.
-    pub fn next(&mut self) -> Option<&'static [u8]> {
+    pub fn arg(&mut self) -> Option<&'static [u8]> {
         let a = self.v.get(self.i)?;
         self.i += 1;
         Some(a.to_bytes())
@@ -150,7 +150,7 @@ pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
 
 fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Result<()> {
     let mut a = Args { v: argv, i: 0 };
-    let Some(cmd) = a.next() else {
+    let Some(cmd) = a.arg() else {
         Out::stderr().s(HELP);
         return Err(Error::Usage("no command given"));
     };
@@ -190,7 +190,7 @@ use rustix::fd::AsFd;
 
 fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let (mut pubp, mut secp, mut comment): (Option<&CStr>, Option<&CStr>, &[u8]) = (None, None, b"klpctl");
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         match arg {
             b"-p" => pubp = Some(a.value_c()?),
             b"-s" => secp = Some(a.value_c()?),
@@ -241,7 +241,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut cves: heapless::Vec<&str, { manifest::MAX_CVES }> = heapless::Vec::new();
     let mut desc_raw: &[u8] = b"";
     let mut secrets: heapless::Vec<&'static CStr, 4> = heapless::Vec::new();
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         match arg {
             b"-o" => output = Some(a.value()?),
             b"--stream" => stream = Some(a.value_str()?),
@@ -367,7 +367,7 @@ fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
 
 fn bundle_path(cli: &mut Cli, a: &mut Args, extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>) -> Result<&'static CStr> {
     let mut path = None;
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         if extra(a, arg)? {
             continue;
         }
@@ -441,7 +441,7 @@ fn add_signature(
 
 fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut pos: heapless::Vec<&'static CStr, 2> = heapless::Vec::new();
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         if arg.starts_with(b"-") || pos.push(a.current_c()).is_err() {
             return Err(unknown(cli, arg));
         }

@@ -24,7 +24,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// Decodes hex (either case) into `out`, returning the used prefix. `None`
 /// on odd length, a non-hex digit, or too little room.
 pub fn hex_decode<'o>(s: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
-    if s.len() % 2 != 0 || s.len() / 2 > out.len() {
+    if !s.len().is_multiple_of(2) || s.len() / 2 > out.len() {
         return None;
     }
     for (i, pair) in s.chunks_exact(2).enumerate() {
@@ -57,7 +57,7 @@ fn b64_val(c: u8) -> Option<u8> {
 /// missing or misplaced padding, characters outside the alphabet, non-zero
 /// trailing bits, and output that does not fit.
 pub fn b64_decode<'o>(s: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
-    if s.is_empty() || s.len() % 4 != 0 {
+    if s.is_empty() || !s.len().is_multiple_of(4) {
         return None;
     }
     let pad = s.iter().rev().take_while(|&&c| c == b'=').count();

@@ -154,10 +154,10 @@ fn copy_range_dyn(
 ) -> Result<()> {
     let mut buf = [0u8; CHUNK];
     let mut left = len;
-    let _ = rustix::fs::fadvise(&fd, off, core::num::NonZeroU64::new(len), rustix::fs::Advice::Sequential);
+    let _ = rustix::fs::fadvise(fd, off, core::num::NonZeroU64::new(len), rustix::fs::Advice::Sequential);
     while left > 0 {
         let want = left.min(CHUNK as u64) as usize;
-        let n = match rustix::io::pread(&fd, &mut buf[..want], off) {
+        let n = match rustix::io::pread(fd, &mut buf[..want], off) {
             Ok(0) => return Err(short),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,

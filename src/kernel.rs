@@ -50,11 +50,10 @@ impl Running {
         let u = rustix::system::uname();
         let mut build_id = heapless::Vec::new();
         let mut buf = [0u8; MAX_NOTES];
-        if let Ok(notes) = crate::files::read_small(c"/sys/kernel/notes", &mut buf, "cannot read /sys/kernel/notes") {
-            if let Some(id) = build_id_from_notes(notes) {
+        if let Ok(notes) = crate::files::read_small(c"/sys/kernel/notes", &mut buf, "cannot read /sys/kernel/notes")
+            && let Some(id) = build_id_from_notes(notes) {
                 let _ = build_id.extend_from_slice(id);
             }
-        }
         Running { release: to_string(u.release()), machine: to_string(u.machine()), build_id }
     }
 }

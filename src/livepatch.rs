@@ -437,8 +437,8 @@ fn apply_one(
         return Ok(Outcome::Already);
     }
     // Rollback protection, before anything is touched.
-    if let Some(floor) = state::floor(m.stream, opts.state_dir) {
-        if m.version < floor && !opts.allow_downgrade {
+    if let Some(floor) = state::floor(m.stream, opts.state_dir)
+        && m.version < floor && !opts.allow_downgrade {
             let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
             cli.detail(&[
                 b"stream ",
@@ -450,7 +450,6 @@ fn apply_one(
             ]);
             return Err(Error::Downgrade);
         }
-    }
 
     if loaded(name) {
         if !is_livepatch_module(name) {
@@ -548,11 +547,10 @@ fn remove_replaced(deadline: u64, removed: &mut heapless::Vec<heapless::String<5
     let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
     leftovers(|mb| {
         let mut s = heapless::String::new();
-        if let Ok(t) = core::str::from_utf8(mb) {
-            if s.push_str(t).is_ok() {
+        if let Ok(t) = core::str::from_utf8(mb)
+            && s.push_str(t).is_ok() {
                 let _ = stale.push(s);
             }
-        }
     });
     for s in &stale {
         match unload(s.as_bytes(), deadline) {
@@ -622,7 +620,7 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
         ApplyOpts { timeout_ms: 60_000, keyring: None, allow_downgrade: false, state_dir: None, lock_wait_s: LOCK_WAIT_S, json: false };
     let mut paths: heapless::Vec<&'static CStr, 64> = heapless::Vec::new();
     let mut dir = None;
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         match arg {
             b"--timeout" => opts.timeout_ms = parse_timeout(a)?,
             b"--keyring" => opts.keyring = Some(a.value_c()?),
@@ -828,7 +826,7 @@ fn select(all: &mut heapless::Vec<Candidate, 64>) {
 /// `klpctl disable NAME`.
 pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let (mut timeout_ms, mut lock_wait_s, mut json, mut name) = (60_000, LOCK_WAIT_S, false, None);
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         match arg {
             b"--timeout" => timeout_ms = parse_timeout(a)?,
             b"--no-wait" => lock_wait_s = 0,
@@ -912,7 +910,7 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
 /// `klpctl status`.
 pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut json = false;
-    while let Some(arg) = a.next() {
+    while let Some(arg) = a.arg() {
         match arg {
             b"--json" => json = true,
             _ => return Err(cli::unknown(cli, arg)),

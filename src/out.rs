@@ -36,11 +36,10 @@ impl<'a> Out<'a> {
     /// [`Out::finish`]; on the standard streams nobody is left to tell.
     #[inline(never)]
     pub fn flush(&mut self) {
-        if let Some(fd) = self.fd {
-            if let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len]) {
+        if let Some(fd) = self.fd
+            && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len]) {
                 self.failed.get_or_insert(e);
             }
-        }
         self.len = 0;
     }
 

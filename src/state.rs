@@ -73,11 +73,10 @@ fn ensure_dirs() -> Result<()> {
 pub fn boot_id() -> heapless::String<40> {
     let mut buf = [0u8; 64];
     let mut s = heapless::String::new();
-    if let Ok(t) = files::read_small(c"/proc/sys/kernel/random/boot_id", &mut buf, "boot_id") {
-        if let Ok(t) = core::str::from_utf8(t.trim_ascii()) {
+    if let Ok(t) = files::read_small(c"/proc/sys/kernel/random/boot_id", &mut buf, "boot_id")
+        && let Ok(t) = core::str::from_utf8(t.trim_ascii()) {
             let _ = s.push_str(t);
         }
-    }
     s
 }
 
