@@ -83,15 +83,19 @@ else
         die "$klpctl is dynamically linked; the guest needs the static musl build"
     fi
     install -m 0755 "$klpctl" "$root/usr/bin/klpctl"
-    # A tiny static helper measures klpctl's peak RSS in the guest.
-    peak=$OUT_DIR/tools/peak-rss
-    if [ ! -x "$peak" ] || [ "$QEMU_DIR/tools/peak-rss.c" -nt "$peak" ]; then
-        need_pkg gcc libc6-dev
-        mkdir -p "$OUT_DIR/tools"
-        gcc -static -Os -s -o "$peak" "$QEMU_DIR/tools/peak-rss.c" \
-            || die "cannot build qemu/tools/peak-rss.c"
-    fi
-    install -m 0755 "$peak" "$root/usr/bin/peak-rss"
+    # Tiny static helpers measure klpctl in the guest: peak-rss its peak
+    # RSS, exec-time its run time (busybox's time has 10 ms resolution).
+    for tool in peak-rss exec-time; do
+        bin=$OUT_DIR/tools/$tool
+        if [ ! -x "$bin" ] || [ "$QEMU_DIR/tools/$tool.c" -nt "$bin" ]; then
+            need_pkg gcc libc6-dev
+            mkdir -p "$OUT_DIR/tools"
+            gcc -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/$tool.c" \
+                || die "cannot build qemu/tools/$tool.c"
+            mv "$bin.tmp" "$bin"
+        fi
+        install -m 0755 "$bin" "$root/usr/bin/$tool"
+    done
     if [ -d "$bundles" ]; then
         cp -r "$bundles"/. "$root/klptest/bundles/"
     fi

@@ -38,6 +38,7 @@ const MAIN_CASES: &[&str] = &[
     "c13_sigkill",
     "modobj_before",
     "modobj_after",
+    "apply_time",
     "big_rss",
     "final_clean",
 ];
