@@ -12,12 +12,12 @@ series=${1:-6.1}
 step() { printf '\n==> %s\n' "$*"; }
 
 step "fetching Debian 12 kernels"
-"$QEMU_DIR/fetch-kernels.sh"
+"$QEMU_DIR/fetch-kernels.sh" >/dev/null
 release=$(to_release "$series")
 [ -n "$release" ] || die "no kernel resolved for series $series"
 
 step "building the test livepatch modules for $release"
-"$QEMU_DIR/build-modules.sh" "$release"
+"$QEMU_DIR/build-modules.sh" "$release" >/dev/null
 
 step "building klpctl (static, musl)"
 (cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl)
@@ -42,10 +42,25 @@ rm -f "$bundle"
 "$klpctl" verify "$bundle" --keyring "$demo/keys.d"
 
 step "building the initramfs (busybox, klpctl, the bundle, the demo public key)"
-KLPCTL=$klpctl "$QEMU_DIR/mkinitramfs.sh" -s demo -b "$demo/bundles" -K "$demo/keys.d" "$release"
+KLPCTL=$klpctl "$QEMU_DIR/mkinitramfs.sh" -s demo -b "$demo/bundles" -K "$demo/keys.d" "$release" >/dev/null
 
-step "booting $release under QEMU"
-"$QEMU_DIR/run.sh" -s demo -t 300 "$release"
-grep -q '^KLPTEST demo PASS' "$OUT_DIR/logs/$release-demo.log" \
-    || die "the demo did not pass; see $OUT_DIR/logs/$release-demo.log"
-step "demo passed"
+step "booting $release under QEMU (console log: $OUT_DIR/logs/$release-demo.log)"
+logf=$OUT_DIR/logs/$release-demo.log
+set +e
+"$QEMU_DIR/run.sh" -q -s demo -t 300 "$release"
+rc=$?
+set -e
+# The guest's transcript without firmware noise: SeaBIOS leaves escape
+# sequences that would reset the terminal and wipe the steps above.
+step "in the guest"
+tr -d '\r' <"$logf" | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-zA-Z]//g' \
+    | sed -n '/^--- case demo$/,/^KLPTEST demo /p' | grep -v -e '^--- case demo$' -e '^KLPTEST '
+echo
+if [ "$rc" = 0 ] && grep -q '^KLPTEST demo PASS' "$logf"; then
+    echo "PASS: klpctl demo on $release"
+else
+    tr -d '\r' <"$logf" | sed -n '/^KLPTEST [^ ]* FAIL/,/^--- end of kernel log/p' | grep . \
+        || tail -n 30 "$logf"
+    echo "FAIL: klpctl demo on $release (run.sh exit $rc); see $logf"
+    exit 1
+fi

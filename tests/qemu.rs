@@ -276,6 +276,17 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// The static klpctl the guests run, chosen as `qemu/prepare.sh` chooses it.
+fn device_binary() -> PathBuf {
+    ["KLPCTL", "KLPCTL_BIN"]
+        .iter()
+        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+        .map_or_else(
+            || repo().join("target/x86_64-unknown-linux-musl/release/klpctl"),
+            PathBuf::from,
+        )
+}
+
 /// Serialises whole suite runs on this checkout: two `cargo test` runs at
 /// once would rebuild each other's initramfs images and write the same logs.
 fn suite_lock() -> std::fs::File {
@@ -298,6 +309,16 @@ fn qemu_kernel_matrix() {
     let _lock = suite_lock();
     let suite = Instant::now();
     let kernels = prepare();
+    let prepared = suite.elapsed();
+    let bin = device_binary();
+    match std::fs::metadata(&bin) {
+        Ok(m) => say(&format!(
+            "qemu: KLPTEST-METRIC klpctl_binary bytes={} path={}",
+            m.len(),
+            bin.display()
+        )),
+        Err(e) => say(&format!("qemu: cannot stat {}: {e}", bin.display())),
+    }
 
     // One thread per kernel, each booting its scenarios in turn; QEMU's TCG
     // runs a single-vCPU guest on one host core, so kernels run side by side.
@@ -337,9 +358,12 @@ fn qemu_kernel_matrix() {
     }
 
     let mut failures = Vec::new();
-    let mut per_kernel: BTreeMap<&str, Duration> = BTreeMap::new();
+    let mut per_kernel: BTreeMap<&str, Vec<(&str, Duration)>> = BTreeMap::new();
     for (b, expected) in &boots {
-        *per_kernel.entry(b.release.as_str()).or_default() += b.wall;
+        per_kernel
+            .entry(b.release.as_str())
+            .or_default()
+            .push((b.scenario, b.wall));
         for line in &b.extra {
             say(&format!("qemu: {} {}: {line}", b.release, b.scenario));
         }
@@ -368,14 +392,21 @@ fn qemu_kernel_matrix() {
             );
         }
     }
-    for (release, wall) in &per_kernel {
+    // Figures, not assertions: wall times depend on the machine and its load.
+    for (release, walls) in &per_kernel {
+        let total: Duration = walls.iter().map(|(_, w)| *w).sum();
+        let each: String = walls
+            .iter()
+            .map(|(sc, w)| format!(" {sc}={:.1}", w.as_secs_f64()))
+            .collect();
         say(&format!(
-            "qemu: {release}: {:.1}s booted in total",
-            wall.as_secs_f64()
+            "qemu: {release}: KLPTEST-METRIC boot_wall_s{each} total={:.1}",
+            total.as_secs_f64()
         ));
     }
     say(&format!(
-        "qemu: whole suite {:.1}s",
+        "qemu: KLPTEST-METRIC suite_wall_s prepare={:.1} total={:.1}",
+        prepared.as_secs_f64(),
         suite.elapsed().as_secs_f64()
     ));
     assert!(

@@ -720,6 +720,8 @@ case_apply_time() {
         expect_cmdline "$ORIG_CMDLINE"
         klp_patch_gone klp_basic || klp_fail "klp_basic still in sysfs after disable run $i"
     done
+    # The raw events behind the figures, for anyone who doubts them.
+    klp_case_dmesg | grep -E 'klptime: |livepatch: ' | sed 's/^/  k| /'
     { cat "$T/times"; klp_case_dmesg; } | timing_report "$TIMING_RUNS" >"$T/timing" \
         || klp_fail "$(grep 'missing figures' "$T/timing" | head -n 1)"
     cat "$T/timing"

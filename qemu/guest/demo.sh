@@ -1,11 +1,22 @@
 #!/bin/sh
 # The README walk-through, run in the guest: the original /proc/cmdline, a
 # signed livepatch applied with klpctl, the patched output, status, disable,
-# and the original output again.
+# and the original output again. Each step says what it shows; the host
+# prints this transcript.
 . /klptest/lib.sh
 
-show() {
+BUNDLE=/klptest/bundles/klp_basic.klp
+
+# say LINE...: a comment block before a step, one "# " line per argument.
+say() {
     echo
+    for line in "$@"; do
+        echo "# $line"
+    done
+}
+
+# show CMD...: print the command as typed at a prompt, then run it.
+show() {
     echo "guest# $*"
     "$@"
     rc=$?
@@ -15,14 +26,38 @@ show() {
 
 klp_case_begin demo
 orig=$(cat /proc/cmdline)
+
+say "1. The running kernel, unpatched: /proc/cmdline prints the boot command line."
 show cat /proc/cmdline
-show klpctl verify /klptest/bundles/klp_basic.klp || klp_fail "verify"
-show klpctl apply /klptest/bundles/klp_basic.klp || klp_fail "apply"
+
+say "2. The bundle: klp_basic.ko, packed and signed on the host. klpctl checks" \
+    "   it against the trusted keys in /etc/klpctl/keys.d and this kernel's build-id."
+show klpctl verify "$BUNDLE" || klp_fail "verify"
+
+say "3. Apply it: verify again, load it, wait for the kernel's transition."
+show klpctl apply "$BUNDLE" || klp_fail "apply"
+
+say "4. Patched: the same file now prints what the livepatch returns."
 show cat /proc/cmdline
-[ "$(cat /proc/cmdline)" = "klpctl-test: basic patched" ] || klp_fail "not patched"
+[ "$(cat /proc/cmdline)" = "klpctl-test: basic patched" ] || klp_fail "/proc/cmdline is not patched"
+
+say "5. What is applied, as the kernel and klpctl see it."
 show klpctl status || klp_fail "status"
+
+say "6. Disable it: the reverse transition, then the module is removed."
 show klpctl disable klp_basic || klp_fail "disable"
+
+say "7. Back to the original output."
 show cat /proc/cmdline
-[ "$(cat /proc/cmdline)" = "$orig" ] || klp_fail "not restored"
+[ "$(cat /proc/cmdline)" = "$orig" ] || klp_fail "/proc/cmdline is not restored"
+
+say "8. The kernel's log of all this, with klpctl's audit lines."
+echo "guest# dmesg | grep -E 'livepatch: |klpctl: '"
+dmesg | sed -n '/klptest: case demo start/,$p' | grep -E 'livepatch: |klpctl: '
+
 echo
+if [ "$KLP_CASE_FAILED" = 0 ]; then
+    echo "# Result: PASS. klpctl applied the signed livepatch, the kernel ran the"
+    echo "# patched code, and klpctl disable brought the original back."
+fi
 klp_case_end
