@@ -171,7 +171,7 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
                 }
                 let _ = frames.extend_from_slice(&f[..f.len().min(80)]);
             }
-            o.s("  blocking task: pid ").b(tb).s(" (").b(comm).s(") in ").b(&frames).nl();
+            o.s("  blocking task: pid ").b(tb).s(" (").text(comm).s(") in ").text(&frames).nl();
             if let Some(j) = json.as_deref_mut() {
                 j.s(if count > 1 { ",{\"pid\":" } else { "{\"pid\":" }).b(tb);
                 j.s(",\"comm\":").json_str(comm).s(",\"stack\":").json_str(&frames).s("}");
@@ -269,7 +269,7 @@ impl Kmsg {
             let line = &rec[..n];
             let msg = line.iter().position(|&c| c == b';').map_or(line, |i| &line[i + 1..]);
             let msg = msg.split(|&c| c == b'\n').next().unwrap_or(b"");
-            o.s("  kernel: ").b(msg).nl();
+            o.s("  kernel: ").text(msg).nl();
         }
     }
 }

@@ -120,7 +120,7 @@ pub fn valid_cve(s: &str) -> bool {
 /// A description in its stored (escaped) form: no control characters, and
 /// a backslash only as part of `\"` or `\\`.
 pub fn valid_description(s: &str) -> bool {
-    if s.len() > MAX_DESCRIPTION {
+    if s.len() > MAX_DESCRIPTION || s.chars().any(hidden_char) {
         return false;
     }
     let b = s.as_bytes();
@@ -138,6 +138,14 @@ pub fn valid_description(s: &str) -> bool {
         i += 1;
     }
     true
+}
+
+/// Characters that can rewrite what an operator's terminal shows: C1
+/// controls (U+0080..U+009F, including the CSI introducer U+009B) and the
+/// bidirectional overrides and isolates. `info` prints a description before
+/// anything is verified, so these are refused outright.
+fn hidden_char(c: char) -> bool {
+    matches!(c, '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
@@ -347,7 +355,11 @@ pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str>
     if n > MAX_DESCRIPTION {
         return Err(Error::Usage("--description is too long (1024 bytes escaped)"));
     }
-    core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))
+    let d = core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))?;
+    if d.chars().any(hidden_char) {
+        return Err(Error::Usage("--description must not contain C1 controls or bidirectional overrides"));
+    }
+    Ok(d)
 }
 
 /// Undoes [`escape_description`] while writing human output.
@@ -496,5 +508,10 @@ mod tests {
         assert!(!valid_description(r#"a "b"#));
         assert!(!valid_description(r"a \n"));
         assert!(!valid_description("a \\"));
+        // Terminal tricks: C1 CSI and a right-to-left override.
+        assert!(!valid_description("a \u{9b}31m"));
+        assert!(!valid_description("abc\u{202e}fed"));
+        assert!(valid_description("caf\u{e9} \u{2014} ok"));
+        assert!(escape_description("x\u{202e}y".as_bytes(), &mut buf).is_err());
     }
 }

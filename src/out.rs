@@ -62,6 +62,16 @@ impl<'a> Out<'a> {
         self
     }
 
+    /// Text from outside klpctl (task names, kernel log lines) for a
+    /// terminal: anything but printable ASCII becomes `?`, so it cannot
+    /// carry escape sequences.
+    pub fn text(&mut self, bytes: &[u8]) -> &mut Self {
+        for &c in bytes {
+            self.b(if (0x20..0x7f).contains(&c) { core::slice::from_ref(&c) } else { b"?" });
+        }
+        self
+    }
+
     /// A string.
     pub fn s(&mut self, s: &str) -> &mut Self {
         self.b(s.as_bytes())
