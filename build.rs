@@ -20,17 +20,22 @@ fn main() {
     if let Ok(list) = std::env::var("KLPCTL_TRUSTED_KEYS") {
         for path in list.split(':').filter(|p| !p.is_empty()) {
             println!("cargo:rerun-if-changed={path}");
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("KLPCTL_TRUSTED_KEYS: {path}: {e}"));
+            let text = std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("KLPCTL_TRUSTED_KEYS: {path}: {e}"));
             let line = text
                 .lines()
                 .nth(1)
                 .filter(|_| text.starts_with("untrusted comment: "))
                 .unwrap_or_else(|| panic!("{path}: not a signify/minisign public key file"));
             let mut raw = [0u8; 42];
-            let ok = codec::b64_decode(line.as_bytes(), &mut raw).map(|d| d.len()) == Some(42) && &raw[..2] == b"Ed";
+            let ok = codec::b64_decode(line.as_bytes(), &mut raw).map(|d| d.len()) == Some(42)
+                && &raw[..2] == b"Ed";
             assert!(ok, "{path}: not an Ed25519 signify/minisign public key");
             let (id, key) = (raw[2..10].to_vec(), raw[10..42].to_vec());
-            if !keys.iter().any(|(i, k): &(Vec<u8>, Vec<u8>)| i == &id && k == &key) {
+            if !keys
+                .iter()
+                .any(|(i, k): &(Vec<u8>, Vec<u8>)| i == &id && k == &key)
+            {
                 keys.push((id, key));
             }
         }
@@ -40,9 +45,14 @@ fn main() {
         Ok(t) => t.parse().expect("KLPCTL_THRESHOLD must be a number 1..=16"),
         Err(_) => 1,
     };
-    assert!((1..=16).contains(&threshold), "KLPCTL_THRESHOLD must be 1..=16");
     assert!(
-        keys.is_empty() || threshold as usize <= keys.len() || cfg!(not(feature = "no-runtime-keyring")),
+        (1..=16).contains(&threshold),
+        "KLPCTL_THRESHOLD must be 1..=16"
+    );
+    assert!(
+        keys.is_empty()
+            || threshold as usize <= keys.len()
+            || cfg!(not(feature = "no-runtime-keyring")),
         "KLPCTL_THRESHOLD exceeds the number of embedded keys and there is no runtime keyring"
     );
     let mut out = String::from("/// Keys embedded by build.rs: (key id, Ed25519 public key).\n");
@@ -52,6 +62,21 @@ fn main() {
     }
     out.push_str("];\n/// Distinct trusted signatures needed, from KLPCTL_THRESHOLD.\n");
     writeln!(out, "pub const THRESHOLD: u8 = {threshold};").unwrap();
-    let dst = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("trusted_keys.rs");
-    std::fs::write(dst, out).unwrap();
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out_dir.join("trusted_keys.rs"), out).unwrap();
+    if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+        no_unwind_tables(&out_dir);
+    }
+}
+
+/// The static musl binary is built with panic=abort and never unwinds, so
+/// the unwind tables that the precompiled core and musl objects carry are
+/// dead weight (~13 KiB). This linker script keeps the linker's default
+/// script (INSERT) and only discards `.eh_frame`; crtbegin.o refers to its
+/// own frame, so that one stays.
+fn no_unwind_tables(out_dir: &std::path::Path) {
+    let script = out_dir.join("no-unwind.ld");
+    let text = "SECTIONS\n{\n  /DISCARD/ : { *(EXCLUDE_FILE(*crtbegin.o) .eh_frame) *(.eh_frame_hdr) }\n}\nINSERT AFTER .text;\n";
+    std::fs::write(&script, text).unwrap();
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
 }

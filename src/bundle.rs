@@ -82,7 +82,10 @@ impl Source for &[u8] {
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
         let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
-        let src = self.get(start..).and_then(|s| s.get(..buf.len())).ok_or(TRUNCATED)?;
+        let src = self
+            .get(start..)
+            .and_then(|s| s.get(..buf.len()))
+            .ok_or(TRUNCATED)?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -90,7 +93,10 @@ impl Source for &[u8] {
         use sha2::Digest;
         let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
         let n = usize::try_from(len).map_err(|_| TRUNCATED)?;
-        let src = self.get(start..).and_then(|s| s.get(..n)).ok_or(TRUNCATED)?;
+        let src = self
+            .get(start..)
+            .and_then(|s| s.get(..n))
+            .ok_or(TRUNCATED)?;
         Ok(sha2::Sha256::digest(src).into())
     }
 }
@@ -123,10 +129,14 @@ impl Header {
     /// Parses and bounds-checks the fixed header.
     pub fn parse(h: &[u8; HEADER]) -> Result<Header> {
         if h[..8] != MAGIC {
-            return Err(Error::Bundle("bundle rejected: not a klpctl bundle (bad magic)"));
+            return Err(Error::Bundle(
+                "bundle rejected: not a klpctl bundle (bad magic)",
+            ));
         }
         if u16::from_le_bytes([h[8], h[9]]) != FORMAT {
-            return Err(Error::Bundle("bundle rejected: unsupported bundle format version"));
+            return Err(Error::Bundle(
+                "bundle rejected: unsupported bundle format version",
+            ));
         }
         let sig_count = u16::from_le_bytes([h[10], h[11]]) as usize;
         let manifest_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
@@ -137,12 +147,20 @@ impl Header {
             return Err(Error::Bundle("bundle rejected: more than 4 signatures"));
         }
         if !(2..=MAX_MANIFEST).contains(&manifest_len) {
-            return Err(Error::Bundle("bundle rejected: manifest length out of bounds (2..16384)"));
+            return Err(Error::Bundle(
+                "bundle rejected: manifest length out of bounds (2..16384)",
+            ));
         }
         if payload_len == 0 || payload_len > MAX_PAYLOAD {
-            return Err(Error::Bundle("bundle rejected: payload length out of bounds (1..2^30)"));
+            return Err(Error::Bundle(
+                "bundle rejected: payload length out of bounds (1..2^30)",
+            ));
         }
-        Ok(Header { sig_count, manifest_len, payload_len })
+        Ok(Header {
+            sig_count,
+            manifest_len,
+            payload_len,
+        })
     }
 
     /// The 24 header bytes.
@@ -172,14 +190,28 @@ pub struct Unverified<'m> {
 /// the file length is exactly what the header says. Nothing is trusted yet.
 pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<Unverified<'m>> {
     let mut h = [0u8; HEADER];
-    src.read_at(0, &mut h)?;
+    // A short file that does not even start like a bundle is "not a
+    // bundle", not "truncated".
+    let have = src.size().min(HEADER as u64) as usize;
+    src.read_at(0, &mut h[..have])?;
+    let m = have.min(MAGIC.len());
+    if h[..m] != MAGIC[..m] {
+        return Err(Error::Bundle(
+            "bundle rejected: not a klpctl bundle (bad magic)",
+        ));
+    }
+    if have < HEADER {
+        return Err(TRUNCATED);
+    }
     let header = Header::parse(&h)?;
     let total = header.total_len();
     if src.size() < total {
         return Err(TRUNCATED);
     }
     if src.size() > total {
-        return Err(Error::Bundle("bundle rejected: trailing bytes after the payload"));
+        return Err(Error::Bundle(
+            "bundle rejected: trailing bytes after the payload",
+        ));
     }
     let manifest = &mut mbuf[..header.manifest_len];
     src.read_at(HEADER as u64, manifest)?;
@@ -187,12 +219,19 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
     for i in 0..header.sig_count {
         let mut rec = [0u8; SIG_RECORD];
         src.read_at(header.sigs_offset() + (i * SIG_RECORD) as u64, &mut rec)?;
-        let mut s = Signature { key_id: [0; 8], sig: [0; 64] };
+        let mut s = Signature {
+            key_id: [0; 8],
+            sig: [0; 64],
+        };
         s.key_id.copy_from_slice(&rec[..8]);
         s.sig.copy_from_slice(&rec[8..]);
         let _ = sigs.push(s);
     }
-    Ok(Unverified { header, manifest, sigs })
+    Ok(Unverified {
+        header,
+        manifest,
+        sigs,
+    })
 }
 
 /// A bundle whose manifest is signed by enough trusted keys. The payload is
@@ -215,7 +254,9 @@ impl<'m> Unverified<'m> {
     pub fn manifest_unverified(&self) -> Result<Manifest<'m>> {
         let m = manifest::parse(self.manifest)?;
         if m.payload_size != self.header.payload_len {
-            return Err(Error::Bundle("bundle rejected: header payload length differs from the manifest"));
+            return Err(Error::Bundle(
+                "bundle rejected: header payload length differs from the manifest",
+            ));
         }
         Ok(m)
     }
@@ -262,16 +303,25 @@ pub fn write(
     if sigs.len() > MAX_SIGS {
         return Err(Error::Usage("a bundle holds at most 4 signatures"));
     }
-    let h = Header { sig_count: sigs.len(), manifest_len: manifest.len(), payload_len: len };
+    let h = Header {
+        sig_count: sigs.len(),
+        manifest_len: manifest.len(),
+        payload_len: len,
+    };
     out.write(&h.to_bytes())?;
     out.write(manifest)?;
     for s in sigs {
         out.write(&s.key_id)?;
         out.write(&s.sig)?;
     }
-    files::copy_range(payload, off, len, Error::Module("input file shrank while reading"), "cannot read payload", |c| {
-        out.write(c)
-    })
+    files::copy_range(
+        payload,
+        off,
+        len,
+        Error::Module("input file shrank while reading"),
+        "cannot read payload",
+        |c| out.write(c),
+    )
 }
 
 #[cfg(test)]
@@ -282,7 +332,11 @@ pub mod tests {
     /// Builds a bundle in memory: used by unit tests here and in other
     /// modules.
     pub fn build(manifest: &[u8], sigs: &[Signature], payload: &[u8]) -> Vec<u8> {
-        let h = Header { sig_count: sigs.len(), manifest_len: manifest.len(), payload_len: payload.len() as u64 };
+        let h = Header {
+            sig_count: sigs.len(),
+            manifest_len: manifest.len(),
+            payload_len: payload.len() as u64,
+        };
         let mut v = h.to_bytes().to_vec();
         v.extend_from_slice(manifest);
         for s in sigs {
@@ -361,20 +415,35 @@ pub mod tests {
     fn every_truncation_is_rejected() {
         let g = good();
         for n in 0..g.len() {
-            assert_eq!(check(&g[..n]).map_err(|e| e.exit_code()), Err(3), "length {n}");
+            assert_eq!(
+                check(&g[..n]).map_err(|e| e.exit_code()),
+                Err(3),
+                "length {n}"
+            );
         }
         let mut longer = g.clone();
         longer.push(0);
-        assert_eq!(check(&longer), Err(Error::Bundle("bundle rejected: trailing bytes after the payload")));
+        assert_eq!(
+            check(&longer),
+            Err(Error::Bundle(
+                "bundle rejected: trailing bytes after the payload"
+            ))
+        );
     }
 
     #[test]
     fn unsigned_and_untrusted_bundles_are_rejected() {
         let payload = b"payload";
         let m = sample_manifest(payload);
-        assert_eq!(check(&build(&m, &[], payload)), Err(Error::NotEnoughSignatures));
+        assert_eq!(
+            check(&build(&m, &[], payload)),
+            Err(Error::NotEnoughSignatures)
+        );
         let other = SecretKey::from_seed([6; 32], *b"otherkey");
-        assert_eq!(check(&build(&m, &[other.sign(&m)], payload)), Err(Error::NotEnoughSignatures));
+        assert_eq!(
+            check(&build(&m, &[other.sign(&m)], payload)),
+            Err(Error::NotEnoughSignatures)
+        );
     }
 
     #[test]
@@ -385,14 +454,43 @@ pub mod tests {
     }
 
     #[test]
+    fn short_junk_is_not_a_bundle_but_a_short_bundle_is_truncated() {
+        let bad_magic = Error::Bundle("bundle rejected: not a klpctl bundle (bad magic)");
+        assert_eq!(check(b"hello, world\n"), Err(bad_magic));
+        assert_eq!(check(b""), Err(TRUNCATED));
+        assert_eq!(check(&good()[..5]), Err(TRUNCATED));
+        assert_eq!(check(&good()[..20]), Err(TRUNCATED));
+    }
+
+    #[test]
     fn header_bounds() {
-        let mut h = Header { sig_count: 5, manifest_len: 10, payload_len: 1 }.to_bytes();
+        let mut h = Header {
+            sig_count: 5,
+            manifest_len: 10,
+            payload_len: 1,
+        }
+        .to_bytes();
         assert!(Header::parse(&h).is_err());
-        h = Header { sig_count: 1, manifest_len: MAX_MANIFEST + 1, payload_len: 1 }.to_bytes();
+        h = Header {
+            sig_count: 1,
+            manifest_len: MAX_MANIFEST + 1,
+            payload_len: 1,
+        }
+        .to_bytes();
         assert!(Header::parse(&h).is_err());
-        h = Header { sig_count: 1, manifest_len: 10, payload_len: 0 }.to_bytes();
+        h = Header {
+            sig_count: 1,
+            manifest_len: 10,
+            payload_len: 0,
+        }
+        .to_bytes();
         assert!(Header::parse(&h).is_err());
-        h = Header { sig_count: 4, manifest_len: MAX_MANIFEST, payload_len: MAX_PAYLOAD }.to_bytes();
+        h = Header {
+            sig_count: 4,
+            manifest_len: MAX_MANIFEST,
+            payload_len: MAX_PAYLOAD,
+        }
+        .to_bytes();
         assert!(Header::parse(&h).is_ok());
     }
 }

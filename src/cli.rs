@@ -6,7 +6,7 @@
 use crate::bundle::{self, FileSource, Source};
 use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile};
-use crate::keys::{self, SecretKey, Signature, SigStatus, Verdict};
+use crate::keys::{self, SecretKey, SigStatus, Signature, Verdict};
 use crate::manifest::{self, MAX_MANIFEST, Manifest};
 use crate::out::Out;
 use core::ffi::CStr;
@@ -66,7 +66,10 @@ impl Cli {
 
 /// Runs klpctl with `args` (including argv\[0\]) and returns the exit code.
 pub fn run(args: &[&'static CStr]) -> i32 {
-    let mut cli = Cli { ctx: heapless::Vec::new(), detail: heapless::Vec::new() };
+    let mut cli = Cli {
+        ctx: heapless::Vec::new(),
+        detail: heapless::Vec::new(),
+    };
     match dispatch(&mut cli, args.get(1..).unwrap_or(&[])) {
         Ok(()) => 0,
         Err(e) => {
@@ -111,8 +114,16 @@ impl Args<'_> {
     }
 
     /// The value of the option just read, as a C string.
+    /// A value that starts with `--` is taken for a forgotten value
+    /// followed by the next option (`--dir --json`), and refused.
     pub fn value_c(&mut self) -> Result<&'static CStr> {
-        let a = self.v.get(self.i).ok_or(Error::Usage("an option is missing its value (see klpctl --help)"))?;
+        let a = self
+            .v
+            .get(self.i)
+            .filter(|v| !v.to_bytes().starts_with(b"--"))
+            .ok_or(Error::Usage(
+                "an option is missing its value (see klpctl --help)",
+            ))?;
         self.i += 1;
         Ok(a)
     }
@@ -129,7 +140,8 @@ impl Args<'_> {
 
     /// The value as a decimal u64.
     pub fn value_u64(&mut self) -> Result<u64> {
-        crate::kernel::parse_u64(self.value()?).ok_or(Error::Usage("expected a non-negative decimal number"))
+        crate::kernel::parse_u64(self.value()?)
+            .ok_or(Error::Usage("expected a non-negative decimal number"))
     }
 
     /// The argument just read, as a C string (for positional paths).
@@ -180,8 +192,12 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Result<()> {
 /// Creates a new file with `mode`, refusing to overwrite an existing one.
 fn create_new(path: &CStr, mode: u32, bytes: &[u8]) -> Result<()> {
     use rustix::fs::{Mode, OFlags};
-    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC, Mode::from_raw_mode(mode))
-        .ctx("cannot create file (klpctl never overwrites keys)")?;
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .ctx("cannot create file (klpctl never overwrites keys)")?;
     crate::sys::write_all(fd.as_fd(), bytes).ctx("cannot write file")?;
     rustix::fs::fsync(&fd).ctx("cannot write file")
 }
@@ -189,7 +205,8 @@ fn create_new(path: &CStr, mode: u32, bytes: &[u8]) -> Result<()> {
 use rustix::fd::AsFd;
 
 fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
-    let (mut pubp, mut secp, mut comment): (Option<&CStr>, Option<&CStr>, &[u8]) = (None, None, b"klpctl");
+    let (mut pubp, mut secp, mut comment): (Option<&CStr>, Option<&CStr>, &[u8]) =
+        (None, None, b"klpctl");
     while let Some(arg) = a.arg() {
         match arg {
             b"-p" => pubp = Some(a.value_c()?),
@@ -203,7 +220,8 @@ fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     };
     keys::check_comment(comment)?;
     let mut rnd = [0u8; 40];
-    rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty()).ctx("getrandom failed")?;
+    rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
+        .ctx("getrandom failed")?;
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&rnd[..32]);
     let mut id = [0u8; 8];
@@ -213,7 +231,11 @@ fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     cli.ctx(secp.to_bytes());
     create_new(secp, 0o600, sk.to_file(comment, &mut buf)?)?;
     cli.ctx(pubp.to_bytes());
-    if let Err(e) = sk.public().to_file(comment, &mut buf).and_then(|p| create_new(pubp, 0o644, p)) {
+    if let Err(e) = sk
+        .public()
+        .to_file(comment, &mut buf)
+        .and_then(|p| create_new(pubp, 0o644, p))
+    {
         // Both files or neither: a secret key without its public half is
         // an orphan nobody can trust.
         let _ = rustix::fs::unlink(secp);
@@ -230,7 +252,6 @@ fn read_secret(cli: &mut Cli, path: &'static CStr) -> Result<SecretKey> {
     cli.ctx(b"");
     Ok(k)
 }
-
 
 fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut module: Option<&'static CStr> = None;
@@ -249,7 +270,9 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
             b"--kernel-release" => release = Some(a.value_str()?),
             b"--arch" => arch = Some(a.value_str()?),
             b"--kernel-build-id" | b"--kernel-notes" if !build_id.is_empty() => {
-                return Err(Error::Usage("give --kernel-build-id or --kernel-notes once"));
+                return Err(Error::Usage(
+                    "give --kernel-build-id or --kernel-notes once",
+                ));
             }
             b"--kernel-build-id" => {
                 let mut tmp = [0u8; manifest::MAX_BUILD_ID];
@@ -265,7 +288,9 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                 let notes = files::read_small(p, &mut buf, "cannot read kernel notes file")?;
                 let id = crate::kernel::build_id_from_notes(notes)
                     .filter(|id| id.len() <= manifest::MAX_BUILD_ID)
-                    .ok_or(Error::Usage("no GNU build-id note in the kernel notes file"))?;
+                    .ok_or(Error::Usage(
+                        "no GNU build-id note in the kernel notes file",
+                    ))?;
                 let _ = build_id.extend_from_slice(id);
                 cli.ctx(b"");
             }
@@ -281,19 +306,29 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                 cves.push(c).map_err(|_| Error::Usage("at most 64 --cve"))?;
             }
             b"--description" => desc_raw = a.value()?,
-            b"-s" => secrets.push(a.value_c()?).map_err(|_| Error::Usage("at most 4 -s keys"))?,
+            b"-s" => secrets
+                .push(a.value_c()?)
+                .map_err(|_| Error::Usage("at most 4 -s keys"))?,
             _ if module.is_none() && !arg.starts_with(b"-") => module = Some(a.current_c()),
             _ => return Err(unknown(cli, arg)),
         }
     }
-    let (Some(module), Some(output), Some(stream), Some(version)) = (module, output, stream, version) else {
-        return Err(Error::Usage("pack needs MODULE.ko, -o BUNDLE, --stream S and --version N"));
+    let (Some(module), Some(output), Some(stream), Some(version)) =
+        (module, output, stream, version)
+    else {
+        return Err(Error::Usage(
+            "pack needs MODULE.ko, -o BUNDLE, --stream S and --version N",
+        ));
     };
     if secrets.is_empty() && !unsigned {
-        return Err(Error::Usage("pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)"));
+        return Err(Error::Usage(
+            "pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)",
+        ));
     }
     if !manifest::valid_stream(stream) {
-        return Err(Error::Usage("--stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"));
+        return Err(Error::Usage(
+            "--stream: 1-64 of [A-Za-z0-9._-], not starting with '.'",
+        ));
     }
     let mut sks: heapless::Vec<SecretKey, 4> = heapless::Vec::new();
     for p in &secrets {
@@ -308,10 +343,14 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
     let info = crate::modinfo::parse(&src, &mut mibuf)?;
     if !info.livepatch {
-        return Err(Error::Module("not a livepatch module (.modinfo has no livepatch=Y)"));
+        return Err(Error::Module(
+            "not a livepatch module (.modinfo has no livepatch=Y)",
+        ));
     }
     if release.is_some_and(|r| r != info.release) {
-        return Err(Error::Module("module vermagic names a different kernel release than --kernel-release"));
+        return Err(Error::Module(
+            "module vermagic names a different kernel release than --kernel-release",
+        ));
     }
     if arch.is_some_and(|x| x != info.arch) {
         return Err(Error::Module("module ELF machine differs from --arch"));
@@ -350,8 +389,20 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     bundle::write(&mut outf, mbytes, &sigs, &fd, 0, size)?;
     outf.commit()?;
     let mut o = Out::stdout();
-    o.s("packed ").s(m.name).s(" stream ").s(m.stream).s(" version ").u(m.version).s(" for ").s(m.release);
-    o.s(" (").u(sigs.len() as u64).s(" signature").s(if sigs.len() == 1 { "" } else { "s" }).s(")").nl();
+    o.s("packed ")
+        .s(m.name)
+        .s(" stream ")
+        .s(m.stream)
+        .s(" version ")
+        .u(m.version)
+        .s(" for ")
+        .s(m.release);
+    o.s(" (")
+        .u(sigs.len() as u64)
+        .s(" signature")
+        .s(if sigs.len() == 1 { "" } else { "s" })
+        .s(")")
+        .nl();
     Ok(())
 }
 
@@ -362,10 +413,16 @@ struct Opened {
 
 fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
     cli.ctx(path.to_bytes());
-    Ok(Opened { fd: files::open_ro(path, "cannot open bundle")? })
+    Ok(Opened {
+        fd: files::open_ro(path, "cannot open bundle")?,
+    })
 }
 
-fn bundle_path(cli: &mut Cli, a: &mut Args, extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>) -> Result<&'static CStr> {
+fn bundle_path(
+    cli: &mut Cli,
+    a: &mut Args,
+    extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>,
+) -> Result<&'static CStr> {
     let mut path = None;
     while let Some(arg) = a.arg() {
         if extra(a, arg)? {
@@ -431,10 +488,18 @@ fn add_signature(
         }
         *old = sig;
     } else {
-        sigs.push(sig).map_err(|_| Error::Usage("bundle already holds 4 signatures"))?;
+        sigs.push(sig)
+            .map_err(|_| Error::Usage("bundle already holds 4 signatures"))?;
     }
     let mut outf = AtomicFile::create(path.to_bytes(), 0o644)?;
-    bundle::write(&mut outf, u.manifest, &sigs, &b.fd, u.header.payload_offset(), u.header.payload_len)?;
+    bundle::write(
+        &mut outf,
+        u.manifest,
+        &sigs,
+        &b.fd,
+        u.header.payload_offset(),
+        u.header.payload_len,
+    )?;
     outf.commit()?;
     Ok(true)
 }
@@ -451,10 +516,20 @@ fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
     };
     cli.ctx(sigpath.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
-    let sig = keys::parse_signature(files::read_small(sigpath, &mut buf, "cannot read signature file")?)?;
+    let sig = keys::parse_signature(files::read_small(
+        sigpath,
+        &mut buf,
+        "cannot read signature file",
+    )?)?;
     let changed = add_signature(cli, path, sig, false, |_| Ok(()))?;
     let mut o = Out::stdout();
-    o.s(if changed { "attached signature by key " } else { "signature already present: key " }).hex(&sig.key_id).nl();
+    o.s(if changed {
+        "attached signature by key "
+    } else {
+        "signature already present: key "
+    })
+    .hex(&sig.key_id)
+    .nl();
     Ok(())
 }
 
@@ -484,10 +559,20 @@ fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
         let Some(x) = sigout else { return Ok(()) };
         cli.ctx(x);
         let mut buf = [0u8; 400];
-        files::write_atomic(x, sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?, 0o644)
+        files::write_atomic(
+            x,
+            sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?,
+            0o644,
+        )
     })?;
     let mut o = Out::stdout();
-    o.s(if changed { "signed with key " } else { "already signed by key " }).hex(&sk.id).nl();
+    o.s(if changed {
+        "signed with key "
+    } else {
+        "already signed by key "
+    })
+    .hex(&sk.id)
+    .nl();
     Ok(())
 }
 
@@ -498,7 +583,10 @@ struct VerifyOpts {
 }
 
 fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
-    let mut opts = VerifyOpts { keyring: None, json: false };
+    let mut opts = VerifyOpts {
+        keyring: None,
+        json: false,
+    };
     let path = bundle_path(cli, a, &mut |a, arg| {
         match arg {
             b"--keyring" => opts.keyring = Some(a.value_c()?),
@@ -507,7 +595,10 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
         Ok(true)
     })?;
-    cli.ctx(opts.keyring.map_or(keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
+    cli.ctx(
+        opts.keyring
+            .map_or(keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
+    );
     let ring = keys::load(opts.keyring)?;
     let b = open_bundle(cli, path)?;
     let src = FileSource::new(&b.fd, "cannot read bundle")?;
@@ -523,7 +614,9 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
     match (&result, opts.json) {
         (Ok(s), true) => {
             let mut o = Out::stdout();
-            o.s("{\"ok\":true,\"bundle\":").json_str(path.to_bytes()).s(",\"manifest\":");
+            o.s("{\"ok\":true,\"bundle\":")
+                .json_str(path.to_bytes())
+                .s(",\"manifest\":");
             manifest_json(&mut o, &s.manifest);
             o.s(",");
             verdict_json(&mut o, &s.verdict);
@@ -531,13 +624,22 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
         (Ok(s), false) => {
             let mut o = Out::stdout();
-            o.s("OK ").s(s.manifest.name).s(" stream ").s(s.manifest.stream).s(" version ").u(s.manifest.version).nl();
+            o.s("OK ")
+                .s(s.manifest.name)
+                .s(" stream ")
+                .s(s.manifest.stream)
+                .s(" version ")
+                .u(s.manifest.version)
+                .nl();
             manifest_human(&mut o, &s.manifest);
             verdict_human(&mut o, &s.verdict);
         }
         (Err(e), true) => {
             let mut o = Out::stdout();
-            o.s("{\"ok\":false,\"bundle\":").json_str(path.to_bytes()).s(",\"exit\":").u(e.exit_code() as u64);
+            o.s("{\"ok\":false,\"bundle\":")
+                .json_str(path.to_bytes())
+                .s(",\"exit\":")
+                .u(e.exit_code() as u64);
             o.s(",\"error\":").json_str(e.message().as_bytes());
             if let Some(v) = &verdict {
                 o.s(",");
@@ -567,16 +669,30 @@ fn info(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let m = u.manifest_unverified()?;
     let mut o = Out::stdout();
     if json {
-        o.s("{\"verified\":false,\"bundle\":").json_str(path.to_bytes()).s(",\"manifest\":");
+        o.s("{\"verified\":false,\"bundle\":")
+            .json_str(path.to_bytes())
+            .s(",\"manifest\":");
         manifest_json(&mut o, &m);
         o.s(",\"signatures\":[");
         for (i, s) in u.sigs.iter().enumerate() {
-            o.s(if i > 0 { ",{\"key_id\":\"" } else { "{\"key_id\":\"" }).hex(&s.key_id).s("\"}");
+            o.s(if i > 0 {
+                ",{\"key_id\":\""
+            } else {
+                "{\"key_id\":\""
+            })
+            .hex(&s.key_id)
+            .s("\"}");
         }
         o.s("]}").nl();
     } else {
-        o.s("UNVERIFIED ").s(m.name).s(" stream ").s(m.stream).s(" version ").u(m.version);
-        o.s(" (run klpctl verify to check signatures and payload)").nl();
+        o.s("UNVERIFIED ")
+            .s(m.name)
+            .s(" stream ")
+            .s(m.stream)
+            .s(" version ")
+            .u(m.version);
+        o.s(" (run klpctl verify to check signatures and payload)")
+            .nl();
         manifest_human(&mut o, &m);
         o.s("  signatures: ").u(u.sigs.len() as u64).nl();
         for s in &u.sigs {
@@ -611,7 +727,9 @@ pub fn manifest_json(o: &mut Out, m: &Manifest) {
     o.s("],\"description\":\"").s(m.description).s("\"");
     o.s(",\"created\":").u(m.created);
     o.s(",\"payload_size\":").u(m.payload_size);
-    o.s(",\"payload_sha256\":\"").hex(&m.payload_sha256).s("\"}");
+    o.s(",\"payload_sha256\":\"")
+        .hex(&m.payload_sha256)
+        .s("\"}");
 }
 
 fn manifest_human(o: &mut Out, m: &Manifest) {
@@ -620,7 +738,9 @@ fn manifest_human(o: &mut Out, m: &Manifest) {
         o.s(" build-id ").hex(&m.build_id);
     }
     o.nl();
-    o.s("  replace: ").s(if m.replace { "yes (cumulative)" } else { "no" }).nl();
+    o.s("  replace: ")
+        .s(if m.replace { "yes (cumulative)" } else { "no" })
+        .nl();
     if !m.cves.is_empty() {
         o.s("  cves:   ");
         for c in &m.cves {
@@ -634,21 +754,38 @@ fn manifest_human(o: &mut Out, m: &Manifest) {
         o.nl();
     }
     o.s("  created: ").u(m.created).nl();
-    o.s("  payload: ").u(m.payload_size).s(" bytes, sha256 ").hex(&m.payload_sha256).nl();
+    o.s("  payload: ")
+        .u(m.payload_size)
+        .s(" bytes, sha256 ")
+        .hex(&m.payload_sha256)
+        .nl();
 }
 
 /// The signature verdict as JSON members (no braces).
 pub fn verdict_json(o: &mut Out, v: &Verdict) {
-    o.s("\"threshold\":").u(v.threshold as u64).s(",\"valid_keys\":").u(v.valid as u64).s(",\"signatures\":[");
+    o.s("\"threshold\":")
+        .u(v.threshold as u64)
+        .s(",\"valid_keys\":")
+        .u(v.valid as u64)
+        .s(",\"signatures\":[");
     for (i, (id, st)) in v.sigs.iter().enumerate() {
-        o.s(if i > 0 { ",{\"key_id\":\"" } else { "{\"key_id\":\"" }).hex(id);
+        o.s(if i > 0 {
+            ",{\"key_id\":\""
+        } else {
+            "{\"key_id\":\""
+        })
+        .hex(id);
         o.s("\",\"status\":\"").s(st.word()).s("\"}");
     }
     o.s("]");
 }
 
 fn verdict_human(o: &mut Out, v: &Verdict) {
-    o.s("  signatures: ").u(v.valid as u64).s(" valid distinct trusted key(s), threshold ").u(v.threshold as u64).nl();
+    o.s("  signatures: ")
+        .u(v.valid as u64)
+        .s(" valid distinct trusted key(s), threshold ")
+        .u(v.threshold as u64)
+        .nl();
     for (id, st) in &v.sigs {
         o.s("    key ").hex(id).s(" ").s(st.word());
         if *st == SigStatus::Untrusted {

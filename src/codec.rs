@@ -93,7 +93,11 @@ pub fn b64_encode<'o>(bytes: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
     let n = bytes.len().div_ceil(3) * 4;
     let out = out.get_mut(..n)?;
     for (i, chunk) in bytes.chunks(3).enumerate() {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let word = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for j in 0..4 {
             out[4 * i + j] = if j > chunk.len() {

@@ -21,7 +21,10 @@ pub struct PathBuf {
 impl PathBuf {
     /// An empty path.
     pub fn new() -> PathBuf {
-        PathBuf { buf: [0; 512], len: 0 }
+        PathBuf {
+            buf: [0; 512],
+            len: 0,
+        }
     }
 
     /// Starts from `parts` concatenated.
@@ -64,7 +67,12 @@ impl Default for PathBuf {
 
 /// Opens a file read-only (close-on-exec, no controlling tty).
 pub fn open_ro(path: &CStr, what: &'static str) -> Result<OwnedFd> {
-    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY, Mode::empty()).ctx(what)
+    rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .ctx(what)
 }
 
 /// File size from fstat; refuses anything that is not a regular file.
@@ -78,7 +86,13 @@ pub fn regular_size(fd: impl AsFd, what: &'static str) -> Result<u64> {
 
 /// Reads exactly `buf.len()` bytes at `off`; a short file is `Truncated`
 /// (reported as the caller's `short` error).
-pub fn pread_exact(fd: impl AsFd, mut off: u64, mut buf: &mut [u8], short: Error, what: &'static str) -> Result<()> {
+pub fn pread_exact(
+    fd: impl AsFd,
+    mut off: u64,
+    mut buf: &mut [u8],
+    short: Error,
+    what: &'static str,
+) -> Result<()> {
     while !buf.is_empty() {
         match rustix::io::pread(&fd, &mut *buf, off) {
             Ok(0) => return Err(short),
@@ -121,7 +135,13 @@ pub fn read_fd_small<'b>(fd: impl AsFd, buf: &'b mut [u8], what: &'static str) -
 
 /// SHA-256 of `len` bytes of `fd` starting at `off`, streamed through one
 /// fixed buffer. A file shorter than `len` is `short`.
-pub fn sha256_range(fd: impl AsFd, off: u64, len: u64, short: Error, what: &'static str) -> Result<[u8; 32]> {
+pub fn sha256_range(
+    fd: impl AsFd,
+    off: u64,
+    len: u64,
+    short: Error,
+    what: &'static str,
+) -> Result<[u8; 32]> {
     let mut h = sha2::Sha256::new();
     copy_range(&fd, off, len, short, what, |chunk| {
         h.update(chunk);
@@ -154,7 +174,12 @@ fn copy_range_dyn(
 ) -> Result<()> {
     let mut buf = [0u8; CHUNK];
     let mut left = len;
-    let _ = rustix::fs::fadvise(fd, off, core::num::NonZeroU64::new(len), rustix::fs::Advice::Sequential);
+    let _ = rustix::fs::fadvise(
+        fd,
+        off,
+        core::num::NonZeroU64::new(len),
+        rustix::fs::Advice::Sequential,
+    );
     while left > 0 {
         let want = left.min(CHUNK as u64) as usize;
         let n = match rustix::io::pread(fd, &mut buf[..want], off) {
@@ -191,7 +216,12 @@ impl AtomicFile {
             Mode::from_raw_mode(mode),
         )
         .ctx("cannot create output file")?;
-        Ok(AtomicFile { fd, tmp, dst, done: false })
+        Ok(AtomicFile {
+            fd,
+            tmp,
+            dst,
+            done: false,
+        })
     }
 
     /// The file being written.
@@ -207,7 +237,8 @@ impl AtomicFile {
     /// fsyncs and renames into place.
     pub fn commit(mut self) -> Result<()> {
         rustix::fs::fsync(&self.fd).ctx("cannot fsync output file")?;
-        rustix::fs::rename(self.tmp.c(), self.dst.c()).ctx("cannot rename output file into place")?;
+        rustix::fs::rename(self.tmp.c(), self.dst.c())
+            .ctx("cannot rename output file into place")?;
         self.done = true;
         Ok(())
     }
@@ -245,7 +276,12 @@ fn each_entry_dyn(
     what: &'static str,
     f: &mut dyn FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
 ) -> Result<()> {
-    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(what)?;
     let mut buf = [core::mem::MaybeUninit::<u8>::uninit(); 4096];
     let mut it = rustix::fs::RawDir::new(&fd, &mut buf);
     while let Some(e) = it.next() {
@@ -270,7 +306,9 @@ pub fn read_i64(path: &CStr) -> Option<i64> {
     let mut buf = [0u8; 32];
     let t = read_small(path, &mut buf, "read").ok()?.trim_ascii();
     match t.strip_prefix(b"-") {
-        Some(rest) => crate::kernel::parse_u64(rest).and_then(|v| i64::try_from(v).ok()).map(|v| -v),
+        Some(rest) => crate::kernel::parse_u64(rest)
+            .and_then(|v| i64::try_from(v).ok())
+            .map(|v| -v),
         None => crate::kernel::parse_u64(t).and_then(|v| i64::try_from(v).ok()),
     }
 }
@@ -291,7 +329,11 @@ pub fn ensure_dir(path: &CStr, what: &'static str) -> Result<()> {
 
 /// fsyncs a directory so a rename inside it is durable.
 pub fn sync_dir(path: &CStr) {
-    if let Ok(fd) = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) {
+    if let Ok(fd) = rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         let _ = rustix::fs::fsync(&fd);
     }
 }

@@ -13,7 +13,9 @@ pub const MAX_NOTES: usize = 4096;
 pub fn build_id_from_notes(notes: &[u8]) -> Option<&[u8]> {
     let mut rest = notes;
     while rest.len() >= 12 {
-        let word = |i: usize| u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]) as usize;
+        let word = |i: usize| {
+            u32::from_le_bytes([rest[i], rest[i + 1], rest[i + 2], rest[i + 3]]) as usize
+        };
         let (namesz, descsz, ty) = (word(0), word(4), word(8));
         let name_end = 12usize.checked_add(namesz.checked_add(3)? & !3)?;
         let desc_end = name_end.checked_add(descsz.checked_add(3)? & !3)?;
@@ -50,11 +52,19 @@ impl Running {
         let u = rustix::system::uname();
         let mut build_id = heapless::Vec::new();
         let mut buf = [0u8; MAX_NOTES];
-        if let Ok(notes) = crate::files::read_small(c"/sys/kernel/notes", &mut buf, "cannot read /sys/kernel/notes")
-            && let Some(id) = build_id_from_notes(notes) {
-                let _ = build_id.extend_from_slice(id);
-            }
-        Running { release: to_string(u.release()), machine: to_string(u.machine()), build_id }
+        if let Ok(notes) = crate::files::read_small(
+            c"/sys/kernel/notes",
+            &mut buf,
+            "cannot read /sys/kernel/notes",
+        ) && let Some(id) = build_id_from_notes(notes)
+        {
+            let _ = build_id.extend_from_slice(id);
+        }
+        Running {
+            release: to_string(u.release()),
+            machine: to_string(u.machine()),
+            build_id,
+        }
     }
 }
 
@@ -70,7 +80,11 @@ pub fn lockdown(buf: &mut [u8; 128]) -> Option<&str> {
 /// The taint bit mask from `/proc/sys/kernel/tainted`.
 pub fn taint() -> Result<u64> {
     let mut buf = [0u8; 32];
-    let t = crate::files::read_small(c"/proc/sys/kernel/tainted", &mut buf, "cannot read /proc/sys/kernel/tainted")?;
+    let t = crate::files::read_small(
+        c"/proc/sys/kernel/tainted",
+        &mut buf,
+        "cannot read /proc/sys/kernel/tainted",
+    )?;
     Ok(parse_u64(t).unwrap_or(0))
 }
 

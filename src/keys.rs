@@ -56,7 +56,10 @@ pub struct Signature {
 
 /// Splits a signify-style file into its comment and decoded payload, which
 /// must be exactly `N` bytes and start with `"Ed"`.
-fn decode_file<'a, const N: usize>(text: &'a [u8], what: &'static str) -> Result<(&'a [u8], [u8; N])> {
+fn decode_file<'a, const N: usize>(
+    text: &'a [u8],
+    what: &'static str,
+) -> Result<(&'a [u8], [u8; N])> {
     let bad = Error::KeyFile(what);
     if text.len() > MAX_KEY_FILE {
         return Err(bad);
@@ -91,7 +94,9 @@ pub fn parse_public(text: &[u8]) -> Result<PublicKey> {
     // small order); it is a configuration error, not a bundle problem.
     ed25519_compact::PublicKey::new(key)
         .validate()
-        .map_err(|_| Error::KeyFile("public key is not a valid Ed25519 point (weak or malformed key)"))?;
+        .map_err(|_| {
+            Error::KeyFile("public key is not a valid Ed25519 point (weak or malformed key)")
+        })?;
     Ok(PublicKey { id, key })
 }
 
@@ -111,14 +116,18 @@ pub fn parse_secret(text: &[u8]) -> Result<SecretKey> {
     key.copy_from_slice(&raw[40..104]);
     let sum = ed25519_compact::sha512::Hash::hash(key);
     if sum[..8] != raw[24..32] {
-        return Err(Error::KeyFile("secret key checksum mismatch (corrupted key file)"));
+        return Err(Error::KeyFile(
+            "secret key checksum mismatch (corrupted key file)",
+        ));
     }
     // The stored public half must be the one the seed derives.
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&key[..32]);
     let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
     if kp.sk[..] != key[..] {
-        return Err(Error::KeyFile("secret key is inconsistent (public half does not match seed)"));
+        return Err(Error::KeyFile(
+            "secret key is inconsistent (public half does not match seed)",
+        ));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&raw[32..40]);
@@ -152,7 +161,10 @@ impl SecretKey {
     /// Signs `msg` deterministically (RFC 8032), as signify does.
     pub fn sign(&self, msg: &[u8]) -> Signature {
         let sk = ed25519_compact::SecretKey::new(self.key);
-        Signature { key_id: self.id, sig: *sk.sign(msg, None) }
+        Signature {
+            key_id: self.id,
+            sig: *sk.sign(msg, None),
+        }
     }
 }
 
@@ -161,7 +173,9 @@ fn encode_file<'o>(comment: &[&[u8]], raw: &[u8], out: &'o mut [u8]) -> Result<&
     let overflow = Error::Usage("comment too long");
     let mut n = 0;
     let mut put = |bytes: &[u8], out: &mut [u8]| -> Result<()> {
-        out.get_mut(n..n + bytes.len()).ok_or(overflow)?.copy_from_slice(bytes);
+        out.get_mut(n..n + bytes.len())
+            .ok_or(overflow)?
+            .copy_from_slice(bytes);
         n += bytes.len();
         Ok(())
     };
@@ -180,7 +194,9 @@ fn encode_file<'o>(comment: &[&[u8]], raw: &[u8], out: &'o mut [u8]) -> Result<&
 /// Checks a user-supplied key comment: one line, printable, bounded.
 pub fn check_comment(c: &[u8]) -> Result<()> {
     if c.len() > MAX_COMMENT - 16 || c.iter().any(|&x| x < 0x20 || x == 0x7f) {
-        return Err(Error::Usage("-c COMMENT must be one printable line of at most 1000 bytes"));
+        return Err(Error::Usage(
+            "-c COMMENT must be one printable line of at most 1000 bytes",
+        ));
     }
     Ok(())
 }
@@ -285,7 +301,10 @@ impl Verdict {
 impl Keyring {
     /// An empty keyring with the given threshold.
     pub fn new(threshold: u8) -> Keyring {
-        Keyring { keys: heapless::Vec::new(), threshold: threshold.max(1) }
+        Keyring {
+            keys: heapless::Vec::new(),
+            threshold: threshold.max(1),
+        }
     }
 
     /// Adds a key; a key already present is ignored. A keyring is full at
@@ -295,9 +314,13 @@ impl Keyring {
             return Ok(());
         }
         if self.keys.iter().any(|x| x.id == k.id) {
-            return Err(Error::KeyFile("two different trusted keys share one key id"));
+            return Err(Error::KeyFile(
+                "two different trusted keys share one key id",
+            ));
         }
-        self.keys.push(k).map_err(|_| Error::KeyFile("too many trusted keys (at most 16)"))
+        self.keys
+            .push(k)
+            .map_err(|_| Error::KeyFile("too many trusted keys (at most 16)"))
     }
 
     fn find(&self, id: &KeyId) -> Option<&PublicKey> {
@@ -308,11 +331,17 @@ impl Keyring {
     /// distinct trusted key ids appear than the threshold needs, no curve
     /// arithmetic is done at all.
     pub fn check(&self, msg: &[u8], sigs: &[Signature]) -> Verdict {
-        let mut v = Verdict { sigs: heapless::Vec::new(), valid: 0, threshold: self.threshold };
+        let mut v = Verdict {
+            sigs: heapless::Vec::new(),
+            valid: 0,
+            threshold: self.threshold,
+        };
         let claimed = sigs
             .iter()
             .enumerate()
-            .filter(|(i, s)| self.find(&s.key_id).is_some() && !sigs[..*i].iter().any(|p| p.key_id == s.key_id))
+            .filter(|(i, s)| {
+                self.find(&s.key_id).is_some() && !sigs[..*i].iter().any(|p| p.key_id == s.key_id)
+            })
             .count();
         for s in sigs.iter().take(4) {
             let status = match self.find(&s.key_id) {
@@ -323,7 +352,11 @@ impl Keyring {
                     let sig = ed25519_compact::Signature::new(s.sig);
                     if pk.verify(msg, &sig).is_err() {
                         SigStatus::Invalid
-                    } else if v.sigs.iter().any(|(id, st)| id == &s.key_id && *st == SigStatus::Valid) {
+                    } else if v
+                        .sigs
+                        .iter()
+                        .any(|(id, st)| id == &s.key_id && *st == SigStatus::Valid)
+                    {
                         SigStatus::Duplicate
                     } else {
                         v.valid += 1;
@@ -379,7 +412,12 @@ mod tests {
         let enc = codec::b64_encode(&raw, &mut enc).unwrap();
         let mut bad = b"untrusted comment: x\n".to_vec();
         bad.extend_from_slice(enc);
-        assert_eq!(parse_secret(&bad).err(), Some(Error::KeyFile("secret key checksum mismatch (corrupted key file)")));
+        assert_eq!(
+            parse_secret(&bad).err(),
+            Some(Error::KeyFile(
+                "secret key checksum mismatch (corrupted key file)"
+            ))
+        );
     }
 
     #[test]
@@ -443,7 +481,10 @@ mod tests {
         assert_eq!(v.result(), Err(Error::NotEnoughSignatures));
         assert_eq!(v.sigs[0].1, SigStatus::Unchecked);
         // The same key twice counts once.
-        assert_eq!(r.check(m, &[a.sign(m), a.sign(m)]).result(), Err(Error::NotEnoughSignatures));
+        assert_eq!(
+            r.check(m, &[a.sign(m), a.sign(m)]).result(),
+            Err(Error::NotEnoughSignatures)
+        );
         // An untrusted key does not count but is reported.
         let v = r.check(m, &[a.sign(m), d.sign(m)]);
         assert_eq!(v.result(), Err(Error::NotEnoughSignatures));
@@ -454,7 +495,12 @@ mod tests {
         let _ = &b;
         assert_eq!(
             v.sigs.iter().map(|x| x.1).collect::<Vec<_>>(),
-            [SigStatus::Valid, SigStatus::Untrusted, SigStatus::Valid, SigStatus::Duplicate]
+            [
+                SigStatus::Valid,
+                SigStatus::Untrusted,
+                SigStatus::Valid,
+                SigStatus::Duplicate
+            ]
         );
     }
 
@@ -465,8 +511,14 @@ mod tests {
         let m = b"{\"a\":1}";
         let mut bad = b.sign(m);
         bad.sig[5] ^= 0x10;
-        assert_eq!(r.check(m, &[a.sign(m), bad]).result(), Err(Error::BadSignature));
-        assert_eq!(r.check(b"{\"a\":2}", &[a.sign(m)]).result(), Err(Error::BadSignature));
+        assert_eq!(
+            r.check(m, &[a.sign(m), bad]).result(),
+            Err(Error::BadSignature)
+        );
+        assert_eq!(
+            r.check(b"{\"a\":2}", &[a.sign(m)]).result(),
+            Err(Error::BadSignature)
+        );
         assert_eq!(r.check(m, &[a.sign(m)]).result(), Ok(()));
     }
 
@@ -474,8 +526,8 @@ mod tests {
     fn non_canonical_s_is_rejected() {
         // s + L is the same scalar but not canonical; strict Ed25519 refuses.
         const L: [u8; 32] = [
-            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0,
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
         let a = key(9);
         let r = ring(&[&a], 1);
@@ -517,7 +569,9 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
     }
     if cfg!(feature = "no-runtime-keyring") {
         if dir.is_some() {
-            return Err(Error::Usage("this klpctl was built without a runtime keyring; --keyring is not available"));
+            return Err(Error::Usage(
+                "this klpctl was built without a runtime keyring; --keyring is not available",
+            ));
         }
     } else {
         load_dir(&mut ring, dir)?;
@@ -563,7 +617,11 @@ fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
         .and_then(|k| ring.add(k));
         if let Err(e) = parsed {
             let mut o = crate::out::Out::stderr();
-            o.s("klpctl: warning: ignoring key file ").b(nb).s(": ").s(e.message()).nl();
+            o.s("klpctl: warning: ignoring key file ")
+                .b(nb)
+                .s(": ")
+                .s(e.message())
+                .nl();
         }
     }
     Ok(())

@@ -36,10 +36,14 @@ pub fn explain_load_errno(e: Errno) -> &'static str {
         Errno::INVAL => {
             "kernel refused the module: invalid livepatch (malformed patch, missing livepatch=Y, or incompatible klp_state with the patches already applied)"
         }
-        Errno::NOEXEC => "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)",
+        Errno::NOEXEC => {
+            "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)"
+        }
         Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
         Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)",
+        _ => {
+            "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)"
+        }
     }
 }
 
@@ -56,7 +60,10 @@ pub fn unix_time() -> u64 {
 
 /// Sleeps for `ms` milliseconds.
 pub fn sleep_ms(ms: u64) {
-    let ts = rustix::thread::Timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
+    let ts = rustix::thread::Timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    };
     let _ = rustix::thread::nanosleep(&ts);
 }
 
@@ -113,6 +120,16 @@ fn settled(name: &[u8]) -> bool {
     read_attr(name, b"transition") != Some(1)
 }
 
+/// Whether `name` is the only patch in `/sys/kernel/livepatch`.
+fn only_patch(name: &[u8]) -> bool {
+    let mut only = true;
+    let _ = files::each_entry(c"/sys/kernel/livepatch", "livepatch", |n, _| {
+        only &= n.to_bytes() == name;
+        Ok(())
+    });
+    only
+}
+
 /// Is any patch in transition? Returns its name.
 fn any_in_transition(buf: &mut [u8; 64]) -> Option<usize> {
     let mut found = None;
@@ -142,11 +159,15 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
         if !pb.iter().all(u8::is_ascii_digit) {
             return Ok(());
         }
-        let Ok(tdir) = PathBuf::of(&[b"/proc/", pb, b"/task"]) else { return Ok(()) };
+        let Ok(tdir) = PathBuf::of(&[b"/proc/", pb, b"/task"]) else {
+            return Ok(());
+        };
         let _ = files::each_entry(tdir.c(), "task", |tid, _| {
             let tb = tid.to_bytes();
             let base = |attr: &[u8]| PathBuf::of(&[b"/proc/", pb, b"/task/", tb, b"/", attr]);
-            let Ok(ps) = base(b"patch_state") else { return Ok(()) };
+            let Ok(ps) = base(b"patch_state") else {
+                return Ok(());
+            };
             let st = files::read_i64(ps.c());
             if st.is_none_or(|s| s == -1 || s == target) {
                 return Ok(());
@@ -156,14 +177,24 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
                 return Ok(());
             }
             let mut comm = [0u8; 64];
-            let comm = base(b"comm").ok().and_then(|p| files::read_small(p.c(), &mut comm, "comm").ok()).unwrap_or(b"?");
+            let comm = base(b"comm")
+                .ok()
+                .and_then(|p| files::read_small(p.c(), &mut comm, "comm").ok())
+                .unwrap_or(b"?");
             let comm = comm.trim_ascii_end();
             let mut stack = [0u8; 4096];
-            let stack = base(b"stack").ok().and_then(|p| files::read_small(p.c(), &mut stack, "stack").ok()).unwrap_or(b"");
+            let stack = base(b"stack")
+                .ok()
+                .and_then(|p| files::read_small(p.c(), &mut stack, "stack").ok())
+                .unwrap_or(b"");
             // The top three frames: the sleeping primitive alone rarely says
             // which patched function holds the task.
             let mut frames: heapless::Vec<u8, 256> = heapless::Vec::new();
-            for f in stack.split(|&c| c == b'\n').filter(|l| !l.is_empty()).take(3) {
+            for f in stack
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .take(3)
+            {
                 let f = f.trim_ascii();
                 let f = f.iter().position(|&c| c == b' ').map_or(f, |i| &f[i + 1..]);
                 if !frames.is_empty() {
@@ -171,17 +202,31 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
                 }
                 let _ = frames.extend_from_slice(&f[..f.len().min(80)]);
             }
-            o.s("  blocking task: pid ").b(tb).s(" (").text(comm).s(") in ").text(&frames).nl();
+            o.s("  blocking task: pid ")
+                .b(tb)
+                .s(" (")
+                .text(comm)
+                .s(") in ")
+                .text(&frames)
+                .nl();
             if let Some(j) = json.as_deref_mut() {
-                j.s(if count > 1 { ",{\"pid\":" } else { "{\"pid\":" }).b(tb);
-                j.s(",\"comm\":").json_str(comm).s(",\"stack\":").json_str(&frames).s("}");
+                j.s(if count > 1 { ",{\"pid\":" } else { "{\"pid\":" })
+                    .b(tb);
+                j.s(",\"comm\":")
+                    .json_str(comm)
+                    .s(",\"stack\":")
+                    .json_str(&frames)
+                    .s("}");
             }
             Ok(())
         });
         Ok(())
     });
     if count > MAX_BLOCKERS {
-        o.s("  ... and ").u((count - MAX_BLOCKERS) as u64).s(" more blocking tasks").nl();
+        o.s("  ... and ")
+            .u((count - MAX_BLOCKERS) as u64)
+            .s(" more blocking tasks")
+            .nl();
     }
     if let Some(j) = json {
         j.s("]");
@@ -199,20 +244,30 @@ fn refcnt(name: &[u8]) -> Option<i64> {
 /// `deadline`. `delete_module` is non-blocking (`O_NONBLOCK`), never forced.
 fn unload(name: &[u8], deadline: u64) -> Result<()> {
     let cname = PathBuf::of(&[name])?;
-    let ready = poll(deadline, || !active(name) && refcnt(name).is_none_or(|r| r == 0));
+    let ready = poll(deadline, || {
+        !active(name) && refcnt(name).is_none_or(|r| r == 0)
+    });
     if !ready {
-        return Err(Error::Stuck("module cannot be removed: its livepatch is still active or it is still referenced"));
+        return Err(Error::Stuck(
+            "module cannot be removed: its livepatch is still active or it is still referenced",
+        ));
     }
     let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     let mut last = Errno::BUSY;
-    let ok = poll(deadline, || match rustix::system::delete_module(cname.c(), flags) {
-        Ok(()) | Err(Errno::NOENT) => true,
-        Err(e) => {
-            last = e;
-            false
+    let ok = poll(deadline, || {
+        match rustix::system::delete_module(cname.c(), flags) {
+            Ok(()) | Err(Errno::NOENT) => true,
+            Err(e) => {
+                last = e;
+                false
+            }
         }
     });
-    if ok { Ok(()) } else { Err(Error::Io("delete_module failed", last)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Io("delete_module failed", last))
+    }
 }
 
 /// Livepatch modules that are loaded but whose patch is no longer in
@@ -246,7 +301,12 @@ struct Kmsg(Option<OwnedFd>);
 impl Kmsg {
     fn open() -> Kmsg {
         use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::open(c"/dev/kmsg", OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty()).ok();
+        let fd = rustix::fs::open(
+            c"/dev/kmsg",
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok();
         if let Some(fd) = &fd {
             let _ = rustix::fs::seek(fd, rustix::fs::SeekFrom::End(0));
         }
@@ -267,7 +327,10 @@ impl Kmsg {
                 Err(_) => break,
             };
             let line = &rec[..n];
-            let msg = line.iter().position(|&c| c == b';').map_or(line, |i| &line[i + 1..]);
+            let msg = line
+                .iter()
+                .position(|&c| c == b';')
+                .map_or(line, |i| &line[i + 1..]);
             let msg = msg.split(|&c| c == b'\n').next().unwrap_or(b"");
             o.s("  kernel: ").text(msg).nl();
         }
@@ -277,7 +340,11 @@ impl Kmsg {
 /// Writes one `klpctl: ...` audit line to the kernel log.
 fn audit(parts: &[&[u8]]) {
     use rustix::fs::{Mode, OFlags};
-    if let Ok(fd) = rustix::fs::open(c"/dev/kmsg", OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()) {
+    if let Ok(fd) = rustix::fs::open(
+        c"/dev/kmsg",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
         let mut o = Out::to(Some(fd.as_fd()));
         o.s("klpctl: ");
         for p in parts {
@@ -291,14 +358,25 @@ fn audit(parts: &[&[u8]]) {
 /// exactly the sealed bytes, so what the kernel loads is what was verified.
 fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let memfd = rustix::fs::memfd_create(c"klpctl-payload", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .ctx("memfd_create failed")?;
+    let memfd = rustix::fs::memfd_create(
+        c"klpctl-payload",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .ctx("memfd_create failed")?;
     let len = signed.header.payload_len;
-    files::copy_range(src.fd, signed.header.payload_offset(), len, Error::Digest, "cannot read bundle", |c| {
-        crate::sys::write_all(memfd.as_fd(), c).ctx("cannot write memfd")
-    })?;
-    rustix::fs::fcntl_add_seals(&memfd, SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-        .ctx("cannot seal memfd")?;
+    files::copy_range(
+        src.fd,
+        signed.header.payload_offset(),
+        len,
+        Error::Digest,
+        "cannot read bundle",
+        |c| crate::sys::write_all(memfd.as_fd(), c).ctx("cannot write memfd"),
+    )?;
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )
+    .ctx("cannot seal memfd")?;
     let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, "cannot read memfd")?;
     let size = files::regular_size(&memfd, "cannot stat memfd")?;
     if sealed != signed.manifest.payload_sha256 || size != len {
@@ -341,12 +419,24 @@ enum Outcome {
 
 fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Result<()> {
     if m.release != k.release.as_str() {
-        cli.detail(&[b"bundle is for ", m.release.as_bytes(), b", running ", k.release.as_bytes()]);
+        cli.detail(&[
+            b"bundle is for ",
+            m.release.as_bytes(),
+            b", running ",
+            k.release.as_bytes(),
+        ]);
         return Err(Error::WrongKernel("not for this kernel: release differs"));
     }
     if m.arch != k.machine.as_str() {
-        cli.detail(&[b"bundle is for ", m.arch.as_bytes(), b", running ", k.machine.as_bytes()]);
-        return Err(Error::WrongKernel("not for this kernel: architecture differs"));
+        cli.detail(&[
+            b"bundle is for ",
+            m.arch.as_bytes(),
+            b", running ",
+            k.machine.as_bytes(),
+        ]);
+        return Err(Error::WrongKernel(
+            "not for this kernel: architecture differs",
+        ));
     }
     if !m.build_id.is_empty() && m.build_id[..] != k.build_id[..] {
         let mut a = [0u8; 128];
@@ -358,7 +448,9 @@ fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Re
             crate::codec::hex_encode(&k.build_id, &mut b).unwrap_or(b"?")
         };
         cli.detail(&[b"bundle build-id ", ha, b", running ", hb]);
-        return Err(Error::WrongKernel("not for this kernel: build-id differs (another build of this release)"));
+        return Err(Error::WrongKernel(
+            "not for this kernel: build-id differs (another build of this release)",
+        ));
     }
     if !files::exists(c"/sys/kernel/livepatch") {
         return Err(Error::NoLivepatch);
@@ -367,7 +459,11 @@ fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Re
 }
 
 fn valid_keys(v: &crate::keys::Verdict) -> heapless::Vec<KeyId, 4> {
-    v.sigs.iter().filter(|s| s.1 == SigStatus::Valid).map(|s| s.0).collect()
+    v.sigs
+        .iter()
+        .filter(|s| s.1 == SigStatus::Valid)
+        .map(|s| s.0)
+        .collect()
 }
 
 /// Applies one verified bundle. Prints human progress on stdout unless
@@ -399,24 +495,33 @@ fn apply_one(
         let loading = rec.as_ref().is_some_and(|r| r.state == "loading");
         let same = rec.is_some_and(|r| {
             let mut hex = [0u8; 64];
-            crate::codec::hex_encode(&m.payload_sha256, &mut hex).is_some_and(|h| h == r.sha256.as_bytes())
+            crate::codec::hex_encode(&m.payload_sha256, &mut hex)
+                .is_some_and(|h| h == r.sha256.as_bytes())
         });
         // "Already applied" must still mean "this bundle verifies", payload
         // included, exactly as verify would say.
         signed.check_payload(&src)?;
         if !same {
             let mut hex = [0u8; 64];
-            cli.detail(&[b"bundle sha256 ", crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"")]);
+            cli.detail(&[
+                b"bundle sha256 ",
+                crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b""),
+            ]);
             return Err(Error::Conflict(
                 "a livepatch of this name is already loaded with another payload (or not by klpctl); disable it first",
             ));
         }
         if read_attr(name, b"enabled") != Some(1) {
-            return Err(Error::Conflict("this livepatch is being disabled right now; retry when that finishes"));
+            return Err(Error::Conflict(
+                "this livepatch is being disabled right now; retry when that finishes",
+            ));
         }
         if !settled(name) && !poll(deadline(), || settled(name)) {
             let mut o = Out::stderr();
-            o.s("klpctl: transition of ").b(name).s(" (from an earlier run) did not finish; reverting").nl();
+            o.s("klpctl: transition of ")
+                .b(name)
+                .s(" (from an earlier run) did not finish; reverting")
+                .nl();
             list_blockers(&mut o, 1, None);
             return revert(name, opts.timeout_ms);
         }
@@ -424,36 +529,53 @@ fn apply_one(
             // An earlier klpctl was killed before it could finish: finish
             // its cleanup and its record.
             if m.replace {
-                remove_replaced(deadline(), removed);
+                remove_replaced(name, deadline(), removed);
             }
             let keys = valid_keys(&signed.verdict);
-            state::write_record(&state::NewRecord { manifest: m, keys: &keys, time: unix_time() }, "applied")?;
+            state::write_record(
+                &state::NewRecord {
+                    manifest: m,
+                    keys: &keys,
+                    time: unix_time(),
+                },
+                "applied",
+            )?;
         }
         state::raise_floor(m.stream, m.version, opts.state_dir)?;
         if !opts.json {
             let mut o = Out::stdout();
-            o.b(name).s(": already applied (stream ").s(m.stream).s(" version ").u(m.version).s(")").nl();
+            o.b(name)
+                .s(": already applied (stream ")
+                .s(m.stream)
+                .s(" version ")
+                .u(m.version)
+                .s(")")
+                .nl();
         }
         return Ok(Outcome::Already);
     }
     // Rollback protection, before anything is touched.
     if let Some(floor) = state::floor(m.stream, opts.state_dir)
-        && m.version < floor && !opts.allow_downgrade {
-            let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
-            cli.detail(&[
-                b"stream ",
-                m.stream.as_bytes(),
-                b": bundle version ",
-                crate::out::fmt_u64(m.version, &mut a),
-                b" < applied ",
-                crate::out::fmt_u64(floor, &mut b),
-            ]);
-            return Err(Error::Downgrade);
-        }
+        && m.version < floor
+        && !opts.allow_downgrade
+    {
+        let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+        cli.detail(&[
+            b"stream ",
+            m.stream.as_bytes(),
+            b": bundle version ",
+            crate::out::fmt_u64(m.version, &mut a),
+            b" < applied ",
+            crate::out::fmt_u64(floor, &mut b),
+        ]);
+        return Err(Error::Downgrade);
+    }
 
     if loaded(name) {
         if !is_livepatch_module(name) {
-            return Err(Error::Conflict("a module of this name is loaded and it is not a livepatch"));
+            return Err(Error::Conflict(
+                "a module of this name is loaded and it is not a livepatch",
+            ));
         }
         // A stale module of the same name whose patch is gone (replaced or
         // disabled earlier): it must go before the new one can load.
@@ -463,14 +585,20 @@ fn apply_one(
 
     // One transition at a time.
     let mut other = [0u8; 64];
-    if any_in_transition(&mut other).is_some() && !poll(deadline(), || any_in_transition(&mut [0u8; 64]).is_none()) {
+    if any_in_transition(&mut other).is_some()
+        && !poll(deadline(), || any_in_transition(&mut [0u8; 64]).is_none())
+    {
         let n = any_in_transition(&mut other).unwrap_or(0);
         cli.detail(&[b"in transition: ", &other[..n]]);
         return Err(Error::Conflict("another livepatch is still in transition"));
     }
 
     let keys = valid_keys(&signed.verdict);
-    let record = state::NewRecord { manifest: m, keys: &keys, time: unix_time() };
+    let record = state::NewRecord {
+        manifest: m,
+        keys: &keys,
+        time: unix_time(),
+    };
     state::write_record(&record, "loading")?;
     let memfd = match seal_payload(&src, &signed) {
         Ok(fd) => fd,
@@ -485,7 +613,9 @@ fn apply_one(
         let mut o = Out::stderr();
         kmsg.quote(&mut o);
         if let Error::KernelRefused(Errno::EXIST) = e {
-            return Err(Error::Conflict("a module of this name appeared while loading; nothing was changed"));
+            return Err(Error::Conflict(
+                "a module of this name appeared while loading; nothing was changed",
+            ));
         }
         return Err(e);
     }
@@ -493,17 +623,22 @@ fn apply_one(
 
     if !poll(deadline(), || settled(name)) {
         let mut o = Out::stderr();
-        o.s("klpctl: transition of ").b(name).s(" did not finish in time; reverting").nl();
+        o.s("klpctl: transition of ")
+            .b(name)
+            .s(" did not finish in time; reverting")
+            .nl();
         list_blockers(&mut o, 1, None);
         return revert(name, opts.timeout_ms);
     }
     if read_attr(name, b"enabled") != Some(1) {
         state::remove_record(m.name);
-        return Err(Error::Conflict("the patch was disabled by someone else while klpctl waited"));
+        return Err(Error::Conflict(
+            "the patch was disabled by someone else while klpctl waited",
+        ));
     }
 
     if m.replace {
-        remove_replaced(deadline(), removed);
+        remove_replaced(name, deadline(), removed);
     }
 
     state::write_record(&record, "applied")?;
@@ -532,7 +667,15 @@ fn apply_one(
     ]);
     if !opts.json {
         let mut o = Out::stdout();
-        o.b(name).s(": applied (stream ").s(m.stream).s(" version ").u(m.version).s(", ").u(now_ms() - t0).s(" ms)").nl();
+        o.b(name)
+            .s(": applied (stream ")
+            .s(m.stream)
+            .s(" version ")
+            .u(m.version)
+            .s(", ")
+            .u(now_ms() - t0)
+            .s(" ms)")
+            .nl();
         for r in removed.iter() {
             o.b(name).s(": removed replaced module ").s(r).nl();
         }
@@ -543,14 +686,23 @@ fn apply_one(
 /// After an atomic-replace patch completed: unload the modules of the
 /// patches it replaced (their sysfs directories are gone, their modules
 /// stay until someone removes them) and drop their records.
-fn remove_replaced(deadline: u64, removed: &mut heapless::Vec<heapless::String<56>, 8>) {
+fn remove_replaced(
+    name: &[u8],
+    deadline: u64,
+    removed: &mut heapless::Vec<heapless::String<56>, 8>,
+) {
+    // The kernel frees the replaced patches' sysfs directories
+    // asynchronously after the transition: wait (bounded) until only the
+    // new patch is left, or a replaced module would still look active.
+    poll(deadline, || only_patch(name));
     let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
     leftovers(|mb| {
         let mut s = heapless::String::new();
         if let Ok(t) = core::str::from_utf8(mb)
-            && s.push_str(t).is_ok() {
-                let _ = stale.push(s);
-            }
+            && s.push_str(t).is_ok()
+        {
+            let _ = stale.push(s);
+        }
     });
     for s in &stale {
         match unload(s.as_bytes(), deadline) {
@@ -559,7 +711,10 @@ fn remove_replaced(deadline: u64, removed: &mut heapless::Vec<heapless::String<5
                 let _ = removed.push(s.clone());
             }
             Err(_) => {
-                Out::stderr().s("klpctl: warning: replaced module ").s(s).s(" could not be removed yet (still referenced)\n");
+                Out::stderr()
+                    .s("klpctl: warning: replaced module ")
+                    .s(s)
+                    .s(" could not be removed yet (still referenced)\n");
             }
         }
     }
@@ -583,7 +738,10 @@ fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
         ));
     }
     if unload(name, deadline).is_err() {
-        Out::stderr().s("klpctl: warning: reverted patch module ").b(name).s(" is still loaded (referenced)\n");
+        Out::stderr()
+            .s("klpctl: warning: reverted patch module ")
+            .b(name)
+            .s(" is still loaded (referenced)\n");
     }
     if let Ok(n) = core::str::from_utf8(name) {
         state::remove_record(n);
@@ -616,8 +774,14 @@ struct Candidate {
 
 /// `klpctl apply`.
 pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
-    let mut opts =
-        ApplyOpts { timeout_ms: 60_000, keyring: None, allow_downgrade: false, state_dir: None, lock_wait_s: LOCK_WAIT_S, json: false };
+    let mut opts = ApplyOpts {
+        timeout_ms: 60_000,
+        keyring: None,
+        allow_downgrade: false,
+        state_dir: None,
+        lock_wait_s: LOCK_WAIT_S,
+        json: false,
+    };
     let mut paths: heapless::Vec<&'static CStr, 64> = heapless::Vec::new();
     let mut dir = None;
     while let Some(arg) = a.arg() {
@@ -629,30 +793,48 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
             b"--no-wait" => opts.lock_wait_s = 0,
             b"--json" => opts.json = true,
             b"--dir" => dir = Some(a.value_c()?),
-            _ if !arg.starts_with(b"-") => paths.push(a.current_c()).map_err(|_| Error::Usage("at most 64 bundles"))?,
+            _ if !arg.starts_with(b"-") => paths
+                .push(a.current_c())
+                .map_err(|_| Error::Usage("at most 64 bundles"))?,
             _ => return Err(cli::unknown(cli, arg)),
         }
     }
     if paths.is_empty() == dir.is_none() {
-        return Err(Error::Usage("apply needs BUNDLE... or --dir DIR (not both)"));
+        return Err(Error::Usage(
+            "apply needs BUNDLE... or --dir DIR (not both)",
+        ));
     }
-    let mut json = Out::to(if opts.json { Some(crate::sys::stdout()) } else { None });
+    let mut json = Out::to(if opts.json {
+        Some(crate::sys::stdout())
+    } else {
+        None
+    });
     json.s("{\"results\":[");
-    cli.ctx(opts.keyring.map_or(crate::keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
-    let early = crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)));
+    cli.ctx(
+        opts.keyring
+            .map_or(crate::keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
+    );
+    let early =
+        crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)));
     let (ring, _lock) = match early {
         Ok(x) => {
             cli.ctx(b"");
             x
         }
         Err(e) => {
-            json.s("],\"changed\":false,\"exit\":").u(e.exit_code() as u64);
-            json.s(",\"error\":").json_str(e.message().as_bytes()).s("}\n");
+            json.s("],\"changed\":false,\"exit\":")
+                .u(e.exit_code() as u64);
+            json.s(",\"error\":")
+                .json_str(e.message().as_bytes())
+                .s("}\n");
             return Err(e);
         }
     };
     let k = Running::read();
-    let mut acc = Acc { n: 0, changed: false };
+    let mut acc = Acc {
+        n: 0,
+        changed: false,
+    };
     let mut result = Ok(());
     if let Some(d) = dir {
         match select_dir(cli, d, &ring, &k, &mut json, &mut acc, opts.json) {
@@ -675,7 +857,11 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
     }
     let code = result.map_or_else(|e| e.exit_code(), |_| 0);
-    json.s("],\"changed\":").bool(acc.changed).s(",\"exit\":").u(code as u64).s("}\n");
+    json.s("],\"changed\":")
+        .bool(acc.changed)
+        .s(",\"exit\":")
+        .u(code as u64)
+        .s("}\n");
     result
 }
 
@@ -688,7 +874,12 @@ struct Acc {
 impl Acc {
     /// Starts the next JSON result object with its bundle path.
     fn entry(&mut self, json: &mut Out, path: &[u8]) {
-        json.s(if self.n > 0 { ",{\"bundle\":" } else { "{\"bundle\":" }).json_str(path);
+        json.s(if self.n > 0 {
+            ",{\"bundle\":"
+        } else {
+            "{\"bundle\":"
+        })
+        .json_str(path);
         self.n += 1;
     }
 }
@@ -710,7 +901,11 @@ fn apply_reported(
     match r {
         Ok(out) => {
             acc.changed |= out == Outcome::Applied;
-            json.s(",\"result\":\"").s(if out == Outcome::Applied { "applied" } else { "already applied" });
+            json.s(",\"result\":\"").s(if out == Outcome::Applied {
+                "applied"
+            } else {
+                "already applied"
+            });
             json.s("\",\"removed\":[");
             for (i, r) in removed.iter().enumerate() {
                 if i > 0 {
@@ -724,8 +919,13 @@ fn apply_reported(
         Err(e) => {
             // A stuck revert changed the system; so did removing modules.
             acc.changed |= !removed.is_empty() || e.exit_code() == 8;
-            json.s(",\"result\":\"failed\",\"exit\":").u(e.exit_code() as u64);
-            json.s(",\"error\":").json_str(e.message().as_bytes()).s(",\"detail\":").json_str(&cli.detail).s("}");
+            json.s(",\"result\":\"failed\",\"exit\":")
+                .u(e.exit_code() as u64);
+            json.s(",\"error\":")
+                .json_str(e.message().as_bytes())
+                .s(",\"detail\":")
+                .json_str(&cli.detail)
+                .s("}");
             Err(e)
         }
     }
@@ -752,8 +952,13 @@ fn select_dir(
         if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
             return Ok(());
         }
-        let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else { return Ok(()) };
-        let mut probe = Cli { ctx: heapless::Vec::new(), detail: heapless::Vec::new() };
+        let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else {
+            return Ok(());
+        };
+        let mut probe = Cli {
+            ctx: heapless::Vec::new(),
+            detail: heapless::Vec::new(),
+        };
         probe.ctx(path.bytes());
         let r = (|| -> Result<Candidate> {
             let fd = files::open_ro(path.c(), "cannot open bundle")?;
@@ -764,23 +969,49 @@ fn select_dir(
             check_kernel(&mut probe, &m, k)?;
             let mut stream = heapless::String::new();
             let _ = stream.push_str(m.stream);
-            Ok(Candidate { path: PathBuf::of(&[path.bytes()])?, stream, version: m.version, replace: m.replace, superseded: false })
+            Ok(Candidate {
+                path: PathBuf::of(&[path.bytes()])?,
+                stream,
+                version: m.version,
+                replace: m.replace,
+                superseded: false,
+            })
         })();
         match r {
             Ok(c) => {
                 if all.push(c).is_err() {
                     acc.entry(json, path.bytes());
                     json.s(",\"result\":\"skipped\",\"error\":\"more than 64 bundles\"}");
-                    Out::stderr().s("klpctl: ").b(path.bytes()).s(": skipped: more than 64 bundles in directory\n");
+                    Out::stderr()
+                        .s("klpctl: ")
+                        .b(path.bytes())
+                        .s(": skipped: more than 64 bundles in directory\n");
                 }
             }
             Err(e) => {
                 acc.entry(json, path.bytes());
-                let word = if e.exit_code() == 4 { "other kernel" } else { "rejected" };
-                json.s(",\"result\":\"skipped\",\"reason\":\"").s(word).s("\",\"error\":").json_str(e.message().as_bytes()).s("}");
+                let word = if e.exit_code() == 4 {
+                    "other kernel"
+                } else {
+                    "rejected"
+                };
+                json.s(",\"result\":\"skipped\",\"reason\":\"")
+                    .s(word)
+                    .s("\",\"error\":")
+                    .json_str(e.message().as_bytes());
+                json.s(",\"detail\":").json_str(&probe.detail).s("}");
                 if e.exit_code() == 4 {
-                    let mut o = Out::to(if json_mode { None } else { Some(crate::sys::stdout()) });
-                    o.b(path.bytes()).s(": skipped: ").s(e.message()).s(": ").b(&probe.detail).nl();
+                    let mut o = Out::to(if json_mode {
+                        None
+                    } else {
+                        Some(crate::sys::stdout())
+                    });
+                    o.b(path.bytes())
+                        .s(": skipped: ")
+                        .s(e.message())
+                        .s(": ")
+                        .b(&probe.detail)
+                        .nl();
                 } else {
                     crate::cli::report(&probe, e);
                 }
@@ -837,7 +1068,9 @@ pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     }
     let name = name.ok_or(Error::Usage("disable needs NAME"))?;
     cli.ctx(name);
-    let sname = core::str::from_utf8(name).ok().filter(|n| crate::manifest::valid_name(n));
+    let sname = core::str::from_utf8(name)
+        .ok()
+        .filter(|n| crate::manifest::valid_name(n));
     let sname = sname.ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?;
     let _lock = state::lock(lock_wait_s)?;
     let r = disable(name, sname, timeout_ms);
@@ -848,8 +1081,14 @@ pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     };
     if json {
         let mut o = Out::stdout();
-        o.s("{\"name\":").json_str(name).s(",\"result\":\"").s(word).s("\",\"changed\":").bool(r.is_ok_and(|c| c));
-        o.s(",\"exit\":").u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
+        o.s("{\"name\":")
+            .json_str(name)
+            .s(",\"result\":\"")
+            .s(word)
+            .s("\",\"changed\":")
+            .bool(r.is_ok_and(|c| c));
+        o.s(",\"exit\":")
+            .u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
         if let Err(e) = r {
             o.s(",\"error\":").json_str(e.message().as_bytes());
         }
@@ -869,7 +1108,9 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
             return Ok(false);
         }
         if !is_livepatch_module(name) {
-            return Err(Error::Conflict("a module of this name is loaded but it is not a livepatch; klpctl leaves it alone"));
+            return Err(Error::Conflict(
+                "a module of this name is loaded but it is not a livepatch; klpctl leaves it alone",
+            ));
         }
         // A module whose patch is already gone (replaced, or a disable that
         // was interrupted): finish the job.
@@ -881,26 +1122,38 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
     if read_attr(name, b"enabled") == Some(1) {
         // EBUSY while another patch is in transition: wait for it, bounded.
         let started = poll(deadline, || {
-            files::write_existing(enabled.c(), b"0", "enabled").is_ok() || read_attr(name, b"enabled") != Some(1)
+            files::write_existing(enabled.c(), b"0", "enabled").is_ok()
+                || read_attr(name, b"enabled") != Some(1)
         });
         if !started {
-            return Err(Error::Conflict("cannot start the disable: another livepatch stays in transition"));
+            return Err(Error::Conflict(
+                "cannot start the disable: another livepatch stays in transition",
+            ));
         }
     }
     if !poll(deadline, || !active(name)) {
         let mut o = Out::stderr();
-        o.s("klpctl: disabling ").b(name).s(" did not finish in time; switching it back on").nl();
+        o.s("klpctl: disabling ")
+            .b(name)
+            .s(" did not finish in time; switching it back on")
+            .nl();
         list_blockers(&mut o, 0, None);
         let back = files::write_existing(enabled.c(), b"1", "enabled").is_ok()
-            && poll(now_ms() + timeout_ms.max(10_000), || settled(name) && read_attr(name, b"enabled") == Some(1));
+            && poll(now_ms() + timeout_ms.max(10_000), || {
+                settled(name) && read_attr(name, b"enabled") == Some(1)
+            });
         return Err(if back {
             Error::DisableTimedOut
         } else {
-            Error::Stuck("disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)")
+            Error::Stuck(
+                "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)",
+            )
         });
     }
     if unload(name, deadline).is_err() {
-        return Err(Error::Stuck("the patch is disabled but its module is still referenced and could not be removed"));
+        return Err(Error::Stuck(
+            "the patch is disabled but its module is still referenced and could not be removed",
+        ));
     }
     state::remove_record(sname);
     audit(&[b"disabled ", name]);
@@ -927,8 +1180,15 @@ pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
             let _ = letters.push(c);
         }
     }
-    let (mut j, mut h) = if json { (Out::stdout(), Out::to(None)) } else { (Out::to(None), Out::stdout()) };
-    j.s("{\"kernel\":{\"release\":").json_str(k.release.as_bytes()).s(",\"machine\":").json_str(k.machine.as_bytes());
+    let (mut j, mut h) = if json {
+        (Out::stdout(), Out::to(None))
+    } else {
+        (Out::to(None), Out::stdout())
+    };
+    j.s("{\"kernel\":{\"release\":")
+        .json_str(k.release.as_bytes())
+        .s(",\"machine\":")
+        .json_str(k.machine.as_bytes());
     j.s(",\"build_id\":");
     if k.build_id.is_empty() {
         j.s("null");
@@ -940,14 +1200,26 @@ pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
         Some(l) => j.json_str(l.as_bytes()),
         None => j.s("null"),
     };
-    j.s(",\"taint\":").u(taint).s(",\"taint_flags\":").json_str(&letters).s("},\"patches\":[");
-    h.s("kernel: ").s(&k.release).s(" ").s(&k.machine).s(" build-id ");
+    j.s(",\"taint\":")
+        .u(taint)
+        .s(",\"taint_flags\":")
+        .json_str(&letters)
+        .s("},\"patches\":[");
+    h.s("kernel: ")
+        .s(&k.release)
+        .s(" ")
+        .s(&k.machine)
+        .s(" build-id ");
     if k.build_id.is_empty() {
         h.s("unknown");
     } else {
         h.hex(&k.build_id);
     }
-    h.nl().s("livepatch: ").s(if lp { "supported" } else { "not supported" }).s(", lockdown: ").s(lockdown.unwrap_or("n/a"));
+    h.nl()
+        .s("livepatch: ")
+        .s(if lp { "supported" } else { "not supported" })
+        .s(", lockdown: ")
+        .s(lockdown.unwrap_or("n/a"));
     h.s(", taint: ").u(taint);
     if !letters.is_empty() {
         h.s(" (").b(&letters).s(")");
@@ -955,11 +1227,15 @@ pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     h.nl();
     let mut n = 0;
     if lp {
-        files::each_entry(c"/sys/kernel/livepatch", "cannot read /sys/kernel/livepatch", |p, _| {
-            patch_status(p.to_bytes(), n, &mut j, &mut h);
-            n += 1;
-            Ok(())
-        })?;
+        files::each_entry(
+            c"/sys/kernel/livepatch",
+            "cannot read /sys/kernel/livepatch",
+            |p, _| {
+                patch_status(p.to_bytes(), n, &mut j, &mut h);
+                n += 1;
+                Ok(())
+            },
+        )?;
     }
     if n == 0 {
         h.s("no livepatches applied").nl();
@@ -968,7 +1244,9 @@ pub fn status_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut m = 0;
     leftovers(|name| {
         j.s(if m > 0 { "," } else { "" }).json_str(name);
-        h.s("leftover module (patch gone, module still loaded): ").b(name).nl();
+        h.s("leftover module (patch gone, module still loaded): ")
+            .b(name)
+            .nl();
         m += 1;
     });
     j.s("]}\n");
@@ -981,8 +1259,16 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
     let transition = read_attr(name, b"transition") == Some(1);
     let replace = read_attr(name, b"replace");
     let order = read_attr(name, b"stack_order");
-    j.s(if index > 0 { ",{\"name\":" } else { "{\"name\":" }).json_str(name);
-    j.s(",\"enabled\":").bool(enabled == Some(1)).s(",\"transition\":").bool(transition);
+    j.s(if index > 0 {
+        ",{\"name\":"
+    } else {
+        "{\"name\":"
+    })
+    .json_str(name);
+    j.s(",\"enabled\":")
+        .bool(enabled == Some(1))
+        .s(",\"transition\":")
+        .bool(transition);
     j.s(",\"replace\":");
     match replace {
         Some(r) => j.bool(r == 1),
@@ -993,8 +1279,16 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
         Some(o) => j.i(o),
         None => j.s("null"),
     };
-    h.s("patch ").b(name).s(": ").s(if enabled == Some(1) { "enabled" } else { "disabled" });
-    h.s(if transition { ", in transition" } else { ", transition complete" });
+    h.s("patch ").b(name).s(": ").s(if enabled == Some(1) {
+        "enabled"
+    } else {
+        "disabled"
+    });
+    h.s(if transition {
+        ", in transition"
+    } else {
+        ", transition complete"
+    });
     if replace == Some(1) {
         h.s(", replace");
     }
@@ -1010,8 +1304,12 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
                 return Ok(());
             }
             let ob = obj.to_bytes();
-            let patched = PathBuf::of(&[dir.bytes(), b"/", ob, b"/patched"]).ok().and_then(|p| files::read_i64(p.c()));
-            j.s(if no > 0 { ",{\"name\":" } else { "{\"name\":" }).json_str(ob).s(",\"patched\":");
+            let patched = PathBuf::of(&[dir.bytes(), b"/", ob, b"/patched"])
+                .ok()
+                .and_then(|p| files::read_i64(p.c()));
+            j.s(if no > 0 { ",{\"name\":" } else { "{\"name\":" })
+                .json_str(ob)
+                .s(",\"patched\":");
             match patched {
                 Some(v) => j.bool(v == 1),
                 None => j.s("null"),
@@ -1042,23 +1340,50 @@ fn patch_status(name: &[u8], index: usize, j: &mut Out, h: &mut Out) {
     }
     j.s("],\"record\":");
     let mut rbuf = [0u8; state::MAX_RECORD];
-    match core::str::from_utf8(name).ok().and_then(|n| state::read_record(n, &mut rbuf)) {
+    match core::str::from_utf8(name)
+        .ok()
+        .and_then(|n| state::read_record(n, &mut rbuf))
+    {
         Some(r) => {
-            j.s("{\"stream\":").json_str(r.stream.as_bytes()).s(",\"version\":").u(r.version);
-            j.s(",\"sha256\":").json_str(r.sha256.as_bytes()).s(",\"keys\":");
-            h.s("  klpctl: stream ").s(r.stream).s(" version ").u(r.version).s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
+            j.s("{\"stream\":")
+                .json_str(r.stream.as_bytes())
+                .s(",\"version\":")
+                .u(r.version);
+            j.s(",\"sha256\":")
+                .json_str(r.sha256.as_bytes())
+                .s(",\"keys\":");
+            h.s("  klpctl: stream ")
+                .s(r.stream)
+                .s(" version ")
+                .u(r.version)
+                .s(", sha256 ")
+                .s(r.sha256)
+                .s(", keys ")
+                .s(r.keys);
             list_json(j, r.keys);
             j.s(",\"cves\":");
             list_json(j, r.cves);
             if !r.cves.is_empty() {
                 h.s(", cves ").s(r.cves);
             }
-            j.s(",\"replace\":").bool(r.replace).s(",\"time\":").u(r.time).s(",\"state\":").json_str(r.state.as_bytes()).s("}");
-            h.s(", applied at ").u(r.time).s(" (").s(r.state).s(")").nl();
+            j.s(",\"replace\":")
+                .bool(r.replace)
+                .s(",\"time\":")
+                .u(r.time)
+                .s(",\"state\":")
+                .json_str(r.state.as_bytes())
+                .s("}");
+            h.s(", applied at ")
+                .u(r.time)
+                .s(" (")
+                .s(r.state)
+                .s(")")
+                .nl();
         }
         None => {
             j.s("null");
-            h.s("  klpctl: no record (not applied by klpctl this boot)").nl();
+            h.s("  klpctl: no record (not applied by klpctl this boot)")
+                .nl();
         }
     }
     j.s(",\"blocking\":");
@@ -1088,7 +1413,13 @@ mod tests {
         let mut s = heapless::String::new();
         s.push_str(stream).unwrap();
         let path = PathBuf::of(&[stream.as_bytes(), b"-", &[b'0' + version as u8]]).unwrap();
-        Candidate { path, stream: s, version, replace, superseded: false }
+        Candidate {
+            path,
+            stream: s,
+            version,
+            replace,
+            superseded: false,
+        }
     }
 
     fn picked(list: &[(&str, u64, bool)]) -> Vec<(String, u64)> {
@@ -1097,19 +1428,33 @@ mod tests {
             let _ = v.push(cand(s, n, r));
         }
         select(&mut v);
-        v.iter().map(|c| (c.stream.to_string(), c.version)).collect()
+        v.iter()
+            .map(|c| (c.stream.to_string(), c.version))
+            .collect()
     }
 
     #[test]
     fn newest_cumulative_wins_per_stream() {
-        let got = picked(&[("a", 2, true), ("a", 3, true), ("a", 1, true), ("b", 1, false)]);
+        let got = picked(&[
+            ("a", 2, true),
+            ("a", 3, true),
+            ("a", 1, true),
+            ("b", 1, false),
+        ]);
         assert_eq!(got, [("a".to_string(), 3), ("b".to_string(), 1)]);
     }
 
     #[test]
     fn non_cumulative_streams_apply_all_in_version_order() {
         let got = picked(&[("s", 3, false), ("s", 1, false), ("s", 2, false)]);
-        assert_eq!(got, [("s".to_string(), 1), ("s".to_string(), 2), ("s".to_string(), 3)]);
+        assert_eq!(
+            got,
+            [
+                ("s".to_string(), 1),
+                ("s".to_string(), 2),
+                ("s".to_string(), 3)
+            ]
+        );
     }
 
     #[test]

@@ -86,7 +86,10 @@ pub struct Manifest<'a> {
 }
 
 fn charset_ok(s: &str, max: usize, extra: &[u8]) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
 }
 
 /// Module names as the kernel accepts them for livepatches: letters, digits
@@ -163,14 +166,20 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // The signed bytes are exactly one object: no whitespace around it, so a
     // manifest has no invisible variants.
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-        return Err(Error::Manifest("manifest must be exactly one JSON object with nothing before or after it"));
+        return Err(Error::Manifest(
+            "manifest must be exactly one JSON object with nothing before or after it",
+        ));
     }
     let (raw, used): (Raw<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
     if used != bytes.len() {
-        return Err(Error::Manifest("manifest has trailing bytes after the JSON object"));
+        return Err(Error::Manifest(
+            "manifest has trailing bytes after the JSON object",
+        ));
     }
     if raw.format != FORMAT {
-        return Err(Error::Manifest("unsupported manifest format (this klpctl reads format 1)"));
+        return Err(Error::Manifest(
+            "unsupported manifest format (this klpctl reads format 1)",
+        ));
     }
     let bad = |f: &'static str| Err(Error::Manifest(f));
     if !valid_name(raw.name) {
@@ -187,7 +196,8 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         let mut tmp = [0u8; MAX_BUILD_ID];
         let ok = !b.is_empty()
             && !b.bytes().any(|c| c.is_ascii_uppercase())
-            && crate::codec::hex_decode(b.as_bytes(), &mut tmp).is_some_and(|d| build_id.extend_from_slice(d).is_ok());
+            && crate::codec::hex_decode(b.as_bytes(), &mut tmp)
+                .is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
             return bad("manifest field build_id: 2-64 lowercase hex digits");
         }
@@ -199,7 +209,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         return bad("manifest field cves: each 1-32 of [A-Za-z0-9._:-]");
     }
     if !valid_description(raw.description) {
-        return bad("manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes");
+        return bad(
+            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes",
+        );
     }
     if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
         return bad("manifest field payload_size: 1 to 1073741824");
@@ -227,7 +239,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // produces, so a signed manifest has exactly one byte form.
     let mut canon = [0u8; MAX_MANIFEST];
     if m.write(&mut canon)? != bytes {
-        return bad("manifest is not canonical: fields in specification order, no whitespace, no null build_id");
+        return bad(
+            "manifest is not canonical: fields in specification order, no whitespace, no null build_id",
+        );
     }
     Ok(m)
 }
@@ -242,9 +256,13 @@ fn json_error(e: serde_json_core::de::Error) -> Error {
         | E::EofWhileParsingValue => "manifest JSON ends early",
         E::TrailingCharacters => "manifest has trailing bytes after the JSON object",
         E::TrailingComma => "manifest JSON has a trailing comma",
-        E::InvalidNumber | E::InvalidType => "manifest JSON: a field has the wrong type or number format",
+        E::InvalidNumber | E::InvalidType => {
+            "manifest JSON: a field has the wrong type or number format"
+        }
         E::InvalidUnicodeCodePoint => "manifest JSON: invalid UTF-8",
-        _ => "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
+        _ => {
+            "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
+        }
     })
 }
 
@@ -302,7 +320,8 @@ impl Manifest<'_> {
         c.string(self.release.as_bytes())?;
         if !self.build_id.is_empty() {
             let mut hex = [0u8; 2 * MAX_BUILD_ID];
-            let h = crate::codec::hex_encode(&self.build_id, &mut hex).ok_or(Error::Internal("build-id"))?;
+            let h = crate::codec::hex_encode(&self.build_id, &mut hex)
+                .ok_or(Error::Internal("build-id"))?;
             c.field("build_id", false)?;
             c.string(h)?;
         }
@@ -327,7 +346,8 @@ impl Manifest<'_> {
         c.num(self.payload_size)?;
         c.field("payload_sha256", false)?;
         let mut hex = [0u8; 64];
-        let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex).ok_or(Error::Internal("sha256"))?;
+        let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
+            .ok_or(Error::Internal("sha256"))?;
         c.string(h)?;
         c.put(b"}")?;
         let n = c.n;
@@ -341,23 +361,32 @@ pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str>
     let mut n = 0;
     for &c in text {
         if c < 0x20 || c == 0x7f {
-            return Err(Error::Usage("--description must not contain control characters"));
+            return Err(Error::Usage(
+                "--description must not contain control characters",
+            ));
         }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             _ => core::slice::from_ref(&c),
         };
-        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage("--description is too long (1024 bytes escaped)"))?;
+        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage(
+            "--description is too long (1024 bytes escaped)",
+        ))?;
         dst.copy_from_slice(esc);
         n += esc.len();
     }
     if n > MAX_DESCRIPTION {
-        return Err(Error::Usage("--description is too long (1024 bytes escaped)"));
+        return Err(Error::Usage(
+            "--description is too long (1024 bytes escaped)",
+        ));
     }
-    let d = core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))?;
+    let d =
+        core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))?;
     if d.chars().any(hidden_char) {
-        return Err(Error::Usage("--description must not contain C1 controls or bidirectional overrides"));
+        return Err(Error::Usage(
+            "--description must not contain C1 controls or bidirectional overrides",
+        ));
     }
     Ok(d)
 }
@@ -405,7 +434,10 @@ mod tests {
 
     #[test]
     fn build_id_is_optional() {
-        let s = with(r#""build_id":"00112233445566778899aabbccddeeff00112233","#, "");
+        let s = with(
+            r#""build_id":"00112233445566778899aabbccddeeff00112233","#,
+            "",
+        );
         let m = parse(s.as_bytes()).unwrap();
         assert!(m.build_id.is_empty());
         let mut buf = [0u8; 2048];
@@ -439,8 +471,14 @@ mod tests {
             with(r#"{"format""#, "{\n\"format\""),
             with(r#"52b855"}"#, "52b855\"\t}"),
             with(r#"["CVE-2024-1234","#, r#"[ "CVE-2024-1234" ,"#),
-            with(r#""format":1,"name":"klp_fix_1","#, r#""name":"klp_fix_1","format":1,"#),
-            with(r#""build_id":"00112233445566778899aabbccddeeff00112233","#, r#""build_id":null,"#),
+            with(
+                r#""format":1,"name":"klp_fix_1","#,
+                r#""name":"klp_fix_1","format":1,"#,
+            ),
+            with(
+                r#""build_id":"00112233445566778899aabbccddeeff00112233","#,
+                r#""build_id":null,"#,
+            ),
         ] {
             assert_eq!(
                 parse(variant.as_bytes()),
@@ -478,12 +516,22 @@ mod tests {
         assert!(parse(with("klp_fix_1", &"a".repeat(55)).as_bytes()).is_ok());
         assert!(parse(with("klp_fix_1", "klp-fix").as_bytes()).is_err());
         let many: Vec<String> = (0..65).map(|i| format!("\"C{i}\"")).collect();
-        assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &many.join(",")).as_bytes()).is_err());
+        assert!(
+            parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &many.join(",")).as_bytes()).is_err()
+        );
         let ok: Vec<String> = (0..64).map(|i| format!("\"C{i}\"")).collect();
-        assert!(parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &ok.join(",")).as_bytes()).is_ok());
+        assert!(
+            parse(with(r#""CVE-2024-1234","CVE-2025-0001""#, &ok.join(",")).as_bytes()).is_ok()
+        );
         assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":0"#).as_bytes()).is_err());
-        assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":1073741825"#).as_bytes()).is_err());
-        assert!(parse(with(r#""payload_size":1234"#, r#""payload_size":1073741824"#).as_bytes()).is_ok());
+        assert!(
+            parse(with(r#""payload_size":1234"#, r#""payload_size":1073741825"#).as_bytes())
+                .is_err()
+        );
+        assert!(
+            parse(with(r#""payload_size":1234"#, r#""payload_size":1073741824"#).as_bytes())
+                .is_ok()
+        );
         assert!(parse(with("e3b0", "E3B0").as_bytes()).is_err());
         assert!(parse(with("\"format\":1", "\"format\":2").as_bytes()).is_err());
         let big = format!("{}{}", &GOOD[..GOOD.len() - 1], " ".repeat(MAX_MANIFEST));
@@ -495,14 +543,21 @@ mod tests {
         assert!(parse(with(r#""version":3"#, r#""version":-3"#).as_bytes()).is_err());
         assert!(parse(with(r#""version":3"#, r#""version":3.5"#).as_bytes()).is_err());
         assert!(parse(with(r#""version":3"#, r#""version":"3""#).as_bytes()).is_err());
-        assert!(parse(with(r#""version":3"#, r#""version":18446744073709551616"#).as_bytes()).is_err());
-        assert!(parse(with(r#""version":3"#, r#""version":18446744073709551615"#).as_bytes()).is_ok());
+        assert!(
+            parse(with(r#""version":3"#, r#""version":18446744073709551616"#).as_bytes()).is_err()
+        );
+        assert!(
+            parse(with(r#""version":3"#, r#""version":18446744073709551615"#).as_bytes()).is_ok()
+        );
     }
 
     #[test]
     fn description_escaping() {
         let mut buf = [0u8; 64];
-        assert_eq!(escape_description(br#"a "b" \c"#, &mut buf).unwrap(), r#"a \"b\" \\c"#);
+        assert_eq!(
+            escape_description(br#"a "b" \c"#, &mut buf).unwrap(),
+            r#"a \"b\" \\c"#
+        );
         assert!(escape_description(b"a\nb", &mut buf).is_err());
         assert!(valid_description(r#"a \"b\" \\c"#));
         assert!(!valid_description(r#"a "b"#));

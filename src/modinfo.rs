@@ -55,14 +55,18 @@ fn arch_of(machine: u16) -> Option<&'static str> {
 
 /// Finds `.modinfo` in the ELF file `src` and copies it into `buf`.
 /// Returns the section bytes and the architecture.
-pub fn read_section<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<(&'b [u8], &'static str)> {
+pub fn read_section<'b, S: Source>(
+    src: &S,
+    buf: &'b mut [u8; MAX_MODINFO],
+) -> Result<(&'b [u8], &'static str)> {
     let mut eh = [0u8; 64];
     src.read_at(0, &mut eh).map_err(|_| NOT_ELF)?;
     // ELFCLASS64, ELFDATA2LSB, ET_REL.
     if eh[..4] != *b"\x7fELF" || eh[4] != 2 || eh[5] != 1 || u16le(&eh, 16) != 1 {
         return Err(NOT_ELF);
     }
-    let arch = arch_of(u16le(&eh, 18)).ok_or(Error::Module("module is for an unknown machine type"))?;
+    let arch =
+        arch_of(u16le(&eh, 18)).ok_or(Error::Module("module is for an unknown machine type"))?;
     let shoff = u64le(&eh, 0x28);
     let shentsize = u16le(&eh, 0x3a);
     let shnum = u16le(&eh, 0x3c);
@@ -82,7 +86,10 @@ pub fn read_section<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> R
         let sh = section(i)?;
         let name_off = u32le(&sh, 0) as u64;
         const WANT: &[u8; 9] = b".modinfo\0";
-        if name_off.checked_add(WANT.len() as u64).is_none_or(|end| end > str_size) {
+        if name_off
+            .checked_add(WANT.len() as u64)
+            .is_none_or(|end| end > str_size)
+        {
             continue;
         }
         let mut name = [0u8; 9];
@@ -118,17 +125,29 @@ pub fn get<'a>(section: &'a [u8], key: &str) -> Option<&'a str> {
 /// Parses a module: `.modinfo` must carry `name=` and `vermagic=`.
 pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<Modinfo<'b>> {
     let (section, arch) = read_section(src, buf)?;
-    let name = get(section, "name").ok_or(Error::Module("module .modinfo has no name= (built by an old kernel?)"))?;
-    let vermagic = get(section, "vermagic").ok_or(Error::Module("module .modinfo has no vermagic="))?;
+    let name = get(section, "name").ok_or(Error::Module(
+        "module .modinfo has no name= (built by an old kernel?)",
+    ))?;
+    let vermagic =
+        get(section, "vermagic").ok_or(Error::Module("module .modinfo has no vermagic="))?;
     let release = vermagic.split(' ').next().unwrap_or("");
     if !crate::manifest::valid_name(name) {
-        return Err(Error::Module("module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)"));
+        return Err(Error::Module(
+            "module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)",
+        ));
     }
     if !crate::manifest::valid_release(release) {
-        return Err(Error::Module("module vermagic= does not start with a valid kernel release"));
+        return Err(Error::Module(
+            "module vermagic= does not start with a valid kernel release",
+        ));
     }
     let livepatch = get(section, "livepatch") == Some("Y");
-    Ok(Modinfo { name, release, livepatch, arch })
+    Ok(Modinfo {
+        name,
+        release,
+        livepatch,
+        arch,
+    })
 }
 
 #[cfg(test)]
@@ -172,19 +191,28 @@ pub mod tests {
         f
     }
 
-    const INFO: &[u8] = b"license=GPL\0livepatch=Y\0\0name=klp_basic\0vermagic=6.1.0-41-amd64 SMP preempt mod_unload modversions \0";
+    const INFO: &[u8] =
+        b"license=GPL\0livepatch=Y\0\0name=klp_basic\0vermagic=6.1.0-41-amd64 SMP preempt mod_unload modversions \0";
 
     fn parse_vec(v: &[u8]) -> Result<(String, String, bool, &'static str)> {
         let s: &[u8] = v;
         let mut buf = [0u8; MAX_MODINFO];
         let m = parse(&s, &mut buf)?;
-        Ok((m.name.to_string(), m.release.to_string(), m.livepatch, m.arch))
+        Ok((
+            m.name.to_string(),
+            m.release.to_string(),
+            m.livepatch,
+            m.arch,
+        ))
     }
 
     #[test]
     fn reads_name_vermagic_livepatch() {
         let (name, rel, lp, arch) = parse_vec(&fake_ko(INFO, 62)).unwrap();
-        assert_eq!((name.as_str(), rel.as_str(), lp, arch), ("klp_basic", "6.1.0-41-amd64", true, "x86_64"));
+        assert_eq!(
+            (name.as_str(), rel.as_str(), lp, arch),
+            ("klp_basic", "6.1.0-41-amd64", true, "x86_64")
+        );
     }
 
     #[test]

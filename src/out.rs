@@ -29,7 +29,12 @@ impl Out<'static> {
 impl<'a> Out<'a> {
     /// A writer to `fd`, or a sink that discards everything when `None`.
     pub fn to(fd: Option<BorrowedFd<'a>>) -> Out<'a> {
-        Out { fd, buf: [0; 2048], len: 0, failed: None }
+        Out {
+            fd,
+            buf: [0; 2048],
+            len: 0,
+            failed: None,
+        }
     }
 
     /// Writes the buffered bytes. The first error is remembered for
@@ -37,9 +42,10 @@ impl<'a> Out<'a> {
     #[inline(never)]
     pub fn flush(&mut self) {
         if let Some(fd) = self.fd
-            && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len]) {
-                self.failed.get_or_insert(e);
-            }
+            && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len])
+        {
+            self.failed.get_or_insert(e);
+        }
         self.len = 0;
     }
 
@@ -67,7 +73,11 @@ impl<'a> Out<'a> {
     /// carry escape sequences.
     pub fn text(&mut self, bytes: &[u8]) -> &mut Self {
         for &c in bytes {
-            self.b(if (0x20..0x7f).contains(&c) { core::slice::from_ref(&c) } else { b"?" });
+            self.b(if (0x20..0x7f).contains(&c) {
+                core::slice::from_ref(&c)
+            } else {
+                b"?"
+            });
         }
         self
     }

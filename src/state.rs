@@ -74,9 +74,10 @@ pub fn boot_id() -> heapless::String<40> {
     let mut buf = [0u8; 64];
     let mut s = heapless::String::new();
     if let Ok(t) = files::read_small(c"/proc/sys/kernel/random/boot_id", &mut buf, "boot_id")
-        && let Ok(t) = core::str::from_utf8(t.trim_ascii()) {
-            let _ = s.push_str(t);
-        }
+        && let Ok(t) = core::str::from_utf8(t.trim_ascii())
+    {
+        let _ = s.push_str(t);
+    }
     s
 }
 
@@ -176,7 +177,9 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         && r.sha256.len() == 64
         && hex(r.sha256)
         && hex(r.keys)
-        && r.cves.split(',').all(|c| c.is_empty() || crate::manifest::valid_cve(c))
+        && r.cves
+            .split(',')
+            .all(|c| c.is_empty() || crate::manifest::valid_cve(c))
         && (r.state == "loading" || r.state == "applied");
     ok.then_some(r)
 }
@@ -207,8 +210,17 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
     let f = AtomicFile::create(p.bytes(), 0o600)?;
     {
         let mut o = Out::to(Some(f.fd()));
-        o.s("boot_id ").s(&boot_id()).s("\nname ").s(m.name).s("\nstream ").s(m.stream);
-        o.s("\nversion ").u(m.version).s("\nsha256 ").hex(&m.payload_sha256).s("\nkeys ");
+        o.s("boot_id ")
+            .s(&boot_id())
+            .s("\nname ")
+            .s(m.name)
+            .s("\nstream ")
+            .s(m.stream);
+        o.s("\nversion ")
+            .u(m.version)
+            .s("\nsha256 ")
+            .hex(&m.payload_sha256)
+            .s("\nkeys ");
         for (i, k) in r.keys.iter().enumerate() {
             o.s(if i > 0 { "," } else { "" }).hex(k);
         }
@@ -216,7 +228,13 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         for (i, c) in m.cves.iter().enumerate() {
             o.s(if i > 0 { "," } else { "" }).s(c);
         }
-        o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64).s("\nstate ").s(state).nl();
+        o.s("\ntime ")
+            .u(r.time)
+            .s("\nreplace ")
+            .u(m.replace as u64)
+            .s("\nstate ")
+            .s(state)
+            .nl();
         o.finish().ctx("cannot write klpctl record")?;
     }
     f.commit()
@@ -262,7 +280,12 @@ pub fn raise_floor(stream: &str, version: u64, state_dir: Option<&CStr>) -> Resu
         files::ensure_dir(dir.c(), "cannot create state directory")?;
         let p = stream_path(base, stream)?;
         let mut tmp = [0u8; 21];
-        let digits = crate::out::fmt_u64(version, (&mut tmp[..20]).try_into().map_err(|_| Error::Internal("fmt"))?);
+        let digits = crate::out::fmt_u64(
+            version,
+            (&mut tmp[..20])
+                .try_into()
+                .map_err(|_| Error::Internal("fmt"))?,
+        );
         let mut line: heapless::Vec<u8, 24> = heapless::Vec::new();
         let _ = line.extend_from_slice(digits);
         let _ = line.push(b'\n');
@@ -288,7 +311,10 @@ mod tests {
     #[test]
     fn record_round_trip_fields() {
         let r = parse_record(GOOD).unwrap();
-        assert_eq!((r.name, r.stream, r.version, r.time, r.replace, r.state), ("klp_a", "s", 3, 5, true, "applied"));
+        assert_eq!(
+            (r.name, r.stream, r.version, r.time, r.replace, r.state),
+            ("klp_a", "s", 3, 5, true, "applied")
+        );
         assert_eq!(r.cves, "CVE-1,CVE-2");
     }
 

@@ -155,7 +155,10 @@ unsafe extern "C" {
 /// nanoseconds). musl's implementation is used rather than rustix's: both
 /// go through the vDSO, and musl's is already linked, which saves ~2 KiB.
 pub fn clock(clock: i32) -> (u64, u64) {
-    let mut ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid, writable timespec for the duration of the call;
     // the clock ids used are supported by every Linux kernel klpctl targets.
     let rc = unsafe { clock_gettime(clock, &mut ts) };

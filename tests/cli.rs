@@ -18,18 +18,31 @@ use common::*;
 use std::ffi::OsStr;
 
 const NOT_ENOUGH: &str = "bundle rejected: not enough distinct trusted keys signed the manifest";
-const BAD_SIG: &str = "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
+const BAD_SIG: &str =
+    "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
 const DIGEST: &str = "bundle rejected: payload does not match the SHA-256 in the signed manifest";
 const TRUNCATED: &str = "bundle rejected: file is truncated";
-const MANIFEST_JSON: &str = "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves";
-const NOT_CANONICAL: &str = "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
+const MANIFEST_JSON: &str =
+    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves";
+const NOT_CANONICAL: &str =
+    "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
 
 /// Makes `NAME.pub` and `NAME.sec` with `klpctl keygen`; returns the key id.
 fn keygen(dir: &TempDir, name: &str) -> String {
-    let r = dir.klpctl(&["keygen", "-p", &format!("{name}.pub"), "-s", &format!("{name}.sec")]);
+    let r = dir.klpctl(&[
+        "keygen",
+        "-p",
+        &format!("{name}.pub"),
+        "-s",
+        &format!("{name}.sec"),
+    ]);
     r.code(0);
     assert_eq!(r.err(), "");
-    let id = r.out().strip_prefix("key id ").and_then(|s| s.strip_suffix('\n')).expect("key id line");
+    let id = r
+        .out()
+        .strip_prefix("key id ")
+        .and_then(|s| s.strip_suffix('\n'))
+        .expect("key id line");
     assert_eq!(id, key_id_hex(&dir.read_text(&format!("{name}.pub"))));
     id.to_owned()
 }
@@ -62,14 +75,19 @@ fn setup() -> Setup {
         "--created",
         "1700000000",
     ])
-    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (1 signature)\n"), "");
+    .expect(
+        0,
+        &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (1 signature)\n"),
+        "",
+    );
     Setup { dir, key }
 }
 
 /// What `verify` prints on stderr before the error line once signatures
 /// were examined.
 fn verdict(valid: usize, threshold: usize, sigs: &[(&str, &str)]) -> String {
-    let mut s = format!("  signatures: {valid} valid distinct trusted key(s), threshold {threshold}\n");
+    let mut s =
+        format!("  signatures: {valid} valid distinct trusted key(s), threshold {threshold}\n");
     for (id, status) in sigs {
         s += &format!("    key {id} {status}");
         if *status == "untrusted" {
@@ -102,13 +120,23 @@ fn help_version_and_no_command() {
     let d = TempDir::new();
     let help = d.klpctl(&["--help"]);
     help.code(0);
-    assert!(help.out().starts_with("klpctl - verify signed livepatch bundles"), "{}", help.out());
-    assert!(help.out().contains("exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,"));
+    assert!(
+        help.out()
+            .starts_with("klpctl - verify signed livepatch bundles"),
+        "{}",
+        help.out()
+    );
+    assert!(
+        help.out()
+            .contains("exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,")
+    );
     assert_eq!(help.err(), "");
     d.klpctl(&["-h"]).expect(0, help.out(), "");
-    d.klpctl(&["--version"]).expect(0, &format!("klpctl {}\n", env!("CARGO_PKG_VERSION")), "");
+    d.klpctl(&["--version"])
+        .expect(0, &format!("klpctl {}\n", env!("CARGO_PKG_VERSION")), "");
     // No command: the help goes to stderr, followed by the error line.
-    d.klpctl_unchanged(&[]).expect(2, "", &format!("{}klpctl: no command given\n", help.out()));
+    d.klpctl_unchanged(&[])
+        .expect(2, "", &format!("{}klpctl: no command given\n", help.out()));
 }
 
 // ------------------------------------------------------------ keygen
@@ -119,8 +147,19 @@ fn keygen_writes_signify_key_files() {
     let r = d.klpctl(&["keygen", "-p", "a.pub", "-s", "a.sec", "-c", "release 2026"]);
     r.code(0);
     assert_eq!(r.err(), "");
-    let id = r.out().strip_prefix("key id ").and_then(|s| s.strip_suffix('\n')).unwrap().to_owned();
-    assert!(id.len() == 16 && id.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+    let id = r
+        .out()
+        .strip_prefix("key id ")
+        .and_then(|s| s.strip_suffix('\n'))
+        .unwrap()
+        .to_owned();
+    assert!(
+        id.len() == 16
+            && id
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{id}"
+    );
 
     let mode = |n: &str| std::fs::metadata(d.join(n)).unwrap().permissions().mode() & 0o777;
     use std::os::unix::fs::PermissionsExt;
@@ -128,19 +167,36 @@ fn keygen_writes_signify_key_files() {
     assert_eq!(mode("a.pub") & 0o600, 0o600);
 
     let public = d.read_text("a.pub");
-    assert!(public.starts_with("untrusted comment: release 2026 public key\n"), "{public}");
+    assert!(
+        public.starts_with("untrusted comment: release 2026 public key\n"),
+        "{public}"
+    );
     assert!(public.ends_with('\n') && public.lines().count() == 2);
     let raw = signify_payload(&public);
-    assert_eq!((raw.len(), &raw[..2], hex(&raw[2..10])), (42, &b"Ed"[..], id.clone()));
+    assert_eq!(
+        (raw.len(), &raw[..2], hex(&raw[2..10])),
+        (42, &b"Ed"[..], id.clone())
+    );
 
     let secret = d.read_text("a.sec");
-    assert!(secret.starts_with("untrusted comment: release 2026 secret key\n"), "{secret}");
+    assert!(
+        secret.starts_with("untrusted comment: release 2026 secret key\n"),
+        "{secret}"
+    );
     let raw = signify_payload(&secret);
     assert_eq!(raw.len(), 104);
-    assert_eq!(&raw[..4], b"EdBK", "Ed25519 with the bcrypt KDF name, as signify writes it");
+    assert_eq!(
+        &raw[..4],
+        b"EdBK",
+        "Ed25519 with the bcrypt KDF name, as signify writes it"
+    );
     assert_eq!(raw[4..8], [0, 0, 0, 0], "zero KDF rounds: unencrypted");
     assert_eq!(hex(&raw[32..40]), id);
-    assert_eq!(raw[72..104], signify_payload(&public)[10..42], "public half of the secret key");
+    assert_eq!(
+        raw[72..104],
+        signify_payload(&public)[10..42],
+        "public half of the secret key"
+    );
 
     // The modes are klpctl's own, not the umask's: with umask 000 the
     // secret key is still 0600, and the public key is 0644.
@@ -155,12 +211,19 @@ fn keygen_writes_signify_key_files() {
     // Two keys never share an id or a key.
     let id2 = keygen(&d, "b");
     assert_ne!(id, id2);
-    assert_ne!(signify_payload(&d.read_text("b.pub"))[10..], signify_payload(&public)[10..]);
+    assert_ne!(
+        signify_payload(&d.read_text("b.pub"))[10..],
+        signify_payload(&public)[10..]
+    );
 
     // Usage errors create nothing.
-    d.klpctl_unchanged(&["keygen", "-p", "c.pub"]).fails(2, "klpctl: keygen needs -p KEY.pub and -s KEY.sec");
+    d.klpctl_unchanged(&["keygen", "-p", "c.pub"])
+        .fails(2, "klpctl: keygen needs -p KEY.pub and -s KEY.sec");
     d.klpctl_unchanged(&["keygen", "-p", "c.pub", "-s", "c.sec", "-c", "two\nlines"])
-        .fails(2, "klpctl: -c COMMENT must be one printable line of at most 1000 bytes");
+        .fails(
+            2,
+            "klpctl: -c COMMENT must be one printable line of at most 1000 bytes",
+        );
     d.klpctl_unchanged(&["keygen", "-p", "c.pub", "-s", "c.sec", "-x"])
         .fails(2, "klpctl: -x: unknown option (see klpctl --help)");
 }
@@ -171,10 +234,16 @@ fn keygen_never_overwrites_a_key() {
     keygen(&d, "k");
     // Both exist: the secret key is tried first and refused.
     d.klpctl_unchanged(&["keygen", "-p", "k.pub", "-s", "k.sec"])
-        .fails(1, "klpctl: k.sec: cannot create file (klpctl never overwrites keys): EEXIST");
+        .fails(
+            1,
+            "klpctl: k.sec: cannot create file (klpctl never overwrites keys): EEXIST",
+        );
     // Only the secret key exists: nothing is created either.
     d.klpctl_unchanged(&["keygen", "-p", "new.pub", "-s", "k.sec"])
-        .fails(1, "klpctl: k.sec: cannot create file (klpctl never overwrites keys): EEXIST");
+        .fails(
+            1,
+            "klpctl: k.sec: cannot create file (klpctl never overwrites keys): EEXIST",
+        );
 }
 
 /// SRC BUG (src/cli.rs `keygen`): the secret key is created before the
@@ -185,7 +254,10 @@ fn keygen_refusal_leaves_no_orphan_secret_key() {
     let d = TempDir::new();
     d.write("k.pub", "someone else's public key\n");
     d.klpctl_unchanged(&["keygen", "-p", "k.pub", "-s", "new.sec"])
-        .fails(1, "klpctl: k.pub: cannot create file (klpctl never overwrites keys): EEXIST");
+        .fails(
+            1,
+            "klpctl: k.pub: cannot create file (klpctl never overwrites keys): EEXIST",
+        );
 }
 
 // ------------------------------------------------------------ pack, verify, info, manifest
@@ -241,7 +313,13 @@ fn pack_full(s: &Setup) {
             "-s",
             "k.sec",
         ])
-        .expect(0, &format!("packed {MOD_NAME} stream acme.live-1 version 7 for {RELEASE} (1 signature)\n"), "");
+        .expect(
+            0,
+            &format!(
+                "packed {MOD_NAME} stream acme.live-1 version 7 for {RELEASE} (1 signature)\n"
+            ),
+            "",
+        );
 }
 
 #[test]
@@ -256,11 +334,15 @@ fn pack_verify_info_round_trip() {
          description: {DESCRIPTION}\n  created: 1764300000\n  payload: {} bytes, sha256 {sha}\n",
         ko.len()
     );
-    d.klpctl(&["verify", "full.klp", "--keyring", "ring"]).expect(
-        0,
-        &format!("OK {MOD_NAME} stream acme.live-1 version 7\n{details}{}", verdict(1, 1, &[(&s.key, "valid")])),
-        "",
-    );
+    d.klpctl(&["verify", "full.klp", "--keyring", "ring"])
+        .expect(
+            0,
+            &format!(
+                "OK {MOD_NAME} stream acme.live-1 version 7\n{details}{}",
+                verdict(1, 1, &[(&s.key, "valid")])
+            ),
+            "",
+        );
     d.klpctl(&["info", "full.klp"]).expect(
         0,
         &format!(
@@ -274,7 +356,10 @@ fn pack_verify_info_round_trip() {
     // The bundle is exactly header ‖ manifest ‖ signature ‖ module.
     let b = d.read("full.klp");
     let l = Layout::of(&b);
-    assert_eq!((l.sig_count, l.payload_len, l.total()), (1, ko.len(), b.len()));
+    assert_eq!(
+        (l.sig_count, l.payload_len, l.total()),
+        (1, ko.len(), b.len())
+    );
     assert_eq!(&b[l.payload_offset()..], &ko[..]);
 
     // Defaults: no build-id, no replace, no cves, no description.
@@ -304,10 +389,17 @@ fn pack_verify_info_round_trip() {
         "notes",
         "--unsigned",
     ])
-    .expect(0, &format!("packed {MOD_NAME} stream s version 2 for {RELEASE} (0 signatures)\n"), "");
+    .expect(
+        0,
+        &format!("packed {MOD_NAME} stream s version 2 for {RELEASE} (0 signatures)\n"),
+        "",
+    );
     let info = d.klpctl(&["info", "n.klp"]);
     assert!(
-        info.out().contains(&format!("  kernel:  {RELEASE} x86_64 build-id {}\n", "ab".repeat(20))),
+        info.out().contains(&format!(
+            "  kernel:  {RELEASE} x86_64 build-id {}\n",
+            "ab".repeat(20)
+        )),
         "{}",
         info.out()
     );
@@ -347,7 +439,11 @@ fn verify_and_info_json() {
         assert!(m.get("replace").bool());
         let cves: Vec<&str> = m.get("cves").arr().iter().map(Json::str).collect();
         assert_eq!(cves, ["CVE-2024-1234", "RHSA:2025.01"]);
-        assert_eq!(m.get("description").str(), DESCRIPTION, "description must round-trip exactly");
+        assert_eq!(
+            m.get("description").str(),
+            DESCRIPTION,
+            "description must round-trip exactly"
+        );
         assert_eq!(m.get("created").u64(), 1764300000);
         assert_eq!(m.get("payload_size").u64(), ko.len() as u64);
         assert_eq!(m.get("payload_sha256").str(), sha256_hex(&ko));
@@ -356,9 +452,23 @@ fn verify_and_info_json() {
     let r = d.klpctl(&["verify", "full.klp", "--keyring", "ring", "--json"]);
     r.code(0);
     assert_eq!(r.err(), "");
-    assert!(r.out().ends_with("}\n") && r.out().lines().count() == 1, "one line of JSON: {}", r.out());
+    assert!(
+        r.out().ends_with("}\n") && r.out().lines().count() == 1,
+        "one line of JSON: {}",
+        r.out()
+    );
     let v = Json::parse(r.out());
-    assert_eq!(v.keys(), ["ok", "bundle", "manifest", "threshold", "valid_keys", "signatures"]);
+    assert_eq!(
+        v.keys(),
+        [
+            "ok",
+            "bundle",
+            "manifest",
+            "threshold",
+            "valid_keys",
+            "signatures"
+        ]
+    );
     assert!(v.get("ok").bool());
     assert_eq!(v.get("bundle").str(), "full.klp");
     check_manifest(v.get("manifest"));
@@ -376,7 +486,13 @@ fn verify_and_info_json() {
     assert_eq!(v.keys(), ["verified", "bundle", "manifest", "signatures"]);
     assert!(!v.get("verified").bool());
     check_manifest(v.get("manifest"));
-    assert_eq!(v.get("signatures"), &Json::Arr(vec![Json::Obj(vec![("key_id".into(), Json::Str(s.key.clone()))])]));
+    assert_eq!(
+        v.get("signatures"),
+        &Json::Arr(vec![Json::Obj(vec![(
+            "key_id".into(),
+            Json::Str(s.key.clone())
+        )])])
+    );
 
     // Defaults come out as null build_id, empty cves and description.
     let v = Json::parse(d.klpctl(&["info", "b.klp", "--json"]).code(0).out());
@@ -395,12 +511,26 @@ fn verify_and_info_json() {
     r.code(3);
     assert_eq!(r.err(), format!("klpctl: b.klp: {NOT_ENOUGH}\n"));
     let v = Json::parse(r.out());
-    assert_eq!(v.keys(), ["ok", "bundle", "exit", "error", "threshold", "valid_keys", "signatures"]);
+    assert_eq!(
+        v.keys(),
+        [
+            "ok",
+            "bundle",
+            "exit",
+            "error",
+            "threshold",
+            "valid_keys",
+            "signatures"
+        ]
+    );
     assert!(!v.get("ok").bool());
     assert_eq!(v.get("exit").u64(), 3);
     assert_eq!(v.get("error").str(), NOT_ENOUGH);
     assert_eq!(v.get("valid_keys").u64(), 0);
-    assert_eq!(v.get("signatures").arr()[0].get("status").str(), "untrusted");
+    assert_eq!(
+        v.get("signatures").arr()[0].get("status").str(),
+        "untrusted"
+    );
 
     // Rejected before any signature was looked at: no verdict members.
     d.write("junk.klp", b"KLPBNDL\0junk");
@@ -435,70 +565,169 @@ fn manifest_prints_the_exact_signed_bytes() {
     d.klpctl(&["manifest", "full.klp"]).expect(0, &want, "");
     let bundle = d.read("full.klp");
     assert_eq!(manifest_of(&bundle), want.as_bytes());
-    d.klpctl(&["manifest", "b.klp"]).expect(0, &canonical_manifest(&ko), "");
+    d.klpctl(&["manifest", "b.klp"])
+        .expect(0, &canonical_manifest(&ko), "");
 
     // The signature in the bundle is a plain Ed25519 signature over exactly
     // those bytes: signify agrees.
     d.write("m", &want);
     d.write("from-bundle.sig", sig_file(&sig_records_of(&bundle)[0]));
-    d.signify(&["-V", "-q", "-p", "k.pub", "-m", "m", "-x", "from-bundle.sig"]).expect(0, "", "");
+    d.signify(&[
+        "-V",
+        "-q",
+        "-p",
+        "k.pub",
+        "-m",
+        "m",
+        "-x",
+        "from-bundle.sig",
+    ])
+    .expect(0, "", "");
     d.write("m", format!("{want}\n"));
-    d.signify(&["-V", "-q", "-p", "k.pub", "-m", "m", "-x", "from-bundle.sig"]).code(1);
+    d.signify(&[
+        "-V",
+        "-q",
+        "-p",
+        "k.pub",
+        "-m",
+        "m",
+        "-x",
+        "from-bundle.sig",
+    ])
+    .code(1);
 
     // manifest reads structure only: a corrupt container is refused.
     d.write("t.klp", &bundle[..bundle.len() - 1]);
-    d.klpctl_unchanged(&["manifest", "t.klp"]).fails(3, &format!("klpctl: t.klp: {TRUNCATED}"));
+    d.klpctl_unchanged(&["manifest", "t.klp"])
+        .fails(3, &format!("klpctl: t.klp: {TRUNCATED}"));
 }
 
 #[test]
 fn pack_refuses_bad_input_and_leaves_no_output() {
     let s = setup();
     let d = &s.dir;
-    d.write("plain.ko", fake_ko(format!("name=plain\0vermagic={RELEASE} SMP \0livepatch=N\0").as_bytes(), 62));
-    d.write("arm.ko", fake_ko(format!("livepatch=Y\0name=klp_arm\0vermagic={RELEASE} SMP \0").as_bytes(), 183));
-    d.write("dash.ko", fake_ko(format!("livepatch=Y\0name=klp-dash\0vermagic={RELEASE} \0").as_bytes(), 62));
+    d.write(
+        "plain.ko",
+        fake_ko(
+            format!("name=plain\0vermagic={RELEASE} SMP \0livepatch=N\0").as_bytes(),
+            62,
+        ),
+    );
+    d.write(
+        "arm.ko",
+        fake_ko(
+            format!("livepatch=Y\0name=klp_arm\0vermagic={RELEASE} SMP \0").as_bytes(),
+            183,
+        ),
+    );
+    d.write(
+        "dash.ko",
+        fake_ko(
+            format!("livepatch=Y\0name=klp-dash\0vermagic={RELEASE} \0").as_bytes(),
+            62,
+        ),
+    );
     d.write("nover.ko", fake_ko(b"livepatch=Y\0name=klp_nover\0", 62));
     d.write("empty.ko", b"");
     d.write("bad.sec", "untrusted comment: x\nAAAA\n");
     let pack = |extra: &[&str]| {
-        let mut args = vec!["pack", "m.ko", "-o", "out.klp", "--stream", "s", "--version", "1"];
+        let mut args = vec![
+            "pack",
+            "m.ko",
+            "-o",
+            "out.klp",
+            "--stream",
+            "s",
+            "--version",
+            "1",
+        ];
         args.extend_from_slice(extra);
         d.klpctl_unchanged(&args)
     };
     let pack_mod = |module: &str| {
-        d.klpctl_unchanged(&["pack", module, "-o", "out.klp", "--stream", "s", "--version", "1", "--unsigned"])
+        d.klpctl_unchanged(&[
+            "pack",
+            module,
+            "-o",
+            "out.klp",
+            "--stream",
+            "s",
+            "--version",
+            "1",
+            "--unsigned",
+        ])
     };
 
-    pack_mod("plain.ko").fails(2, "klpctl: plain.ko: not a livepatch module (.modinfo has no livepatch=Y)");
-    pack(&["--unsigned", "--kernel-release", "6.1.0-42-amd64"])
-        .fails(2, "klpctl: m.ko: module vermagic names a different kernel release than --kernel-release");
-    pack(&["--unsigned", "--arch", "aarch64"]).fails(2, "klpctl: m.ko: module ELF machine differs from --arch");
-    pack(&[]).fails(2, "klpctl: pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)");
-    pack(&["--unsigned", "--cve", "CVE 2024"]).fails(2, "klpctl: CVE 2024: --cve: 1-32 of [A-Za-z0-9._:-]");
-    pack(&["--unsigned", "--cve", &"C".repeat(33)])
-        .fails(2, &format!("klpctl: {}: --cve: 1-32 of [A-Za-z0-9._:-]", "C".repeat(33)));
-    pack(&["--unsigned", "--cve", "CVE-1\"]"]).fails(2, "klpctl: CVE-1\"]: --cve: 1-32 of [A-Za-z0-9._:-]");
-    pack(&["--unsigned", "--description", "two\nlines"])
-        .fails(2, "klpctl: --description must not contain control characters");
+    pack_mod("plain.ko").fails(
+        2,
+        "klpctl: plain.ko: not a livepatch module (.modinfo has no livepatch=Y)",
+    );
+    pack(&["--unsigned", "--kernel-release", "6.1.0-42-amd64"]).fails(
+        2,
+        "klpctl: m.ko: module vermagic names a different kernel release than --kernel-release",
+    );
+    pack(&["--unsigned", "--arch", "aarch64"])
+        .fails(2, "klpctl: m.ko: module ELF machine differs from --arch");
+    pack(&[]).fails(
+        2,
+        "klpctl: pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)",
+    );
+    pack(&["--unsigned", "--cve", "CVE 2024"])
+        .fails(2, "klpctl: CVE 2024: --cve: 1-32 of [A-Za-z0-9._:-]");
+    pack(&["--unsigned", "--cve", &"C".repeat(33)]).fails(
+        2,
+        &format!("klpctl: {}: --cve: 1-32 of [A-Za-z0-9._:-]", "C".repeat(33)),
+    );
+    pack(&["--unsigned", "--cve", "CVE-1\"]"])
+        .fails(2, "klpctl: CVE-1\"]: --cve: 1-32 of [A-Za-z0-9._:-]");
+    pack(&["--unsigned", "--description", "two\nlines"]).fails(
+        2,
+        "klpctl: --description must not contain control characters",
+    );
     pack(&["--unsigned", "--description", &"\"".repeat(513)])
         .fails(2, "klpctl: --description is too long (1024 bytes escaped)");
-    pack(&["--unsigned", "--kernel-build-id", "xyz"]).fails(2, "klpctl: --kernel-build-id must be 2-64 hex digits");
-    pack(&["--unsigned", "--kernel-build-id", "00", "--kernel-build-id", "11"])
-        .fails(2, "klpctl: give --kernel-build-id or --kernel-notes once");
+    pack(&["--unsigned", "--kernel-build-id", "xyz"])
+        .fails(2, "klpctl: --kernel-build-id must be 2-64 hex digits");
+    pack(&[
+        "--unsigned",
+        "--kernel-build-id",
+        "00",
+        "--kernel-build-id",
+        "11",
+    ])
+    .fails(2, "klpctl: give --kernel-build-id or --kernel-notes once");
     pack(&["-s", "bad.sec"]).fails(2, "klpctl: bad.sec: not a signify Ed25519 secret key file");
     pack(&["-s", "k.pub"]).fails(2, "klpctl: k.pub: not a signify Ed25519 secret key file");
     pack(&["-s", "missing.sec"]).fails(1, "klpctl: missing.sec: cannot read secret key: ENOENT");
     for stream in [".hidden", "a/b", "", &"s".repeat(65)] {
-        pack(&["--unsigned", "--stream", stream])
-            .fails(2, "klpctl: --stream: 1-64 of [A-Za-z0-9._-], not starting with '.'");
+        pack(&["--unsigned", "--stream", stream]).fails(
+            2,
+            "klpctl: --stream: 1-64 of [A-Za-z0-9._-], not starting with '.'",
+        );
     }
-    pack(&["--unsigned", "--version", "-1"]).fails(2, "klpctl: expected a non-negative decimal number");
+    pack(&["--unsigned", "--version", "-1"])
+        .fails(2, "klpctl: expected a non-negative decimal number");
     pack(&["--unsigned", "--version", "18446744073709551616"])
         .fails(2, "klpctl: expected a non-negative decimal number");
-    pack(&["--unsigned", "--bogus"]).fails(2, "klpctl: --bogus: unknown option (see klpctl --help)");
-    pack(&["--unsigned", "extra.ko"]).fails(2, "klpctl: extra.ko: unexpected argument (see klpctl --help)");
-    d.klpctl_unchanged(&["pack", "m.ko", "--stream", "s", "--version", "1", "--unsigned"])
-        .fails(2, "klpctl: pack needs MODULE.ko, -o BUNDLE, --stream S and --version N");
+    pack(&["--unsigned", "--bogus"])
+        .fails(2, "klpctl: --bogus: unknown option (see klpctl --help)");
+    pack(&["--unsigned", "extra.ko"]).fails(
+        2,
+        "klpctl: extra.ko: unexpected argument (see klpctl --help)",
+    );
+    d.klpctl_unchanged(&[
+        "pack",
+        "m.ko",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .fails(
+        2,
+        "klpctl: pack needs MODULE.ko, -o BUNDLE, --stream S and --version N",
+    );
     // The architecture comes from the ELF machine.
     d.klpctl(&[
         "pack",
@@ -515,15 +744,41 @@ fn pack_refuses_bad_input_and_leaves_no_output() {
     ])
     .code(0);
     let info = d.klpctl(&["info", "arm.klp"]);
-    assert!(info.code(0).out().contains(&format!("  kernel:  {RELEASE} aarch64\n")), "{}", info.out());
-    pack_mod("dash.ko").fails(2, "klpctl: dash.ko: module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)");
+    assert!(
+        info.code(0)
+            .out()
+            .contains(&format!("  kernel:  {RELEASE} aarch64\n")),
+        "{}",
+        info.out()
+    );
+    pack_mod("dash.ko").fails(
+        2,
+        "klpctl: dash.ko: module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)",
+    );
     pack_mod("nover.ko").fails(2, "klpctl: nover.ko: module .modinfo has no vermagic=");
-    pack_mod("empty.ko").fails(2, "klpctl: empty.ko: not a 64-bit little-endian ELF relocatable file (.ko)");
-    pack_mod("k.pub").fails(2, "klpctl: k.pub: not a 64-bit little-endian ELF relocatable file (.ko)");
+    pack_mod("empty.ko").fails(
+        2,
+        "klpctl: empty.ko: not a 64-bit little-endian ELF relocatable file (.ko)",
+    );
+    pack_mod("k.pub").fails(
+        2,
+        "klpctl: k.pub: not a 64-bit little-endian ELF relocatable file (.ko)",
+    );
     pack_mod("missing.ko").fails(1, "klpctl: missing.ko: cannot open module: ENOENT");
 
     // The same arguments without the mistakes work.
-    d.klpctl(&["pack", "m.ko", "-o", "out.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "out.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .code(0);
 }
 
 #[test]
@@ -547,16 +802,35 @@ fn pack_signs_with_several_keys_once_each() {
         "-s",
         "k.sec",
     ])
-    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (2 signatures)\n"), "");
+    .expect(
+        0,
+        &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (2 signatures)\n"),
+        "",
+    );
     d.copy("k2.pub", "ring/k2.pub");
     let r = d.klpctl(&["verify", "two.klp", "--keyring", "ring"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(2, 1, &[(&s.key, "valid"), (&k2, "valid")])), "{}", r.out());
-    let args: Vec<&str> = ["pack", "m.ko", "-o", "x.klp", "--stream", "s", "--version", "1"]
-        .into_iter()
-        .chain(["-s", "k.sec"].repeat(5))
-        .collect();
-    d.klpctl_unchanged(&args).fails(2, "klpctl: at most 4 -s keys");
+    assert!(
+        r.out()
+            .ends_with(&verdict(2, 1, &[(&s.key, "valid"), (&k2, "valid")])),
+        "{}",
+        r.out()
+    );
+    let args: Vec<&str> = [
+        "pack",
+        "m.ko",
+        "-o",
+        "x.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+    ]
+    .into_iter()
+    .chain(["-s", "k.sec"].repeat(5))
+    .collect();
+    d.klpctl_unchanged(&args)
+        .fails(2, "klpctl: at most 4 -s keys");
 }
 
 // ------------------------------------------------------------ sign, attach
@@ -566,31 +840,51 @@ fn sign_co_signs_and_is_idempotent() {
     let s = setup();
     let d = &s.dir;
     let k2 = keygen(d, "k2");
-    d.klpctl(&["sign", "b.klp", "-s", "k2.sec"]).expect(0, &format!("signed with key {k2}\n"), "");
+    d.klpctl(&["sign", "b.klp", "-s", "k2.sec"])
+        .expect(0, &format!("signed with key {k2}\n"), "");
     let once = d.read("b.klp");
     assert_eq!(Layout::of(&once).sig_count, 2);
-    assert_eq!(manifest_of(&once), d.klpctl(&["manifest", "b.klp"]).stdout, "signing does not touch the manifest");
+    assert_eq!(
+        manifest_of(&once),
+        d.klpctl(&["manifest", "b.klp"]).stdout,
+        "signing does not touch the manifest"
+    );
 
     // Again, with either key: nothing changes.
-    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k2.sec"]).expect(0, &format!("already signed by key {k2}\n"), "");
-    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k.sec"]).expect(0, &format!("already signed by key {}\n", s.key), "");
+    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k2.sec"])
+        .expect(0, &format!("already signed by key {k2}\n"), "");
+    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k.sec"])
+        .expect(0, &format!("already signed by key {}\n", s.key), "");
 
     let info = d.klpctl(&["info", "b.klp"]);
     assert!(
-        info.code(0).out().ends_with(&format!("  signatures: 2\n    key {}\n    key {k2}\n", s.key)),
+        info.code(0).out().ends_with(&format!(
+            "  signatures: 2\n    key {}\n    key {k2}\n",
+            s.key
+        )),
         "{}",
         info.out()
     );
     d.copy("k2.pub", "ring/k2.pub");
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(2, 1, &[(&s.key, "valid"), (&k2, "valid")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(2, 1, &[(&s.key, "valid"), (&k2, "valid")])),
+        "{}",
+        r.out()
+    );
     // With only the co-signer trusted, the first signature is reported and ignored.
     d.mkdir("ring2");
     d.copy("k2.pub", "ring2/k2.pub");
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring2"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(1, 1, &[(&s.key, "untrusted"), (&k2, "valid")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(1, 1, &[(&s.key, "untrusted"), (&k2, "valid")])),
+        "{}",
+        r.out()
+    );
 }
 
 #[test]
@@ -610,7 +904,11 @@ fn attach_adds_a_signature_once() {
         "--created",
         "1700000000",
     ])
-    .expect(0, &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (0 signatures)\n"), "");
+    .expect(
+        0,
+        &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (0 signatures)\n"),
+        "",
+    );
     d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).expect(
         3,
         "",
@@ -618,14 +916,19 @@ fn attach_adds_a_signature_once() {
     );
     // A detached signature made by `sign -x` on one copy attaches to another.
     d.copy("u.klp", "signed.klp");
-    d.klpctl(&["sign", "signed.klp", "-s", "k.sec", "-x", "k.sig"]).expect(
+    d.klpctl(&["sign", "signed.klp", "-s", "k.sec", "-x", "k.sig"])
+        .expect(0, &format!("signed with key {}\n", s.key), "");
+    d.klpctl(&["attach", "u.klp", "k.sig"]).expect(
         0,
-        &format!("signed with key {}\n", s.key),
+        &format!("attached signature by key {}\n", s.key),
         "",
     );
-    d.klpctl(&["attach", "u.klp", "k.sig"]).expect(0, &format!("attached signature by key {}\n", s.key), "");
     assert_eq!(d.read("u.klp"), d.read("signed.klp"));
-    assert_eq!(d.read("u.klp"), d.read("b.klp"), "attach and pack -s give the same bytes");
+    assert_eq!(
+        d.read("u.klp"),
+        d.read("b.klp"),
+        "attach and pack -s give the same bytes"
+    );
     d.klpctl_unchanged(&["attach", "u.klp", "k.sig"]).expect(
         0,
         &format!("signature already present: key {}\n", s.key),
@@ -633,10 +936,12 @@ fn attach_adds_a_signature_once() {
     );
     d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).code(0);
 
-    d.klpctl_unchanged(&["attach", "u.klp"]).fails(2, "klpctl: attach needs BUNDLE and SIGFILE");
+    d.klpctl_unchanged(&["attach", "u.klp"])
+        .fails(2, "klpctl: attach needs BUNDLE and SIGFILE");
     d.klpctl_unchanged(&["attach", "u.klp", "k.sig", "more"])
         .fails(2, "klpctl: more: unexpected argument (see klpctl --help)");
-    d.klpctl_unchanged(&["attach", "u.klp", "k.pub"]).fails(2, "klpctl: k.pub: not a signify Ed25519 signature file");
+    d.klpctl_unchanged(&["attach", "u.klp", "k.pub"])
+        .fails(2, "klpctl: k.pub: not a signify Ed25519 signature file");
     d.klpctl_unchanged(&["attach", "u.klp", "nope.sig"])
         .fails(1, "klpctl: nope.sig: cannot read signature file: ENOENT");
 }
@@ -646,7 +951,8 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     let s = setup();
     let d = &s.dir;
     keygen(d, "k2");
-    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"]).code(0);
+    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"])
+        .code(0);
     let good = d.read("b.klp");
     let l = Layout::of(&good);
 
@@ -654,43 +960,58 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     let mut bad = good.clone();
     *bad.last_mut().unwrap() ^= 1;
     d.write("bad.klp", &bad);
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec"]).fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
+    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec"])
+        .fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
     d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec", "-x", "k2.sig"])
         .fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
 
     // Structurally broken: both refuse.
     d.write("short.klp", &good[..l.payload_offset()]);
-    d.klpctl_unchanged(&["sign", "short.klp", "-s", "k2.sec"]).fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
-    d.klpctl_unchanged(&["attach", "short.klp", "k.sig"]).fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
+    d.klpctl_unchanged(&["sign", "short.klp", "-s", "k2.sec"])
+        .fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
+    d.klpctl_unchanged(&["attach", "short.klp", "k.sig"])
+        .fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
     let mut long = good.clone();
     long.push(0);
     d.write("long.klp", &long);
-    d.klpctl_unchanged(&["attach", "long.klp", "k.sig"])
-        .fails(3, "klpctl: long.klp: bundle rejected: trailing bytes after the payload");
+    d.klpctl_unchanged(&["attach", "long.klp", "k.sig"]).fails(
+        3,
+        "klpctl: long.klp: bundle rejected: trailing bytes after the payload",
+    );
 
     // A manifest klpctl would not accept is not signed either.
     let m = canonical_manifest(&livepatch_ko()).replace("\"format\":1", "\"format\":2");
     d.write("f2.klp", build_bundle(m.as_bytes(), &[], &livepatch_ko()));
     d.klpctl_unchanged(&["sign", "f2.klp", "-s", "k2.sec"])
-        .fails(3, "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)");
-    d.klpctl_unchanged(&["attach", "f2.klp", "k.sig"])
-        .fails(3, "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)");
+        .fails(
+            3,
+            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+        );
+    d.klpctl_unchanged(&["attach", "f2.klp", "k.sig"]).fails(
+        3,
+        "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+    );
 
     // Four signatures is the limit.
     for k in ["k3", "k4", "k5"] {
         keygen(d, k);
     }
     for k in ["k2", "k3", "k4"] {
-        d.klpctl(&["sign", "b.klp", "-s", &format!("{k}.sec")]).code(0);
+        d.klpctl(&["sign", "b.klp", "-s", &format!("{k}.sec")])
+            .code(0);
     }
-    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k5.sec"]).fails(2, "klpctl: b.klp: bundle already holds 4 signatures");
+    d.klpctl_unchanged(&["sign", "b.klp", "-s", "k5.sec"])
+        .fails(2, "klpctl: b.klp: bundle already holds 4 signatures");
 
     // Bad key files and arguments.
     d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k.pub"])
         .fails(2, "klpctl: k.pub: not a signify Ed25519 secret key file");
-    d.klpctl_unchanged(&["sign", "b.klp"]).fails(2, "klpctl: sign needs -s KEY.sec");
-    d.klpctl_unchanged(&["sign", "-s", "k.sec"]).fails(2, "klpctl: missing BUNDLE argument");
-    d.klpctl_unchanged(&["sign", "nope.klp", "-s", "k.sec"]).fails(1, "klpctl: nope.klp: cannot open bundle: ENOENT");
+    d.klpctl_unchanged(&["sign", "b.klp"])
+        .fails(2, "klpctl: sign needs -s KEY.sec");
+    d.klpctl_unchanged(&["sign", "-s", "k.sec"])
+        .fails(2, "klpctl: missing BUNDLE argument");
+    d.klpctl_unchanged(&["sign", "nope.klp", "-s", "k.sec"])
+        .fails(1, "klpctl: nope.klp: cannot open bundle: ENOENT");
 }
 
 /// SRC BUG (src/cli.rs `sign`): the bundle is rewritten before the `-x`
@@ -702,7 +1023,10 @@ fn sign_with_unwritable_sig_file_leaves_bundle_unchanged() {
     let d = &s.dir;
     keygen(d, "k2");
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "k2.sec", "-x", "no-such-dir/k2.sig"])
-        .fails(1, "klpctl: no-such-dir/k2.sig: cannot create output file: ENOENT");
+        .fails(
+            1,
+            "klpctl: no-such-dir/k2.sig: cannot create output file: ENOENT",
+        );
 }
 
 /// SRC BUG (src/cli.rs `add_signature`, used by `attach`): a signature by a
@@ -714,11 +1038,28 @@ fn sign_with_unwritable_sig_file_leaves_bundle_unchanged() {
 fn attach_does_not_replace_a_signature_by_the_same_key() {
     let s = setup();
     let d = &s.dir;
-    d.klpctl(&["pack", "m.ko", "-o", "v2.klp", "--stream", "s", "--version", "2", "-s", "k.sec"]).code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "v2.klp",
+        "--stream",
+        "s",
+        "--version",
+        "2",
+        "-s",
+        "k.sec",
+    ])
+    .code(0);
     d.write("v2.sig", sig_file(&sig_records_of(&d.read("v2.klp"))[0]));
     d.klpctl(&["verify", "b.klp", "--keyring", "ring"]).code(0);
     let r = d.klpctl_unchanged(&["attach", "b.klp", "v2.sig"]);
-    assert_ne!(r.code, 0, "attach replaced a valid signature with one over other bytes: {}", r.out());
+    assert_ne!(
+        r.code,
+        0,
+        "attach replaced a valid signature with one over other bytes: {}",
+        r.out()
+    );
     d.klpctl(&["verify", "b.klp", "--keyring", "ring"]).code(0);
 }
 
@@ -733,29 +1074,47 @@ fn every_exit_code_so_far() {
     // 1: I/O
     d.klpctl_unchanged(&["verify", "missing.klp", "--keyring", "ring"])
         .fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
-    d.klpctl_unchanged(&["info", "missing.klp"]).fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
+    d.klpctl_unchanged(&["info", "missing.klp"])
+        .fails(1, "klpctl: missing.klp: cannot open bundle: ENOENT");
     d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "no-ring"])
         .fails(1, "klpctl: no-ring: cannot open keyring directory: ENOENT");
-    d.klpctl_unchanged(&["verify", "ring", "--keyring", "ring"]).fails(1, "klpctl: ring: cannot read bundle: EINVAL");
+    d.klpctl_unchanged(&["verify", "ring", "--keyring", "ring"])
+        .fails(1, "klpctl: ring: cannot read bundle: EINVAL");
     // 2: usage and bad key files
-    d.klpctl_unchanged(&["frobnicate"]).fails(2, "klpctl: frobnicate: unexpected argument (see klpctl --help)");
-    d.klpctl_unchanged(&["verify", "b.klp", "--frob"]).fails(2, "klpctl: --frob: unknown option (see klpctl --help)");
-    d.klpctl_unchanged(&["verify", "--keyring", "ring"]).fails(2, "klpctl: missing BUNDLE argument");
-    d.klpctl_unchanged(&["verify", "b.klp", "--keyring"])
-        .fails(2, "klpctl: an option is missing its value (see klpctl --help)");
-    d.klpctl_unchanged(&["info", "b.klp", "c.klp"]).fails(2, "klpctl: c.klp: unexpected argument (see klpctl --help)");
+    d.klpctl_unchanged(&["frobnicate"]).fails(
+        2,
+        "klpctl: frobnicate: unexpected argument (see klpctl --help)",
+    );
+    d.klpctl_unchanged(&["verify", "b.klp", "--frob"])
+        .fails(2, "klpctl: --frob: unknown option (see klpctl --help)");
+    d.klpctl_unchanged(&["verify", "--keyring", "ring"])
+        .fails(2, "klpctl: missing BUNDLE argument");
+    d.klpctl_unchanged(&["verify", "b.klp", "--keyring"]).fails(
+        2,
+        "klpctl: an option is missing its value (see klpctl --help)",
+    );
+    d.klpctl_unchanged(&["info", "b.klp", "c.klp"])
+        .fails(2, "klpctl: c.klp: unexpected argument (see klpctl --help)");
     d.write("garbage.sec", "untrusted comment: x\nnot base64 at all\n");
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "garbage.sec"])
-        .fails(2, "klpctl: garbage.sec: not a signify Ed25519 secret key file");
+        .fails(
+            2,
+            "klpctl: garbage.sec: not a signify Ed25519 secret key file",
+        );
     // 3: rejected
     d.write("empty.klp", b"");
     d.klpctl_unchanged(&["verify", "empty.klp", "--keyring", "ring"])
         .fails(3, &format!("klpctl: empty.klp: {TRUNCATED}"));
     d.write("elf.klp", livepatch_ko());
     d.klpctl_unchanged(&["verify", "elf.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)");
-    d.klpctl_unchanged(&["info", "elf.klp"])
-        .fails(3, "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)");
+        .fails(
+            3,
+            "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)",
+        );
+    d.klpctl_unchanged(&["info", "elf.klp"]).fails(
+        3,
+        "klpctl: elf.klp: bundle rejected: not a klpctl bundle (bad magic)",
+    );
     d.mkdir("empty-ring");
     d.klpctl_unchanged(&["verify", "b.klp", "--keyring", "empty-ring"]).fails(
         3,
@@ -765,17 +1124,26 @@ fn every_exit_code_so_far() {
     b[8] = 2;
     d.write("v2.klp", &b);
     d.klpctl_unchanged(&["verify", "v2.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: v2.klp: bundle rejected: unsupported bundle format version");
+        .fails(
+            3,
+            "klpctl: v2.klp: bundle rejected: unsupported bundle format version",
+        );
     let mut b = d.read("b.klp");
     b[10] = 5;
     d.write("5sig.klp", &b);
     d.klpctl_unchanged(&["verify", "5sig.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: 5sig.klp: bundle rejected: more than 4 signatures");
+        .fails(
+            3,
+            "klpctl: 5sig.klp: bundle rejected: more than 4 signatures",
+        );
     let mut b = d.read("b.klp");
     b[16..24].copy_from_slice(&0u64.to_le_bytes());
     d.write("p0.klp", &b);
     d.klpctl_unchanged(&["verify", "p0.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: p0.klp: bundle rejected: payload length out of bounds (1..2^30)");
+        .fails(
+            3,
+            "klpctl: p0.klp: bundle rejected: payload length out of bounds (1..2^30)",
+        );
 }
 
 #[test]
@@ -788,7 +1156,10 @@ fn keyring_skips_malformed_key_files() {
     weak.extend_from_slice(&[7; 8]);
     weak.push(1);
     weak.extend_from_slice(&[0; 31]);
-    d.write("ring/weak.pub", format!("untrusted comment: weak\n{}\n", b64_encode(&weak)));
+    d.write(
+        "ring/weak.pub",
+        format!("untrusted comment: weak\n{}\n", b64_encode(&weak)),
+    );
     d.write("ring/ignored.txt", "not a key, not read");
     d.write("ring/.hidden.pub", "not read either");
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring"]);
@@ -816,7 +1187,9 @@ fn every_bit_flip_is_rejected() {
     // Every bit of every byte: header, manifest, signature record (key id
     // and signature) and payload. About 6000 runs, a few seconds.
     assert!((l.sig_count, l.payload_len) == (1, livepatch_ko().len()));
-    let flips: Vec<(usize, u8)> = (0..good.len()).flat_map(|i| (0..8).map(move |b| (i, b))).collect();
+    let flips: Vec<(usize, u8)> = (0..good.len())
+        .flat_map(|i| (0..8).map(move |b| (i, b)))
+        .collect();
     let failures: Vec<String> = par_map(&flips, |t, &(i, bit)| {
         let name = format!("flip{t}.klp");
         let mut b = good.clone();
@@ -824,13 +1197,21 @@ fn every_bit_flip_is_rejected() {
         d.write(&name, &b);
         let r = d.klpctl(&["verify", &name, "--keyring", "ring"]);
         let last = r.err().lines().last().unwrap_or("");
-        let ok = r.code == 3 && r.stdout.is_empty() && last.starts_with(&format!("klpctl: {name}: bundle rejected: "));
+        let ok = r.code == 3
+            && r.stdout.is_empty()
+            && last.starts_with(&format!("klpctl: {name}: bundle rejected: "));
         (!ok).then(|| format!("byte {i} bit {bit}: exit {} stderr {:?}", r.code, r.err()))
     })
     .into_iter()
     .flatten()
     .collect();
-    assert!(failures.is_empty(), "{} of {} flips not rejected:\n{}", failures.len(), flips.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} flips not rejected:\n{}",
+        failures.len(),
+        flips.len(),
+        failures.join("\n")
+    );
     // The original still verifies, so every rejection above was the flip's doing.
     d.klpctl(&["verify", "b.klp", "--keyring", "ring"]).code(0);
 }
@@ -841,9 +1222,23 @@ fn every_truncation_and_a_trailing_byte_are_rejected() {
     let d = &s.dir;
     let good = d.read("b.klp");
     let l = Layout::of(&good);
-    let boundaries = [0, 8, 10, 12, 16, HEADER, l.sigs_offset(), l.sigs_offset() + 8, l.payload_offset(), l.total()];
-    let mut lengths: Vec<usize> =
-        boundaries.iter().flat_map(|&b| [b.saturating_sub(1), b, b + 1]).filter(|&n| n < good.len()).collect();
+    let boundaries = [
+        0,
+        8,
+        10,
+        12,
+        16,
+        HEADER,
+        l.sigs_offset(),
+        l.sigs_offset() + 8,
+        l.payload_offset(),
+        l.total(),
+    ];
+    let mut lengths: Vec<usize> = boundaries
+        .iter()
+        .flat_map(|&b| [b.saturating_sub(1), b, b + 1])
+        .filter(|&n| n < good.len())
+        .collect();
     // And every other length in between, it is cheap.
     lengths.extend(0..good.len());
     lengths.sort();
@@ -859,17 +1254,27 @@ fn every_truncation_and_a_trailing_byte_are_rejected() {
     .into_iter()
     .flatten()
     .collect();
-    assert!(failures.is_empty(), "truncations not rejected:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "truncations not rejected:\n{}",
+        failures.join("\n")
+    );
 
     let mut long = good.clone();
     long.push(0);
     d.write("long.klp", &long);
     d.klpctl(&["verify", "long.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: long.klp: bundle rejected: trailing bytes after the payload");
+        .fails(
+            3,
+            "klpctl: long.klp: bundle rejected: trailing bytes after the payload",
+        );
     long.extend_from_slice(&good);
     d.write("long.klp", &long);
     d.klpctl(&["verify", "long.klp", "--keyring", "ring"])
-        .fails(3, "klpctl: long.klp: bundle rejected: trailing bytes after the payload");
+        .fails(
+            3,
+            "klpctl: long.klp: bundle rejected: trailing bytes after the payload",
+        );
 }
 
 #[test]
@@ -877,48 +1282,100 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
     let s = setup();
     let d = &s.dir;
     let other = keygen(d, "other");
-    d.klpctl(&["pack", "m.ko", "-o", "o.klp", "--stream", "s", "--version", "1", "-s", "other.sec"]).code(0);
-    d.klpctl_unchanged(&["verify", "o.klp", "--keyring", "ring"]).expect(
-        3,
-        "",
-        &format!("{}klpctl: o.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[(&other, "untrusted")])),
-    );
-    d.klpctl(&["pack", "m.ko", "-o", "u.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
-    d.klpctl_unchanged(&["verify", "u.klp", "--keyring", "ring"]).expect(
-        3,
-        "",
-        &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])),
-    );
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "o.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "other.sec",
+    ])
+    .code(0);
+    d.klpctl_unchanged(&["verify", "o.klp", "--keyring", "ring"])
+        .expect(
+            3,
+            "",
+            &format!(
+                "{}klpctl: o.klp: {NOT_ENOUGH}\n",
+                verdict(0, 1, &[(&other, "untrusted")])
+            ),
+        );
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "u.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .code(0);
+    d.klpctl_unchanged(&["verify", "u.klp", "--keyring", "ring"])
+        .expect(
+            3,
+            "",
+            &format!("{}klpctl: u.klp: {NOT_ENOUGH}\n", verdict(0, 1, &[])),
+        );
     // info does not judge trust, it says so instead.
-    assert!(d.klpctl(&["info", "u.klp"]).code(0).out().starts_with("UNVERIFIED "));
+    assert!(
+        d.klpctl(&["info", "u.klp"])
+            .code(0)
+            .out()
+            .starts_with("UNVERIFIED ")
+    );
 
     // The same signature twice counts once.
     let rec = sig_records_of(&d.read("b.klp"))[0];
-    d.write("twice.klp", build_bundle(manifest_of(&d.read("b.klp")), &[rec, rec], &livepatch_ko()));
+    d.write(
+        "twice.klp",
+        build_bundle(manifest_of(&d.read("b.klp")), &[rec, rec], &livepatch_ko()),
+    );
     let r = d.klpctl(&["verify", "twice.klp", "--keyring", "ring"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(1, 1, &[(&s.key, "valid"), (&s.key, "duplicate")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(1, 1, &[(&s.key, "valid"), (&s.key, "duplicate")])),
+        "{}",
+        r.out()
+    );
 
     // A trusted key id in front of a signature it did not make.
     let mut b = d.read("o.klp");
     let at = Layout::of(&b).sigs_offset();
     b[at..at + 8].copy_from_slice(&d.read("b.klp")[at..at + 8]);
     d.write("forged.klp", &b);
-    d.klpctl_unchanged(&["verify", "forged.klp", "--keyring", "ring"]).expect(
-        3,
-        "",
-        &format!("{}klpctl: forged.klp: {BAD_SIG}\n", verdict(0, 1, &[(&s.key, "invalid")])),
-    );
+    d.klpctl_unchanged(&["verify", "forged.klp", "--keyring", "ring"])
+        .expect(
+            3,
+            "",
+            &format!(
+                "{}klpctl: forged.klp: {BAD_SIG}\n",
+                verdict(0, 1, &[(&s.key, "invalid")])
+            ),
+        );
     // An invalid signature by a trusted key rejects even next to a valid one.
     let mut recs = sig_records_of(&d.read("b.klp"));
     recs.push(sig_records_of(&b)[0]);
     let ko = livepatch_ko();
-    d.write("mixed.klp", build_bundle(manifest_of(&d.read("b.klp")), &recs, &ko));
-    d.klpctl_unchanged(&["verify", "mixed.klp", "--keyring", "ring"]).expect(
-        3,
-        "",
-        &format!("{}klpctl: mixed.klp: {BAD_SIG}\n", verdict(1, 1, &[(&s.key, "valid"), (&s.key, "invalid")])),
+    d.write(
+        "mixed.klp",
+        build_bundle(manifest_of(&d.read("b.klp")), &recs, &ko),
     );
+    d.klpctl_unchanged(&["verify", "mixed.klp", "--keyring", "ring"])
+        .expect(
+            3,
+            "",
+            &format!(
+                "{}klpctl: mixed.klp: {BAD_SIG}\n",
+                verdict(1, 1, &[(&s.key, "valid"), (&s.key, "invalid")])
+            ),
+        );
 }
 
 // ------------------------------------------------------------ hostile manifests
@@ -934,7 +1391,17 @@ struct Crafted {
 impl Crafted {
     fn new() -> Crafted {
         let dir = TempDir::new();
-        dir.signify(&["-G", "-n", "-c", "itest signify key", "-p", "x.pub", "-s", "x.sec"]).code(0);
+        dir.signify(&[
+            "-G",
+            "-n",
+            "-c",
+            "itest signify key",
+            "-p",
+            "x.pub",
+            "-s",
+            "x.sec",
+        ])
+        .code(0);
         dir.mkdir("ring");
         dir.copy("x.pub", "ring/x.pub");
         let key = key_id_hex(&dir.read_text("x.pub"));
@@ -946,22 +1413,35 @@ impl Crafted {
         let m = format!("{name}.m");
         let sig = format!("{name}.sig");
         self.dir.write(&m, manifest);
-        self.dir.signify(&["-S", "-s", "x.sec", "-m", &m, "-x", &sig]).code(0);
+        self.dir
+            .signify(&["-S", "-s", "x.sec", "-m", &m, "-x", &sig])
+            .code(0);
         let rec = sig_record(&self.dir.read_text(&sig));
-        self.dir.write(name, build_bundle(manifest, &[rec], payload));
+        self.dir
+            .write(name, build_bundle(manifest, &[rec], payload));
     }
 
     fn verify(&self, name: &str) -> Run {
-        self.dir.klpctl_unchanged(&["verify", name, "--keyring", "ring"])
+        self.dir
+            .klpctl_unchanged(&["verify", name, "--keyring", "ring"])
     }
 
     /// Asserts a signed bundle is rejected after authentication with `msg`.
     #[track_caller]
     fn rejects(&self, name: &str, manifest: &[u8], payload: &[u8], msg: &str) {
         self.bundle(name, manifest, payload);
-        self.verify(name).expect(3, "", &format!("{}klpctl: {name}: {msg}\n", verdict(1, 1, &[(&self.key, "valid")])));
+        self.verify(name).expect(
+            3,
+            "",
+            &format!(
+                "{}klpctl: {name}: {msg}\n",
+                verdict(1, 1, &[(&self.key, "valid")])
+            ),
+        );
         // info parses the same manifest without any signature.
-        self.dir.klpctl_unchanged(&["info", name]).fails(3, &format!("klpctl: {name}: {msg}"));
+        self.dir
+            .klpctl_unchanged(&["info", name])
+            .fails(3, &format!("klpctl: {name}: {msg}"));
     }
 }
 
@@ -980,13 +1460,41 @@ fn signed_but_malformed_manifests_are_rejected() {
     };
     let name_field = format!("\"name\":\"{MOD_NAME}\"");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("dup.klp", with(",\"arch\"", &format!(",{name_field},\"arch\"")), MANIFEST_JSON),
-        ("dup-other.klp", with(",\"arch\"", ",\"name\":\"klp_evil\",\"arch\""), MANIFEST_JSON),
-        ("unknown.klp", with(",\"arch\"", ",\"extra\":1,\"arch\""), MANIFEST_JSON),
-        ("unknown-nested.klp", with(",\"arch\"", ",\"extra\":{\"a\":[[[1]]]},\"arch\""), MANIFEST_JSON),
-        ("missing.klp", with(",\"arch\":\"x86_64\"", ""), MANIFEST_JSON),
-        ("escape.klp", with(&name_field, "\"name\":\"klp_\\u0069test\""), "manifest field name: 1-55 of [A-Za-z0-9_]"),
-        ("escape2.klp", with(&name_field, "\"name\":\"klp\\\"itest\""), "manifest field name: 1-55 of [A-Za-z0-9_]"),
+        (
+            "dup.klp",
+            with(",\"arch\"", &format!(",{name_field},\"arch\"")),
+            MANIFEST_JSON,
+        ),
+        (
+            "dup-other.klp",
+            with(",\"arch\"", ",\"name\":\"klp_evil\",\"arch\""),
+            MANIFEST_JSON,
+        ),
+        (
+            "unknown.klp",
+            with(",\"arch\"", ",\"extra\":1,\"arch\""),
+            MANIFEST_JSON,
+        ),
+        (
+            "unknown-nested.klp",
+            with(",\"arch\"", ",\"extra\":{\"a\":[[[1]]]},\"arch\""),
+            MANIFEST_JSON,
+        ),
+        (
+            "missing.klp",
+            with(",\"arch\":\"x86_64\"", ""),
+            MANIFEST_JSON,
+        ),
+        (
+            "escape.klp",
+            with(&name_field, "\"name\":\"klp_\\u0069test\""),
+            "manifest field name: 1-55 of [A-Za-z0-9_]",
+        ),
+        (
+            "escape2.klp",
+            with(&name_field, "\"name\":\"klp\\\"itest\""),
+            "manifest field name: 1-55 of [A-Za-z0-9_]",
+        ),
         (
             "stream.klp",
             with("\"stream\":\"s\"", "\"stream\":\"../../etc\""),
@@ -1012,18 +1520,30 @@ fn signed_but_malformed_manifests_are_rejected() {
             format!("{good}\n").into_bytes(),
             "manifest must be exactly one JSON object with nothing before or after it",
         ),
-        ("two.klp", format!("{good}{{}}").into_bytes(), "manifest has trailing bytes after the JSON object"),
+        (
+            "two.klp",
+            format!("{good}{{}}").into_bytes(),
+            "manifest has trailing bytes after the JSON object",
+        ),
         // Other spellings of the same manifest: one signed manifest has one byte form.
         ("ws.klp", with(",\"arch\"", ", \"arch\""), NOT_CANONICAL),
         (
             "order.klp",
-            with(&format!("\"format\":1,{name_field}"), &format!("{name_field},\"format\":1")),
+            with(
+                &format!("\"format\":1,{name_field}"),
+                &format!("{name_field},\"format\":1"),
+            ),
             NOT_CANONICAL,
         ),
-        ("null.klp", with(",\"arch\"", ",\"build_id\":null,\"arch\""), NOT_CANONICAL),
+        (
+            "null.klp",
+            with(",\"arch\"", ",\"build_id\":null,\"arch\""),
+            NOT_CANONICAL,
+        ),
         (
             "upper.klp",
-            good.replacen(&sha256_hex(&ko), &sha256_hex(&ko).to_uppercase(), 1).into_bytes(),
+            good.replacen(&sha256_hex(&ko), &sha256_hex(&ko).to_uppercase(), 1)
+                .into_bytes(),
             "manifest field payload_sha256: 64 lowercase hex digits",
         ),
         (
@@ -1033,7 +1553,10 @@ fn signed_but_malformed_manifests_are_rejected() {
         ),
         (
             "size.klp",
-            with(&format!("\"payload_size\":{}", ko.len()), &format!("\"payload_size\":{}", ko.len() + 1)),
+            with(
+                &format!("\"payload_size\":{}", ko.len()),
+                &format!("\"payload_size\":{}", ko.len() + 1),
+            ),
             "bundle rejected: header payload length differs from the manifest",
         ),
     ];
@@ -1048,7 +1571,10 @@ fn signed_but_malformed_manifests_are_rejected() {
     c.verify("swapped.klp").expect(
         3,
         "",
-        &format!("{}klpctl: swapped.klp: {DIGEST}\n", verdict(1, 1, &[(&c.key, "valid")])),
+        &format!(
+            "{}klpctl: swapped.klp: {DIGEST}\n",
+            verdict(1, 1, &[(&c.key, "valid")])
+        ),
     );
 }
 
@@ -1061,25 +1587,39 @@ fn oversized_and_deeply_nested_manifests_are_rejected() {
     const LEN_BOUNDS: &str = "bundle rejected: manifest length out of bounds (2..16384)";
 
     // Over the limit, even when signed: refused from the header alone.
-    let padded = |n: usize| format!("{}{}", &good[..good.len() - 1], " ".repeat(n - good.len()) + "}");
+    let padded = |n: usize| {
+        format!(
+            "{}{}",
+            &good[..good.len() - 1],
+            " ".repeat(n - good.len()) + "}"
+        )
+    };
     for (name, m) in [
         ("big.klp", padded(16385)),
         ("deep.klp", "[".repeat(100_000)),
-        ("deep-obj.klp", format!("{{\"x\":{}", "{\"a\":".repeat(100_000))),
+        (
+            "deep-obj.klp",
+            format!("{{\"x\":{}", "{\"a\":".repeat(100_000)),
+        ),
     ] {
         c.bundle(name, m.as_bytes(), &ko);
-        c.verify(name).fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
-        d.klpctl_unchanged(&["info", name]).fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
-        d.klpctl_unchanged(&["manifest", name]).fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
+        c.verify(name)
+            .fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
+        d.klpctl_unchanged(&["info", name])
+            .fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
+        d.klpctl_unchanged(&["manifest", name])
+            .fails(3, &format!("klpctl: {name}: {LEN_BOUNDS}"));
     }
     // A header claiming more than the limit, whatever follows.
     let mut b = build_bundle(good.as_bytes(), &[], &ko);
     b[12..16].copy_from_slice(&16385u32.to_le_bytes());
     d.write("hdr.klp", &b);
-    c.verify("hdr.klp").fails(3, &format!("klpctl: hdr.klp: {LEN_BOUNDS}"));
+    c.verify("hdr.klp")
+        .fails(3, &format!("klpctl: hdr.klp: {LEN_BOUNDS}"));
     b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
     d.write("hdr.klp", &b);
-    c.verify("hdr.klp").fails(3, &format!("klpctl: hdr.klp: {LEN_BOUNDS}"));
+    c.verify("hdr.klp")
+        .fails(3, &format!("klpctl: hdr.klp: {LEN_BOUNDS}"));
 
     // Exactly at the limit and signed: the parser itself sees it. Nesting
     // that fills the whole manifest must be an error, never a crash.
@@ -1109,9 +1649,16 @@ fn oversized_and_deeply_nested_manifests_are_rejected() {
         c.bundle(name, m.as_bytes(), &ko);
         let r = c.verify(name);
         r.code(3);
-        assert!(r.err().starts_with(&verdict(1, 1, &[(&c.key, "valid")])), "{}", r.err());
+        assert!(
+            r.err().starts_with(&verdict(1, 1, &[(&c.key, "valid")])),
+            "{}",
+            r.err()
+        );
         let last = r.err().lines().last().unwrap();
-        assert!(last.starts_with(&format!("klpctl: {name}: manifest")), "{last}");
+        assert!(
+            last.starts_with(&format!("klpctl: {name}: manifest")),
+            "{last}"
+        );
         let info = d.klpctl_unchanged(&["info", name]);
         info.code(3);
         assert_eq!(info.err(), format!("{last}\n"));
@@ -1133,7 +1680,10 @@ fn threshold_two_of_three() {
     let keys = format!("{}:{}:{}", d.abs("a.pub"), d.abs("b.pub"), d.abs("c.pub"));
     let bin = build_device_binary(
         &root().join("target/itest-threshold"),
-        &[("KLPCTL_THRESHOLD", OsStr::new("2")), ("KLPCTL_TRUSTED_KEYS", OsStr::new(&keys))],
+        &[
+            ("KLPCTL_THRESHOLD", OsStr::new("2")),
+            ("KLPCTL_TRUSTED_KEYS", OsStr::new(&keys)),
+        ],
     );
     // No runtime keys: only the three embedded ones are trusted.
     d.mkdir("none");
@@ -1156,17 +1706,26 @@ fn threshold_two_of_three() {
     verify("a.klp", "none").expect(
         3,
         "",
-        &format!("{}klpctl: a.klp: {NOT_ENOUGH}\n", verdict(0, 2, &[(&a, "unchecked")])),
+        &format!(
+            "{}klpctl: a.klp: {NOT_ENOUGH}\n",
+            verdict(0, 2, &[(&a, "unchecked")])
+        ),
     );
     // The normal build (threshold 1) takes the same bundle from the same key.
     d.mkdir("ring-a");
     d.copy("a.pub", "ring-a/a.pub");
-    d.klpctl(&["verify", "a.klp", "--keyring", "ring-a"]).code(0);
+    d.klpctl(&["verify", "a.klp", "--keyring", "ring-a"])
+        .code(0);
 
     pack("ab.klp", &["a.sec", "b.sec"]);
     let r = verify("ab.klp", "none");
     r.code(0);
-    assert!(r.out().ends_with(&verdict(2, 2, &[(&a, "valid"), (&b, "valid")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(2, 2, &[(&a, "valid"), (&b, "valid")])),
+        "{}",
+        r.out()
+    );
     pack("cb.klp", &["c.sec", "b.sec"]);
     verify("cb.klp", "none").code(0);
 
@@ -1174,11 +1733,17 @@ fn threshold_two_of_three() {
     // the second record is added by hand).
     let one = d.read("a.klp");
     let rec = sig_records_of(&one)[0];
-    d.write("aa.klp", build_bundle(manifest_of(&one), &[rec, rec], &livepatch_ko()));
+    d.write(
+        "aa.klp",
+        build_bundle(manifest_of(&one), &[rec, rec], &livepatch_ko()),
+    );
     verify("aa.klp", "none").expect(
         3,
         "",
-        &format!("{}klpctl: aa.klp: {NOT_ENOUGH}\n", verdict(0, 2, &[(&a, "unchecked"), (&a, "unchecked")])),
+        &format!(
+            "{}klpctl: aa.klp: {NOT_ENOUGH}\n",
+            verdict(0, 2, &[(&a, "unchecked"), (&a, "unchecked")])
+        ),
     );
 
     // An untrusted key does not make up the difference, and is reported.
@@ -1186,15 +1751,28 @@ fn threshold_two_of_three() {
     verify("ax.klp", "none").expect(
         3,
         "",
-        &format!("{}klpctl: ax.klp: {NOT_ENOUGH}\n", verdict(0, 2, &[(&a, "unchecked"), (&x, "untrusted")])),
+        &format!(
+            "{}klpctl: ax.klp: {NOT_ENOUGH}\n",
+            verdict(0, 2, &[(&a, "unchecked"), (&x, "untrusted")])
+        ),
     );
     let r = d.run_bin(&bin, &["verify", "ax.klp", "--keyring", "none", "--json"]);
     r.code(3);
     let v = Json::parse(r.out());
-    assert_eq!((v.get("threshold").u64(), v.get("valid_keys").u64()), (2, 0));
-    let statuses: Vec<(&str, &str)> =
-        v.get("signatures").arr().iter().map(|s| (s.get("key_id").str(), s.get("status").str())).collect();
-    assert_eq!(statuses, [(a.as_str(), "unchecked"), (x.as_str(), "untrusted")]);
+    assert_eq!(
+        (v.get("threshold").u64(), v.get("valid_keys").u64()),
+        (2, 0)
+    );
+    let statuses: Vec<(&str, &str)> = v
+        .get("signatures")
+        .arr()
+        .iter()
+        .map(|s| (s.get("key_id").str(), s.get("status").str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [(a.as_str(), "unchecked"), (x.as_str(), "untrusted")]
+    );
 
     // Three of three is more than enough; a runtime key counts toward the
     // embedded threshold.
@@ -1204,7 +1782,12 @@ fn threshold_two_of_three() {
     d.copy("x.pub", "ring-x/x.pub");
     let r = verify("ax.klp", "ring-x");
     r.code(0);
-    assert!(r.out().ends_with(&verdict(2, 2, &[(&a, "valid"), (&x, "valid")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(2, 2, &[(&a, "valid"), (&x, "valid")])),
+        "{}",
+        r.out()
+    );
 
     // A bad signature by a trusted key rejects even above the threshold.
     let ab = d.read("ab.klp");
@@ -1220,12 +1803,18 @@ fn threshold_two_of_three() {
     verify("abad.klp", "none").expect(
         3,
         "",
-        &format!("{}klpctl: abad.klp: {BAD_SIG}\n", verdict(1, 2, &[(&a, "valid"), (&b, "invalid")])),
+        &format!(
+            "{}klpctl: abad.klp: {BAD_SIG}\n",
+            verdict(1, 2, &[(&a, "valid"), (&b, "invalid")])
+        ),
     );
     verify("abc-bad.klp", "none").expect(
         3,
         "",
-        &format!("{}klpctl: abc-bad.klp: {BAD_SIG}\n", verdict(2, 2, &[(&a, "valid"), (&b, "invalid"), (&c, "valid")])),
+        &format!(
+            "{}klpctl: abc-bad.klp: {BAD_SIG}\n",
+            verdict(2, 2, &[(&a, "valid"), (&b, "invalid"), (&c, "valid")])
+        ),
     );
 }
 
@@ -1234,30 +1823,69 @@ fn threshold_two_of_three() {
 #[test]
 fn signify_key_signs_for_klpctl_attach() {
     let d = TempDir::new();
-    d.signify(&["-G", "-n", "-p", "x.pub", "-s", "x.sec"]).code(0);
+    d.signify(&["-G", "-n", "-p", "x.pub", "-s", "x.sec"])
+        .code(0);
     let x = key_id_hex(&d.read_text("x.pub"));
     d.mkdir("ring");
     d.copy("x.pub", "ring/x.pub");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&["pack", "m.ko", "-o", "b.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "b.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .code(0);
     let m = d.klpctl(&["manifest", "b.klp"]);
     m.code(0);
     d.write("m", &m.stdout);
-    d.signify(&["-S", "-s", "x.sec", "-m", "m", "-x", "m.sig"]).expect(0, "", "");
-    d.klpctl(&["attach", "b.klp", "m.sig"]).expect(0, &format!("attached signature by key {x}\n"), "");
+    d.signify(&["-S", "-s", "x.sec", "-m", "m", "-x", "m.sig"])
+        .expect(0, "", "");
+    d.klpctl(&["attach", "b.klp", "m.sig"]).expect(
+        0,
+        &format!("attached signature by key {x}\n"),
+        "",
+    );
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(1, 1, &[(&x, "valid")])), "{}", r.out());
-    assert_eq!(sig_records_of(&d.read("b.klp"))[0], sig_record(&d.read_text("m.sig")));
+    assert!(
+        r.out().ends_with(&verdict(1, 1, &[(&x, "valid")])),
+        "{}",
+        r.out()
+    );
+    assert_eq!(
+        sig_records_of(&d.read("b.klp"))[0],
+        sig_record(&d.read_text("m.sig"))
+    );
 
     // A signify signature over other bytes attaches, but never verifies.
-    d.klpctl(&["pack", "m.ko", "-o", "c.klp", "--stream", "s", "--version", "2", "--unsigned"]).code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "c.klp",
+        "--stream",
+        "s",
+        "--version",
+        "2",
+        "--unsigned",
+    ])
+    .code(0);
     d.klpctl(&["attach", "c.klp", "m.sig"]).code(0);
-    d.klpctl_unchanged(&["verify", "c.klp", "--keyring", "ring"]).expect(
-        3,
-        "",
-        &format!("{}klpctl: c.klp: {BAD_SIG}\n", verdict(0, 1, &[(&x, "invalid")])),
-    );
+    d.klpctl_unchanged(&["verify", "c.klp", "--keyring", "ring"])
+        .expect(
+            3,
+            "",
+            &format!(
+                "{}klpctl: c.klp: {BAD_SIG}\n",
+                verdict(0, 1, &[(&x, "invalid")])
+            ),
+        );
 }
 
 #[test]
@@ -1265,20 +1893,44 @@ fn klpctl_sign_writes_a_signify_signature() {
     let d = TempDir::new();
     let k = keygen(&d, "k");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&["pack", "m.ko", "-o", "b.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
-    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"]).expect(0, &format!("signed with key {k}\n"), "");
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "b.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .code(0);
+    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"])
+        .expect(0, &format!("signed with key {k}\n"), "");
     let sig = d.read_text("k.sig");
-    assert!(sig.starts_with("untrusted comment: ") && sig.ends_with('\n') && sig.lines().count() == 2, "{sig}");
+    assert!(
+        sig.starts_with("untrusted comment: ") && sig.ends_with('\n') && sig.lines().count() == 2,
+        "{sig}"
+    );
     d.write("m", d.klpctl(&["manifest", "b.klp"]).code(0).stdout.clone());
-    d.signify(&["-V", "-p", "k.pub", "-m", "m", "-x", "k.sig"]).expect(0, "Signature Verified\n", "");
+    d.signify(&["-V", "-p", "k.pub", "-m", "m", "-x", "k.sig"])
+        .expect(0, "Signature Verified\n", "");
     // signify really checks: one changed byte of the message fails.
     let mut m = d.read("m");
     m[10] ^= 1;
     d.write("m2", &m);
-    assert_ne!(d.signify(&["-V", "-q", "-p", "k.pub", "-m", "m2", "-x", "k.sig"]).code, 0);
+    assert_ne!(
+        d.signify(&["-V", "-q", "-p", "k.pub", "-m", "m2", "-x", "k.sig"])
+            .code,
+        0
+    );
     // -x again for a bundle already signed by that key: same signature file.
-    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k2.sig"]).expect(0, &format!("already signed by key {k}\n"), "");
-    assert_eq!(signify_payload(&d.read_text("k2.sig")), signify_payload(&sig));
+    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k2.sig"])
+        .expect(0, &format!("already signed by key {k}\n"), "");
+    assert_eq!(
+        signify_payload(&d.read_text("k2.sig")),
+        signify_payload(&sig)
+    );
 }
 
 #[test]
@@ -1288,40 +1940,93 @@ fn key_files_work_in_both_tools() {
     // klpctl public key; klpctl accepts the result.
     let k = keygen(&d, "k");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&["pack", "m.ko", "-o", "b.klp", "--stream", "s", "--version", "1", "--unsigned"]).code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "b.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "--unsigned",
+    ])
+    .code(0);
     d.write("m", d.klpctl(&["manifest", "b.klp"]).code(0).stdout.clone());
-    d.signify(&["-S", "-s", "k.sec", "-m", "m", "-x", "s.sig"]).expect(0, "", "");
-    d.signify(&["-V", "-p", "k.pub", "-m", "m", "-x", "s.sig"]).expect(0, "Signature Verified\n", "");
-    d.klpctl(&["attach", "b.klp", "s.sig"]).expect(0, &format!("attached signature by key {k}\n"), "");
+    d.signify(&["-S", "-s", "k.sec", "-m", "m", "-x", "s.sig"])
+        .expect(0, "", "");
+    d.signify(&["-V", "-p", "k.pub", "-m", "m", "-x", "s.sig"])
+        .expect(0, "Signature Verified\n", "");
+    d.klpctl(&["attach", "b.klp", "s.sig"]).expect(
+        0,
+        &format!("attached signature by key {k}\n"),
+        "",
+    );
     d.mkdir("ring-k");
     d.copy("k.pub", "ring-k/k.pub");
-    d.klpctl(&["verify", "b.klp", "--keyring", "ring-k"]).code(0);
+    d.klpctl(&["verify", "b.klp", "--keyring", "ring-k"])
+        .code(0);
     // Ed25519 is deterministic: klpctl's own signature is the same bytes.
     d.copy("b.klp", "c.klp");
-    d.klpctl(&["sign", "c.klp", "-s", "k.sec", "-x", "k.sig"]).expect(0, &format!("already signed by key {k}\n"), "");
-    assert_eq!(signify_payload(&d.read_text("k.sig")), signify_payload(&d.read_text("s.sig")));
+    d.klpctl(&["sign", "c.klp", "-s", "k.sec", "-x", "k.sig"])
+        .expect(0, &format!("already signed by key {k}\n"), "");
+    assert_eq!(
+        signify_payload(&d.read_text("k.sig")),
+        signify_payload(&d.read_text("s.sig"))
+    );
 
     // A signify secret key packs and signs with klpctl; signify verifies.
-    d.signify(&["-G", "-n", "-p", "x.pub", "-s", "x.sec"]).code(0);
+    d.signify(&["-G", "-n", "-p", "x.pub", "-s", "x.sec"])
+        .code(0);
     let x = key_id_hex(&d.read_text("x.pub"));
-    d.klpctl(&["pack", "m.ko", "-o", "x.klp", "--stream", "s", "--version", "1", "-s", "x.sec"]).code(0);
-    d.klpctl(&["sign", "b.klp", "-s", "x.sec", "-x", "x.sig"]).expect(0, &format!("signed with key {x}\n"), "");
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "x.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "x.sec",
+    ])
+    .code(0);
+    d.klpctl(&["sign", "b.klp", "-s", "x.sec", "-x", "x.sig"])
+        .expect(0, &format!("signed with key {x}\n"), "");
     d.mkdir("ring-x");
     d.copy("x.pub", "ring-x/x.pub");
-    d.klpctl(&["verify", "x.klp", "--keyring", "ring-x"]).code(0);
-    d.write("xm", d.klpctl(&["manifest", "x.klp"]).code(0).stdout.clone());
-    d.write("from-bundle.sig", sig_file(&sig_records_of(&d.read("x.klp"))[0]));
-    d.signify(&["-V", "-p", "x.pub", "-m", "xm", "-x", "from-bundle.sig"]).expect(0, "Signature Verified\n", "");
-    d.signify(&["-V", "-p", "x.pub", "-m", "m", "-x", "x.sig"]).expect(0, "Signature Verified\n", "");
+    d.klpctl(&["verify", "x.klp", "--keyring", "ring-x"])
+        .code(0);
+    d.write(
+        "xm",
+        d.klpctl(&["manifest", "x.klp"]).code(0).stdout.clone(),
+    );
+    d.write(
+        "from-bundle.sig",
+        sig_file(&sig_records_of(&d.read("x.klp"))[0]),
+    );
+    d.signify(&["-V", "-p", "x.pub", "-m", "xm", "-x", "from-bundle.sig"])
+        .expect(0, "Signature Verified\n", "");
+    d.signify(&["-V", "-p", "x.pub", "-m", "m", "-x", "x.sig"])
+        .expect(0, "Signature Verified\n", "");
     // Both keys on b.klp now; either alone is enough at threshold 1.
     let r = d.klpctl(&["verify", "b.klp", "--keyring", "ring-x"]);
     r.code(0);
-    assert!(r.out().ends_with(&verdict(1, 1, &[(&k, "untrusted"), (&x, "valid")])), "{}", r.out());
+    assert!(
+        r.out()
+            .ends_with(&verdict(1, 1, &[(&k, "untrusted"), (&x, "valid")])),
+        "{}",
+        r.out()
+    );
 
     // A passphrase-protected key (non-zero KDF rounds) is refused clearly.
     let mut raw = signify_payload(&d.read_text("x.sec"));
     raw[4..8].copy_from_slice(&42u32.to_be_bytes());
-    d.write("enc.sec", format!("untrusted comment: encrypted\n{}\n", b64_encode(&raw)));
+    d.write(
+        "enc.sec",
+        format!("untrusted comment: encrypted\n{}\n", b64_encode(&raw)),
+    );
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "enc.sec"]).fails(
         2,
         "klpctl: enc.sec: secret key is passphrase-protected; klpctl needs an unencrypted key (signify -G -n)",
@@ -1329,9 +2034,15 @@ fn key_files_work_in_both_tools() {
     // A corrupted secret key is caught by its checksum.
     let mut raw = signify_payload(&d.read_text("x.sec"));
     raw[50] ^= 1;
-    d.write("bad.sec", format!("untrusted comment: corrupted\n{}\n", b64_encode(&raw)));
+    d.write(
+        "bad.sec",
+        format!("untrusted comment: corrupted\n{}\n", b64_encode(&raw)),
+    );
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "bad.sec"])
-        .fails(2, "klpctl: bad.sec: secret key checksum mismatch (corrupted key file)");
+        .fails(
+            2,
+            "klpctl: bad.sec: secret key checksum mismatch (corrupted key file)",
+        );
 }
 
 // ------------------------------------------------------------ regression corpus
@@ -1358,7 +2069,9 @@ fn regression_corpus_replay() {
         }
     }
     let corpus = |kind: &str| -> Vec<std::path::PathBuf> {
-        let Ok(entries) = std::fs::read_dir(root().join("fuzz/regressions").join(kind)) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(root().join("fuzz/regressions").join(kind)) else {
+            return Vec::new();
+        };
         let mut files: Vec<_> = entries
             .map(|e| e.unwrap().path())
             .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
@@ -1393,7 +2106,24 @@ fn regression_corpus_replay() {
     }
     for f in corpus("modinfo") {
         let p = f.to_str().unwrap();
-        failures.extend(check(&["pack", p, "-o", "out.klp", "--stream", "s", "--version", "1", "--unsigned"], &[2]));
+        failures.extend(check(
+            &[
+                "pack",
+                p,
+                "-o",
+                "out.klp",
+                "--stream",
+                "s",
+                "--version",
+                "1",
+                "--unsigned",
+            ],
+            &[2],
+        ));
     }
-    assert!(failures.is_empty(), "regression corpus:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "regression corpus:\n{}",
+        failures.join("\n")
+    );
 }

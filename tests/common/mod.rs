@@ -40,11 +40,18 @@ pub fn klpctl_bin() -> &'static Path {
 pub fn build_device_binary(target_dir: &Path, env: &[(&str, &OsStr)]) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--release", "--target", TARGET, "--target-dir"])
-        .arg(target_dir)
-        .current_dir(root())
-        .env_remove("KLPCTL_TRUSTED_KEYS")
-        .env_remove("KLPCTL_THRESHOLD");
+    cmd.args([
+        "build",
+        "--quiet",
+        "--release",
+        "--target",
+        TARGET,
+        "--target-dir",
+    ])
+    .arg(target_dir)
+    .current_dir(root())
+    .env_remove("KLPCTL_TRUSTED_KEYS")
+    .env_remove("KLPCTL_THRESHOLD");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -81,7 +88,12 @@ impl Run {
             ),
             (None, None) => panic!("{what}: no exit status"),
         };
-        Run { what, code, stdout: out.stdout, stderr: out.stderr }
+        Run {
+            what,
+            code,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        }
     }
 
     /// Standard output as text.
@@ -124,7 +136,10 @@ impl Run {
     /// nothing on stdout.
     #[track_caller]
     pub fn fails(&self, code: i32, stderr_line: &str) -> &Run {
-        assert!(stderr_line.starts_with("klpctl: ") && !stderr_line.contains('\n'), "bad expectation {stderr_line:?}");
+        assert!(
+            stderr_line.starts_with("klpctl: ") && !stderr_line.contains('\n'),
+            "bad expectation {stderr_line:?}"
+        );
         self.expect(code, "", &format!("{stderr_line}\n"))
     }
 }
@@ -132,7 +147,10 @@ impl Run {
 /// Runs `cmd` to completion with no stdin.
 pub fn run(mut cmd: Command) -> Run {
     let what = format!("{cmd:?}");
-    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
     Run::from_output(what, out)
 }
 
@@ -164,7 +182,10 @@ impl TempDir {
 
     /// Absolute path inside the directory, as a string for argument lists.
     pub fn abs(&self, name: &str) -> String {
-        self.join(name).to_str().expect("temp paths are UTF-8").to_owned()
+        self.join(name)
+            .to_str()
+            .expect("temp paths are UTF-8")
+            .to_owned()
     }
 
     /// Writes a file (creating parent directories).
@@ -265,7 +286,11 @@ impl Drop for TempDir {
 
 /// Asserts two snapshots are equal, naming what differs.
 #[track_caller]
-pub fn assert_same(before: &BTreeMap<PathBuf, (u32, Vec<u8>)>, after: &BTreeMap<PathBuf, (u32, Vec<u8>)>, r: &Run) {
+pub fn assert_same(
+    before: &BTreeMap<PathBuf, (u32, Vec<u8>)>,
+    after: &BTreeMap<PathBuf, (u32, Vec<u8>)>,
+    r: &Run,
+) {
     let mut diffs = Vec::new();
     for (p, v) in before {
         match after.get(p) {
@@ -277,7 +302,13 @@ pub fn assert_same(before: &BTreeMap<PathBuf, (u32, Vec<u8>)>, after: &BTreeMap<
     for p in after.keys().filter(|p| !before.contains_key(*p)) {
         diffs.push(format!("created {}", p.display()));
     }
-    assert!(diffs.is_empty(), "{} (exit {}, stderr {:?}) changed the directory: {diffs:?}", r.what, r.code, r.err());
+    assert!(
+        diffs.is_empty(),
+        "{} (exit {}, stderr {:?}) changed the directory: {diffs:?}",
+        r.what,
+        r.code,
+        r.err()
+    );
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -303,8 +334,11 @@ pub fn fake_ko(modinfo: &[u8], machine: u16) -> Vec<u8> {
     f.resize(f.len().next_multiple_of(8), 0);
     let shoff = f.len();
     // (name offset in .shstrtab, type, file offset, size)
-    let headers =
-        [(0u32, 0u32, 0usize, 0usize), (1, 3, strtab_off, SHSTRTAB.len()), (11, 1, modinfo_off, modinfo.len())];
+    let headers = [
+        (0u32, 0u32, 0usize, 0usize),
+        (1, 3, strtab_off, SHSTRTAB.len()),
+        (11, 1, modinfo_off, modinfo.len()),
+    ];
     for (name, ty, off, size) in headers {
         let mut sh = [0u8; 64];
         sh[..4].copy_from_slice(&name.to_le_bytes());
@@ -329,8 +363,9 @@ pub const RELEASE: &str = "6.1.0-41-amd64";
 
 /// A livepatch module for x86-64 named [`MOD_NAME`] built for [`RELEASE`].
 pub fn livepatch_ko() -> Vec<u8> {
-    let info =
-        format!("license=GPL\0livepatch=Y\0name={MOD_NAME}\0vermagic={RELEASE} SMP preempt mod_unload modversions \0");
+    let info = format!(
+        "license=GPL\0livepatch=Y\0name={MOD_NAME}\0vermagic={RELEASE} SMP preempt mod_unload modversions \0"
+    );
     fake_ko(info.as_bytes(), 62)
 }
 
@@ -384,7 +419,13 @@ pub fn manifest_of(b: &[u8]) -> &[u8] {
 /// The signature records of a bundle.
 pub fn sig_records_of(b: &[u8]) -> Vec<[u8; SIG_RECORD]> {
     let l = Layout::of(b);
-    (0..l.sig_count).map(|i| b[l.sigs_offset() + i * SIG_RECORD..][..SIG_RECORD].try_into().unwrap()).collect()
+    (0..l.sig_count)
+        .map(|i| {
+            b[l.sigs_offset() + i * SIG_RECORD..][..SIG_RECORD]
+                .try_into()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Assembles a bundle from its parts, with a header that matches them.
@@ -425,7 +466,11 @@ pub fn key_id_hex(text: &str) -> String {
 /// A bundle signature record (key id ‖ signature) from a signify signature file.
 pub fn sig_record(sig_file: &str) -> [u8; SIG_RECORD] {
     let raw = signify_payload(sig_file);
-    assert_eq!((raw.len(), &raw[..2]), (74, &b"Ed"[..]), "not a signify signature");
+    assert_eq!(
+        (raw.len(), &raw[..2]),
+        (74, &b"Ed"[..]),
+        "not a signify signature"
+    );
     raw[2..].try_into().unwrap()
 }
 
@@ -433,7 +478,10 @@ pub fn sig_record(sig_file: &str) -> [u8; SIG_RECORD] {
 pub fn sig_file(record: &[u8; SIG_RECORD]) -> String {
     let mut raw = b"Ed".to_vec();
     raw.extend_from_slice(record);
-    format!("untrusted comment: signature from a klpctl bundle\n{}\n", b64_encode(&raw))
+    format!(
+        "untrusted comment: signature from a klpctl bundle\n{}\n",
+        b64_encode(&raw)
+    )
 }
 
 /// Lowercase hex.
@@ -447,9 +495,16 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn b64_encode(data: &[u8]) -> String {
     let mut s = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
-            s.push(if i <= chunk.len() { B64[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
+            s.push(if i <= chunk.len() {
+                B64[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
         }
     }
     s
@@ -468,7 +523,9 @@ pub fn b64_decode(s: &str) -> Vec<u8> {
                 0
             } else {
                 assert_eq!(pad, 0, "base64 data after padding");
-                B64.iter().position(|&x| x == c).unwrap_or_else(|| panic!("bad base64 {c}")) as u32
+                B64.iter()
+                    .position(|&x| x == c)
+                    .unwrap_or_else(|| panic!("bad base64 {c}")) as u32
             };
             n = n << 6 | v;
         }
@@ -515,7 +572,10 @@ impl Json {
     /// Parses one JSON document; panics (failing the test) on anything that
     /// is not strictly valid JSON, including duplicate object keys.
     pub fn parse(text: &str) -> Json {
-        let mut p = JsonParser { s: text.as_bytes(), i: 0 };
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
         let v = p.value(0);
         p.ws();
         assert_eq!(p.i, p.s.len(), "trailing bytes after JSON in {text:?}");
@@ -526,7 +586,12 @@ impl Json {
     #[track_caller]
     pub fn get(&self, key: &str) -> &Json {
         match self {
-            Json::Obj(m) => &m.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no key {key:?} in {self:?}")).1,
+            Json::Obj(m) => {
+                &m.iter()
+                    .find(|(k, _)| k == key)
+                    .unwrap_or_else(|| panic!("no key {key:?} in {self:?}"))
+                    .1
+            }
             _ => panic!("not an object: {self:?}"),
         }
     }
@@ -589,11 +654,18 @@ impl JsonParser<'_> {
     }
 
     fn peek(&self) -> u8 {
-        *self.s.get(self.i).unwrap_or_else(|| panic!("JSON ends early"))
+        *self
+            .s
+            .get(self.i)
+            .unwrap_or_else(|| panic!("JSON ends early"))
     }
 
     fn eat(&mut self, lit: &str) {
-        assert!(self.s[self.i..].starts_with(lit.as_bytes()), "expected {lit:?} at {}", self.i);
+        assert!(
+            self.s[self.i..].starts_with(lit.as_bytes()),
+            "expected {lit:?} at {}",
+            self.i
+        );
         self.i += lit.len();
     }
 
@@ -665,7 +737,11 @@ impl JsonParser<'_> {
             b'-' | b'0'..=b'9' => {
                 let start = self.i;
                 self.i += 1;
-                while self.s.get(self.i).is_some_and(|c| c.is_ascii_digit() || b".eE+-".contains(c)) {
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_digit() || b".eE+-".contains(c))
+                {
                     self.i += 1;
                 }
                 Json::Num(String::from_utf8(self.s[start..self.i].to_vec()).unwrap())
@@ -712,7 +788,9 @@ impl JsonParser<'_> {
 /// Runs `f` on every item across a few threads; `f` also gets the index of
 /// its thread, for naming scratch files. Results are in item order.
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     let chunk = items.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = items
@@ -723,6 +801,9 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
                 s.spawn(move || part.iter().map(|x| f(t, x)).collect::<Vec<R>>())
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
     })
 }
