@@ -31,6 +31,7 @@ const MAIN_CASES: &[&str] = &[
     "c07_disable",
     "c05_replace_chain",
     "c06_downgrade",
+    "c06b_persistent_floor",
     "c08_stall_timeout",
     "c09_badcb",
     "c11_concurrent",
