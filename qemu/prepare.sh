@@ -5,6 +5,7 @@
 #
 # usage: prepare.sh
 # stdout: one line per kernel: "<series> <release>". Progress goes to stderr.
+# Environment: KLPCTL_DEVICE = prebuilt device klpctl for the guest.
 # Environment: KLPCTL (or KLPCTL_BIN) = path to use a prebuilt static klpctl
 # instead of building one with cargo.
 set -euo pipefail
@@ -36,10 +37,22 @@ fi
 export KLPCTL
 [ -x "$KLPCTL" ] || die "no klpctl at $KLPCTL"
 
+# The guest runs the device build (no authoring commands: no keygen, pack or
+# signing code), as an appliance would; the host packs and signs with the
+# full build above.
+KLPCTL_DEVICE=${KLPCTL_DEVICE:-}
+if [ -z "$KLPCTL_DEVICE" ]; then
+    log "building the device klpctl (--no-default-features)"
+    (cd "$REPO_DIR" && ${CARGO:-cargo} build --release --target x86_64-unknown-linux-musl --bin klpctl \
+        --no-default-features --target-dir target/device >&2) || die "cargo build of the device klpctl failed"
+    KLPCTL_DEVICE=$REPO_DIR/target/device/x86_64-unknown-linux-musl/release/klpctl
+fi
+[ -x "$KLPCTL_DEVICE" ] || die "no device klpctl at $KLPCTL_DEVICE"
+
 while read -r series release; do
     "$QEMU_DIR/mkbundles.sh" "$release" >/dev/null
     for scenario in main sigenforce; do
-        "$QEMU_DIR/mkinitramfs.sh" -s "$scenario" "$release" >/dev/null
+        "$QEMU_DIR/mkinitramfs.sh" -k "$KLPCTL_DEVICE" -s "$scenario" "$release" >/dev/null
     done
     printf '%s %s\n' "$series" "$release"
 done <"$OUT_DIR/kernels/releases"

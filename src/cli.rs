@@ -2,6 +2,9 @@
 //! manifest, attach, sign, verify, info) and the kernel commands (apply,
 //! disable, status), and their human and JSON output.
 #![forbid(unsafe_code)]
+// A device build (no `authoring` feature) keeps the authoring handlers'
+// source but never calls them; the linker drops them.
+#![cfg_attr(not(feature = "authoring"), allow(dead_code, unused_imports))]
 
 use crate::bundle::{self, FileSource, Source};
 use crate::error::{Context, Error, Result};
@@ -168,18 +171,31 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Result<()> {
     };
     match cmd {
         b"--help" | b"-h" | b"help" => {
-            Out::stdout().s(HELP);
+            let mut o = Out::stdout();
+            o.s(HELP);
+            if cfg!(not(feature = "authoring")) {
+                o.s("\nthis device build has no keygen, pack, manifest, attach or sign\n");
+            }
             Ok(())
         }
         b"--version" | b"-V" => {
             Out::stdout().s("klpctl ").s(env!("CARGO_PKG_VERSION")).nl();
             Ok(())
         }
+        #[cfg(feature = "authoring")]
         b"keygen" => keygen(cli, &mut a),
+        #[cfg(feature = "authoring")]
         b"pack" => pack(cli, &mut a),
+        #[cfg(feature = "authoring")]
         b"manifest" => manifest_cmd(cli, &mut a),
+        #[cfg(feature = "authoring")]
         b"attach" => attach(cli, &mut a),
+        #[cfg(feature = "authoring")]
         b"sign" => sign(cli, &mut a),
+        #[cfg(not(feature = "authoring"))]
+        b"keygen" | b"pack" | b"manifest" | b"attach" | b"sign" => Err(Error::Usage(
+            "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign)",
+        )),
         b"verify" => verify(cli, &mut a),
         b"info" => info(cli, &mut a),
         b"apply" => crate::livepatch::apply_cmd(cli, &mut a),

@@ -277,13 +277,13 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-/// The static klpctl the guests run, chosen as `qemu/prepare.sh` chooses it.
+/// The static klpctl the guests run (the device build, without authoring
+/// commands), chosen as `qemu/prepare.sh` chooses it.
 fn device_binary() -> PathBuf {
-    ["KLPCTL", "KLPCTL_BIN"]
-        .iter()
-        .find_map(|v| std::env::var_os(v).filter(|p| !p.is_empty()))
+    std::env::var_os("KLPCTL_DEVICE")
+        .filter(|p| !p.is_empty())
         .map_or_else(
-            || repo().join("target/x86_64-unknown-linux-musl/release/klpctl"),
+            || repo().join("target/device/x86_64-unknown-linux-musl/release/klpctl"),
             PathBuf::from,
         )
 }
