@@ -2127,3 +2127,92 @@ fn regression_corpus_replay() {
         failures.join("\n")
     );
 }
+
+/// The locked-down appliance build: no authoring commands, no runtime
+/// keyring, one embedded key. It trusts exactly the embedded key, refuses
+/// `--keyring`, and says plainly that it cannot pack.
+#[test]
+fn locked_down_device_build() {
+    let d = TempDir::new();
+    keygen(&d, "a");
+    keygen(&d, "x");
+    let bin = build_binary_with(
+        &root().join("target/itest-lockdown"),
+        &[("KLPCTL_TRUSTED_KEYS", OsStr::new(&d.abs("a.pub")))],
+        &["--no-default-features", "--features", "no-runtime-keyring"],
+    );
+    d.write("m.ko", livepatch_ko());
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "a.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "a.sec",
+    ])
+    .code(0);
+    d.klpctl(&[
+        "pack",
+        "m.ko",
+        "-o",
+        "x.klp",
+        "--stream",
+        "s",
+        "--version",
+        "1",
+        "-s",
+        "x.sec",
+    ])
+    .code(0);
+    d.mkdir("ring-x");
+    d.copy("x.pub", "ring-x/x.pub");
+
+    // The embedded key is trusted without any keyring directory.
+    let r = d.run_bin(&bin, &["verify", "a.klp"]);
+    r.code(0);
+    assert!(r.out().starts_with("OK "), "{}", r.out());
+
+    // Another key is not, and no directory can add it.
+    let before = d.snapshot();
+    let r = d.run_bin(&bin, &["verify", "x.klp"]);
+    assert_same(&before, &d.snapshot(), &r);
+    r.code(3);
+    let r = d.run_bin(&bin, &["verify", "x.klp", "--keyring", "ring-x"]);
+    assert_same(&before, &d.snapshot(), &r);
+    r.code(2);
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("built without a runtime keyring"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+
+    // No authoring commands on the device.
+    for args in [
+        &[
+            "pack",
+            "m.ko",
+            "-o",
+            "y.klp",
+            "--stream",
+            "s",
+            "--version",
+            "1",
+            "-s",
+            "a.sec",
+        ][..],
+        &["keygen", "-p", "n.pub", "-s", "n.sec"][..],
+        &["sign", "a.klp", "-s", "a.sec"][..],
+    ] {
+        let r = d.run_bin(&bin, args);
+        assert_same(&before, &d.snapshot(), &r);
+        r.code(2);
+        assert!(
+            String::from_utf8_lossy(&r.stderr)
+                .contains("device build without the authoring commands")
+        );
+    }
+}

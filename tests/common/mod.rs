@@ -38,6 +38,11 @@ pub fn klpctl_bin() -> &'static Path {
 /// Settings from the caller's environment are removed first, so a binary
 /// built here embeds exactly what the test asked for.
 pub fn build_device_binary(target_dir: &Path, env: &[(&str, &OsStr)]) -> PathBuf {
+    build_binary_with(target_dir, env, &[])
+}
+
+/// As [`build_device_binary`], with extra cargo arguments (features).
+pub fn build_binary_with(target_dir: &Path, env: &[(&str, &OsStr)], extra: &[&str]) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([
@@ -49,6 +54,7 @@ pub fn build_device_binary(target_dir: &Path, env: &[(&str, &OsStr)]) -> PathBuf
         "--target-dir",
     ])
     .arg(target_dir)
+    .args(extra)
     .current_dir(root())
     .env_remove("KLPCTL_TRUSTED_KEYS")
     .env_remove("KLPCTL_THRESHOLD");
