@@ -28,6 +28,13 @@ const NOT_CANONICAL: &str =
     "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
 
 /// Makes `NAME.pub` and `NAME.sec` with `klpctl keygen`; returns the key id.
+/// `klpctl pack m.ko -o OUT --stream s --version 1 EXTRA...` in `d`.
+fn pack_m(d: &TempDir, out: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["pack", "m.ko", "-o", out, "--stream", "s", "--version", "1"];
+    args.extend_from_slice(extra);
+    d.klpctl(&args)
+}
+
 fn keygen(dir: &TempDir, name: &str) -> String {
     let r = dir.klpctl(&[
         "keygen",
@@ -767,18 +774,7 @@ fn pack_refuses_bad_input_and_leaves_no_output() {
     pack_mod("missing.ko").fails(1, "klpctl: missing.ko: cannot open module: ENOENT");
 
     // The same arguments without the mistakes work.
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "out.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-    ])
-    .code(0);
+    pack_m(d, "out.klp", &["--unsigned"]).code(0);
 }
 
 #[test]
@@ -786,22 +782,11 @@ fn pack_signs_with_several_keys_once_each() {
     let s = setup();
     let d = &s.dir;
     let k2 = keygen(d, "k2");
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
+    pack_m(
+        d,
         "two.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "-s",
-        "k.sec",
-        "-s",
-        "k2.sec",
-        "-s",
-        "k.sec",
-    ])
+        &["-s", "k.sec", "-s", "k2.sec", "-s", "k.sec"],
+    )
     .expect(
         0,
         &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (2 signatures)\n"),
@@ -891,20 +876,7 @@ fn sign_co_signs_and_is_idempotent() {
 fn attach_adds_a_signature_once() {
     let s = setup();
     let d = &s.dir;
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "u.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-        "--created",
-        "1700000000",
-    ])
-    .expect(
+    pack_m(d, "u.klp", &["--unsigned", "--created", "1700000000"]).expect(
         0,
         &format!("packed {MOD_NAME} stream s version 1 for {RELEASE} (0 signatures)\n"),
         "",
@@ -1282,19 +1254,7 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
     let s = setup();
     let d = &s.dir;
     let other = keygen(d, "other");
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "o.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "-s",
-        "other.sec",
-    ])
-    .code(0);
+    pack_m(d, "o.klp", &["-s", "other.sec"]).code(0);
     d.klpctl_unchanged(&["verify", "o.klp", "--keyring", "ring"])
         .expect(
             3,
@@ -1304,18 +1264,7 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
                 verdict(0, 1, &[(&other, "untrusted")])
             ),
         );
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "u.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-    ])
-    .code(0);
+    pack_m(d, "u.klp", &["--unsigned"]).code(0);
     d.klpctl_unchanged(&["verify", "u.klp", "--keyring", "ring"])
         .expect(
             3,
@@ -1829,18 +1778,7 @@ fn signify_key_signs_for_klpctl_attach() {
     d.mkdir("ring");
     d.copy("x.pub", "ring/x.pub");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "b.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-    ])
-    .code(0);
+    pack_m(&d, "b.klp", &["--unsigned"]).code(0);
     let m = d.klpctl(&["manifest", "b.klp"]);
     m.code(0);
     d.write("m", &m.stdout);
@@ -1893,18 +1831,7 @@ fn klpctl_sign_writes_a_signify_signature() {
     let d = TempDir::new();
     let k = keygen(&d, "k");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "b.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-    ])
-    .code(0);
+    pack_m(&d, "b.klp", &["--unsigned"]).code(0);
     d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"])
         .expect(0, &format!("signed with key {k}\n"), "");
     let sig = d.read_text("k.sig");
@@ -1940,18 +1867,7 @@ fn key_files_work_in_both_tools() {
     // klpctl public key; klpctl accepts the result.
     let k = keygen(&d, "k");
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "b.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "--unsigned",
-    ])
-    .code(0);
+    pack_m(&d, "b.klp", &["--unsigned"]).code(0);
     d.write("m", d.klpctl(&["manifest", "b.klp"]).code(0).stdout.clone());
     d.signify(&["-S", "-s", "k.sec", "-m", "m", "-x", "s.sig"])
         .expect(0, "", "");
@@ -1979,19 +1895,7 @@ fn key_files_work_in_both_tools() {
     d.signify(&["-G", "-n", "-p", "x.pub", "-s", "x.sec"])
         .code(0);
     let x = key_id_hex(&d.read_text("x.pub"));
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "x.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "-s",
-        "x.sec",
-    ])
-    .code(0);
+    pack_m(&d, "x.klp", &["-s", "x.sec"]).code(0);
     d.klpctl(&["sign", "b.klp", "-s", "x.sec", "-x", "x.sig"])
         .expect(0, &format!("signed with key {x}\n"), "");
     d.mkdir("ring-x");
@@ -2142,32 +2046,8 @@ fn locked_down_device_build() {
         &["--no-default-features", "--features", "no-runtime-keyring"],
     );
     d.write("m.ko", livepatch_ko());
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "a.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "-s",
-        "a.sec",
-    ])
-    .code(0);
-    d.klpctl(&[
-        "pack",
-        "m.ko",
-        "-o",
-        "x.klp",
-        "--stream",
-        "s",
-        "--version",
-        "1",
-        "-s",
-        "x.sec",
-    ])
-    .code(0);
+    pack_m(&d, "a.klp", &["-s", "a.sec"]).code(0);
+    pack_m(&d, "x.klp", &["-s", "x.sec"]).code(0);
     d.mkdir("ring-x");
     d.copy("x.pub", "ring-x/x.pub");
 
