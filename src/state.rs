@@ -84,7 +84,7 @@ pub fn boot_id() -> heapless::String<40> {
 /// A patch record as stored: one `key value` pair per line, keys in a
 /// fixed set, lists comma-separated. klpctl writes it and reads it back
 /// defensively (any unknown key or malformed value discards the record).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Record<'a> {
     /// Boot the record belongs to.
     pub boot_id: &'a str,
@@ -117,59 +117,35 @@ fn record_path(name: &str) -> Result<PathBuf> {
 
 /// Parses record text; `None` on anything unexpected.
 pub fn parse_record(text: &str) -> Option<Record<'_>> {
-    let mut r = Record::default();
+    // Every key exactly once, in any order.
+    const KEYS: [&str; 10] = [
+        "boot_id", "name", "stream", "version", "sha256", "keys", "cves", "time", "replace",
+        "state",
+    ];
+    let mut v = [""; 10];
     let mut seen = 0u16;
     for line in text.lines() {
-        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
-        let num = || crate::kernel::parse_u64(v.as_bytes());
-        let bit = match k {
-            "boot_id" => {
-                r.boot_id = v;
-                0
-            }
-            "name" => {
-                r.name = v;
-                1
-            }
-            "stream" => {
-                r.stream = v;
-                2
-            }
-            "version" => {
-                r.version = num()?;
-                3
-            }
-            "sha256" => {
-                r.sha256 = v;
-                4
-            }
-            "keys" => {
-                r.keys = v;
-                5
-            }
-            "cves" => {
-                r.cves = v;
-                6
-            }
-            "time" => {
-                r.time = num()?;
-                7
-            }
-            "replace" => {
-                r.replace = num()? == 1;
-                8
-            }
-            "state" => {
-                r.state = v;
-                9
-            }
-            _ => return None,
-        };
-        if seen & (1 << bit) != 0 {
+        let (k, val) = line.split_once(' ').unwrap_or((line, ""));
+        let i = KEYS.iter().position(|x| *x == k)?;
+        if seen & (1 << i) != 0 {
             return None;
         }
-        seen |= 1 << bit;
+        seen |= 1 << i;
+        v[i] = val;
     }
+    let num = |s: &str| crate::kernel::parse_u64(s.as_bytes());
+    let r = Record {
+        boot_id: v[0],
+        name: v[1],
+        stream: v[2],
+        version: num(v[3])?,
+        sha256: v[4],
+        keys: v[5],
+        cves: v[6],
+        time: num(v[7])?,
+        replace: num(v[8])? == 1,
+        state: v[9],
+    };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
     let ok = seen == 0x3ff
         && crate::manifest::valid_name(r.name)
