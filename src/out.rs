@@ -119,17 +119,20 @@ impl<'a> Out<'a> {
     }
 
     /// A JSON string literal, escaping as needed. Input is bytes because
-    /// some strings come from the kernel (task names); bytes that are not
-    /// printable ASCII are written as `\u00XX`, so the output is always
-    /// valid JSON whatever the input.
+    /// some strings come from outside (paths, task names). Valid UTF-8 passes
+    /// through; control characters, and every non-ASCII byte of input that
+    /// is not UTF-8, are written as `\u00XX`, so the output is always valid
+    /// JSON whatever the input.
     #[inline(never)]
     pub fn json_str(&mut self, bytes: &[u8]) -> &mut Self {
+        let utf8 = core::str::from_utf8(bytes).is_ok();
         self.b(b"\"");
         for &c in bytes {
             match c {
                 b'"' => self.b(b"\\\""),
                 b'\\' => self.b(b"\\\\"),
                 0x20..=0x7e => self.b(&[c]),
+                0x80.. if utf8 => self.b(&[c]),
                 _ => {
                     let h = crate::codec::hex_pair(c);
                     self.b(b"\\u00").b(&h)
@@ -224,6 +227,19 @@ mod tests {
         let mut t = [0u8; 20];
         assert_eq!(fmt_u64(0, &mut t), b"0");
         assert_eq!(fmt_u64(u64::MAX, &mut t), b"18446744073709551615");
+    }
+
+    #[test]
+    fn json_strings_are_always_valid_json() {
+        fn js(b: &[u8]) -> Vec<u8> {
+            let mut o = Out::to(None);
+            o.json_str(b);
+            o.buf[..o.len].to_vec()
+        }
+        assert_eq!(js(b"a\"b\\c"), br#""a\"b\\c""#);
+        assert_eq!(js("café".as_bytes()), "\"café\"".as_bytes());
+        assert_eq!(js(b"\x1b[0m\n"), br#""\u001b[0m\u000a""#);
+        assert_eq!(js(b"bad \xff"), br#""bad \u00ff""#);
     }
 
     #[test]
