@@ -167,3 +167,50 @@ pub fn clock(clock: i32) -> (u64, u64) {
     }
     (ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::{MemfdFlags, SealFlags};
+
+    fn memfd_with(data: &[u8]) -> rustix::fd::OwnedFd {
+        let fd = rustix::fs::memfd_create(
+            c"klpctl-test",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )
+        .unwrap();
+        write_all(fd.as_fd(), data).unwrap();
+        fd
+    }
+
+    #[test]
+    fn sealed_memfd_maps_read_only_with_the_same_bytes() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7) as u8).collect();
+        let fd = memfd_with(&data);
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW)
+            .unwrap();
+        let map = Mapping::sealed_read_only(&fd, data.len()).unwrap();
+        assert_eq!(map.bytes(), &data[..]);
+        // Sealed: the bytes under the mapping cannot be changed any more.
+        assert!(rustix::io::pwrite(&fd, b"x", 0).is_err());
+    }
+
+    #[test]
+    fn an_unsealed_memfd_is_refused() {
+        let fd = memfd_with(b"module bytes");
+        assert_eq!(
+            Mapping::sealed_read_only(&fd, 12).err(),
+            Some(rustix::io::Errno::PERM)
+        );
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::WRITE).unwrap();
+        // Writes sealed but not shrinking: still refused.
+        assert_eq!(
+            Mapping::sealed_read_only(&fd, 12).err(),
+            Some(rustix::io::Errno::PERM)
+        );
+        assert_eq!(
+            Mapping::sealed_read_only(&fd, 0).err(),
+            Some(rustix::io::Errno::INVAL)
+        );
+    }
+}
