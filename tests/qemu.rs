@@ -37,6 +37,8 @@ const MAIN_CASES: &[&str] = &[
     "c11_concurrent",
     "c12_apply_dir",
     "c13_sigkill",
+    "c14_revert_stall",
+    "c15_disable_timeout",
     "modobj_before",
     "modobj_after",
     "apply_time",

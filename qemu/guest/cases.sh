@@ -142,16 +142,55 @@ target_unload() { # MODULE
     rmmod "$1" || klp_fail "rmmod $1"
 }
 
-# Load klp_stall_target and wait until its thread is parked.
+# Load klp_stall_target and wait until its threads run: klptest_parked
+# (parked in the original klp_stall_target_wait) and klptest_hold (calls it
+# every 100 ms; parks in klp_stall's replacement while hold_new is 1).
 stall_target_load() {
     target_load klp_stall_target
     klp_wait_for 5 pidof klptest_parked >/dev/null \
         || klp_fail "klptest_parked thread did not start"
+    klp_wait_for 5 pidof klptest_hold >/dev/null \
+        || klp_fail "klptest_hold thread did not start"
     STALL_PID=$(pidof klptest_parked)
+    HOLD_PID=$(pidof klptest_hold)
+}
+
+STALL_PARAMS=/sys/module/klp_stall_target/parameters
+
+stall_param() { # NAME
+    cat "$STALL_PARAMS/$1"
 }
 
 stall_release() {
-    echo 1 >/sys/module/klp_stall_target/parameters/release
+    echo 1 >"$STALL_PARAMS/release"
+}
+
+# hold_new 0|1: whether klp_stall's replacement keeps klptest_hold inside it.
+hold_new() {
+    echo "$1" >"$STALL_PARAMS/hold_new"
+}
+
+hold_inside() {
+    [ "$(stall_param holding)" = 1 ]
+}
+
+# hold_result_is 0|1: wait for two more calls by klptest_hold to return
+# (the first may have begun before the caller's change), then check what
+# the last one returned: 0 from the original function, 1 from klp_stall's.
+hold_result_is() {
+    local c
+    c=$(stall_param hold_calls)
+    klp_wait_for 5 sh -c "[ \$(cat $STALL_PARAMS/hold_calls) -ge $((c + 2)) ]" \
+        || { klp_fail "klptest_hold made no calls (hold_calls stays $c)"; return; }
+    expect_file "$STALL_PARAMS/hold_result" "$1"
+}
+
+# The kernel logs this when someone writes 1 to a patch's force: klpctl
+# never may.
+expect_not_forced() {
+    klp_case_dmesg | grep -qi "forcing remaining tasks" \
+        && klp_fail "the kernel log shows a forced transition"
+    return 0
 }
 
 stall_settled() {
@@ -557,6 +596,113 @@ case_sigkill() {
     end
 }
 
+# Exit 8: the transition times out, and the revert (writing 0 to enabled)
+# stalls too. klptest_parked sits in the original function and blocks the
+# enable; klptest_hold was switched to the patched state while it slept and
+# then entered the replacement, where hold_new keeps it: it blocks the
+# reverse transition. klpctl must give up after max(timeout, 10 s), say the
+# patch is still in transition, and never force it.
+case_revert_stall() {
+    begin c14_revert_stall
+    local t0 dt en tr
+    stall_target_load
+    hold_new 1
+    t0=$(klp_now_cs)
+    kl apply --timeout 5 "$B/stall.klp"
+    dt=$(($(klp_now_cs) - t0))
+    echo "apply returned after ${dt}cs"
+    expect_rc 8
+    [ "$dt" -ge 1450 ] || klp_fail "apply gave up after ${dt}cs, before 5 s + 10 s"
+    [ "$dt" -le 1900 ] || klp_fail "apply took ${dt}cs, want about 5 s + 10 s"
+    kl_says "klptest_parked|[^0-9]$STALL_PID([^0-9]|\$)" \
+        || klp_fail "the task blocking the enable (klptest_parked, pid $STALL_PID) is not named"
+    # The revert's blocker, reported after klpctl says it is reverting (the
+    # tasks listed before that line are the ones that blocked the enable).
+    kl_says "klptest_hold|[^0-9]$HOLD_PID([^0-9]|\$)" \
+        || klp_fail "the task blocking the revert (klptest_hold, pid $HOLD_PID) is not named"
+    sed -n '/reverting/,$p' "$T/err" | grep -qE "klptest_hold|[^0-9]$HOLD_PID([^0-9]|\$)" \
+        || klp_fail "klpctl names the revert's blocker (klptest_hold) before its 'reverting' line, as if it had blocked the enable"
+    expect_says "still in transition|not reverted"
+    # The kernel agrees: still reversing, and status reports just that.
+    hold_inside || klp_fail "klptest_hold is not inside the replacement"
+    expect_file /sys/kernel/livepatch/klp_stall/transition 1
+    expect_file /sys/kernel/livepatch/klp_stall/enabled 0
+    klp_module_loaded klp_stall || klp_fail "klp_stall module gone while its patch is in transition"
+    status_json
+    en=$(status_field klp_stall enabled) || klp_fail "status does not list klp_stall"
+    tr=$(status_field klp_stall transition)
+    [ "$en" = false ] || klp_fail "status: klp_stall enabled=$en, expected false"
+    [ "$tr" = true ] || klp_fail "status: klp_stall transition=$tr, expected true"
+    expect_not_forced
+    # Release both threads: the reverse transition completes by itself.
+    stall_release
+    hold_new 0
+    klp_wait_for 10 klp_patch_gone klp_stall \
+        || klp_fail "reverse transition did not finish after the release"
+    klp_wait_for 5 sh -c "[ \$(cat $STALL_PARAMS/left) = 1 ]" \
+        || klp_fail "klptest_parked did not leave the wait function"
+    expect_file "$STALL_PARAMS/result" 0
+    # The module stays loaded until klpctl disable removes it.
+    klp_module_loaded klp_stall || klp_fail "klp_stall module vanished by itself"
+    status_json
+    [ "$(klp_json_get leftover.0 <"$T/status")" = klp_stall ] \
+        || klp_fail "status leftover is not [klp_stall]: $(grep '^leftover' "$T/status.flat" | tr '\n' ' ')"
+    kl disable klp_stall
+    expect_rc 0 "disable of the leftover module"
+    expect_gone klp_stall
+    [ "$(klp_json_get leftover <"$T/status")" = "[]" ] \
+        || klp_fail "leftover not empty after disable: $(grep '^leftover' "$T/status.flat" | tr '\n' ' ')"
+    hold_result_is 0
+    expect_not_forced
+    target_unload klp_stall_target
+    expect_no_livepatch
+    end
+}
+
+# Exit 7 from disable: the reverse transition is blocked by klptest_hold,
+# parked in the replacement; klpctl must switch the patch back on (write 1
+# to enabled), wait for that to settle, and leave it applied.
+case_disable_timeout() {
+    begin c15_disable_timeout
+    local t0 dt
+    stall_target_load
+    stall_release
+    klp_wait_for 5 sh -c "[ \$(cat $STALL_PARAMS/left) = 1 ]" \
+        || klp_fail "klptest_parked did not leave the wait function"
+    kl apply "$B/stall.klp"
+    expect_rc 0 "apply with no thread parked"
+    expect_applied klp_stall
+    hold_result_is 1
+    hold_new 1
+    klp_wait_for 5 hold_inside || klp_fail "klptest_hold did not enter the replacement"
+    t0=$(klp_now_cs)
+    kl disable --timeout 5 klp_stall
+    dt=$(($(klp_now_cs) - t0))
+    echo "disable returned after ${dt}cs"
+    expect_rc 7
+    [ "$dt" -ge 450 ] || klp_fail "disable gave up after ${dt}cs, before its 5 s timeout"
+    [ "$dt" -le 1000 ] || klp_fail "disable took ${dt}cs, want about 5 s plus settling"
+    kl_says "klptest_hold|[^0-9]$HOLD_PID([^0-9]|\$)" \
+        || klp_fail "the blocking task (klptest_hold, pid $HOLD_PID) is not named"
+    expect_says "stays enabled|switched back on"
+    expect_says "unchanged"
+    # Still applied and settled, and the patched function still runs.
+    expect_applied klp_stall
+    klp_module_loaded klp_stall || klp_fail "klp_stall not in /proc/modules"
+    hold_inside || klp_fail "klptest_hold left the replacement while held"
+    hold_new 0
+    hold_result_is 1
+    expect_applied klp_stall
+    expect_not_forced
+    kl disable klp_stall
+    expect_rc 0 "disable after the release"
+    expect_gone klp_stall
+    hold_result_is 0
+    target_unload klp_stall_target
+    expect_no_livepatch
+    end
+}
+
 case_modobj_before() {
     begin modobj_before
     kl apply "$B/modobj.klp"
@@ -787,6 +933,8 @@ case_badcb
 case_concurrent
 case_apply_dir
 case_sigkill
+case_revert_stall
+case_disable_timeout
 case_modobj_before
 case_modobj_after
 case_apply_time

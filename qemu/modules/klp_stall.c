@@ -2,19 +2,35 @@
 /*
  * klp_stall - livepatch of klp_stall_target_wait() in module klp_stall_target.
  *
- * Applied while klp_stall_target's thread is parked, the transition cannot
- * complete until the thread is released, because the old function stays on
- * its stack.
+ * Applied while klp_stall_target's thread klptest_parked is parked in the
+ * original, the transition cannot complete until the thread is released,
+ * because the old function stays on its stack.
+ *
+ * The replacement parks a caller whose gate has a hold flag while that flag
+ * is set (klp_stall_target's hold_new, for its thread klptest_hold): with the
+ * new function on that thread's stack, a transition back to unpatched cannot
+ * complete either.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/kernel.h>
+#include <linux/kthread.h>
 #include <linux/livepatch.h>
 #include <linux/module.h>
 
-/* The replacement does not wait at all. */
-static int klp_stall_wait(void)
+#include "klp_stall.h"
+
+static int klp_stall_wait(const struct klp_stall_gate *gate)
 {
+	if (gate->hold && READ_ONCE(*gate->hold)) {
+		if (gate->holding)
+			WRITE_ONCE(*gate->holding, 1);
+		while (READ_ONCE(*gate->hold) && !kthread_should_stop())
+			msleep_interruptible(50);
+		if (gate->holding)
+			WRITE_ONCE(*gate->holding, 0);
+	}
 	return 1;
 }
 
@@ -51,5 +67,5 @@ static void __exit klp_stall_exit(void)
 module_init(klp_stall_init);
 module_exit(klp_stall_exit);
 MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("klpctl test: livepatch whose transition stalls on demand");
+MODULE_DESCRIPTION("klpctl test: livepatch whose transitions stall on demand");
 MODULE_INFO(livepatch, "Y");
