@@ -633,6 +633,8 @@ case_revert_stall() {
     tr=$(status_field klp_stall transition)
     [ "$en" = false ] || klp_fail "status: klp_stall enabled=$en, expected false"
     [ "$tr" = true ] || klp_fail "status: klp_stall transition=$tr, expected true"
+    [ "$(status_field klp_stall blocking.0.comm)" = klptest_hold ] \
+        || klp_fail "status does not name klptest_hold as blocking: $(grep 'blocking' "$T/status.flat" | tr '\n' ' ')"
     expect_not_forced
     # Release both threads: the reverse transition completes by itself.
     stall_release
