@@ -523,6 +523,7 @@ fn apply_one(
                 .s(" (from an earlier run) did not finish; reverting")
                 .nl();
             list_blockers(&mut o, 1, None);
+            drop(o);
             return revert(name, opts.timeout_ms);
         }
         if loading {
@@ -628,6 +629,8 @@ fn apply_one(
             .s(" did not finish in time; reverting")
             .nl();
         list_blockers(&mut o, 1, None);
+        // Flush this list before revert prints its own.
+        drop(o);
         return revert(name, opts.timeout_ms);
     }
     if read_attr(name, b"enabled") != Some(1) {
@@ -730,9 +733,17 @@ fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
             "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
         ));
     }
+    if let Ok(n) = core::str::from_utf8(name) {
+        state::mark(n, "reverting");
+    }
     let deadline = now_ms() + timeout_ms.max(10_000);
     if !poll(deadline, || !active(name)) {
-        list_blockers(&mut Out::stderr(), 0, None);
+        let mut o = Out::stderr();
+        o.s("klpctl: the revert of ")
+            .b(name)
+            .s(" did not finish in time either")
+            .nl();
+        list_blockers(&mut o, 0, None);
         return Err(Error::Stuck(
             "transition timed out and the revert stalled too; the patch is still in transition back to unpatched (not forced; see klpctl status, retry klpctl disable later)",
         ));

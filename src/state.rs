@@ -104,7 +104,8 @@ pub struct Record<'a> {
     pub time: u64,
     /// Atomic-replace patch.
     pub replace: bool,
-    /// `loading` until the transition finished, then `applied`.
+    /// `loading` until the transition finished, then `applied`;
+    /// `reverting` after a timeout while the patch is being backed out.
     pub state: &'a str,
 }
 
@@ -156,17 +157,22 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         && r.cves
             .split(',')
             .all(|c| c.is_empty() || crate::manifest::valid_cve(c))
-        && (r.state == "loading" || r.state == "applied");
+        && matches!(r.state, "loading" | "applied" | "reverting");
     ok.then_some(r)
 }
 
 /// Reads the record for `name` into `buf`. `None` when absent, unreadable,
 /// malformed, from another boot, or about another name.
 pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Record<'b>> {
+    parse_record(core::str::from_utf8(read_raw(name, buf)?).ok()?)
+}
+
+/// The text of a valid record for `name` of this boot.
+fn read_raw<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<&'b [u8]> {
     let p = record_path(name).ok()?;
     let bytes = files::read_small(p.c(), buf, "record").ok()?;
     let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
-    (r.name == name && r.boot_id == boot_id().as_str()).then_some(r)
+    (r.name == name && r.boot_id == boot_id().as_str()).then_some(bytes)
 }
 
 /// Everything a record holds, from the verified bundle.
@@ -179,7 +185,8 @@ pub struct NewRecord<'a> {
     pub time: u64,
 }
 
-/// Writes (atomically replaces) the record for a patch.
+/// Writes (atomically replaces) the record for a patch, in the format
+/// [`parse_record`] reads.
 pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
     let m = r.manifest;
     let p = record_path(m.name)?;
@@ -204,16 +211,40 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         for (i, c) in m.cves.iter().enumerate() {
             o.s(if i > 0 { "," } else { "" }).s(c);
         }
-        o.s("\ntime ")
-            .u(r.time)
-            .s("\nreplace ")
-            .u(m.replace as u64)
-            .s("\nstate ")
-            .s(state)
-            .nl();
+        o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64);
+        o.s("\nstate ").s(state).nl();
         o.finish().ctx("cannot write klpctl record")?;
     }
     f.commit()
+}
+
+/// Changes the `state` line of a valid record for `name`, if there is one;
+/// every other line stays as written.
+pub fn mark(name: &str, state: &str) {
+    let mut buf = [0u8; MAX_RECORD];
+    let Some(text) = read_raw(name, &mut buf) else {
+        return;
+    };
+    let Ok(p) = record_path(name) else {
+        return;
+    };
+    let Ok(f) = AtomicFile::create(p.bytes(), 0o600) else {
+        return;
+    };
+    {
+        let mut o = Out::to(Some(f.fd()));
+        for line in text
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty() && !l.starts_with(b"state "))
+        {
+            o.b(line).nl();
+        }
+        o.s("state ").s(state).nl();
+        if o.finish().is_err() {
+            return;
+        }
+    }
+    let _ = f.commit();
 }
 
 /// Removes the record for `name` (absent is fine).

@@ -635,6 +635,8 @@ case_revert_stall() {
     [ "$tr" = true ] || klp_fail "status: klp_stall transition=$tr, expected true"
     [ "$(status_field klp_stall blocking.0.comm)" = klptest_hold ] \
         || klp_fail "status does not name klptest_hold as blocking: $(grep 'blocking' "$T/status.flat" | tr '\n' ' ')"
+    [ "$(status_field klp_stall record.state)" = reverting ] \
+        || klp_fail "status: klpctl's record says '$(status_field klp_stall record.state)', expected reverting"
     expect_not_forced
     # Release both threads: the reverse transition completes by itself.
     stall_release
