@@ -76,7 +76,7 @@ fn main() {
 /// own frame, so that one stays.
 fn no_unwind_tables(out_dir: &std::path::Path) {
     let script = out_dir.join("no-unwind.ld");
-    let text = "SECTIONS\n{\n  /DISCARD/ : { *(EXCLUDE_FILE(*crtbegin.o) .eh_frame) *(.eh_frame_hdr) }\n}\nINSERT AFTER .text;\n";
+    let text = "SECTIONS\n{\n  /DISCARD/ : { *(EXCLUDE_FILE(*crtbegin*.o) .eh_frame) *(.eh_frame_hdr) }\n}\nINSERT AFTER .text;\n";
     std::fs::write(&script, text).unwrap();
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
 }
