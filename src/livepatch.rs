@@ -27,8 +27,11 @@ const MAX_BLOCKERS: usize = 16;
 /// What a module-load errno means for a livepatch, and what to do about it.
 pub fn explain_load_errno(e: Errno) -> &'static str {
     match e {
-        Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED | Errno::PERM => {
+        Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
             "kernel refused the module: module signatures are enforced (module.sig_enforce or lockdown); sign the .ko with a key in the kernel's keyring"
+        }
+        Errno::PERM => {
+            "kernel refused the module: not permitted (lockdown requires signed modules, kernel.modules_disabled=1, or no CAP_SYS_MODULE); sign the .ko with a key in the kernel's keyring, or run as real root"
         }
         Errno::BUSY => {
             "kernel refused the module: busy (another patch is in transition, kernel.ftrace_enabled=0, or a kprobe with a post handler sits on a patched function)"
