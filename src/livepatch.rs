@@ -519,16 +519,11 @@ fn apply_one(
                 "this livepatch is being disabled right now; retry when that finishes",
             ));
         }
-        if !settled(name) && !poll(deadline(), || settled(name)) {
-            let mut o = Out::stderr();
-            o.s("klpctl: transition of ")
-                .b(name)
-                .s(" (from an earlier run) did not finish; reverting")
-                .nl();
-            list_blockers(&mut o, 1, None);
-            drop(o);
-            return revert(name, opts.timeout_ms);
-        }
+        wait_or_revert(
+            name,
+            opts.timeout_ms,
+            " (from an earlier run) did not finish; reverting",
+        )?;
         if loading {
             // An earlier klpctl was killed before it could finish: finish
             // its cleanup and its record.
@@ -625,17 +620,7 @@ fn apply_one(
     }
     drop(memfd);
 
-    if !poll(deadline(), || settled(name)) {
-        let mut o = Out::stderr();
-        o.s("klpctl: transition of ")
-            .b(name)
-            .s(" did not finish in time; reverting")
-            .nl();
-        list_blockers(&mut o, 1, None);
-        // Flush this list before revert prints its own.
-        drop(o);
-        return revert(name, opts.timeout_ms);
-    }
+    wait_or_revert(name, opts.timeout_ms, " did not finish in time; reverting")?;
     if read_attr(name, b"enabled") != Some(1) {
         state::remove_record(m.name);
         return Err(Error::Conflict(
@@ -726,15 +711,32 @@ fn remove_replaced(
     }
 }
 
+/// Waits up to `timeout_ms` for the transition of `name` to finish; if it
+/// does not, lists the tasks blocking it and reverts (exit 7, or 8).
+fn wait_or_revert(name: &[u8], timeout_ms: u64, why: &str) -> Result<()> {
+    if poll(now_ms() + timeout_ms, || settled(name)) {
+        return Ok(());
+    }
+    {
+        let mut o = Out::stderr();
+        o.s("klpctl: transition of ").b(name).s(why).nl();
+        list_blockers(&mut o, 1, None);
+        // Flushed here, before revert prints its own list.
+    }
+    Err(revert(name, timeout_ms))
+}
+
 /// Reverts a patch whose transition timed out: disable, wait for the
 /// reverse transition, unload. Exit 7 when the system is back as it was,
 /// 8 when the revert itself stalls.
-fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
-    let enabled = lp_attr(name, b"enabled")?;
+fn revert(name: &[u8], timeout_ms: u64) -> Error {
+    let Ok(enabled) = lp_attr(name, b"enabled") else {
+        return Error::Internal("patch name too long");
+    };
     if files::write_existing(enabled.c(), b"0", "cannot write enabled").is_err() && active(name) {
-        return Err(Error::Stuck(
+        return Error::Stuck(
             "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
-        ));
+        );
     }
     if let Ok(n) = core::str::from_utf8(name) {
         state::mark(n, "reverting");
@@ -747,9 +749,9 @@ fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
             .s(" did not finish in time either")
             .nl();
         list_blockers(&mut o, 0, None);
-        return Err(Error::Stuck(
+        return Error::Stuck(
             "transition timed out and the revert stalled too; the patch is still in transition back to unpatched (not forced; see klpctl status, retry klpctl disable later)",
-        ));
+        );
     }
     if unload(name, deadline).is_err() {
         Out::stderr()
@@ -761,7 +763,7 @@ fn revert(name: &[u8], timeout_ms: u64) -> Result<Outcome> {
         state::remove_record(n);
     }
     audit(&[b"reverted ", name, b" after transition timeout"]);
-    Err(Error::TimedOutReverted)
+    Error::TimedOutReverted
 }
 
 fn parse_timeout(a: &mut Args) -> Result<u64> {

@@ -253,9 +253,8 @@ fn keygen_never_overwrites_a_key() {
         );
 }
 
-/// SRC BUG (src/cli.rs `keygen`): the secret key is created before the
-/// public key is tried, so `keygen -p EXISTING.pub -s NEW.sec` exits 1 but
-/// leaves NEW.sec behind: a secret key whose public half was never written.
+/// `keygen -p EXISTING.pub -s NEW.sec` exits 1 and leaves no NEW.sec behind:
+/// never a secret key whose public half was not written.
 #[test]
 fn keygen_refusal_leaves_no_orphan_secret_key() {
     let d = TempDir::new();
@@ -986,9 +985,8 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
         .fails(1, "klpctl: nope.klp: cannot open bundle: ENOENT");
 }
 
-/// SRC BUG (src/cli.rs `sign`): the bundle is rewritten before the `-x`
-/// signature file is written, so when writing SIGFILE fails the command
-/// exits 1 but the bundle has already gained the signature.
+/// When the `-x` signature file cannot be written, `sign` exits 1 and the
+/// bundle has not gained the signature.
 #[test]
 fn sign_with_unwritable_sig_file_leaves_bundle_unchanged() {
     let s = setup();
@@ -1001,11 +999,9 @@ fn sign_with_unwritable_sig_file_leaves_bundle_unchanged() {
         );
 }
 
-/// SRC BUG (src/cli.rs `add_signature`, used by `attach`): a signature by a
-/// key that already signed replaces the existing one unchecked. Ed25519 is
-/// deterministic, so a different signature by the same key is one over other
-/// bytes: `attach` exits 0 and turns a bundle that verified into one that is
-/// rejected. It should refuse, and leave the bundle as it was.
+/// Ed25519 is deterministic, so a different signature by a key that already
+/// signed was made over other bytes: `attach` refuses it and leaves the
+/// bundle (which still verifies) as it was.
 #[test]
 fn attach_does_not_replace_a_signature_by_the_same_key() {
     let s = setup();
