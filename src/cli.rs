@@ -14,11 +14,15 @@ use crate::manifest::{self, MAX_MANIFEST, Manifest};
 use crate::out::Out;
 use core::ffi::CStr;
 
-const HELP: &str = "\
+const HELP_HEAD: &str = "\
 klpctl - verify signed livepatch bundles and apply them to the running kernel
 
 usage:
-  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
+";
+
+/// The authoring commands; a device build has none and does not list them.
+#[cfg(feature = "authoring")]
+const HELP_AUTHORING: &str = "  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
   klpctl pack MODULE.ko -o BUNDLE --stream S --version N [--kernel-release R]
               [--kernel-build-id HEX | --kernel-notes FILE] [--arch A] [--replace]
               [--cve ID]... [--description TEXT] [--created SECS]
@@ -26,7 +30,11 @@ usage:
   klpctl manifest BUNDLE           write the exact signed manifest bytes to stdout
   klpctl attach BUNDLE SIGFILE     add a signify signature made over those bytes
   klpctl sign BUNDLE -s KEY.sec [-x SIGFILE]   add a signature (co-sign)
-  klpctl verify BUNDLE [--keyring DIR] [--json]
+";
+#[cfg(not(feature = "authoring"))]
+const HELP_AUTHORING: &str = "  (device build: no keygen, pack, manifest, attach or sign)\n";
+
+const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
   klpctl info BUNDLE [--json]
   klpctl apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
                [--state-dir DIR] [--no-wait] [--json]
@@ -40,6 +48,10 @@ exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
 7 transition timed out and reverted, 8 timed out and not reverted,
 9 another klpctl holds the lock
 ";
+
+fn help(o: &mut Out) {
+    o.s(HELP_HEAD).s(HELP_AUTHORING).s(HELP_TAIL);
+}
 
 /// Per-invocation context: what is being worked on, for error messages.
 pub struct Cli {
@@ -166,16 +178,12 @@ pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
 fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Result<()> {
     let mut a = Args { v: argv, i: 0 };
     let Some(cmd) = a.arg() else {
-        Out::stderr().s(HELP);
+        help(&mut Out::stderr());
         return Err(Error::Usage("no command given"));
     };
     match cmd {
         b"--help" | b"-h" | b"help" => {
-            let mut o = Out::stdout();
-            o.s(HELP);
-            if cfg!(not(feature = "authoring")) {
-                o.s("\nthis device build has no keygen, pack, manifest, attach or sign\n");
-            }
+            help(&mut Out::stdout());
             Ok(())
         }
         b"--version" | b"-V" => {

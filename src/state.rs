@@ -286,17 +286,13 @@ pub fn raise_floor(stream: &str, version: u64, state_dir: Option<&CStr>) -> Resu
         files::ensure_dir(PathBuf::of(&[base])?.c(), "cannot create state directory")?;
         files::ensure_dir(dir.c(), "cannot create state directory")?;
         let p = stream_path(base, stream)?;
-        let mut tmp = [0u8; 21];
-        let digits = crate::out::fmt_u64(
-            version,
-            (&mut tmp[..20])
-                .try_into()
-                .map_err(|_| Error::Internal("fmt"))?,
-        );
-        let mut line: heapless::Vec<u8, 24> = heapless::Vec::new();
-        let _ = line.extend_from_slice(digits);
-        let _ = line.push(b'\n');
-        files::write_atomic(p.bytes(), &line, 0o600)?;
+        let f = AtomicFile::create(p.bytes(), 0o600)?;
+        Out::to(Some(f.fd()))
+            .u(version)
+            .nl()
+            .finish()
+            .ctx("cannot write rollback floor")?;
+        f.commit()?;
         files::sync_dir(dir.c());
         Ok(())
     };
