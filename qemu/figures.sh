@@ -94,6 +94,9 @@ else
 fi
 
 bytes=$(stat -c %s "$bin")
+# What the guests run: the device build that prepare.sh made.
+device=${KLPCTL_DEVICE:-$REPO_DIR/target/device/x86_64-unknown-linux-musl/release/klpctl}
+dbytes=$(stat -c %s "$device" 2>/dev/null || echo "?")
 
 # metric LOG NAME KEY: the value of KEY in the last "KLPTEST-METRIC NAME" line.
 metric() {
@@ -127,7 +130,7 @@ for release in $releases; do
     echo "| vs. one 1 s poll (kpatch): klpctl ÷ 1000 ms | $ratio |"
     echo "| \`klpctl disable\` exec → exit / kernel unpatching transition | $(ms "$(metric "$logf" disable_time_us klpctl)") / $(ms "$(metric "$logf" disable_time_us transition)") |"
     echo "| peak RSS of apply, 16 MiB bundle (small bundle) | $(metric "$logf" apply_peak_rss_kb big) KiB ($(metric "$logf" apply_peak_rss_kb basic) KiB) |"
-    echo "| device binary (\`stat -c %s\`) | $bytes bytes |"
+    echo "| binary sizes (\`stat -c %s\`): full / device build run in the guest | $bytes / $dbytes bytes |"
     if [ "$boots_only" = 0 ]; then
         echo "| QEMU boots of this kernel (main + sigenforce) | ${boot_s[$release]:-?} s |"
     else
