@@ -1,35 +1,17 @@
 //! The `klpctl` executable.
 //!
-//! On musl (the shipped, static build) this is a `no_std`, `no_main` entry
-//! point: musl's startup code calls `main`. Elsewhere (a developer's glibc
-//! host, and the host build cargo makes for integration tests) it is an
-//! ordinary std program around the same library, so `cargo build` and
-//! `cargo test` work anywhere; the tests still run the musl binary.
+//! On musl (the shipped, static build) this is `no_std` and `no_main`: the C
+//! entry point and the panic handler live in the library's `sys` module,
+//! the one place with `unsafe`. Elsewhere (a developer's glibc host, and the
+//! host build cargo makes for integration tests) it is an ordinary std
+//! program around the same library, so `cargo build` and `cargo test` work
+//! anywhere; the tests still run the musl binary.
 #![cfg_attr(target_env = "musl", no_std, no_main)]
+#![forbid(unsafe_code)]
 
+// Links the library, whose `sys` module provides `main` on musl.
 #[cfg(target_env = "musl")]
-mod entry {
-    // musl's libc.a provides the C runtime start-up and memcpy & co.
-    #[link(name = "c", kind = "static")]
-    unsafe extern "C" {}
-
-    /// C entry point called by musl's `__libc_start_main`.
-    #[unsafe(no_mangle)]
-    extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
-        // SAFETY: argc and argv come straight from the C runtime, which
-        // guarantees argv[0..argc] are valid NUL-terminated strings that
-        // live until exit.
-        let args = unsafe { klpctl::sys::args(argc, argv) };
-        klpctl::cli::run(&args)
-    }
-
-    #[panic_handler]
-    fn panic(_: &core::panic::PanicInfo) -> ! {
-        // A panic is a bug; keep formatting machinery out of the image and
-        // exit with the documented internal-error code.
-        klpctl::sys::die(b"klpctl: internal error (panic)\n")
-    }
-}
+use klpctl as _;
 
 #[cfg(not(target_env = "musl"))]
 fn main() {

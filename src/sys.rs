@@ -1,5 +1,6 @@
-//! The only module with `unsafe`: process entry, raw standard streams, the
-//! read-only mapping used by the `init_module` fallback, and process exit.
+//! The only module with `unsafe`: the process entry point and panic handler
+//! of the static musl build, raw standard streams, the read-only mapping
+//! used by the `init_module` fallback, process exit, and the clock.
 //!
 //! Everything here is a thin safe wrapper whose precondition is checked or
 //! guaranteed right where the `unsafe` block sits.
@@ -8,6 +9,31 @@
 
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd};
+
+/// The C entry point of the static musl build, called by musl's
+/// `__libc_start_main` (the binary is `no_main`).
+#[cfg(all(target_env = "musl", not(test)))]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
+    // SAFETY: argc and argv come straight from the C runtime, which
+    // guarantees argv[0..argc] are valid NUL-terminated strings that live
+    // until exit.
+    let args = unsafe { args(argc, argv) };
+    crate::cli::run(&args)
+}
+
+/// A panic is a bug: keep the formatting machinery out of the image and exit
+/// with the documented internal-error code.
+#[cfg(all(target_env = "musl", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    die(b"klpctl: internal error (panic)\n")
+}
+
+// musl's libc.a provides the C runtime start-up and memcpy & co.
+#[cfg(all(target_env = "musl", not(test)))]
+#[link(name = "c", kind = "static", modifiers = "-bundle")]
+unsafe extern "C" {}
 
 /// Most arguments klpctl accepts; more is a usage error.
 pub const MAX_ARGS: usize = 96;
