@@ -88,6 +88,12 @@ pack "$mods/klp_basic.ko" "$tmp/bad/unsigned.klp" basic 1 --kernel-notes "$notes
 pack "$mods/klp_basic.ko" "$tmp/bad/untrusted.klp" basic 1 --kernel-notes "$notes" \
     -s "$keys/untrusted/untrusted.sec"
 
+# A bundle signed by the trusted key whose payload is a plain module, not a
+# livepatch (exit 6; klpctl must not leave it loaded). pack refuses such a
+# module, so swap the payload of a good bundle and sign the result.
+mutate swap-payload "$tmp/basic.klp" "$tmp/bad/notlp.klp" "$mods/klp_target.ko" klp_target
+"$klpctl" sign "$tmp/bad/notlp.klp" -s "$SEC" >/dev/null || die "klpctl sign of notlp.klp failed"
+
 # Bundles for another kernel (exit 4): the other release's build, and this
 # release's module claiming a build-id this kernel does not have.
 pack "$omods/klp_basic.ko" "$tmp/wrong/other_kernel.klp" basic 1 --kernel-notes "$onotes" -s "$SEC"

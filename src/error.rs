@@ -49,6 +49,9 @@ pub enum Error {
     // ---- exit 6: the kernel refused the module ----
     /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
     KernelRefused(Errno),
+    /// The module loaded but registered no livepatch under its name; it was
+    /// unloaded again.
+    NotALivepatch,
 
     // ---- exit 7 / 8: transitions ----
     /// The transition did not finish in time and was reverted.
@@ -79,7 +82,7 @@ impl Error {
             | Error::Digest => 3,
             Error::WrongKernel(_) | Error::NoLivepatch => 4,
             Error::Downgrade | Error::Conflict(_) => 5,
-            Error::KernelRefused(_) => 6,
+            Error::KernelRefused(_) | Error::NotALivepatch => 6,
             Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
             Error::Locked => 9,
@@ -112,6 +115,9 @@ impl Error {
             }
             Error::Conflict(m) => m,
             Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
+            Error::NotALivepatch => {
+                "the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it"
+            }
             Error::TimedOutReverted => {
                 "transition timed out; the patch was reverted and unloaded, the system is unchanged"
             }

@@ -619,6 +619,18 @@ fn apply_one(
         return Err(e);
     }
     drop(memfd);
+    if !active(name) {
+        // A livepatch registers /sys/kernel/livepatch/<name> from its init,
+        // before finit_module returns. A trusted bundle whose module does not
+        // (not a livepatch, or a manifest name that is not the module's)
+        // must not stay loaded.
+        state::remove_record(m.name);
+        let _ = rustix::system::delete_module(
+            PathBuf::of(&[name])?.c(),
+            rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        );
+        return Err(Error::NotALivepatch);
+    }
 
     wait_or_revert(name, opts.timeout_ms, " did not finish in time; reverting")?;
     if read_attr(name, b"enabled") != Some(1) {

@@ -34,6 +34,7 @@ const MAIN_CASES: &[&str] = &[
     "c06b_persistent_floor",
     "c08_stall_timeout",
     "c09_badcb",
+    "c16_not_livepatch",
     "c11_concurrent",
     "c12_apply_dir",
     "c13_sigkill",

@@ -402,6 +402,25 @@ case_badcb() {
     end
 }
 
+case_not_livepatch() {
+    begin c16_not_livepatch
+    local before
+    before=$(modules)
+    # Trusted and intact, but the payload is klp_target.ko, a plain module:
+    # its init runs and registers no livepatch, so klpctl must unload it.
+    kl verify "$B/bad/notlp.klp"
+    expect_rc 0 "verify of the trusted non-livepatch bundle"
+    kl apply "$B/bad/notlp.klp"
+    expect_rc 6 "apply of a non-livepatch payload"
+    expect_says "not a livepatch"
+    expect_modules_unchanged "$before"
+    klp_module_loaded klp_target && klp_fail "klp_target stayed loaded"
+    [ ! -e /proc/klp_target ] || klp_fail "/proc/klp_target exists: the module stayed"
+    [ ! -e /run/klpctl/patches/klp_target ] || klp_fail "a record was left for klp_target"
+    expect_no_livepatch
+    end
+}
+
 case_sig_enforce() {
     begin c10_sig_enforce
     local before
@@ -934,6 +953,7 @@ case_downgrade
 case_persistent_floor
 case_stall_timeout
 case_badcb
+case_not_livepatch
 case_concurrent
 case_apply_dir
 case_sigkill
