@@ -19,6 +19,12 @@ release=$(to_release "$series")
 step "building the test livepatch modules for $release"
 "$QEMU_DIR/build-modules.sh" "$release" >/dev/null
 
+command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
+if command -v rustup >/dev/null; then
+    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
+        || rustup target add x86_64-unknown-linux-musl
+fi
+
 step "building klpctl (static, musl)"
 (cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl)
 klpctl=$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl
