@@ -435,13 +435,13 @@ case_sig_enforce() {
     end
 }
 
-case_concurrent() {
-    begin c11_concurrent
-    local pa pb ra rb
-    # Two different patches at once: both must end applied.
-    klpctl apply "$B/basic.klp" >"$T/a" 2>&1 &
+# apply_pair A B: runs `klpctl apply A` and `klpctl apply B` at the same
+# time, shows both outputs, and leaves their exit codes in ra and rb.
+apply_pair() {
+    local pa pb
+    klpctl apply "$1" >"$T/a" 2>&1 &
     pa=$!
-    klpctl apply "$B/modobj.klp" >"$T/b" 2>&1 &
+    klpctl apply "$2" >"$T/b" 2>&1 &
     pb=$!
     wait $pa
     ra=$?
@@ -449,6 +449,13 @@ case_concurrent() {
     rb=$?
     sed 's/^/  a| /' "$T/a"
     sed 's/^/  b| /' "$T/b"
+}
+
+case_concurrent() {
+    begin c11_concurrent
+    local pa ra rb
+    # Two different patches at once: both must end applied.
+    apply_pair "$B/basic.klp" "$B/modobj.klp"
     [ "$ra" = 0 ] || klp_fail "first apply exited $ra"
     [ "$rb" = 0 ] || klp_fail "second apply exited $rb"
     expect_applied klp_basic
@@ -461,16 +468,7 @@ case_concurrent() {
     expect_no_livepatch
 
     # The same bundle twice at once: one applies, the other finds it done.
-    klpctl apply "$B/basic.klp" >"$T/a" 2>&1 &
-    pa=$!
-    klpctl apply "$B/basic.klp" >"$T/b" 2>&1 &
-    pb=$!
-    wait $pa
-    ra=$?
-    wait $pb
-    rb=$?
-    sed 's/^/  a| /' "$T/a"
-    sed 's/^/  b| /' "$T/b"
+    apply_pair "$B/basic.klp" "$B/basic.klp"
     [ "$ra" = 0 ] || klp_fail "first identical apply exited $ra"
     [ "$rb" = 0 ] || klp_fail "second identical apply exited $rb"
     [ "$(grep -c '^klp_basic ' /proc/modules)" = 1 ] || klp_fail "klp_basic loaded twice?"
