@@ -324,6 +324,7 @@ pub fn write(
     )
 }
 
+/// Unit tests, and bundle builders the other modules' tests share.
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -347,6 +348,7 @@ pub mod tests {
         v
     }
 
+    /// A canonical manifest for `payload`, as `pack` would write it.
     pub fn sample_manifest(payload: &[u8]) -> Vec<u8> {
         use sha2::Digest;
         let d: [u8; 32] = sha2::Sha256::digest(payload).into();

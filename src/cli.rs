@@ -102,8 +102,17 @@ pub fn report(cli: &Cli, e: Error) {
         o.b(&cli.ctx).s(": ");
     }
     o.s(e.message());
-    if let (Some(errno), Error::Io(..)) = (e.errno(), e) {
-        o.s(": ").errno(errno);
+    match e {
+        Error::Io(_, errno) | Error::StateNotSaved(_, errno) => {
+            if let Error::StateNotSaved(what, _) = e {
+                o.s(": ").s(what);
+            }
+            o.s(": ").errno(errno);
+        }
+        Error::NotRegular(_) => {
+            o.s(": not a regular file");
+        }
+        _ => {}
     }
     if let Error::KernelRefused(errno) = e {
         o.s(" [").errno(errno).s("]");

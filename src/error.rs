@@ -13,6 +13,9 @@ pub enum Error {
     Io(&'static str, Errno),
     /// A fixed-size buffer was too small for data we produced ourselves.
     Internal(&'static str),
+    /// A path that must name a regular file names something else (a FIFO,
+    /// a device, a directory); it was refused before anything was read.
+    NotRegular(&'static str),
 
     // ---- exit 2: usage ----
     /// The command line is wrong; the text says how.
@@ -45,13 +48,17 @@ pub enum Error {
     Downgrade,
     /// Something else of the same name is already loaded.
     Conflict(&'static str),
+    /// The stream's rollback floor exists but cannot be read or parsed, so
+    /// a downgrade cannot be ruled out.
+    DamagedFloor,
 
     // ---- exit 6: the kernel refused the module ----
     /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
     KernelRefused(Errno),
-    /// The module loaded but registered no livepatch under its name; it was
-    /// unloaded again.
-    NotALivepatch,
+    /// The module is not a livepatch (no `livepatch=Y`, refused before
+    /// loading), or it loaded and registered no livepatch under its name
+    /// (unloaded again); the text says which.
+    NotALivepatch(&'static str),
 
     // ---- exit 7 / 8: transitions ----
     /// The transition did not finish in time and was reverted.
@@ -64,6 +71,11 @@ pub enum Error {
     // ---- exit 9 ----
     /// Another klpctl holds the lock and `--no-wait` was given.
     Locked,
+
+    // ---- exit 10 ----
+    /// The patch is applied and live, but klpctl could not write its own
+    /// state afterwards (record or rollback floor): what failed, and why.
+    StateNotSaved(&'static str, Errno),
 }
 
 /// Result type used throughout klpctl.
@@ -73,7 +85,7 @@ impl Error {
     /// The documented exit code of this error's class.
     pub fn exit_code(self) -> u8 {
         match self {
-            Error::Io(..) | Error::Internal(_) => 1,
+            Error::Io(..) | Error::Internal(_) | Error::NotRegular(_) => 1,
             Error::Usage(_) | Error::KeyFile(_) | Error::Module(_) => 2,
             Error::Bundle(_)
             | Error::Manifest(_)
@@ -81,11 +93,12 @@ impl Error {
             | Error::BadSignature
             | Error::Digest => 3,
             Error::WrongKernel(_) | Error::NoLivepatch => 4,
-            Error::Downgrade | Error::Conflict(_) => 5,
-            Error::KernelRefused(_) | Error::NotALivepatch => 6,
+            Error::Downgrade | Error::Conflict(_) | Error::DamagedFloor => 5,
+            Error::KernelRefused(_) | Error::NotALivepatch(_) => 6,
             Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
             Error::Locked => 9,
+            Error::StateNotSaved(..) => 10,
         }
     }
 
@@ -94,7 +107,7 @@ impl Error {
     pub fn message(self) -> &'static str {
         match self {
             Error::Io(what, _) => what,
-            Error::Internal(what) => what,
+            Error::Internal(what) | Error::NotRegular(what) => what,
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m,
             Error::Bundle(m) | Error::Manifest(m) => m,
             Error::NotEnoughSignatures => {
@@ -114,10 +127,11 @@ impl Error {
                 "refusing downgrade: a newer version of this stream was applied (use --allow-downgrade to override)"
             }
             Error::Conflict(m) => m,
-            Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
-            Error::NotALivepatch => {
-                "the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it"
+            Error::DamagedFloor => {
+                "refusing: the rollback floor of this stream is damaged, so a downgrade cannot be ruled out; check the file, then delete it or apply with --allow-downgrade"
             }
+            Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
+            Error::NotALivepatch(m) => m,
             Error::TimedOutReverted => {
                 "transition timed out; the patch was reverted and unloaded, the system is unchanged"
             }
@@ -126,13 +140,16 @@ impl Error {
             }
             Error::Stuck(m) => m,
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
+            Error::StateNotSaved(..) => {
+                "applied and live, but klpctl could not save its state; fix the state directory and run the same apply again"
+            }
         }
     }
 
     /// The errno behind this error, if any.
     pub fn errno(self) -> Option<Errno> {
         match self {
-            Error::Io(_, e) | Error::KernelRefused(e) => Some(e),
+            Error::Io(_, e) | Error::KernelRefused(e) | Error::StateNotSaved(_, e) => Some(e),
             _ => None,
         }
     }
@@ -142,6 +159,17 @@ impl Error {
 pub trait Context<T> {
     /// Maps an `Errno` into [`Error::Io`] naming `what` failed.
     fn ctx(self, what: &'static str) -> Result<T>;
+}
+
+impl Error {
+    /// The same failure, reclassified as "the patch is live but its state
+    /// was not saved" when it is an I/O error (exit 10).
+    pub fn unsaved(self) -> Error {
+        match self {
+            Error::Io(what, e) => Error::StateNotSaved(what, e),
+            other => other,
+        }
+    }
 }
 
 impl<T> Context<T> for rustix::io::Result<T> {

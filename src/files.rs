@@ -65,21 +65,34 @@ impl Default for PathBuf {
     }
 }
 
-/// Opens a file read-only (close-on-exec, no controlling tty).
+/// Opens a file read-only (close-on-exec, no controlling tty) without
+/// blocking: opening a FIFO must not wait for a writer. Callers check the
+/// type (`regular_size`, `read_fd_small`) before reading anything.
 pub fn open_ro(path: &CStr, what: &'static str) -> Result<OwnedFd> {
+    open_flags(path, OFlags::empty(), what)
+}
+
+/// Opens one of klpctl's own files (records, floors) like [`open_ro`], but
+/// never through a symlink: a link planted there is refused (`ELOOP`).
+pub fn open_own(path: &CStr, what: &'static str) -> Result<OwnedFd> {
+    open_flags(path, OFlags::NOFOLLOW, what)
+}
+
+fn open_flags(path: &CStr, extra: OFlags, what: &'static str) -> Result<OwnedFd> {
     rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK | extra,
         Mode::empty(),
     )
     .ctx(what)
 }
 
-/// File size from fstat; refuses anything that is not a regular file.
+/// File size from fstat; refuses anything that is not a regular file
+/// ([`Error::NotRegular`]).
 pub fn regular_size(fd: impl AsFd, what: &'static str) -> Result<u64> {
     let st = rustix::fs::fstat(fd).ctx(what)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
-        return Err(Error::Io(what, rustix::io::Errno::INVAL));
+        return Err(Error::NotRegular(what));
     }
     Ok(st.st_size as u64)
 }
@@ -113,8 +126,10 @@ pub fn read_small<'b>(path: &CStr, buf: &'b mut [u8], what: &'static str) -> Res
     read_fd_small(&fd, buf, what)
 }
 
-/// Reads from `fd` until EOF into `buf`; more than fits is an error.
+/// Reads from `fd` until EOF into `buf`; more than fits is an error, and so
+/// is anything but a regular file (checked before the first read).
 pub fn read_fd_small<'b>(fd: impl AsFd, buf: &'b mut [u8], what: &'static str) -> Result<&'b [u8]> {
+    regular_size(&fd, what)?;
     let mut n = 0;
     loop {
         if n == buf.len() {

@@ -370,6 +370,79 @@ impl Keyring {
     }
 }
 
+/// Default runtime keyring directory.
+pub const KEYRING_DIR: &core::ffi::CStr = c"/etc/klpctl/keys.d";
+
+/// The trusted keyring: keys embedded at build time plus, unless the
+/// `no-runtime-keyring` feature is on, every `*.pub` in `dir` (default
+/// [`KEYRING_DIR`]; a missing default directory is simply empty). A
+/// malformed key file is reported on stderr and skipped, so one bad file
+/// cannot lock an appliance out of updates.
+pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
+    let mut ring = Keyring::new(crate::embedded::THRESHOLD);
+    for (id, key) in crate::embedded::EMBEDDED_KEYS {
+        ring.add(PublicKey { id: *id, key: *key })?;
+    }
+    if cfg!(feature = "no-runtime-keyring") {
+        if dir.is_some() {
+            return Err(Error::Usage(
+                "this klpctl was built without a runtime keyring; --keyring is not available",
+            ));
+        }
+    } else {
+        load_dir(&mut ring, dir)?;
+    }
+    if ring.keys.is_empty() {
+        return Err(Error::Bundle(
+            "bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
+        ));
+    }
+    Ok(ring)
+}
+
+fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
+    let path = dir.unwrap_or(KEYRING_DIR);
+    let dirfd = match rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) if dir.is_none() => return Ok(()),
+        Err(e) => return Err(Error::Io("cannot open keyring directory", e)),
+    };
+    let mut dbuf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
+    let mut entries = rustix::fs::RawDir::new(&dirfd, &mut dbuf);
+    while let Some(entry) = entries.next() {
+        let entry = entry.map_err(|e| Error::Io("cannot read keyring directory", e))?;
+        let name = entry.file_name();
+        let nb = name.to_bytes();
+        if !nb.ends_with(b".pub") || nb.starts_with(b".") {
+            continue;
+        }
+        let mut buf = [0u8; MAX_KEY_FILE];
+        let parsed = rustix::fs::openat(
+            &dirfd,
+            name,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| Error::Io("cannot open key file", e))
+        .and_then(|fd| crate::files::read_fd_small(&fd, &mut buf, "cannot read key file"))
+        .and_then(parse_public)
+        .and_then(|k| ring.add(k));
+        if let Err(e) = parsed {
+            let mut o = crate::out::Out::stderr();
+            o.s("klpctl: warning: ignoring key file ")
+                .b(nb)
+                .s(": ")
+                .s(e.message())
+                .nl();
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,9 +607,9 @@ mod tests {
         let m = b"msg";
         let mut s = a.sign(m);
         let mut carry = 0u16;
-        for i in 0..32 {
-            let v = s.sig[32 + i] as u16 + L[i] as u16 + carry;
-            s.sig[32 + i] = v as u8;
+        for (b, l) in s.sig[32..].iter_mut().zip(L) {
+            let v = *b as u16 + l as u16 + carry;
+            *b = v as u8;
             carry = v >> 8;
         }
         assert_eq!(r.check(m, &[s]).result(), Err(Error::BadSignature));
@@ -552,77 +625,4 @@ mod tests {
         other.id = key(1).id;
         assert!(r.add(other).is_err());
     }
-}
-
-/// Default runtime keyring directory.
-pub const KEYRING_DIR: &core::ffi::CStr = c"/etc/klpctl/keys.d";
-
-/// The trusted keyring: keys embedded at build time plus, unless the
-/// `no-runtime-keyring` feature is on, every `*.pub` in `dir` (default
-/// [`KEYRING_DIR`]; a missing default directory is simply empty). A
-/// malformed key file is reported on stderr and skipped, so one bad file
-/// cannot lock an appliance out of updates.
-pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
-    let mut ring = Keyring::new(crate::embedded::THRESHOLD);
-    for (id, key) in crate::embedded::EMBEDDED_KEYS {
-        ring.add(PublicKey { id: *id, key: *key })?;
-    }
-    if cfg!(feature = "no-runtime-keyring") {
-        if dir.is_some() {
-            return Err(Error::Usage(
-                "this klpctl was built without a runtime keyring; --keyring is not available",
-            ));
-        }
-    } else {
-        load_dir(&mut ring, dir)?;
-    }
-    if ring.keys.is_empty() {
-        return Err(Error::Bundle(
-            "bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
-        ));
-    }
-    Ok(ring)
-}
-
-fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
-    let path = dir.unwrap_or(KEYRING_DIR);
-    let dirfd = match rustix::fs::open(
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) if dir.is_none() => return Ok(()),
-        Err(e) => return Err(Error::Io("cannot open keyring directory", e)),
-    };
-    let mut dbuf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
-    let mut entries = rustix::fs::RawDir::new(&dirfd, &mut dbuf);
-    while let Some(entry) = entries.next() {
-        let entry = entry.map_err(|e| Error::Io("cannot read keyring directory", e))?;
-        let name = entry.file_name();
-        let nb = name.to_bytes();
-        if !nb.ends_with(b".pub") || nb.starts_with(b".") {
-            continue;
-        }
-        let mut buf = [0u8; MAX_KEY_FILE];
-        let parsed = rustix::fs::openat(
-            &dirfd,
-            name,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::Io("cannot open key file", e))
-        .and_then(|fd| crate::files::read_fd_small(&fd, &mut buf, "cannot read key file"))
-        .and_then(parse_public)
-        .and_then(|k| ring.add(k));
-        if let Err(e) = parsed {
-            let mut o = crate::out::Out::stderr();
-            o.s("klpctl: warning: ignoring key file ")
-                .b(nb)
-                .s(": ")
-                .s(e.message())
-                .nl();
-        }
-    }
-    Ok(())
 }

@@ -225,6 +225,11 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
         });
         Ok(())
     });
+    if count == 0 {
+        // The kernel also waits for each CPU's idle task (swapper/N, pid
+        // 0), which /proc does not list, and re-checks only once a second.
+        o.s("  no task in /proc is blocking: the holdouts are per-CPU idle tasks (swapper/N, not in /proc) on busy CPUs, or the kernel's once-a-second re-check is still due\n");
+    }
     if count > MAX_BLOCKERS {
         o.s("  ... and ")
             .u((count - MAX_BLOCKERS) as u64)
@@ -455,9 +460,6 @@ fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Re
             "not for this kernel: build-id differs (another build of this release)",
         ));
     }
-    if !files::exists(c"/sys/kernel/livepatch") {
-        return Err(Error::NoLivepatch);
-    }
     Ok(())
 }
 
@@ -470,7 +472,10 @@ fn valid_keys(v: &crate::keys::Verdict) -> heapless::Vec<KeyId, 4> {
 }
 
 /// Applies one verified bundle. Prints human progress on stdout unless
-/// JSON was asked for; returns the outcome and the modules it removed.
+/// JSON was asked for; returns the outcome and the modules it removed. A
+/// failure to save klpctl's own state after the patch went live does not
+/// make the apply fail: it lands in `unsaved` (exit 10), because the patch
+/// is live and saying otherwise would be a lie.
 fn apply_one(
     cli: &mut Cli,
     path: &CStr,
@@ -478,8 +483,13 @@ fn apply_one(
     k: &Running,
     opts: &ApplyOpts,
     removed: &mut heapless::Vec<heapless::String<56>, 8>,
+    unsaved: &mut Option<Error>,
 ) -> Result<Outcome> {
     let t0 = now_ms();
+    // One bound for every wait of this bundle (another transition, its own
+    // transition, module removal), counted from here: time spent inside
+    // finit_module, which cannot be interrupted, counts against it too.
+    let deadline = t0 + opts.timeout_ms;
     cli.ctx(path.to_bytes());
     let fd = files::open_ro(path, "cannot open bundle")?;
     let src = FileSource::new(&fd, "cannot read bundle")?;
@@ -489,7 +499,25 @@ fn apply_one(
     let m = &signed.manifest;
     check_kernel(cli, m, k)?;
     let name = m.name.as_bytes();
-    let deadline = || now_ms() + opts.timeout_ms;
+    let keys = valid_keys(&signed.verdict);
+    let record = state::NewRecord {
+        manifest: m,
+        keys: &keys,
+        time: unix_time(),
+    };
+    let save = |state: &str, unsaved: &mut Option<Error>| {
+        if let Err(e) = state::write_record(&record, state).and_then(|_| {
+            state::raise_floor(
+                m.stream,
+                m.version,
+                m.replace,
+                opts.state_dir,
+                opts.allow_downgrade,
+            )
+        }) {
+            *unsaved = Some(e.unsaved());
+        }
+    };
 
     // Idempotence and conflicts.
     if active(name) {
@@ -505,13 +533,15 @@ fn apply_one(
         // included, exactly as verify would say.
         signed.check_payload(&src)?;
         if !same {
+            // No valid record of this boot that says it is this payload: a
+            // damaged record proves nothing, so it counts as none.
             let mut hex = [0u8; 64];
             cli.detail(&[
                 b"bundle sha256 ",
                 crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b""),
             ]);
             return Err(Error::Conflict(
-                "a livepatch of this name is already loaded with another payload (or not by klpctl); disable it first",
+                "a livepatch of this name is already loaded, and no valid klpctl record says it is this payload (another payload, another tool, or a damaged record); disable it first",
             ));
         }
         if read_attr(name, b"enabled") != Some(1) {
@@ -521,6 +551,7 @@ fn apply_one(
         }
         wait_or_revert(
             name,
+            deadline,
             opts.timeout_ms,
             " (from an earlier run) did not finish; reverting",
         )?;
@@ -528,19 +559,18 @@ fn apply_one(
             // An earlier klpctl was killed before it could finish: finish
             // its cleanup and its record.
             if m.replace {
-                remove_replaced(name, deadline(), removed);
+                remove_replaced(name, deadline, removed);
             }
-            let keys = valid_keys(&signed.verdict);
-            state::write_record(
-                &state::NewRecord {
-                    manifest: m,
-                    keys: &keys,
-                    time: unix_time(),
-                },
-                "applied",
-            )?;
+            save("applied", unsaved);
+        } else if let Err(e) = state::raise_floor(
+            m.stream,
+            m.version,
+            m.replace,
+            opts.state_dir,
+            opts.allow_downgrade,
+        ) {
+            *unsaved = Some(e.unsaved());
         }
-        state::raise_floor(m.stream, m.version, opts.state_dir)?;
         if !opts.json {
             let mut o = Out::stdout();
             o.b(name)
@@ -553,22 +583,42 @@ fn apply_one(
         }
         return Ok(Outcome::Already);
     }
-    // Rollback protection, before anything is touched.
-    if let Some(floor) = state::floor(m.stream, opts.state_dir)
-        && m.version < floor
-        && !opts.allow_downgrade
-    {
-        let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
-        cli.detail(&[
-            b"stream ",
-            m.stream.as_bytes(),
-            b": bundle version ",
-            crate::out::fmt_u64(m.version, &mut a),
-            b" < applied ",
-            crate::out::fmt_u64(floor, &mut b),
-        ]);
-        return Err(Error::Downgrade);
+    // Rollback protection, before anything is touched. A floor that cannot
+    // be read refuses like a downgrade would: never "no floor".
+    if !opts.allow_downgrade {
+        match state::floor(m.stream, opts.state_dir) {
+            Err(state::Damaged(base)) => {
+                cli.detail(&[
+                    b"stream ",
+                    m.stream.as_bytes(),
+                    b": damaged floor file ",
+                    base,
+                    b"/streams/",
+                    m.stream.as_bytes(),
+                ]);
+                return Err(Error::DamagedFloor);
+            }
+            Ok(Some(f)) if m.version < f.bound(m.replace) => {
+                let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+                cli.detail(&[
+                    b"stream ",
+                    m.stream.as_bytes(),
+                    b": bundle version ",
+                    crate::out::fmt_u64(m.version, &mut a),
+                    if m.replace {
+                        b" < applied "
+                    } else {
+                        b" < applied cumulative "
+                    },
+                    crate::out::fmt_u64(f.bound(m.replace), &mut b),
+                ]);
+                return Err(Error::Downgrade);
+            }
+            _ => {}
+        }
     }
+    // The state must be writable before the kernel is touched.
+    state::check_writable(opts.state_dir)?;
 
     if loaded(name) {
         if !is_livepatch_module(name) {
@@ -578,35 +628,32 @@ fn apply_one(
         }
         // A stale module of the same name whose patch is gone (replaced or
         // disabled earlier): it must go before the new one can load.
-        unload(name, deadline())?;
+        unload(name, deadline)?;
         state::remove_record(m.name);
     }
 
     // One transition at a time.
     let mut other = [0u8; 64];
     if any_in_transition(&mut other).is_some()
-        && !poll(deadline(), || any_in_transition(&mut [0u8; 64]).is_none())
+        && !poll(deadline, || any_in_transition(&mut [0u8; 64]).is_none())
     {
         let n = any_in_transition(&mut other).unwrap_or(0);
         cli.detail(&[b"in transition: ", &other[..n]]);
         return Err(Error::Conflict("another livepatch is still in transition"));
     }
 
-    let keys = valid_keys(&signed.verdict);
-    let record = state::NewRecord {
-        manifest: m,
-        keys: &keys,
-        time: unix_time(),
-    };
     state::write_record(&record, "loading")?;
-    let memfd = match seal_payload(&src, &signed) {
-        Ok(fd) => fd,
-        Err(e) => {
-            state::remove_record(m.name);
-            return Err(e);
-        }
-    };
+    let memfd =
+        match seal_payload(&src, &signed).and_then(|fd| check_module(cli, &fd, m).map(|_| fd)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                state::remove_record(m.name);
+                return Err(e);
+            }
+        };
     let kmsg = Kmsg::open();
+    let mut newest = [0u8; 64];
+    let before = newest_module(&mut newest);
     if let Err(e) = load(&memfd, signed.header.payload_len) {
         state::remove_record(m.name);
         let mut o = Out::stderr();
@@ -621,18 +668,34 @@ fn apply_one(
     drop(memfd);
     if !active(name) {
         // A livepatch registers /sys/kernel/livepatch/<name> from its init,
-        // before finit_module returns. A trusted bundle whose module does not
-        // (not a livepatch, or a manifest name that is not the module's)
-        // must not stay loaded.
+        // before finit_module returns. A module that did not must not stay
+        // loaded: unload what the kernel actually loaded (the newest entry
+        // of /proc/modules, when it changed), not what the manifest says.
         state::remove_record(m.name);
-        let _ = rustix::system::delete_module(
-            PathBuf::of(&[name])?.c(),
-            rustix::fs::OFlags::NONBLOCK.bits() as i32,
-        );
-        return Err(Error::NotALivepatch);
+        let mut now = [0u8; 64];
+        let loaded_name = newest_module(&mut now)
+            .filter(|n| Some(*n) != before)
+            .unwrap_or(name);
+        let gone = PathBuf::of(&[loaded_name]).is_ok_and(|p| {
+            rustix::system::delete_module(p.c(), rustix::fs::OFlags::NONBLOCK.bits() as i32).is_ok()
+        });
+        if !gone {
+            cli.detail(&[b"module ", loaded_name]);
+            return Err(Error::Stuck(
+                "the module loaded but registered no livepatch under the manifest's name, and klpctl could not unload it",
+            ));
+        }
+        return Err(Error::NotALivepatch(
+            "the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it",
+        ));
     }
 
-    wait_or_revert(name, opts.timeout_ms, " did not finish in time; reverting")?;
+    wait_or_revert(
+        name,
+        deadline,
+        opts.timeout_ms,
+        " did not finish in time; reverting",
+    )?;
     if read_attr(name, b"enabled") != Some(1) {
         state::remove_record(m.name);
         return Err(Error::Conflict(
@@ -641,11 +704,10 @@ fn apply_one(
     }
 
     if m.replace {
-        remove_replaced(name, deadline(), removed);
+        remove_replaced(name, deadline, removed);
     }
 
-    state::write_record(&record, "applied")?;
-    state::raise_floor(m.stream, m.version, opts.state_dir)?;
+    save("applied", unsaved);
     let (mut vb, mut hx, mut kb) = ([0u8; 20], [0u8; 64], [0u8; 80]);
     let mut kn = 0;
     for (i, id) in keys.iter().enumerate() {
@@ -686,6 +748,54 @@ fn apply_one(
     Ok(Outcome::Applied)
 }
 
+/// Checks, before the kernel sees it, that the sealed module is what the
+/// signed manifest says: the same module name (the kernel registers the
+/// patch under the module's own name, and klpctl finds, records and
+/// removes it by the manifest's), the same kernel release and architecture,
+/// and `livepatch=Y`.
+fn check_module(cli: &mut Cli, memfd: &OwnedFd, m: &crate::manifest::Manifest) -> Result<()> {
+    let src = FileSource::new(memfd, "cannot stat memfd")?;
+    let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
+    let info = crate::modinfo::parse(&src, &mut buf).map_err(|e| {
+        cli.detail(&[e.message().as_bytes()]);
+        Error::Bundle("bundle rejected: the payload is not a kernel module klpctl can read")
+    })?;
+    if info.name != m.name || info.release != m.release || info.arch != m.arch {
+        cli.detail(&[
+            b"manifest ",
+            m.name.as_bytes(),
+            b" for ",
+            m.release.as_bytes(),
+            b" ",
+            m.arch.as_bytes(),
+            b", module ",
+            info.name.as_bytes(),
+            b" for ",
+            info.release.as_bytes(),
+            b" ",
+            info.arch.as_bytes(),
+        ]);
+        return Err(Error::Bundle(
+            "bundle rejected: the module inside is not the one the manifest names (name, kernel release or architecture differ)",
+        ));
+    }
+    if !info.livepatch {
+        return Err(Error::NotALivepatch(
+            "the module is not a livepatch (its .modinfo has no livepatch=Y); klpctl did not load it",
+        ));
+    }
+    Ok(())
+}
+
+/// The name of the most recently loaded module: the kernel lists the
+/// newest first in `/proc/modules`.
+fn newest_module(buf: &mut [u8; 64]) -> Option<&[u8]> {
+    let fd = files::open_ro(c"/proc/modules", "modules").ok()?;
+    let n = rustix::io::read(&fd, &mut buf[..]).ok()?;
+    let name = buf[..n].split(|&c| c == b' ').next()?;
+    (name.len() < n).then_some(name)
+}
+
 /// After an atomic-replace patch completed: unload the modules of the
 /// patches it replaced (their sysfs directories are gone, their modules
 /// stay until someone removes them) and drop their records.
@@ -723,10 +833,13 @@ fn remove_replaced(
     }
 }
 
-/// Waits up to `timeout_ms` for the transition of `name` to finish; if it
-/// does not, lists the tasks blocking it and reverts (exit 7, or 8).
-fn wait_or_revert(name: &[u8], timeout_ms: u64, why: &str) -> Result<()> {
-    if poll(now_ms() + timeout_ms, || settled(name)) {
+/// Waits until `deadline` for the transition of `name` to finish; if it
+/// does not, lists the tasks blocking it and reverts (exit 7, or 8), the
+/// revert getting `timeout_ms` (at least 10 s) of its own.
+fn wait_or_revert(name: &[u8], deadline: u64, timeout_ms: u64, why: &str) -> Result<()> {
+    // The last look comes after the deadline: a transition that finished
+    // just then is done, not timed out.
+    if poll(deadline, || settled(name)) || settled(name) {
         return Ok(());
     }
     {
@@ -842,8 +955,14 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
         opts.keyring
             .map_or(crate::keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
     );
-    let early =
-        crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)));
+    // Without livepatch support nothing can be applied, and a boot script
+    // must be able to tell that from "nothing to do": exit 4 at once, for
+    // --dir too.
+    let early = if files::exists(c"/sys/kernel/livepatch") {
+        crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)))
+    } else {
+        Err(Error::NoLivepatch)
+    };
     let (ring, _lock) = match early {
         Ok(x) => {
             cli.ctx(b"");
@@ -924,7 +1043,8 @@ fn apply_reported(
     acc: &mut Acc,
 ) -> Result<()> {
     let mut removed = heapless::Vec::new();
-    let r = apply_one(cli, path, ring, k, opts, &mut removed);
+    let mut unsaved = None;
+    let r = apply_one(cli, path, ring, k, opts, &mut removed, &mut unsaved);
     acc.entry(json, path.to_bytes());
     match r {
         Ok(out) => {
@@ -941,7 +1061,19 @@ fn apply_reported(
                 }
                 json.json_str(r.as_bytes());
             }
-            json.s("]}");
+            json.s("]");
+            // Live, but klpctl's state was not saved: say both, exit 10,
+            // and stop before loading anything more.
+            if let Some(e) = unsaved {
+                cli.ctx(path.to_bytes());
+                json.s(",\"exit\":")
+                    .u(e.exit_code() as u64)
+                    .s(",\"warning\":")
+                    .json_str(e.message().as_bytes());
+                json.s("}");
+                return Err(e);
+            }
+            json.s("}");
             Ok(())
         }
         Err(e) => {
@@ -1159,24 +1291,37 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
             ));
         }
     }
-    if !poll(deadline, || !active(name)) {
+    let mut deadline = deadline;
+    if !poll(deadline, || disabled_now(name)) {
         let mut o = Out::stderr();
         o.s("klpctl: disabling ")
             .b(name)
             .s(" did not finish in time; switching it back on")
             .nl();
         list_blockers(&mut o, 0, None);
-        let back = files::write_existing(enabled.c(), b"1", "enabled").is_ok()
-            && poll(now_ms() + timeout_ms.max(10_000), || {
-                settled(name) && read_attr(name, b"enabled") == Some(1)
+        let wrote = files::write_existing(enabled.c(), b"1", "enabled").is_ok();
+        // A failed step is followed by a fresh look at the truth: the
+        // reverse transition may have finished just as the time ran out,
+        // and then the kernel refuses to switch the patch back on.
+        if wrote || !disabled_now(name) {
+            let back = wrote
+                && poll(now_ms() + timeout_ms.max(10_000), || {
+                    settled(name) && read_attr(name, b"enabled") == Some(1)
+                });
+            return Err(if back {
+                Error::DisableTimedOut
+            } else {
+                Error::Stuck(
+                    "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)",
+                )
             });
-        return Err(if back {
-            Error::DisableTimedOut
-        } else {
-            Error::Stuck(
-                "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)",
-            )
-        });
+        }
+        o.s("klpctl: the disable of ")
+            .b(name)
+            .s(" finished after all; removing it")
+            .nl();
+        // Its sysfs directory goes asynchronously: a short grace to remove it.
+        deadline = now_ms() + 5_000;
     }
     if unload(name, deadline).is_err() {
         return Err(Error::Stuck(
@@ -1186,6 +1331,12 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
     state::remove_record(sname);
     audit(&[b"disabled ", name]);
     Ok(true)
+}
+
+/// The patch is off: gone from sysfs, or its transition to disabled is
+/// over and only its directory is still going away.
+fn disabled_now(name: &[u8]) -> bool {
+    !active(name) || (settled(name) && read_attr(name, b"enabled") == Some(0))
 }
 
 /// `klpctl status`.

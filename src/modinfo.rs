@@ -150,6 +150,7 @@ pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<M
     })
 }
 
+/// Unit tests, and the fake module builder other tests share.
 #[cfg(test)]
 pub mod tests {
     use super::*;
@@ -169,7 +170,7 @@ pub mod tests {
         f.extend_from_slice(shstr);
         let mi_off = f.len();
         f.extend_from_slice(modinfo);
-        while f.len() % 8 != 0 {
+        while !f.len().is_multiple_of(8) {
             f.push(0);
         }
         let shoff = f.len();

@@ -5,15 +5,17 @@
 //!   boot (stream, version, digest, keys, CVEs, time, and whether the load
 //!   finished), written before `finit_module` so a killed klpctl leaves the
 //!   truth behind;
-//! - `/run/klpctl/streams/<stream>`: the newest version applied per stream
-//!   this boot (rollback protection);
+//! - `/run/klpctl/streams/<stream>`: the rollback floor of each stream this
+//!   boot: the newest version applied, and the newest cumulative one;
 //! - `<state-dir>/streams/<stream>`: the same, persistent, when `--state-dir`
 //!   is given.
 //!
 //! Every record carries the boot id, so records that survive a reboot on a
 //! `/run` that is not tmpfs are ignored. Files are replaced atomically
-//! (temp file, fsync, rename) and read defensively: an unreadable record is
-//! treated as absent, never trusted.
+//! (temp file, fsync, rename) and read defensively, never through a symlink
+//! and never from anything but a regular file: an unreadable record is
+//! treated as absent, never trusted, and an unreadable floor as damaged,
+//! which refuses every downgrade (fail closed).
 #![forbid(unsafe_code)]
 
 use crate::error::{Context, Error, Result};
@@ -38,12 +40,15 @@ pub struct Lock {
 pub fn lock(wait_s: u64) -> Result<Lock> {
     use rustix::fs::{FlockOperation, Mode, OFlags};
     ensure_dirs()?;
+    // Never through a symlink, never blocking on a FIFO planted there, and
+    // only a regular file.
     let fd = rustix::fs::open(
         c"/run/klpctl/lock",
-        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         Mode::from_raw_mode(0o600),
     )
     .ctx("cannot open /run/klpctl/lock")?;
+    files::regular_size(&fd, "cannot open /run/klpctl/lock")?;
     let start = crate::livepatch::now_ms();
     let mut said = false;
     loop {
@@ -170,7 +175,8 @@ pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Reco
 /// The text of a valid record for `name` of this boot.
 fn read_raw<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<&'b [u8]> {
     let p = record_path(name).ok()?;
-    let bytes = files::read_small(p.c(), buf, "record").ok()?;
+    let fd = files::open_own(p.c(), "record").ok()?;
+    let bytes = files::read_fd_small(&fd, buf, "record").ok()?;
     let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
     (r.name == name && r.boot_id == boot_id().as_str()).then_some(bytes)
 }
@@ -261,34 +267,171 @@ fn stream_path(base: &[u8], stream: &str) -> Result<PathBuf> {
     PathBuf::of(&[base, b"/streams/", stream.as_bytes()])
 }
 
-fn read_floor(base: &[u8], stream: &str) -> Option<u64> {
-    let p = stream_path(base, stream).ok()?;
-    let mut buf = [0u8; 32];
-    crate::kernel::parse_u64(files::read_small(p.c(), &mut buf, "floor").ok()?)
+/// The rollback floor of a stream: the newest version applied, and the
+/// newest version of a cumulative (`replace`) bundle applied.
+///
+/// A cumulative bundle replaces every patch of its stream, so one older
+/// than the newest version applied would take newer fixes away. A
+/// non-cumulative bundle only adds its own fix beside the others, so it is
+/// a downgrade only when a newer cumulative bundle already contains it; the
+/// older members of a non-cumulative stream stay applicable, which is what
+/// lets `apply --dir` restore the whole set after a reboot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Floor {
+    /// Newest version applied, cumulative or not.
+    pub newest: u64,
+    /// Newest cumulative version applied (0 when none was).
+    pub cumulative: u64,
 }
 
-/// The newest version applied in `stream`: this boot's, and the persistent
-/// floor in `state_dir` when given. The larger wins.
-pub fn floor(stream: &str, state_dir: Option<&CStr>) -> Option<u64> {
-    let boot = read_floor(RUN_DIR, stream);
-    let persistent = state_dir.and_then(|d| read_floor(d.to_bytes(), stream));
-    boot.max(persistent)
+impl Floor {
+    /// The version below which `replace`-ness `replace` is a downgrade.
+    pub fn bound(&self, replace: bool) -> u64 {
+        if replace {
+            self.newest
+        } else {
+            self.cumulative
+        }
+    }
+
+    /// The floor after applying `version`.
+    pub fn raised(self, version: u64, replace: bool) -> Floor {
+        Floor {
+            newest: self.newest.max(version),
+            cumulative: if replace {
+                self.cumulative.max(version)
+            } else {
+                self.cumulative
+            },
+        }
+    }
+
+    fn max(self, o: Floor) -> Floor {
+        Floor {
+            newest: self.newest.max(o.newest),
+            cumulative: self.cumulative.max(o.cumulative),
+        }
+    }
 }
 
-/// Raises the floor of `stream` to `version` (never lowers it) this boot
-/// and, when given, in `state_dir`, which is created if missing.
-pub fn raise_floor(stream: &str, version: u64, state_dir: Option<&CStr>) -> Result<()> {
+/// Parses a floor file: `newest N` and `cumulative M` lines. A file of one
+/// number, as klpctl 0.1 wrote it, did not say whether that version was
+/// cumulative: it is taken as both (fail closed). Anything else is `None`.
+pub fn parse_floor(t: &[u8]) -> Option<Floor> {
+    let t = core::str::from_utf8(t).ok()?;
+    if let Some(v) = crate::kernel::parse_u64(t.as_bytes()) {
+        return Some(Floor {
+            newest: v,
+            cumulative: v,
+        });
+    }
+    let mut lines = t.strip_suffix('\n')?.split('\n');
+    let mut field = |key: &str| {
+        let v = lines.next()?.strip_prefix(key)?.strip_prefix(' ')?;
+        crate::kernel::parse_u64(v.as_bytes()).filter(|_| !v.starts_with(' '))
+    };
+    let f = Floor {
+        newest: field("newest")?,
+        cumulative: field("cumulative")?,
+    };
+    (lines.next().is_none() && f.cumulative <= f.newest).then_some(f)
+}
+
+/// A floor file that exists but cannot be trusted: the state directory
+/// it is in (`<base>/streams/<stream>`).
+pub struct Damaged<'a>(pub &'a [u8]);
+
+/// The floor in `base`: `Ok(None)` when there is no file, `Err` when there
+/// is one that cannot be read or parsed (a symlink, a FIFO, junk).
+fn read_floor<'a>(
+    base: &'a [u8],
+    stream: &str,
+) -> core::result::Result<Option<Floor>, Damaged<'a>> {
+    let p = stream_path(base, stream).map_err(|_| Damaged(base))?;
+    let fd = match files::open_own(p.c(), "floor") {
+        Err(Error::Io(_, rustix::io::Errno::NOENT)) => return Ok(None),
+        Err(_) => return Err(Damaged(base)),
+        Ok(fd) => fd,
+    };
+    let mut buf = [0u8; 64];
+    match files::read_fd_small(&fd, &mut buf, "floor").map(parse_floor) {
+        Ok(Some(f)) => Ok(Some(f)),
+        _ => Err(Damaged(base)),
+    }
+}
+
+/// The floor of `stream`: this boot's, combined with the persistent one in
+/// `state_dir` when given (the larger of each). A damaged file in either
+/// place is an error naming it.
+pub fn floor<'a>(
+    stream: &str,
+    state_dir: Option<&'a CStr>,
+) -> core::result::Result<Option<Floor>, Damaged<'a>> {
+    let boot = read_floor(RUN_DIR, stream)?;
+    let persistent = match state_dir {
+        Some(d) => read_floor(d.to_bytes(), stream)?,
+        None => None,
+    };
+    Ok(match (boot, persistent) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Creates `<base>/streams` (and `base`) if missing; returns its path.
+fn streams_dir(base: &[u8]) -> Result<PathBuf> {
+    files::ensure_dir(PathBuf::of(&[base])?.c(), "cannot create state directory")?;
+    let dir = PathBuf::of(&[base, b"/streams"])?;
+    files::ensure_dir(dir.c(), "cannot create state directory")?;
+    Ok(dir)
+}
+
+/// Proves, before the kernel is touched, that the floors can be written
+/// this boot and in `state_dir`: creates the directories and a probe file
+/// (removed again). A patch that goes live must not be reported as failed
+/// because its state could not be saved afterwards.
+pub fn check_writable(state_dir: Option<&CStr>) -> Result<()> {
+    let probe = |base: &[u8]| -> Result<()> {
+        let dir = streams_dir(base)?;
+        let p = PathBuf::of(&[dir.bytes(), b"/.probe"])?;
+        AtomicFile::create(p.bytes(), 0o600).map(drop)
+    };
+    probe(RUN_DIR)?;
+    if let Some(d) = state_dir {
+        probe(d.to_bytes())?;
+    }
+    Ok(())
+}
+
+/// Raises the floor of `stream` for an applied `version` (never lowers
+/// it) this boot and, when given, in `state_dir`. A damaged floor is left
+/// as it is, still refusing downgrades, unless `reset` (the operator's
+/// `--allow-downgrade`) replaces it.
+pub fn raise_floor(
+    stream: &str,
+    version: u64,
+    replace: bool,
+    state_dir: Option<&CStr>,
+    reset: bool,
+) -> Result<()> {
     let set = |base: &[u8]| -> Result<()> {
-        if read_floor(base, stream).is_some_and(|v| v >= version) {
+        let cur = match read_floor(base, stream) {
+            Ok(cur) => cur,
+            Err(_) if reset => None,
+            Err(_) => return Ok(()),
+        };
+        let new = cur.unwrap_or_default().raised(version, replace);
+        if cur == Some(new) {
             return Ok(());
         }
-        let dir = PathBuf::of(&[base, b"/streams"])?;
-        files::ensure_dir(PathBuf::of(&[base])?.c(), "cannot create state directory")?;
-        files::ensure_dir(dir.c(), "cannot create state directory")?;
+        let dir = streams_dir(base)?;
         let p = stream_path(base, stream)?;
         let f = AtomicFile::create(p.bytes(), 0o600)?;
         Out::to(Some(f.fd()))
-            .u(version)
+            .s("newest ")
+            .u(new.newest)
+            .s("\ncumulative ")
+            .u(new.cumulative)
             .nl()
             .finish()
             .ctx("cannot write rollback floor")?;
@@ -331,5 +474,73 @@ mod tests {
         assert!(parse_record(&GOOD.replace("name klp_a", "name ../x")).is_none());
         assert!(parse_record(&GOOD.replace("sha256 e3", "sha256 zz")).is_none());
         assert!(parse_record("").is_none());
+    }
+
+    #[test]
+    fn floors_parse_strictly() {
+        let f = |n, c| {
+            Some(Floor {
+                newest: n,
+                cumulative: c,
+            })
+        };
+        assert_eq!(parse_floor(b"newest 5\ncumulative 3\n"), f(5, 3));
+        // klpctl 0.1's single number: taken as cumulative too (fail closed).
+        assert_eq!(parse_floor(b"4\n"), f(4, 4));
+        for junk in [
+            &b""[..],
+            b"junk",
+            b"newest 5\n",
+            b"newest 5\ncumulative 3",
+            b"newest 5\ncumulative 6\n",
+            b"newest 5\ncumulative 3\nextra 1\n",
+            b"cumulative 3\nnewest 5\n",
+            b"newest  5\ncumulative 3\n",
+            b"newest -5\ncumulative 3\n",
+            b"\xff\n",
+        ] {
+            assert_eq!(
+                parse_floor(junk),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(junk)
+            );
+        }
+    }
+
+    #[test]
+    fn a_non_cumulative_stream_keeps_its_older_members() {
+        // ns v1 and v2, both non-cumulative, were applied: at the next boot
+        // v1 is not a downgrade, it is half of the set.
+        let fl = Floor::default().raised(1, false).raised(2, false);
+        assert_eq!(
+            fl,
+            Floor {
+                newest: 2,
+                cumulative: 0
+            }
+        );
+        assert!(1 >= fl.bound(false));
+        // A cumulative v1 would replace v2: a downgrade.
+        assert!(1 < fl.bound(true));
+    }
+
+    #[test]
+    fn a_cumulative_bundle_raises_the_floor_for_both_kinds() {
+        let fl = Floor::default().raised(3, true).raised(4, false);
+        assert_eq!(
+            fl,
+            Floor {
+                newest: 4,
+                cumulative: 3
+            }
+        );
+        // Older than the cumulative v3: contained in it, refused either way.
+        assert!(2 < fl.bound(false) && 2 < fl.bound(true));
+        // Between v3 and v4: a non-cumulative fix may join; a cumulative
+        // one would drop v4.
+        assert!(3 >= fl.bound(false));
+        assert!(3 < fl.bound(true));
+        assert_eq!(fl.bound(true), 4);
     }
 }

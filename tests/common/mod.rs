@@ -518,7 +518,7 @@ pub fn b64_encode(data: &[u8]) -> String {
 
 /// Decodes standard padded base64; panics on anything else.
 pub fn b64_decode(s: &str) -> Vec<u8> {
-    assert!(s.len() % 4 == 0, "base64 length {}", s.len());
+    assert!(s.len().is_multiple_of(4), "base64 length {}", s.len());
     let mut out = Vec::new();
     for chunk in s.as_bytes().chunks(4) {
         let mut n = 0u32;
