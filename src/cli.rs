@@ -101,22 +101,7 @@ pub fn report(cli: &Cli, e: Error) {
     if !cli.ctx.is_empty() {
         o.b(&cli.ctx).s(": ");
     }
-    o.s(e.message());
-    match e {
-        Error::Io(_, errno) | Error::StateNotSaved(_, errno) => {
-            if let Error::StateNotSaved(what, _) = e {
-                o.s(": ").s(what);
-            }
-            o.s(": ").errno(errno);
-        }
-        Error::NotRegular(_) => {
-            o.s(": not a regular file");
-        }
-        _ => {}
-    }
-    if let Error::KernelRefused(errno) = e {
-        o.s(" [").errno(errno).s("]");
-    }
+    o.error(e);
     if !cli.detail.is_empty() {
         o.s(": ").b(&cli.detail);
     }
@@ -632,8 +617,18 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
         opts.keyring
             .map_or(keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
     );
-    let ring = keys::load(opts.keyring)?;
-    let b = open_bundle(cli, path)?;
+    // --json promises one JSON object on stdout, also when the keyring or
+    // the file cannot be used at all.
+    let early = keys::load(opts.keyring).and_then(|ring| {
+        let b = open_bundle(cli, path)?;
+        FileSource::new(&b.fd, "cannot read bundle")?;
+        Ok((ring, b))
+    });
+    let (ring, b) = early.inspect_err(|&e| {
+        if opts.json {
+            verify_err_json(path, e, None);
+        }
+    })?;
     let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let mut verdict = None;
@@ -667,19 +662,7 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
             manifest_human(&mut o, &s.manifest);
             verdict_human(&mut o, &s.verdict);
         }
-        (Err(e), true) => {
-            let mut o = Out::stdout();
-            o.s("{\"ok\":false,\"bundle\":")
-                .json_str(path.to_bytes())
-                .s(",\"exit\":")
-                .u(e.exit_code() as u64);
-            o.s(",\"error\":").json_str(e.message().as_bytes());
-            if let Some(v) = &verdict {
-                o.s(",");
-                verdict_json(&mut o, v);
-            }
-            o.s("}").nl();
-        }
+        (Err(e), true) => verify_err_json(path, *e, verdict.as_ref()),
         (Err(_), false) => {
             if let Some(v) = &verdict {
                 verdict_human(&mut Out::stderr(), v);
@@ -687,6 +670,21 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
     }
     result.map(|_| ())
+}
+
+/// The `verify --json` object of a bundle that did not verify.
+fn verify_err_json(path: &CStr, e: Error, verdict: Option<&Verdict>) {
+    let mut o = Out::stdout();
+    o.s("{\"ok\":false,\"bundle\":")
+        .json_str(path.to_bytes())
+        .s(",\"exit\":")
+        .u(e.exit_code() as u64);
+    o.s(",\"error\":").json_str(e.message().as_bytes());
+    if let Some(v) = verdict {
+        o.s(",");
+        verdict_json(&mut o, v);
+    }
+    o.s("}").nl();
 }
 
 fn info(cli: &mut Cli, a: &mut Args) -> Result<()> {

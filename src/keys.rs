@@ -424,7 +424,11 @@ fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
         let parsed = rustix::fs::openat(
             &dirfd,
             name,
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+            // Not blocking: a FIFO named *.pub must not wait for a writer.
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::CLOEXEC
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::NONBLOCK,
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| Error::Io("cannot open key file", e))
@@ -436,7 +440,7 @@ fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
             o.s("klpctl: warning: ignoring key file ")
                 .b(nb)
                 .s(": ")
-                .s(e.message())
+                .error(e)
                 .nl();
         }
     }

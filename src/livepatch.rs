@@ -1184,8 +1184,11 @@ fn select_dir(
 }
 
 /// The `apply --dir` policy over the candidates that target this kernel:
-/// sorted by (stream, version, path); per stream only the newest when it is
-/// cumulative, otherwise all of them in version order.
+/// sorted by (stream, version, path); per stream, the newest cumulative
+/// bundle and every bundle after it, in version order. A cumulative bundle
+/// contains every fix before it, so what precedes it is moot (and would be
+/// refused by the rollback floor once it is applied); the non-cumulative
+/// bundles after it stack on top of it.
 fn select(all: &mut heapless::Vec<Candidate, 64>) {
     // Insertion sort by (stream, version, path): at most 64 entries, and
     // far smaller code than the generic sort.
@@ -1196,16 +1199,16 @@ fn select(all: &mut heapless::Vec<Candidate, 64>) {
             j -= 1;
         }
     }
-    // Per stream (now contiguous, in version order): only the newest when
-    // it is cumulative, otherwise all of them.
+    // Per stream (now contiguous, in version order): drop what comes
+    // before its newest cumulative bundle.
     let mut i = 0;
     while i < all.len() {
         let mut j = i;
         while j < all.len() && all[j].stream == all[i].stream {
             j += 1;
         }
-        if all[j - 1].replace {
-            for c in &mut all[i..j - 1] {
+        if let Some(last) = all[i..j].iter().rposition(|c| c.replace) {
+            for c in &mut all[i..i + last] {
                 c.superseded = true;
             }
         }
@@ -1641,6 +1644,24 @@ mod tests {
         // Only a cumulative newest bundle makes the older ones moot.
         let got = picked(&[("s", 1, true), ("s", 2, false)]);
         assert_eq!(got, [("s".to_string(), 1), ("s".to_string(), 2)]);
+    }
+
+    #[test]
+    fn fixes_after_the_newest_cumulative_bundle_stack_on_it() {
+        let got = picked(&[
+            ("s", 3, false),
+            ("s", 1, false),
+            ("s", 2, true),
+            ("s", 4, false),
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("s".to_string(), 2),
+                ("s".to_string(), 3),
+                ("s".to_string(), 4)
+            ]
+        );
     }
 
     #[test]

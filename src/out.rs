@@ -119,25 +119,28 @@ impl<'a> Out<'a> {
     }
 
     /// A JSON string literal, escaping as needed. Input is bytes because
-    /// some strings come from outside (paths, task names). Valid UTF-8 passes
-    /// through; control characters, and every non-ASCII byte of input that
-    /// is not UTF-8, are written as `\u00XX`, so the output is always valid
-    /// JSON whatever the input.
+    /// some strings come from outside (paths, task names), and a Linux path
+    /// need not be UTF-8. UTF-8 passes through; control characters are
+    /// written as `\u00XX`; a byte that is not part of a UTF-8 sequence
+    /// (always 0x80-0xff) is written as the lone surrogate `\udcXX`, PEP
+    /// 383's "surrogateescape", so the exact bytes can be recovered (in
+    /// Python: `os.fsencode(json.loads(...))`) and no byte is mistaken for
+    /// a Latin-1 character.
     #[inline(never)]
     pub fn json_str(&mut self, bytes: &[u8]) -> &mut Self {
-        let utf8 = core::str::from_utf8(bytes).is_ok();
         self.b(b"\"");
-        for &c in bytes {
-            match c {
-                b'"' => self.b(b"\\\""),
-                b'\\' => self.b(b"\\\\"),
-                0x20..=0x7e => self.b(&[c]),
-                0x80.. if utf8 => self.b(&[c]),
-                _ => {
-                    let h = crate::codec::hex_pair(c);
-                    self.b(b"\\u00").b(&h)
-                }
-            };
+        for chunk in bytes.utf8_chunks() {
+            for &c in chunk.valid().as_bytes() {
+                match c {
+                    b'"' => self.b(b"\\\""),
+                    b'\\' => self.b(b"\\\\"),
+                    0..=0x1f | 0x7f => self.b(b"\\u00").b(&crate::codec::hex_pair(c)),
+                    _ => self.b(&[c]),
+                };
+            }
+            for &c in chunk.invalid() {
+                self.b(b"\\udc").b(&crate::codec::hex_pair(c));
+            }
         }
         self.b(b"\"")
     }
@@ -145,6 +148,20 @@ impl<'a> Out<'a> {
     /// `true` or `false`.
     pub fn bool(&mut self, v: bool) -> &mut Self {
         self.s(if v { "true" } else { "false" })
+    }
+
+    /// An error's one-line description: its message, then what it adds
+    /// (the errno, or that a path is not a regular file).
+    pub fn error(&mut self, e: crate::error::Error) -> &mut Self {
+        use crate::error::Error;
+        self.s(e.message());
+        match e {
+            Error::Io(_, n) => self.s(": ").errno(n),
+            Error::StateNotSaved(what, n) => self.s(": ").s(what).s(": ").errno(n),
+            Error::NotRegular(_) => self.s(": not a regular file"),
+            Error::KernelRefused(n) => self.s(" [").errno(n).s("]"),
+            _ => self,
+        }
     }
 
     /// The symbolic name of an errno, e.g. `EPERM`.
@@ -215,7 +232,11 @@ mod tests {
         assert_eq!(js(b"a\"b\\c"), br#""a\"b\\c""#);
         assert_eq!(js("café".as_bytes()), "\"café\"".as_bytes());
         assert_eq!(js(b"\x1b[0m\n"), br#""\u001b[0m\u000a""#);
-        assert_eq!(js(b"bad \xff"), br#""bad \u00ff""#);
+        // Not UTF-8: each stray byte as a lone surrogate, UTF-8 around it
+        // untouched, so "\xff" and "ÿ" stay apart.
+        assert_eq!(js(b"bad \xff"), br#""bad \udcff""#);
+        assert_eq!(js("ÿ".as_bytes()), "\"ÿ\"".as_bytes());
+        assert_eq!(js(b"\xc3\xa9\xc3/\x80"), "\"é\\udcc3/\\udc80\"".as_bytes());
     }
 
     #[test]

@@ -15,11 +15,38 @@ use rustix::fd::{AsFd, BorrowedFd};
 #[cfg(all(target_env = "musl", not(test)))]
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
+    open_std_fds();
     // SAFETY: argc and argv come straight from the C runtime, which
     // guarantees argv[0..argc] are valid NUL-terminated strings that live
     // until exit.
     let args = unsafe { args(argc, argv) };
     crate::cli::run(&args)
+}
+
+/// Makes sure fds 0, 1 and 2 are open, on `/dev/null` where the parent
+/// left them closed. Otherwise the next file klpctl opens (a lock, a
+/// record, a bundle being written) would become "standard output", and
+/// messages would land in it. Rust's std does the same at start-up; the
+/// musl build has no std.
+#[cfg(all(target_env = "musl", not(test)))]
+fn open_std_fds() {
+    use rustix::fs::{Mode, OFlags};
+    for fd in 0..3 {
+        // SAFETY: the fd is only passed to fcntl(F_GETFD), which reads its
+        // flags or fails with EBADF when it is closed; nothing is read,
+        // written or closed through the borrow.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        if rustix::io::fcntl_getfd(fd) == Err(rustix::io::Errno::BADF) {
+            // open returns the lowest free fd: this one, as every lower
+            // one is open. It stays open for the life of the process.
+            match rustix::fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()) {
+                Ok(null) => core::mem::forget(null),
+                Err(_) => {
+                    die(b"klpctl: a standard stream is closed and /dev/null cannot be opened\n")
+                }
+            }
+        }
+    }
 }
 
 /// A panic is a bug: keep the formatting machinery out of the image and exit

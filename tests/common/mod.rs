@@ -160,6 +160,29 @@ pub fn run(mut cmd: Command) -> Run {
     Run::from_output(what, out)
 }
 
+/// Runs `cmd` with no stdin like [`run`], but kills it and fails the test
+/// if it has not exited after `secs` seconds: for inputs that used to make
+/// klpctl hang.
+pub fn run_bounded(mut cmd: Command, secs: u64) -> Run {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let start = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s (hangs)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Run::from_output(what, child.wait_with_output().expect("output"))
+}
+
 /// A private directory under the system temp dir, named by pid and a
 /// counter, removed with everything in it on drop.
 pub struct TempDir(PathBuf);
@@ -264,6 +287,9 @@ impl TempDir {
                 if md.is_dir() {
                     out.insert(rel, (mode, Vec::new()));
                     walk(&p, base, out);
+                } else if !md.is_file() {
+                    // FIFOs, sockets, links: never read (a FIFO would block).
+                    out.insert(rel, (mode, b"<not a regular file>".to_vec()));
                 } else {
                     out.insert(rel, (mode, std::fs::read(&p).unwrap()));
                 }
@@ -568,6 +594,11 @@ pub enum Json {
     Num(String),
     /// A string, unescaped.
     Str(String),
+    /// A string of bytes that are not UTF-8, written by klpctl with lone
+    /// surrogates `\udc80`-`\udcff` for the bytes 0x80-0xff that are not
+    /// part of a UTF-8 sequence (PEP 383 "surrogateescape"), unescaped back
+    /// to those bytes.
+    Bytes(Vec<u8>),
     /// An array.
     Arr(Vec<Json>),
     /// An object, members in order.
@@ -615,6 +646,16 @@ impl Json {
     pub fn str(&self) -> &str {
         match self {
             Json::Str(s) => s,
+            _ => panic!("not a string: {self:?}"),
+        }
+    }
+
+    /// The bytes of a string value, UTF-8 or not.
+    #[track_caller]
+    pub fn raw(&self) -> &[u8] {
+        match self {
+            Json::Str(s) => s.as_bytes(),
+            Json::Bytes(b) => b,
             _ => panic!("not a string: {self:?}"),
         }
     }
@@ -689,7 +730,9 @@ impl JsonParser<'_> {
                 }
                 loop {
                     self.ws();
-                    let k = self.string();
+                    let (k, raw) = self.string_bytes();
+                    assert!(!raw, "object key with escaped bytes");
+                    let k = String::from_utf8(k).expect("JSON key is UTF-8");
                     assert!(m.iter().all(|(x, _)| *x != k), "duplicate JSON key {k:?}");
                     self.ws();
                     self.eat(":");
@@ -727,7 +770,10 @@ impl JsonParser<'_> {
                     }
                 }
             }
-            b'"' => Json::Str(self.string()),
+            b'"' => match self.string_bytes() {
+                (b, true) => Json::Bytes(b),
+                (b, false) => Json::Str(String::from_utf8(b).expect("JSON string is UTF-8")),
+            },
             b't' => {
                 self.eat("true");
                 Json::Bool(true)
@@ -756,14 +802,21 @@ impl JsonParser<'_> {
         }
     }
 
-    fn string(&mut self) -> String {
+    /// A string's bytes, and whether it carried escaped non-UTF-8 bytes.
+    fn string_bytes(&mut self) -> (Vec<u8>, bool) {
         self.eat("\"");
         let mut out = Vec::new();
+        let mut raw = false;
         loop {
             let c = self.peek();
             self.i += 1;
             match c {
-                b'"' => return String::from_utf8(out).expect("JSON string is UTF-8"),
+                b'"' => {
+                    if !raw {
+                        std::str::from_utf8(&out).expect("JSON string is UTF-8");
+                    }
+                    return (out, raw);
+                }
                 b'\\' => {
                     let e = self.peek();
                     self.i += 1;
@@ -778,8 +831,14 @@ impl JsonParser<'_> {
                             let h = std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
                             let cp = u32::from_str_radix(h, 16).expect("\\u escape");
                             self.i += 4;
-                            let ch = char::from_u32(cp).expect("no surrogates in klpctl output");
-                            out.extend_from_slice(ch.to_string().as_bytes());
+                            if (0xdc80..=0xdcff).contains(&cp) {
+                                out.push((cp - 0xdc00) as u8);
+                                raw = true;
+                            } else {
+                                let ch = char::from_u32(cp)
+                                    .expect("no surrogates in klpctl output but \\udc80-\\udcff");
+                                out.extend_from_slice(ch.to_string().as_bytes());
+                            }
                         }
                         _ => panic!("bad escape \\{}", e as char),
                     }
