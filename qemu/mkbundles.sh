@@ -57,7 +57,7 @@ tmp=$(mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX" 2>/dev/null \
     || { mkdir -p "$OUT_DIR/bundles" && mktemp -d "$OUT_DIR/bundles/.$release.XXXXXX"; })
 trap 'rm -rf "$tmp"' EXIT
 chmod 0755 "$tmp"
-mkdir -p "$tmp/bad" "$tmp/wrong" "$tmp/dir"
+mkdir -p "$tmp/bad" "$tmp/wrong" "$tmp/dir" "$tmp/nsdir"
 
 # pack KO OUT STREAM VERSION [EXTRA...]: a bundle for $release signed by the
 # trusted key, unless EXTRA says otherwise.
@@ -94,6 +94,11 @@ pack "$mods/klp_basic.ko" "$tmp/bad/untrusted.klp" basic 1 --kernel-notes "$note
 mutate swap-payload "$tmp/basic.klp" "$tmp/bad/notlp.klp" "$mods/klp_target.ko" klp_target
 "$klpctl" sign "$tmp/bad/notlp.klp" -s "$SEC" >/dev/null || die "klpctl sign of notlp.klp failed"
 
+# Trusted and intact, but the manifest names klp_renamed while the module
+# inside calls itself klp_basic (exit 3, before the kernel sees it).
+mutate swap-payload "$tmp/basic.klp" "$tmp/bad/renamed.klp" "$mods/klp_basic.ko" klp_renamed
+"$klpctl" sign "$tmp/bad/renamed.klp" -s "$SEC" >/dev/null || die "klpctl sign of renamed.klp failed"
+
 # Bundles for another kernel (exit 4): the other release's build, and this
 # release's module claiming a build-id this kernel does not have.
 pack "$omods/klp_basic.ko" "$tmp/wrong/other_kernel.klp" basic 1 --kernel-notes "$onotes" -s "$SEC"
@@ -110,6 +115,15 @@ head -c 4096 /dev/urandom >"$tmp/dir/junk.klp"
 : >"$tmp/dir/empty.klp"
 mutate truncate "$tmp/basic.klp" "$tmp/dir/truncated.klp"
 printf 'not a bundle\n' >"$tmp/dir/notes.txt"
+
+# apply --dir across a reboot: a non-cumulative stream "ns" of two separate
+# modules (v1 klp_basic, v2 klp_modobj, neither replace) beside the
+# cumulative stream "cumul" v1..v3.
+pack "$mods/klp_basic.ko" "$tmp/nsdir/ns_v1.klp" ns 1 --kernel-notes "$notes" -s "$SEC"
+pack "$mods/klp_modobj.ko" "$tmp/nsdir/ns_v2.klp" ns 2 --kernel-notes "$notes" -s "$SEC"
+for v in 1 2 3; do
+    cp "$tmp/cumul_v$v.klp" "$tmp/nsdir/cumul_v$v.klp"
+done
 
 rm -rf "$out"
 mv "$tmp" "$out"

@@ -959,7 +959,10 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     // must be able to tell that from "nothing to do": exit 4 at once, for
     // --dir too.
     let early = if files::exists(c"/sys/kernel/livepatch") {
-        crate::keys::load(opts.keyring).and_then(|ring| Ok((ring, state::lock(opts.lock_wait_s)?)))
+        crate::keys::load(opts.keyring).and_then(|ring| {
+            cli.ctx(b"");
+            Ok((ring, state::lock(opts.lock_wait_s)?))
+        })
     } else {
         Err(Error::NoLivepatch)
     };
@@ -1302,22 +1305,25 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
             .s(" did not finish in time; switching it back on")
             .nl();
         list_blockers(&mut o, 0, None);
+        o.flush();
         let wrote = files::write_existing(enabled.c(), b"1", "enabled").is_ok();
         // A failed step is followed by a fresh look at the truth: the
         // reverse transition may have finished just as the time ran out,
         // and then the kernel refuses to switch the patch back on.
-        if wrote || !disabled_now(name) {
-            let back = wrote
-                && poll(now_ms() + timeout_ms.max(10_000), || {
+        match after_disable_timeout(wrote, !wrote && disabled_now(name)) {
+            AfterTimeout::Finished => {}
+            AfterTimeout::SwitchingBack
+                if poll(now_ms() + timeout_ms.max(10_000), || {
                     settled(name) && read_attr(name, b"enabled") == Some(1)
-                });
-            return Err(if back {
-                Error::DisableTimedOut
-            } else {
-                Error::Stuck(
+                }) =>
+            {
+                return Err(Error::DisableTimedOut);
+            }
+            _ => {
+                return Err(Error::Stuck(
                     "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)",
-                )
-            });
+                ));
+            }
         }
         o.s("klpctl: the disable of ")
             .b(name)
@@ -1334,6 +1340,29 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
     state::remove_record(sname);
     audit(&[b"disabled ", name]);
     Ok(true)
+}
+
+/// Where a disable that ran out of time stands after it tried to switch
+/// the patch back on.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterTimeout {
+    /// The kernel took the `1`: the patch is on its way back on.
+    SwitchingBack,
+    /// The kernel refused, because the disable had just finished after
+    /// all: finish the job (remove the module and the record).
+    Finished,
+    /// The kernel refused and the patch is still in transition.
+    Stuck,
+}
+
+/// `wrote`: the kernel accepted `1` in `enabled`; `off`: a fresh look,
+/// taken after a refusal, finds the patch disabled.
+fn after_disable_timeout(wrote: bool, off: bool) -> AfterTimeout {
+    match (wrote, off) {
+        (true, _) => AfterTimeout::SwitchingBack,
+        (false, true) => AfterTimeout::Finished,
+        (false, false) => AfterTimeout::Stuck,
+    }
 }
 
 /// The patch is off: gone from sysfs, or its transition to disabled is
@@ -1661,6 +1690,19 @@ mod tests {
                 ("s".to_string(), 3),
                 ("s".to_string(), 4)
             ]
+        );
+    }
+
+    /// A disable that timed out just as its reverse transition finished:
+    /// the kernel refuses the switch back on, and klpctl must report the
+    /// patch as disabled (and remove it), not "still in transition".
+    #[test]
+    fn a_refused_switch_back_after_the_disable_finished_is_success() {
+        assert_eq!(after_disable_timeout(false, true), AfterTimeout::Finished);
+        assert_eq!(after_disable_timeout(false, false), AfterTimeout::Stuck);
+        assert_eq!(
+            after_disable_timeout(true, false),
+            AfterTimeout::SwitchingBack
         );
     }
 

@@ -349,7 +349,11 @@ fn read_floor<'a>(
 ) -> core::result::Result<Option<Floor>, Damaged<'a>> {
     let p = stream_path(base, stream).map_err(|_| Damaged(base))?;
     let fd = match files::open_own(p.c(), "floor") {
-        Err(Error::Io(_, rustix::io::Errno::NOENT)) => return Ok(None),
+        // No file, or no streams directory for one to be in (whether the
+        // state can be written is checked apart, before anything loads).
+        Err(Error::Io(_, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)) => {
+            return Ok(None);
+        }
         Err(_) => return Err(Damaged(base)),
         Ok(fd) => fd,
     };
@@ -394,7 +398,12 @@ pub fn check_writable(state_dir: Option<&CStr>) -> Result<()> {
     let probe = |base: &[u8]| -> Result<()> {
         let dir = streams_dir(base)?;
         let p = PathBuf::of(&[dir.bytes(), b"/.probe"])?;
-        AtomicFile::create(p.bytes(), 0o600).map(drop)
+        AtomicFile::create(p.bytes(), 0o600)
+            .map(drop)
+            .map_err(|e| match e {
+                Error::Io(_, n) => Error::Io("cannot write the state directory", n),
+                other => other,
+            })
     };
     probe(RUN_DIR)?;
     if let Some(d) = state_dir {

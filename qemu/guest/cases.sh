@@ -24,10 +24,11 @@ BASIC_LINE="klpctl-test: basic patched"
 # --- running klpctl -------------------------------------------------------
 
 # kl ARGS...: run klpctl; stdout to $T/out, stderr to $T/err, both echoed to
-# the console. Sets KL_RC.
+# the console. Sets KL_RC. A klpctl that hangs is killed after 150 s (exit
+# 137), so a hang fails its case instead of the whole boot.
 kl() {
     echo "+ klpctl $*"
-    klpctl "$@" >"$T/out" 2>"$T/err"
+    timeout -s KILL 150 klpctl "$@" >"$T/out" 2>"$T/err"
     KL_RC=$?
     sed 's/^/  | /' "$T/out"
     sed 's/^/  ! /' "$T/err"
@@ -341,8 +342,8 @@ case_persistent_floor() {
     rm -rf "$sd"
     kl apply --state-dir "$sd" "$B/cumul_v3.klp"
     expect_rc 0 "apply v3 with --state-dir"
-    [ "$(cat "$sd/streams/cumul" 2>/dev/null)" = 3 ] \
-        || klp_fail "persistent floor is '$(cat "$sd/streams/cumul" 2>/dev/null)', expected 3"
+    expect_file "$sd/streams/cumul" "newest 3
+cumulative 3"
     kl disable klp_cumul_v3
     expect_rc 0 "disable v3"
     # A reboot forgets /run/klpctl; the floor in --state-dir must not.
@@ -789,6 +790,264 @@ case_big() {
     end
 }
 
+# --- defects found by adversarial testing ----------------------------------
+
+# expect_no_record NAME: klpctl left no record for NAME.
+expect_no_record() {
+    [ ! -e "/run/klpctl/patches/$1" ] || klp_fail "a record was left for $1"
+}
+
+disable_all() {
+    local p
+    for p in $(ls /sys/kernel/livepatch); do
+        kl disable "$p"
+        expect_rc 0 "disable $p"
+    done
+    expect_no_livepatch
+}
+
+# Boot-time apply --dir restores exactly the set that was applied before a
+# reboot: every member of a non-cumulative stream, and the newest bundle of
+# a cumulative one. (The persistent floor used to refuse ns v1 after ns v2,
+# so after a reboot nothing was applied, on every boot.)
+case_noncumulative_reboot() {
+    begin c17_noncumulative_reboot
+    local sd=/tmp/klpctl-ns-state boot before
+    rm -rf "$sd"
+    for boot in 1 2 3; do
+        kl apply --dir "$B/nsdir" --state-dir "$sd"
+        expect_rc 0 "apply --dir, boot $boot"
+        expect_applied klp_basic
+        expect_applied klp_modobj
+        expect_applied klp_cumul_v3
+        klp_module_loaded klp_cumul_v1 && klp_fail "boot $boot: superseded cumul v1 loaded"
+        klp_module_loaded klp_cumul_v2 && klp_fail "boot $boot: superseded cumul v2 loaded"
+        expect_cmdline "$BASIC_LINE"
+        expect_file "$sd/streams/ns" "newest 2
+cumulative 0"
+        expect_file "$sd/streams/cumul" "newest 3
+cumulative 3"
+        # The same directory again, same boot: nothing to do.
+        kl apply --json --dir "$B/nsdir" --state-dir "$sd"
+        expect_rc 0 "second apply --dir, boot $boot"
+        expect_json_changed false
+        # "Reboot": the patches and /run/klpctl go, --state-dir stays.
+        disable_all
+        rm -rf /run/klpctl
+    done
+    # The persistent floor still refuses what really is a downgrade: a
+    # cumulative bundle older than the one applied before the reboot.
+    before=$(modules)
+    kl apply --state-dir "$sd" "$B/cumul_v2.klp"
+    expect_rc 5 "cumulative v2 after v3, across the reboot"
+    expect_says "version 2 < applied 3"
+    expect_modules_unchanged "$before"
+    expect_no_record klp_cumul_v2
+    rm -rf "$sd"
+    end
+}
+
+# A floor file that cannot be parsed refuses every apply of its stream
+# (exit 5, naming the file) instead of meaning "no floor"; only
+# --allow-downgrade replaces it. Both places: /run/klpctl and --state-dir.
+case_damaged_floor() {
+    begin c18_damaged_floor
+    local sd=/tmp/klpctl-dmg-state before v
+    rm -rf "$sd" /run/klpctl/streams/cumul
+    kl apply "$B/cumul_v2.klp"
+    expect_rc 0 "apply v2"
+    kl disable klp_cumul_v2
+    expect_rc 0
+    echo junk >/run/klpctl/streams/cumul
+    before=$(modules)
+    for v in 1 3; do
+        kl apply "$B/cumul_v$v.klp"
+        expect_rc 5 "v$v with a damaged per-boot floor"
+        expect_says "floor of this stream is damaged"
+        expect_says "/run/klpctl/streams/cumul"
+        expect_modules_unchanged "$before"
+        expect_no_record "klp_cumul_v$v"
+    done
+    expect_file /run/klpctl/streams/cumul junk
+    kl apply --allow-downgrade "$B/cumul_v1.klp"
+    expect_rc 0 "v1 with --allow-downgrade resets the floor"
+    expect_file /run/klpctl/streams/cumul "newest 1
+cumulative 1"
+    kl disable klp_cumul_v1
+    expect_rc 0
+    # In --state-dir: a symlink to a FIFO is as damaged as junk, and must
+    # neither be followed nor block.
+    rm -rf /run/klpctl
+    mkdir -p "$sd/streams"
+    mkfifo /tmp/floor-fifo
+    ln -s /tmp/floor-fifo "$sd/streams/cumul"
+    kl apply --state-dir "$sd" "$B/cumul_v1.klp"
+    expect_rc 5 "v1 with a symlink to a FIFO as persistent floor"
+    expect_says "$sd/streams/cumul"
+    expect_modules_unchanged "$before"
+    [ -L "$sd/streams/cumul" ] || klp_fail "the damaged floor was replaced without --allow-downgrade"
+    rm -rf "$sd" /tmp/floor-fifo
+    expect_no_livepatch
+    end
+}
+
+# The state directory is checked before the kernel is touched: a read-only
+# one, one under a missing parent, or one whose "streams" is a file is
+# refused with nothing loaded. If the state still cannot be written after
+# the patch went live, klpctl says so truthfully: applied, exit 10.
+case_state_unwritable() {
+    begin c19_state_unwritable
+    local before sd pa ra
+    before=$(modules)
+    mkdir -p /tmp/sd-file /tmp/sd-ro
+    : >/tmp/sd-file/streams
+    mount -t tmpfs -o ro tmpfs /tmp/sd-ro
+    for sd in /tmp/no-such-parent/state /tmp/sd-file /tmp/sd-ro; do
+        kl apply --json --state-dir "$sd" "$B/basic.klp"
+        expect_rc 1 "state dir $sd"
+        expect_json_changed false
+        expect_says "state directory|cannot create|EROFS|ENOTDIR"
+        expect_modules_unchanged "$before"
+        expect_no_record klp_basic
+    done
+    umount /tmp/sd-ro
+    # Writable at the start, read-only by the time the transition is over.
+    mount -t tmpfs tmpfs /tmp/sd-ro
+    stall_target_load
+    klpctl apply --json --state-dir /tmp/sd-ro "$B/stall.klp" >"$T/a" 2>"$T/a.err" &
+    pa=$!
+    klp_wait_for 10 klp_patch_present klp_stall || klp_fail "apply never loaded klp_stall"
+    mount -o remount,ro /tmp/sd-ro
+    stall_release
+    wait $pa
+    ra=$?
+    sed 's/^/  a| /' "$T/a" "$T/a.err"
+    [ "$ra" = 10 ] || klp_fail "apply exited $ra after its state became read-only, expected 10"
+    grep -q '"result":"applied"' "$T/a" || klp_fail "JSON does not say applied"
+    grep -q '"changed":true' "$T/a" || klp_fail "JSON does not say changed"
+    grep -q '"warning":' "$T/a" || klp_fail "JSON has no warning"
+    grep -qi "applied and live" "$T/a.err" || klp_fail "no warning on stderr"
+    expect_applied klp_stall
+    # Still read-only: "already applied", and still truthful about the state.
+    kl apply --state-dir /tmp/sd-ro "$B/stall.klp"
+    expect_rc 10 "re-apply, state still read-only"
+    expect_says "already applied"
+    mount -o remount,rw /tmp/sd-ro
+    kl apply --state-dir /tmp/sd-ro "$B/stall.klp"
+    expect_rc 0 "re-apply once the state is writable"
+    expect_file /tmp/sd-ro/streams/stall "newest 1
+cumulative 0"
+    kl disable klp_stall
+    expect_rc 0
+    target_unload klp_stall_target
+    umount /tmp/sd-ro
+    rm -rf /tmp/sd-file /tmp/sd-ro
+    expect_no_livepatch
+    end
+}
+
+# A trusted bundle whose manifest name is not the module's own name is
+# refused before the kernel loads it. (It used to be loaded, live, and then
+# "unloaded" under the wrong name, which left it loaded.)
+case_name_mismatch() {
+    begin c20_name_mismatch
+    local before
+    before=$(modules)
+    kl verify "$B/bad/renamed.klp"
+    expect_rc 0 "the renamed bundle is trusted and intact"
+    kl apply "$B/bad/renamed.klp"
+    expect_rc 3
+    expect_says "not the one the manifest names"
+    expect_says "manifest klp_renamed .*module klp_basic"
+    expect_modules_unchanged "$before"
+    klp_module_loaded klp_basic && klp_fail "klp_basic was loaded"
+    expect_no_record klp_renamed
+    expect_no_record klp_basic
+    expect_no_livepatch
+    end
+}
+
+# FIFOs and symlinks where klpctl expects its own regular files, or a
+# bundle: refused at once, nothing followed, nothing loaded. And with
+# standard output closed, nothing lands in the lock file.
+case_special_files() {
+    begin c21_special_files
+    local d=/tmp/fifodir before
+    rm -rf "$d"
+    mkdir -p "$d"
+    mkfifo "$d/x.klp"
+    cp "$B/basic.klp" "$d/"
+    kl apply "$d/x.klp"
+    expect_rc 1 "a FIFO as the bundle"
+    expect_says "not a regular file"
+    kl apply --dir "$d"
+    expect_rc 0 "apply --dir past a FIFO"
+    expect_says "x.klp.*not a regular file"
+    expect_applied klp_basic
+    mkfifo /etc/klpctl/keys.d/evil.pub
+    kl verify "$B/basic.klp"
+    expect_rc 0 "verify with a FIFO in the keyring"
+    expect_says "ignoring key file evil.pub"
+    rm /etc/klpctl/keys.d/evil.pub
+    # A record that is a symlink to a FIFO is damaged: never trusted, never
+    # blocked on. The patch is live, so the apply is a conflict.
+    mkfifo /tmp/rec-fifo
+    rm /run/klpctl/patches/klp_basic
+    ln -s /tmp/rec-fifo /run/klpctl/patches/klp_basic
+    kl apply "$B/basic.klp"
+    expect_rc 5 "apply over a damaged record"
+    expect_says "no valid klpctl record"
+    kl disable klp_basic
+    expect_rc 0
+    [ -e /run/klpctl/patches/klp_basic ] && klp_fail "disable kept the damaged record"
+    rm -f /tmp/rec-fifo
+    before=$(modules)
+    # The lock: a symlink is not followed, a FIFO is refused.
+    rm -f /run/klpctl/lock
+    ln -s /tmp/lock-target /run/klpctl/lock
+    kl apply "$B/basic.klp"
+    expect_rc 1 "a symlink as the lock"
+    expect_says "lock.*ELOOP"
+    [ -e /tmp/lock-target ] && klp_fail "the lock symlink was followed"
+    rm -f /run/klpctl/lock
+    mkfifo /run/klpctl/lock
+    kl apply "$B/basic.klp"
+    expect_rc 1 "a FIFO as the lock"
+    expect_says "lock.*not a regular file"
+    expect_modules_unchanged "$before"
+    rm -f /run/klpctl/lock
+    # Standard output closed: the lock would get fd 1 and the JSON with it.
+    timeout -s KILL 60 klpctl apply --json "$B/basic.klp" >&-
+    [ $? = 0 ] || klp_fail "apply with stdout closed failed"
+    [ -s /run/klpctl/lock ] && klp_fail "output landed in the lock file: $(cat /run/klpctl/lock)"
+    expect_applied klp_basic
+    kl disable klp_basic
+    expect_rc 0
+    rm -rf "$d"
+    expect_no_livepatch
+    end
+}
+
+# A kernel without livepatch support: apply (one bundle or --dir) exits 4,
+# so a boot script can tell "cannot be patched" from "nothing to do". A
+# tmpfs over /sys/kernel hides /sys/kernel/livepatch for the test.
+case_no_livepatch() {
+    begin c22_no_livepatch
+    local before
+    before=$(modules)
+    mount -t tmpfs tmpfs /sys/kernel
+    kl apply --dir "$B/dir"
+    expect_rc 4 "apply --dir without livepatch"
+    expect_says "no livepatch support"
+    kl apply --json "$B/basic.klp"
+    expect_rc 4 "apply without livepatch"
+    [ "$(klp_json_get exit <"$T/out")" = 4 ] || klp_fail "--json does not say exit 4"
+    umount /sys/kernel
+    expect_modules_unchanged "$before"
+    expect_no_livepatch
+    end
+}
+
 # --- figures ---------------------------------------------------------------
 
 # How many apply/disable cycles apply_time measures; it reports medians.
@@ -959,6 +1218,12 @@ case_revert_stall
 case_disable_timeout
 case_modobj_before
 case_modobj_after
+case_noncumulative_reboot
+case_damaged_floor
+case_state_unwritable
+case_name_mismatch
+case_special_files
+case_no_livepatch
 case_apply_time
 case_big
 case_final
