@@ -46,7 +46,7 @@ const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
 exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
 4 not for this kernel, 5 refused by policy, 6 kernel refused the module,
 7 transition timed out and reverted, 8 timed out and not reverted,
-9 another klpctl holds the lock
+9 another klpctl holds the lock, 10 applied but state not saved
 ";
 
 fn help(o: &mut Out) {
