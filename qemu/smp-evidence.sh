@@ -82,6 +82,31 @@ build_initramfs() { # RELEASE -> path on stdout
     printf '%s\n' "$out"
 }
 
+# monitor_cmd SOCKET COMMAND: one human-monitor command, its output on stdout.
+monitor_cmd() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(0.5)
+s.sendall((sys.argv[2] + "\n").encode())
+out, end = b"", time.time() + 4
+while time.time() < end:
+    try:
+        d = s.recv(65536)
+    except socket.timeout:
+        continue
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode(errors="replace"))
+PY
+}
+
+# Interrupted: do not leave a guest running.
+QEMU_PID=
+trap '[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null; true' EXIT
+
 # --- one boot -------------------------------------------------------------
 boot_one() { # CONFIG N
     local name=$1 n=$2 series accel smp mode load cycles bound limit boots what
@@ -98,19 +123,46 @@ boot_one() { # CONFIG N
     append="console=ttyS0 panic=-1 loglevel=5 smpev.mode=$mode smpev.cycles=$cycles smpev.bound=$bound smpev.load=$load"
     local cmd=(qemu-system-x86_64 -accel "$accel" -m 512 -smp "$smp" -nographic -no-reboot -nic none
         -kernel "$kernel" -initrd "$initrd" -append "$append")
-    log "config $name boot $n: $what (timeout ${limit}s)"
+    # A guest that prints nothing for longer than its own longest wait is
+    # hung: dump its vCPUs' registers (twice, to tell a spin from a stop)
+    # to <config>.<n>.regs and end it instead of waiting for the timeout.
+    local silence=$((bound + 45)) sock=$EV_DIR/monitor.sock hung=0 age
+    rm -f "$sock" "$LOG_DIR/$name.$n.regs"
+    log "config $name boot $n: $what (timeout ${limit}s, silence ${silence}s)"
     start=$(date +%s.%N)
+    timeout --kill-after=10 "$limit" "${cmd[@]}" -monitor "unix:$sock,server=on,wait=off" \
+        </dev/null >"$logfile" 2>&1 &
+    QEMU_PID=$!
+    while kill -0 "$QEMU_PID" 2>/dev/null; do
+        sleep 5
+        kill -0 "$QEMU_PID" 2>/dev/null || break
+        age=$(($(date +%s) - $(stat -c %Y "$logfile")))
+        if [ "$age" -ge "$silence" ]; then
+            hung=1
+            log "config $name boot $n: console silent for ${age}s, dumping registers and stopping"
+            {
+                monitor_cmd "$sock" "info registers -a"
+                sleep 2
+                monitor_cmd "$sock" "info registers -a"
+            } 2>&1 | tr -d '\r' | grep -aE 'CPU#|^RIP=|^RAX=|^CR0=' >"$LOG_DIR/$name.$n.regs" || true
+            kill "$QEMU_PID" 2>/dev/null || true
+            break
+        fi
+    done
     set +e
-    timeout --kill-after=10 "$limit" "${cmd[@]}" </dev/null >"$logfile" 2>&1
+    wait "$QEMU_PID"
     rc=$?
     set -e
+    QEMU_PID=
     end=$(date +%s.%N)
     {
         printf 'rc=%s\n' "$rc"
+        printf 'release=%s\n' "$release"
+        printf 'hung=%s\n' "$hung"
         printf 'wall_s=%s\n' "$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.1f", b - a}')"
         printf 'cycles_planned=%s\n' "$cycles"
         printf 'cmd=timeout --kill-after=10 %s' "$limit"
-        printf ' %q' "${cmd[@]}"
+        printf ' %q' "${cmd[@]}" -monitor "unix:$sock,server=on,wait=off"
         printf '\n'
     } >"$meta"
     log "config $name boot $n: qemu exit $rc, $(grep -c '^SMPEV cycle' "$logfile" || true) cycles, $(sed -n 's/^wall_s=//p' "$meta")s"
@@ -118,14 +170,15 @@ boot_one() { # CONFIG N
 
 # --- summary --------------------------------------------------------------
 # Per boot: config boot rc wall_s planned completed oops int3 bug warn panic
-# timeouts done(0/1), then the cycle times. Oopses are counted by die()'s
+# timeouts done(0/1) hung(0/1). Oopses are counted by die()'s
 # "[#N]" marker, which every kernel oops line carries on 6.1 and 6.12.
 boot_facts() { # LOGFILE META
-    local rc wall planned
+    local rc wall planned hung
     rc=$(sed -n 's/^rc=//p' "$2")
+    hung=$(sed -n 's/^hung=//p' "$2")
     wall=$(sed -n 's/^wall_s=//p' "$2")
     planned=$(sed -n 's/^cycles_planned=//p' "$2")
-    awk -v rc="$rc" -v wall="$wall" -v planned="$planned" '
+    awk -v rc="$rc" -v wall="$wall" -v planned="$planned" -v hung="${hung:-0}" '
         { sub(/\r$/, "") }
         /^SMPEV cycle / { done_c++ }
         / [0-9a-f][0-9a-f][0-9a-f][0-9a-f] \[#[0-9]+\]/ { oops++; if (/int3/) int3++ }
@@ -134,7 +187,7 @@ boot_facts() { # LOGFILE META
         /Kernel panic/ { panic++ }
         /^SMPEV timeout/ { to++ }
         /^SMPEV-DONE/ { fin = 1 }
-        END { printf "%s %s %s %d %d %d %d %d %d %d %d\n", rc, wall, planned, done_c, oops, int3, bug, warn, panic, to, fin }
+        END { printf "%s %s %s %d %d %d %d %d %d %d %d %d\n", rc, wall, planned, done_c, oops, int3, bug, warn, panic, to, fin, hung }
     ' "$1"
 }
 

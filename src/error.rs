@@ -128,7 +128,7 @@ impl Error {
             }
             Error::Conflict(m) => m,
             Error::DamagedFloor => {
-                "refusing: the rollback floor of this stream is damaged, so a downgrade cannot be ruled out; check the file, then delete it or apply with --allow-downgrade"
+                "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
             }
             Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
             Error::NotALivepatch(m) => m,
@@ -141,7 +141,7 @@ impl Error {
             Error::Stuck(m) => m,
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
             Error::StateNotSaved(..) => {
-                "applied and live, but klpctl could not save its state; fix the state directory and run the same apply again"
+                "applied and live, but klpctl could not save its state; rerun once it is writable"
             }
         }
     }

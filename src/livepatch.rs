@@ -228,7 +228,7 @@ fn list_blockers(o: &mut Out, target: i64, mut json: Option<&mut Out>) -> usize 
     if count == 0 {
         // The kernel also waits for each CPU's idle task (swapper/N, pid
         // 0), which /proc does not list, and re-checks only once a second.
-        o.s("  no task in /proc is blocking: the holdouts are per-CPU idle tasks (swapper/N, not in /proc) on busy CPUs, or the kernel's once-a-second re-check is still due\n");
+        o.s("  no task in /proc blocks it: per-CPU idle tasks (swapper/N, not in /proc) on busy CPUs do\n");
     }
     if count > MAX_BLOCKERS {
         o.s("  ... and ")
@@ -541,7 +541,7 @@ fn apply_one(
                 crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b""),
             ]);
             return Err(Error::Conflict(
-                "a livepatch of this name is already loaded, and no valid klpctl record says it is this payload (another payload, another tool, or a damaged record); disable it first",
+                "a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first",
             ));
         }
         if read_attr(name, b"enabled") != Some(1) {
@@ -682,7 +682,7 @@ fn apply_one(
         if !gone {
             cli.detail(&[b"module ", loaded_name]);
             return Err(Error::Stuck(
-                "the module loaded but registered no livepatch under the manifest's name, and klpctl could not unload it",
+                "the module registered no livepatch and could not be unloaded",
             ));
         }
         return Err(Error::NotALivepatch(
@@ -756,11 +756,12 @@ fn apply_one(
 fn check_module(cli: &mut Cli, memfd: &OwnedFd, m: &crate::manifest::Manifest) -> Result<()> {
     let src = FileSource::new(memfd, "cannot stat memfd")?;
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
-    let info = crate::modinfo::parse(&src, &mut buf).map_err(|e| {
-        cli.detail(&[e.message().as_bytes()]);
-        Error::Bundle("bundle rejected: the payload is not a kernel module klpctl can read")
-    })?;
-    if info.name != m.name || info.release != m.release || info.arch != m.arch {
+    let (section, arch) = crate::modinfo::read_section(&src, &mut buf)
+        .map_err(|_| Error::Bundle("bundle rejected: the payload has no readable .modinfo"))?;
+    let get = |key| crate::modinfo::get(section, key).unwrap_or("");
+    let name = get("name");
+    let release = get("vermagic").split(' ').next().unwrap_or("");
+    if name != m.name || release != m.release || arch != m.arch {
         cli.detail(&[
             b"manifest ",
             m.name.as_bytes(),
@@ -769,19 +770,19 @@ fn check_module(cli: &mut Cli, memfd: &OwnedFd, m: &crate::manifest::Manifest) -
             b" ",
             m.arch.as_bytes(),
             b", module ",
-            info.name.as_bytes(),
+            name.as_bytes(),
             b" for ",
-            info.release.as_bytes(),
+            release.as_bytes(),
             b" ",
-            info.arch.as_bytes(),
+            arch.as_bytes(),
         ]);
         return Err(Error::Bundle(
-            "bundle rejected: the module inside is not the one the manifest names (name, kernel release or architecture differ)",
+            "bundle rejected: the module is not the one the manifest names",
         ));
     }
-    if !info.livepatch {
+    if get("livepatch") != "Y" {
         return Err(Error::NotALivepatch(
-            "the module is not a livepatch (its .modinfo has no livepatch=Y); klpctl did not load it",
+            "not a livepatch (no livepatch=Y in .modinfo); not loaded",
         ));
     }
     Ok(())

@@ -863,7 +863,7 @@ case_damaged_floor() {
     for v in 1 3; do
         kl apply "$B/cumul_v$v.klp"
         expect_rc 5 "v$v with a damaged per-boot floor"
-        expect_says "floor of this stream is damaged"
+        expect_says "rollback floor is damaged"
         expect_says "/run/klpctl/streams/cumul"
         expect_modules_unchanged "$before"
         expect_no_record "klp_cumul_v$v"
@@ -996,7 +996,7 @@ case_special_files() {
     ln -s /tmp/rec-fifo /run/klpctl/patches/klp_basic
     kl apply "$B/basic.klp"
     expect_rc 5 "apply over a damaged record"
-    expect_says "no valid klpctl record"
+    expect_says "without a valid klpctl record"
     kl disable klp_basic
     expect_rc 0
     [ -e /run/klpctl/patches/klp_basic ] && klp_fail "disable kept the damaged record"
