@@ -99,6 +99,10 @@ mutate swap-payload "$tmp/basic.klp" "$tmp/bad/notlp.klp" "$mods/klp_target.ko" 
 mutate swap-payload "$tmp/basic.klp" "$tmp/bad/renamed.klp" "$mods/klp_basic.ko" klp_renamed
 "$klpctl" sign "$tmp/bad/renamed.klp" -s "$SEC" >/dev/null || die "klpctl sign of renamed.klp failed"
 
+# A module that claims livepatch=Y but registers no patch: it loads, and
+# klpctl must unload it again (exit 6).
+pack "$mods/klp_noreg.ko" "$tmp/bad/noreg.klp" noreg 1 --kernel-notes "$notes" -s "$SEC"
+
 # Bundles for another kernel (exit 4): the other release's build, and this
 # release's module claiming a build-id this kernel does not have.
 pack "$omods/klp_basic.ko" "$tmp/wrong/other_kernel.klp" basic 1 --kernel-notes "$onotes" -s "$SEC"

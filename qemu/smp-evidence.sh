@@ -201,8 +201,8 @@ median_max() { # values on stdin -> "median/max" or "-"
 summary() {
     local name series accel smp mode load cycles bound limit boots what
     local logs f meta facts
-    printf '| config | kernel | accel | load | mode | boots | cycles done/planned | boots with oops | oopses (int3) | BUG | WARNING | panic | wait timeouts | enable ms median/max | disable ms median/max | kernel patching ms median/max | kernel unpatching ms median/max | forks/s |\n'
-    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+    printf '| config | kernel | accel | load | mode | boots | cycles done/planned | boots with oops | oopses (int3) | BUG | WARNING | panic | hung (silent) | wait timeouts | enable ms median/max | disable ms median/max | kernel patching ms median/max | kernel unpatching ms median/max | forks/s |\n'
+    printf '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n'
     for name in "${configs[@]}"; do
         IFS='|' read -r _ series accel smp mode load cycles bound limit boots what <<<"$(config_line "$name")"
         logs=()
@@ -210,11 +210,13 @@ summary() {
             [ -e "$f" ] && [ -e "${f%.log}.meta" ] && logs+=("$f")
         done
         [ "${#logs[@]}" -gt 0 ] || continue
-        local nb=0 done_c=0 plan=0 boops=0 oops=0 int3=0 bug=0 warn=0 panic=0 to=0
-        local frate=()
+        local nb=0 done_c=0 plan=0 boops=0 oops=0 int3=0 bug=0 warn=0 panic=0 to=0 hg=0
+        local frate=() rel
         for f in "${logs[@]}"; do
             meta=${f%.log}.meta
-            read -r _ _ p d o i b w pa t _ <<<"$(boot_facts "$f" "$meta")"
+            read -r _ _ p d o i b w pa t _ h <<<"$(boot_facts "$f" "$meta")"
+            rel=$(sed -n 's/^release=//p' "$meta")
+            hg=$((hg + h))
             nb=$((nb + 1)); done_c=$((done_c + d)); plan=$((plan + p))
             [ "$o" -gt 0 ] && boops=$((boops + 1))
             oops=$((oops + o)); int3=$((int3 + i)); bug=$((bug + b)); warn=$((warn + w))
@@ -227,19 +229,19 @@ summary() {
         ken=$(cat "${logs[@]}" | awk '/^SMPEV cycle / && $9 != "-" {print $9}' | median_max)
         kdis=$(cat "${logs[@]}" | awk '/^SMPEV cycle / && $11 != "-" {print $11}' | median_max)
         fr=$(printf '%s\n' "${frate[@]}" | awk 'NF {s = s sep $1; sep = ","} END {print (s == "" ? "-" : s)}')
-        printf '| %s | %s | %s | %s | %s | %d | %d/%d | %d | %d (%d) | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n' \
-            "$name" "$(to_release "$series")" "$accel -smp $smp" "$load" "$mode" \
-            "$nb" "$done_c" "$plan" "$boops" "$oops" "$int3" "$bug" "$warn" "$panic" "$to" \
+        printf '| %s | %s | %s | %s | %s | %d | %d/%d | %d | %d (%d) | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s |\n' \
+            "$name" "${rel:-?}" "$accel -smp $smp" "$load" "$mode" \
+            "$nb" "$done_c" "$plan" "$boops" "$oops" "$int3" "$bug" "$warn" "$panic" "$hg" "$to" \
             "$en" "$dis" "$ken" "$kdis" "$fr"
     done
     printf '\nPer boot (config.boot: qemu rc, wall s, cycles done/planned, oopses, guest finished):\n\n'
     for name in "${configs[@]}"; do
         for f in "$LOG_DIR/$name".*.log; do
             [ -e "$f" ] && [ -e "${f%.log}.meta" ] || continue
-            read -r rc wall p d o _ _ _ _ _ fin <<<"$(boot_facts "$f" "${f%.log}.meta")"
+            read -r rc wall p d o _ _ _ _ _ fin h <<<"$(boot_facts "$f" "${f%.log}.meta")"
             printf -- '- %s: rc %s, %ss, %s/%s cycles, %s oops, %s\n' \
                 "$(basename "${f%.log}")" "$rc" "$wall" "$d" "$p" "$o" \
-                "$([ "$fin" = 1 ] && echo "SMPEV-DONE" || echo "no SMPEV-DONE (crashed or hung)")"
+                "$(if [ "$fin" = 1 ]; then echo "SMPEV-DONE"; elif [ "$h" = 1 ]; then echo "hung: console silent, stopped by the host"; else echo "no SMPEV-DONE (crashed)"; fi)"
         done
     done
 }
@@ -248,6 +250,7 @@ mkdir -p "$LOG_DIR"
 if [ "$parse_only" = 0 ]; then
     need_pkg busybox-static qemu-system-x86 seabios ipxe-qemu gzip
     need_cmd readelf binutils
+    need_cmd python3 python3
     readelf -l /bin/busybox 2>/dev/null | grep -q INTERP \
         && die "/bin/busybox is dynamically linked; install busybox-static"
     declare -A built=()
@@ -267,7 +270,7 @@ if [ "$parse_only" = 0 ]; then
         fi
         boots=$(config_line "$name" | cut -d'|' -f10)
         [ -n "$boots_opt" ] && boots=$boots_opt
-        rm -f "$LOG_DIR/$name".*.log "$LOG_DIR/$name".*.meta
+        rm -f "$LOG_DIR/$name".*.log "$LOG_DIR/$name".*.meta "$LOG_DIR/$name".*.regs
         for n in $(seq 1 "$boots"); do
             boot_one "$name" "$n"
         done

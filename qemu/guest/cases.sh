@@ -418,6 +418,14 @@ case_not_livepatch() {
     klp_module_loaded klp_target && klp_fail "klp_target stayed loaded"
     [ ! -e /proc/klp_target ] || klp_fail "/proc/klp_target exists: the module stayed"
     [ ! -e /run/klpctl/patches/klp_target ] || klp_fail "a record was left for klp_target"
+    # A module marked livepatch=Y whose init registers no patch: it loads
+    # and must be unloaded again, under the name the kernel loaded it as.
+    kl apply "$B/bad/noreg.klp"
+    expect_rc 6 "apply of a livepatch=Y module that registers no patch"
+    expect_says "registered none"
+    expect_modules_unchanged "$before"
+    klp_module_loaded klp_noreg && klp_fail "klp_noreg stayed loaded"
+    expect_no_record klp_noreg
     expect_no_livepatch
     end
 }
