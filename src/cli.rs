@@ -6,12 +6,13 @@
 // source but never calls them; the linker drops them.
 #![cfg_attr(not(feature = "authoring"), allow(dead_code, unused_imports))]
 
-use crate::bundle::{self, FileSource, Source};
 use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile};
-use crate::keys::{self, SecretKey, SigStatus, Signature, Verdict};
-use crate::manifest::{self, MAX_MANIFEST, Manifest};
+use crate::files::{FileSource, Source};
 use crate::out::Out;
+use crate::trust::bundle;
+use crate::trust::keys::{self, SecretKey, SigStatus, Signature, Verdict};
+use crate::trust::manifest::{self, MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
 
 const HELP_HEAD: &str = "\
@@ -149,7 +150,7 @@ impl Args<'_> {
 
     /// The value as a decimal u64.
     pub fn value_u64(&mut self) -> Result<u64> {
-        crate::kernel::parse_u64(self.value()?)
+        crate::codec::parse_u64(self.value()?)
             .ok_or(Error::Usage("expected a non-negative decimal number"))
     }
 
@@ -388,7 +389,7 @@ fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
         replace,
         cves,
         description,
-        created: created.unwrap_or_else(crate::livepatch::unix_time),
+        created: created.unwrap_or_else(crate::rt::unix_time),
         payload_size: size,
         payload_sha256: digest,
     };
@@ -615,11 +616,13 @@ fn verify(cli: &mut Cli, a: &mut Args) -> Result<()> {
     })?;
     cli.ctx(
         opts.keyring
-            .map_or(keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
+            .map_or(crate::trust::keyring::KEYRING_DIR.to_bytes(), |k| {
+                k.to_bytes()
+            }),
     );
     // --json promises one JSON object on stdout, also when the keyring or
     // the file cannot be used at all.
-    let early = keys::load(opts.keyring).and_then(|ring| {
+    let early = crate::trust::keyring::load(opts.keyring).and_then(|ring| {
         let b = open_bundle(cli, path)?;
         FileSource::new(&b.fd, "cannot read bundle")?;
         Ok((ring, b))

@@ -1,6 +1,6 @@
-//! Hex and base64 (RFC 4648, standard alphabet, padded), strict in both
-//! directions: decoding rejects anything a canonical encoder would not
-//! produce. Also used by build.rs through `#[path]`, so it depends on
+//! Hex, base64 (RFC 4648, standard alphabet, padded) and decimal numbers,
+//! strict in both directions: decoding rejects anything a canonical encoder
+//! would not produce. Also used by build.rs through `#[path]`, so it depends on
 //! nothing but core.
 #![forbid(unsafe_code)]
 
@@ -110,9 +110,54 @@ pub fn b64_encode<'o>(bytes: &[u8], out: &'o mut [u8]) -> Option<&'o [u8]> {
     Some(out)
 }
 
+/// Parses a decimal number with optional surrounding whitespace.
+pub fn parse_u64(t: &[u8]) -> Option<u64> {
+    let t = t.trim_ascii();
+    if t.is_empty() || t.len() > 20 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in t {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// Formats `n` in decimal into `tmp`, returning the used tail.
+pub fn fmt_u64(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &tmp[i..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(b"32768\n"), Some(32768));
+        assert_eq!(parse_u64(b"-1"), None);
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn decimal() {
+        let mut t = [0u8; 20];
+        assert_eq!(fmt_u64(0, &mut t), b"0");
+        assert_eq!(fmt_u64(u64::MAX, &mut t), b"18446744073709551615");
+    }
 
     #[test]
     fn base64_rfc4648_vectors() {

@@ -130,7 +130,7 @@ impl Error {
             Error::DamagedFloor => {
                 "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
             }
-            Error::KernelRefused(e) => crate::livepatch::explain_load_errno(e),
+            Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m,
             Error::TimedOutReverted => {
                 "transition timed out; the patch was reverted and unloaded, the system is unchanged"
@@ -151,6 +151,32 @@ impl Error {
         match self {
             Error::Io(_, e) | Error::KernelRefused(e) | Error::StateNotSaved(_, e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+/// What a module-load errno means for a livepatch, and what to do about it.
+fn explain_load_errno(e: Errno) -> &'static str {
+    match e {
+        Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
+            "kernel refused the module: module signatures are enforced (module.sig_enforce or lockdown); sign the .ko with a key in the kernel's keyring"
+        }
+        Errno::PERM => {
+            "kernel refused the module: not permitted (lockdown requires signed modules, kernel.modules_disabled=1, or no CAP_SYS_MODULE); sign the .ko with a key in the kernel's keyring, or run as real root"
+        }
+        Errno::BUSY => {
+            "kernel refused the module: busy (another patch is in transition, kernel.ftrace_enabled=0, or a kprobe with a post handler sits on a patched function)"
+        }
+        Errno::INVAL => {
+            "kernel refused the module: invalid livepatch (malformed patch, missing livepatch=Y, or incompatible klp_state with the patches already applied)"
+        }
+        Errno::NOEXEC => {
+            "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)"
+        }
+        Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
+        Errno::NOMEM => "kernel refused the module: out of memory",
+        _ => {
+            "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)"
         }
     }
 }

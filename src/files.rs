@@ -321,10 +321,10 @@ pub fn read_i64(path: &CStr) -> Option<i64> {
     let mut buf = [0u8; 32];
     let t = read_small(path, &mut buf, "read").ok()?.trim_ascii();
     match t.strip_prefix(b"-") {
-        Some(rest) => crate::kernel::parse_u64(rest)
+        Some(rest) => crate::codec::parse_u64(rest)
             .and_then(|v| i64::try_from(v).ok())
             .map(|v| -v),
-        None => crate::kernel::parse_u64(t).and_then(|v| i64::try_from(v).ok()),
+        None => crate::codec::parse_u64(t).and_then(|v| i64::try_from(v).ok()),
     }
 }
 
@@ -350,5 +350,72 @@ pub fn sync_dir(path: &CStr) {
         Mode::empty(),
     ) {
         let _ = rustix::fs::fsync(&fd);
+    }
+}
+
+/// Where a bundle's or a module's bytes come from: files in the binary,
+/// byte slices in tests and fuzzing.
+pub trait Source {
+    /// Total length in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` from `off`; reading past the end is [`Error::Bundle`]
+    /// "truncated".
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()>;
+    /// SHA-256 of `len` bytes from `off`.
+    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]>;
+}
+
+/// Reading past the end of a [`Source`].
+pub const TRUNCATED: Error = Error::Bundle("bundle rejected: file is truncated");
+
+/// A bundle file opened for reading.
+pub struct FileSource<F: AsFd> {
+    /// The open file.
+    pub fd: F,
+    len: u64,
+}
+
+impl<F: AsFd> FileSource<F> {
+    /// Wraps an open regular file; `what` names the failure otherwise.
+    pub fn new(fd: F, what: &'static str) -> Result<Self> {
+        let len = regular_size(&fd, what)?;
+        Ok(FileSource { fd, len })
+    }
+}
+
+impl<F: AsFd> Source for FileSource<F> {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        pread_exact(&self.fd, off, buf, TRUNCATED, "cannot read bundle")
+    }
+    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
+        sha256_range(&self.fd, off, len, TRUNCATED, "cannot read bundle")
+    }
+}
+
+impl Source for &[u8] {
+    fn size(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
+        let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
+        let src = self
+            .get(start..)
+            .and_then(|s| s.get(..buf.len()))
+            .ok_or(TRUNCATED)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
+        use sha2::Digest;
+        let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
+        let n = usize::try_from(len).map_err(|_| TRUNCATED)?;
+        let src = self
+            .get(start..)
+            .and_then(|s| s.get(..n))
+            .ok_or(TRUNCATED)?;
+        Ok(sha2::Sha256::digest(src).into())
     }
 }

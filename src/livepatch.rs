@@ -4,15 +4,16 @@
 //! commands.
 #![forbid(unsafe_code)]
 
-use crate::bundle::{self, FileSource, Signed};
 use crate::cli::{self, Args, Cli};
 use crate::error::{Context, Error, Result};
+use crate::files::FileSource;
 use crate::files::{self, PathBuf};
 use crate::kernel::Running;
-use crate::keys::{KeyId, Keyring, SigStatus};
-use crate::manifest::MAX_MANIFEST;
 use crate::out::Out;
 use crate::state;
+use crate::trust::bundle::{self, Signed};
+use crate::trust::keys::{KeyId, Keyring, SigStatus};
+use crate::trust::manifest::MAX_MANIFEST;
 use core::ffi::CStr;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -23,52 +24,6 @@ const SYSMOD: &[u8] = b"/sys/module/";
 const LOCK_WAIT_S: u64 = 300;
 /// Most blocking tasks listed.
 const MAX_BLOCKERS: usize = 16;
-
-/// What a module-load errno means for a livepatch, and what to do about it.
-pub fn explain_load_errno(e: Errno) -> &'static str {
-    match e {
-        Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
-            "kernel refused the module: module signatures are enforced (module.sig_enforce or lockdown); sign the .ko with a key in the kernel's keyring"
-        }
-        Errno::PERM => {
-            "kernel refused the module: not permitted (lockdown requires signed modules, kernel.modules_disabled=1, or no CAP_SYS_MODULE); sign the .ko with a key in the kernel's keyring, or run as real root"
-        }
-        Errno::BUSY => {
-            "kernel refused the module: busy (another patch is in transition, kernel.ftrace_enabled=0, or a kprobe with a post handler sits on a patched function)"
-        }
-        Errno::INVAL => {
-            "kernel refused the module: invalid livepatch (malformed patch, missing livepatch=Y, or incompatible klp_state with the patches already applied)"
-        }
-        Errno::NOEXEC => {
-            "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)"
-        }
-        Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
-        Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => {
-            "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)"
-        }
-    }
-}
-
-/// Milliseconds on the monotonic clock.
-pub fn now_ms() -> u64 {
-    let (s, ns) = crate::sys::clock(1);
-    s * 1000 + ns / 1_000_000
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_time() -> u64 {
-    crate::sys::clock(0).0
-}
-
-/// Sleeps for `ms` milliseconds.
-pub fn sleep_ms(ms: u64) {
-    let ts = rustix::thread::Timespec {
-        tv_sec: (ms / 1000) as i64,
-        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
-    };
-    let _ = rustix::thread::nanosleep(&ts);
-}
 
 fn lp_attr(name: &[u8], attr: &[u8]) -> Result<PathBuf> {
     if attr.is_empty() {
@@ -95,27 +50,6 @@ fn loaded(name: &[u8]) -> bool {
 
 fn read_attr(name: &[u8], attr: &[u8]) -> Option<i64> {
     files::read_i64(lp_attr(name, attr).ok()?.c())
-}
-
-/// Polls until `done()` holds, backing off from 1 ms to 100 ms, or until
-/// `deadline` (monotonic ms). Returns whether `done()` held.
-fn poll(deadline: u64, mut done: impl FnMut() -> bool) -> bool {
-    poll_dyn(deadline, &mut done)
-}
-
-// One copy of the loop for every caller (`dyn`): smaller binary.
-fn poll_dyn(deadline: u64, done: &mut dyn FnMut() -> bool) -> bool {
-    let mut step = 1;
-    loop {
-        if done() {
-            return true;
-        }
-        if now_ms() >= deadline {
-            return false;
-        }
-        sleep_ms(step.min(deadline.saturating_sub(now_ms())).max(1));
-        step = (step * 2).min(100);
-    }
 }
 
 /// The transition of patch `name` finished (or the patch vanished).
@@ -252,7 +186,7 @@ fn refcnt(name: &[u8]) -> Option<i64> {
 /// `deadline`. `delete_module` is non-blocking (`O_NONBLOCK`), never forced.
 fn unload(name: &[u8], deadline: u64) -> Result<()> {
     let cname = PathBuf::of(&[name])?;
-    let ready = poll(deadline, || {
+    let ready = crate::rt::poll(deadline, || {
         !active(name) && refcnt(name).is_none_or(|r| r == 0)
     });
     if !ready {
@@ -262,7 +196,7 @@ fn unload(name: &[u8], deadline: u64) -> Result<()> {
     }
     let flags = rustix::fs::OFlags::NONBLOCK.bits() as i32;
     let mut last = Errno::BUSY;
-    let ok = poll(deadline, || {
+    let ok = crate::rt::poll(deadline, || {
         match rustix::system::delete_module(cname.c(), flags) {
             Ok(()) | Err(Errno::NOENT) => true,
             Err(e) => {
@@ -425,7 +359,7 @@ enum Outcome {
     Already,
 }
 
-fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Result<()> {
+fn check_kernel(cli: &mut Cli, m: &crate::trust::manifest::Manifest, k: &Running) -> Result<()> {
     if m.release != k.release.as_str() {
         cli.detail(&[
             b"bundle is for ",
@@ -463,7 +397,7 @@ fn check_kernel(cli: &mut Cli, m: &crate::manifest::Manifest, k: &Running) -> Re
     Ok(())
 }
 
-fn valid_keys(v: &crate::keys::Verdict) -> heapless::Vec<KeyId, 4> {
+fn valid_keys(v: &crate::trust::keys::Verdict) -> heapless::Vec<KeyId, 4> {
     v.sigs
         .iter()
         .filter(|s| s.1 == SigStatus::Valid)
@@ -485,7 +419,7 @@ fn apply_one(
     removed: &mut heapless::Vec<heapless::String<56>, 8>,
     unsaved: &mut Option<Error>,
 ) -> Result<Outcome> {
-    let t0 = now_ms();
+    let t0 = crate::rt::now_ms();
     // One bound for every wait of this bundle (another transition, its own
     // transition, module removal), counted from here: time spent inside
     // finit_module, which cannot be interrupted, counts against it too.
@@ -503,7 +437,7 @@ fn apply_one(
     let record = state::NewRecord {
         manifest: m,
         keys: &keys,
-        time: unix_time(),
+        time: crate::rt::unix_time(),
     };
     let save = |state: &str, unsaved: &mut Option<Error>| {
         if let Err(e) = state::write_record(&record, state).and_then(|_| {
@@ -604,13 +538,13 @@ fn apply_one(
                     b"stream ",
                     m.stream.as_bytes(),
                     b": bundle version ",
-                    crate::out::fmt_u64(m.version, &mut a),
+                    crate::codec::fmt_u64(m.version, &mut a),
                     if m.replace {
                         b" < applied "
                     } else {
                         b" < applied cumulative "
                     },
-                    crate::out::fmt_u64(f.bound(m.replace), &mut b),
+                    crate::codec::fmt_u64(f.bound(m.replace), &mut b),
                 ]);
                 return Err(Error::Downgrade);
             }
@@ -635,7 +569,7 @@ fn apply_one(
     // One transition at a time.
     let mut other = [0u8; 64];
     if any_in_transition(&mut other).is_some()
-        && !poll(deadline, || any_in_transition(&mut [0u8; 64]).is_none())
+        && !crate::rt::poll(deadline, || any_in_transition(&mut [0u8; 64]).is_none())
     {
         let n = any_in_transition(&mut other).unwrap_or(0);
         cli.detail(&[b"in transition: ", &other[..n]]);
@@ -724,7 +658,7 @@ fn apply_one(
         b" stream=",
         m.stream.as_bytes(),
         b" version=",
-        crate::out::fmt_u64(m.version, &mut vb),
+        crate::codec::fmt_u64(m.version, &mut vb),
         b" sha256=",
         crate::codec::hex_encode(&m.payload_sha256, &mut hx).unwrap_or(b""),
         b" keys=",
@@ -738,7 +672,7 @@ fn apply_one(
             .s(" version ")
             .u(m.version)
             .s(", ")
-            .u(now_ms() - t0)
+            .u(crate::rt::now_ms() - t0)
             .s(" ms)")
             .nl();
         for r in removed.iter() {
@@ -753,7 +687,11 @@ fn apply_one(
 /// patch under the module's own name, and klpctl finds, records and
 /// removes it by the manifest's), the same kernel release and architecture,
 /// and `livepatch=Y`.
-fn check_module(cli: &mut Cli, memfd: &OwnedFd, m: &crate::manifest::Manifest) -> Result<()> {
+fn check_module(
+    cli: &mut Cli,
+    memfd: &OwnedFd,
+    m: &crate::trust::manifest::Manifest,
+) -> Result<()> {
     let src = FileSource::new(memfd, "cannot stat memfd")?;
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
     let (section, arch) = crate::modinfo::read_section(&src, &mut buf)
@@ -808,7 +746,7 @@ fn remove_replaced(
     // The kernel frees the replaced patches' sysfs directories
     // asynchronously after the transition: wait (bounded) until only the
     // new patch is left, or a replaced module would still look active.
-    poll(deadline, || only_patch(name));
+    crate::rt::poll(deadline, || only_patch(name));
     let mut stale: heapless::Vec<heapless::String<56>, 8> = heapless::Vec::new();
     leftovers(|mb| {
         let mut s = heapless::String::new();
@@ -840,7 +778,7 @@ fn remove_replaced(
 fn wait_or_revert(name: &[u8], deadline: u64, timeout_ms: u64, why: &str) -> Result<()> {
     // The last look comes after the deadline: a transition that finished
     // just then is done, not timed out.
-    if poll(deadline, || settled(name)) || settled(name) {
+    if crate::rt::poll(deadline, || settled(name)) || settled(name) {
         return Ok(());
     }
     {
@@ -867,8 +805,8 @@ fn revert(name: &[u8], timeout_ms: u64) -> Error {
     if let Ok(n) = core::str::from_utf8(name) {
         state::mark(n, "reverting");
     }
-    let deadline = now_ms() + timeout_ms.max(10_000);
-    if !poll(deadline, || !active(name)) {
+    let deadline = crate::rt::now_ms() + timeout_ms.max(10_000);
+    if !crate::rt::poll(deadline, || !active(name)) {
         let mut o = Out::stderr();
         o.s("klpctl: the revert of ")
             .b(name)
@@ -954,13 +892,15 @@ pub fn apply_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     json.s("{\"results\":[");
     cli.ctx(
         opts.keyring
-            .map_or(crate::keys::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
+            .map_or(crate::trust::keyring::KEYRING_DIR.to_bytes(), |k| {
+                k.to_bytes()
+            }),
     );
     // Without livepatch support nothing can be applied, and a boot script
     // must be able to tell that from "nothing to do": exit 4 at once, for
     // --dir too.
     let early = if files::exists(c"/sys/kernel/livepatch") {
-        crate::keys::load(opts.keyring).and_then(|ring| {
+        crate::trust::keyring::load(opts.keyring).and_then(|ring| {
             cli.ctx(b"");
             Ok((ring, state::lock(opts.lock_wait_s)?))
         })
@@ -1237,7 +1177,7 @@ pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     cli.ctx(name);
     let sname = core::str::from_utf8(name)
         .ok()
-        .filter(|n| crate::manifest::valid_name(n));
+        .filter(|n| crate::trust::manifest::valid_name(n));
     let sname = sname.ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?;
     let _lock = state::lock(lock_wait_s)?;
     let r = disable(name, sname, timeout_ms);
@@ -1268,7 +1208,7 @@ pub fn disable_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
 
 /// Disables and unloads a patch. Returns whether anything changed.
 fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
-    let deadline = now_ms() + timeout_ms;
+    let deadline = crate::rt::now_ms() + timeout_ms;
     if !active(name) {
         state::remove_record(sname);
         if !loaded(name) {
@@ -1288,7 +1228,7 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
     let enabled = lp_attr(name, b"enabled")?;
     if read_attr(name, b"enabled") == Some(1) {
         // EBUSY while another patch is in transition: wait for it, bounded.
-        let started = poll(deadline, || {
+        let started = crate::rt::poll(deadline, || {
             files::write_existing(enabled.c(), b"0", "enabled").is_ok()
                 || read_attr(name, b"enabled") != Some(1)
         });
@@ -1299,7 +1239,7 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
         }
     }
     let mut deadline = deadline;
-    if !poll(deadline, || disabled_now(name)) {
+    if !crate::rt::poll(deadline, || disabled_now(name)) {
         let mut o = Out::stderr();
         o.s("klpctl: disabling ")
             .b(name)
@@ -1314,7 +1254,7 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
         match after_disable_timeout(wrote, !wrote && disabled_now(name)) {
             AfterTimeout::Finished => {}
             AfterTimeout::SwitchingBack
-                if poll(now_ms() + timeout_ms.max(10_000), || {
+                if crate::rt::poll(crate::rt::now_ms() + timeout_ms.max(10_000), || {
                     settled(name) && read_attr(name, b"enabled") == Some(1)
                 }) =>
             {
@@ -1331,7 +1271,7 @@ fn disable(name: &[u8], sname: &str, timeout_ms: u64) -> Result<bool> {
             .s(" finished after all; removing it")
             .nl();
         // Its sysfs directory goes asynchronously: a short grace to remove it.
-        deadline = now_ms() + 5_000;
+        deadline = crate::rt::now_ms() + 5_000;
     }
     if unload(name, deadline).is_err() {
         return Err(Error::Stuck(

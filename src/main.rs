@@ -1,17 +1,31 @@
-//! The `klpctl` executable.
+//! The `klpctl` executable: the process entry point, and nothing else.
 //!
-//! On musl (the shipped, static build) this is `no_std` and `no_main`: the C
-//! entry point and the panic handler live in the library's `sys` module,
-//! the one place with `unsafe`. Elsewhere (a developer's glibc host, and the
-//! host build cargo makes for integration tests) it is an ordinary std
-//! program around the same library, so `cargo build` and `cargo test` work
-//! anywhere; the tests still run the musl binary.
+//! On musl (the shipped, static build) this is `no_std` and `no_main`: musl's
+//! C start-up calls the `main` below. Elsewhere (a developer's glibc host,
+//! and the host build cargo makes for integration tests) it is an ordinary
+//! std program around the same library, so `cargo build` and `cargo test`
+//! work anywhere; the tests still run the musl binary.
+//!
+//! The library's `sys` module holds every unsafe operation. The C entry
+//! point has to be exported under the unmangled name `main`, which Rust
+//! 2024 spells `#[unsafe(no_mangle)]`, and it hands argv to `sys::args`:
+//! those two are the only unsafe items here.
 #![cfg_attr(target_env = "musl", no_std, no_main)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
-// Links the library, whose `sys` module provides `main` on musl.
+/// The C entry point of the static musl build, called by musl's
+/// `__libc_start_main` (the binary is `no_main`).
 #[cfg(target_env = "musl")]
-use klpctl as _;
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
+    klpctl::sys::open_std_fds();
+    // SAFETY: argc and argv come straight from the C runtime, which
+    // guarantees argv[0..argc] are valid NUL-terminated strings that live
+    // until exit.
+    let args = unsafe { klpctl::sys::args(argc, argv) };
+    klpctl::cli::run(&args)
+}
 
 #[cfg(not(target_env = "musl"))]
 fn main() {

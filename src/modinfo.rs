@@ -4,8 +4,8 @@
 //! bounded, so a huge or hostile file costs little.
 #![forbid(unsafe_code)]
 
-use crate::bundle::Source;
 use crate::error::{Error, Result};
+use crate::files::Source;
 
 /// Largest `.modinfo` section accepted.
 pub const MAX_MODINFO: usize = 64 * 1024;
@@ -131,12 +131,12 @@ pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<M
     let vermagic =
         get(section, "vermagic").ok_or(Error::Module("module .modinfo has no vermagic="))?;
     let release = vermagic.split(' ').next().unwrap_or("");
-    if !crate::manifest::valid_name(name) {
+    if !crate::trust::manifest::valid_name(name) {
         return Err(Error::Module(
             "module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)",
         ));
     }
-    if !crate::manifest::valid_release(release) {
+    if !crate::trust::manifest::valid_release(release) {
         return Err(Error::Module(
             "module vermagic= does not start with a valid kernel release",
         ));

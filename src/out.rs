@@ -96,7 +96,7 @@ impl<'a> Out<'a> {
     #[inline(never)]
     pub fn u(&mut self, n: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
-        let s = fmt_u64(n, &mut tmp);
+        let s = crate::codec::fmt_u64(n, &mut tmp);
         self.b(s)
     }
 
@@ -179,20 +179,6 @@ impl Drop for Out<'_> {
     }
 }
 
-/// Formats `n` in decimal into `tmp`, returning the used tail.
-pub fn fmt_u64(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &tmp[i..]
-}
-
 /// Symbolic names for the errnos klpctl is likely to meet, as
 /// `number name` pairs in one string: smaller than a table of pairs.
 const ERRNO_NAMES: &str = "1 EPERM 2 ENOENT 3 ESRCH 4 EINTR 5 EIO 8 ENOEXEC 9 EBADF 11 EAGAIN 12 ENOMEM \
@@ -204,7 +190,7 @@ const ERRNO_NAMES: &str = "1 EPERM 2 ENOENT 3 ESRCH 4 EINTR 5 EIO 8 ENOEXEC 9 EB
 pub fn errno_name(e: Errno) -> Option<&'static str> {
     let mut words = ERRNO_NAMES.split(' ');
     while let (Some(num), Some(name)) = (words.next(), words.next()) {
-        if crate::kernel::parse_u64(num.as_bytes()) == Some(e.raw_os_error() as u64) {
+        if crate::codec::parse_u64(num.as_bytes()) == Some(e.raw_os_error() as u64) {
             return Some(name);
         }
     }
@@ -214,13 +200,6 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal() {
-        let mut t = [0u8; 20];
-        assert_eq!(fmt_u64(0, &mut t), b"0");
-        assert_eq!(fmt_u64(u64::MAX, &mut t), b"18446744073709551615");
-    }
 
     #[test]
     fn json_strings_are_always_valid_json() {

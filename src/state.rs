@@ -49,7 +49,7 @@ pub fn lock(wait_s: u64) -> Result<Lock> {
     )
     .ctx("cannot open /run/klpctl/lock")?;
     files::regular_size(&fd, "cannot open /run/klpctl/lock")?;
-    let start = crate::livepatch::now_ms();
+    let start = crate::rt::now_ms();
     let mut said = false;
     loop {
         match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
@@ -57,14 +57,14 @@ pub fn lock(wait_s: u64) -> Result<Lock> {
             Err(rustix::io::Errno::WOULDBLOCK) => {}
             Err(e) => return Err(Error::Io("cannot lock /run/klpctl/lock", e)),
         }
-        if crate::livepatch::now_ms() - start >= wait_s * 1000 {
+        if crate::rt::now_ms() - start >= wait_s * 1000 {
             return Err(Error::Locked);
         }
         if !said {
             Out::stderr().s("klpctl: waiting for another klpctl to finish\n");
             said = true;
         }
-        crate::livepatch::sleep_ms(20);
+        crate::rt::sleep_ms(20);
     }
 }
 
@@ -115,7 +115,7 @@ pub struct Record<'a> {
 }
 
 fn record_path(name: &str) -> Result<PathBuf> {
-    if !crate::manifest::valid_name(name) {
+    if !crate::trust::manifest::valid_name(name) {
         return Err(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"));
     }
     PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
@@ -139,7 +139,7 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         seen |= 1 << i;
         v[i] = val;
     }
-    let num = |s: &str| crate::kernel::parse_u64(s.as_bytes());
+    let num = |s: &str| crate::codec::parse_u64(s.as_bytes());
     let r = Record {
         boot_id: v[0],
         name: v[1],
@@ -154,14 +154,14 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
     };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
     let ok = seen == 0x3ff
-        && crate::manifest::valid_name(r.name)
-        && crate::manifest::valid_stream(r.stream)
+        && crate::trust::manifest::valid_name(r.name)
+        && crate::trust::manifest::valid_stream(r.stream)
         && r.sha256.len() == 64
         && hex(r.sha256)
         && hex(r.keys)
         && r.cves
             .split(',')
-            .all(|c| c.is_empty() || crate::manifest::valid_cve(c))
+            .all(|c| c.is_empty() || crate::trust::manifest::valid_cve(c))
         && matches!(r.state, "loading" | "applied" | "reverting");
     ok.then_some(r)
 }
@@ -184,9 +184,9 @@ fn read_raw<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<&'b [u8]> {
 /// Everything a record holds, from the verified bundle.
 pub struct NewRecord<'a> {
     /// The verified manifest.
-    pub manifest: &'a crate::manifest::Manifest<'a>,
+    pub manifest: &'a crate::trust::manifest::Manifest<'a>,
     /// Key ids that signed validly.
-    pub keys: &'a [crate::keys::KeyId],
+    pub keys: &'a [crate::trust::keys::KeyId],
     /// Unix time.
     pub time: u64,
 }
@@ -261,7 +261,7 @@ pub fn remove_record(name: &str) {
 }
 
 fn stream_path(base: &[u8], stream: &str) -> Result<PathBuf> {
-    if !crate::manifest::valid_stream(stream) {
+    if !crate::trust::manifest::valid_stream(stream) {
         return Err(Error::Internal("invalid stream name"));
     }
     PathBuf::of(&[base, b"/streams/", stream.as_bytes()])
@@ -319,7 +319,7 @@ impl Floor {
 /// cumulative: it is taken as both (fail closed). Anything else is `None`.
 pub fn parse_floor(t: &[u8]) -> Option<Floor> {
     let t = core::str::from_utf8(t).ok()?;
-    if let Some(v) = crate::kernel::parse_u64(t.as_bytes()) {
+    if let Some(v) = crate::codec::parse_u64(t.as_bytes()) {
         return Some(Floor {
             newest: v,
             cumulative: v,
@@ -328,7 +328,7 @@ pub fn parse_floor(t: &[u8]) -> Option<Floor> {
     let mut lines = t.strip_suffix('\n')?.split('\n');
     let mut field = |key: &str| {
         let v = lines.next()?.strip_prefix(key)?.strip_prefix(' ')?;
-        crate::kernel::parse_u64(v.as_bytes()).filter(|_| !v.starts_with(' '))
+        crate::codec::parse_u64(v.as_bytes()).filter(|_| !v.starts_with(' '))
     };
     let f = Floor {
         newest: field("newest")?,

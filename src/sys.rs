@@ -1,6 +1,9 @@
-//! The only module with `unsafe`: the process entry point and panic handler
-//! of the static musl build, raw standard streams, the read-only mapping
-//! used by the `init_module` fallback, process exit, and the clock.
+//! The only module with `unsafe` operations: the argument vector and the
+//! panic handler of the static musl build, raw standard streams, the
+//! read-only mapping used by the `init_module` fallback, process exit, and
+//! the clock. (The C entry point itself is in `main.rs`, which must name it
+//! `#[unsafe(no_mangle)]`: that attribute, and the call handing argv to
+//! [`args`], are the only unsafe items outside this module.)
 //!
 //! Everything here is a thin safe wrapper whose precondition is checked or
 //! guaranteed right where the `unsafe` block sits.
@@ -10,26 +13,25 @@
 use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd};
 
-/// The C entry point of the static musl build, called by musl's
-/// `__libc_start_main` (the binary is `no_main`).
+/// A panic is a bug: keep the formatting machinery out of the image and exit
+/// with the documented internal-error code.
 #[cfg(all(target_env = "musl", not(test)))]
-#[unsafe(no_mangle)]
-extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
-    open_std_fds();
-    // SAFETY: argc and argv come straight from the C runtime, which
-    // guarantees argv[0..argc] are valid NUL-terminated strings that live
-    // until exit.
-    let args = unsafe { args(argc, argv) };
-    crate::cli::run(&args)
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    die(b"klpctl: internal error (panic)\n")
 }
+
+// musl's libc.a provides the C runtime start-up and memcpy & co.
+#[cfg(all(target_env = "musl", not(test)))]
+#[link(name = "c", kind = "static", modifiers = "-bundle")]
+unsafe extern "C" {}
 
 /// Makes sure fds 0, 1 and 2 are open, on `/dev/null` where the parent
 /// left them closed. Otherwise the next file klpctl opens (a lock, a
 /// record, a bundle being written) would become "standard output", and
 /// messages would land in it. Rust's std does the same at start-up; the
-/// musl build has no std.
-#[cfg(all(target_env = "musl", not(test)))]
-fn open_std_fds() {
+/// musl build has no std, so its entry point calls this first.
+pub fn open_std_fds() {
     use rustix::fs::{Mode, OFlags};
     for fd in 0..3 {
         // SAFETY: the fd is only passed to fcntl(F_GETFD), which reads its
@@ -48,19 +50,6 @@ fn open_std_fds() {
         }
     }
 }
-
-/// A panic is a bug: keep the formatting machinery out of the image and exit
-/// with the documented internal-error code.
-#[cfg(all(target_env = "musl", not(test)))]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    die(b"klpctl: internal error (panic)\n")
-}
-
-// musl's libc.a provides the C runtime start-up and memcpy & co.
-#[cfg(all(target_env = "musl", not(test)))]
-#[link(name = "c", kind = "static", modifiers = "-bundle")]
-unsafe extern "C" {}
 
 /// Most arguments klpctl accepts; more is a usage error.
 pub const MAX_ARGS: usize = 96;

@@ -19,9 +19,9 @@
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
-use crate::files;
-use crate::keys::{Keyring, Signature, Verdict};
-use crate::manifest::{self, MAX_MANIFEST, MAX_PAYLOAD, Manifest};
+use crate::files::{self, Source, TRUNCATED};
+use crate::trust::keys::{Keyring, Signature, Verdict};
+use crate::trust::manifest::{self, MAX_MANIFEST, MAX_PAYLOAD, Manifest};
 use rustix::fd::AsFd;
 
 /// File magic.
@@ -34,72 +34,6 @@ pub const HEADER: usize = 24;
 pub const SIG_RECORD: usize = 72;
 /// Most signatures a bundle holds.
 pub const MAX_SIGS: usize = 4;
-
-/// Where a bundle's bytes come from. Files in the binary, byte slices in
-/// tests and fuzzing.
-pub trait Source {
-    /// Total length in bytes.
-    fn size(&self) -> u64;
-    /// Fills `buf` from `off`; reading past the end is [`Error::Bundle`]
-    /// "truncated".
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()>;
-    /// SHA-256 of `len` bytes from `off`.
-    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]>;
-}
-
-const TRUNCATED: Error = Error::Bundle("bundle rejected: file is truncated");
-
-/// A bundle file opened for reading.
-pub struct FileSource<F: AsFd> {
-    /// The open file.
-    pub fd: F,
-    len: u64,
-}
-
-impl<F: AsFd> FileSource<F> {
-    /// Wraps an open regular file; `what` names the failure otherwise.
-    pub fn new(fd: F, what: &'static str) -> Result<Self> {
-        let len = files::regular_size(&fd, what)?;
-        Ok(FileSource { fd, len })
-    }
-}
-
-impl<F: AsFd> Source for FileSource<F> {
-    fn size(&self) -> u64 {
-        self.len
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
-        files::pread_exact(&self.fd, off, buf, TRUNCATED, "cannot read bundle")
-    }
-    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
-        files::sha256_range(&self.fd, off, len, TRUNCATED, "cannot read bundle")
-    }
-}
-
-impl Source for &[u8] {
-    fn size(&self) -> u64 {
-        <[u8]>::len(self) as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
-        let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
-        let src = self
-            .get(start..)
-            .and_then(|s| s.get(..buf.len()))
-            .ok_or(TRUNCATED)?;
-        buf.copy_from_slice(src);
-        Ok(())
-    }
-    fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
-        use sha2::Digest;
-        let start = usize::try_from(off).map_err(|_| TRUNCATED)?;
-        let n = usize::try_from(len).map_err(|_| TRUNCATED)?;
-        let src = self
-            .get(start..)
-            .and_then(|s| s.get(..n))
-            .ok_or(TRUNCATED)?;
-        Ok(sha2::Sha256::digest(src).into())
-    }
-}
 
 /// The parsed header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,7 +262,7 @@ pub fn write(
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::keys::SecretKey;
+    use crate::trust::keys::SecretKey;
 
     /// Builds a bundle in memory: used by unit tests here and in other
     /// modules.

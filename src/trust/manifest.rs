@@ -297,7 +297,7 @@ impl Cursor<'_> {
 
     fn num(&mut self, v: u64) -> Result<()> {
         let mut tmp = [0u8; 20];
-        self.put(crate::out::fmt_u64(v, &mut tmp))
+        self.put(crate::codec::fmt_u64(v, &mut tmp))
     }
 }
 

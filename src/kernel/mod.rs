@@ -85,27 +85,11 @@ pub fn taint() -> Result<u64> {
         &mut buf,
         "cannot read /proc/sys/kernel/tainted",
     )?;
-    Ok(parse_u64(t).unwrap_or(0))
+    Ok(crate::codec::parse_u64(t).unwrap_or(0))
 }
 
 /// Taint letters in bit order, as the kernel's documentation lists them.
 pub const TAINT_LETTERS: &[u8; 19] = b"PFSRMBUDAWCIOELKXTN";
-
-/// Parses a decimal number with optional surrounding whitespace.
-pub fn parse_u64(t: &[u8]) -> Option<u64> {
-    let t = t.trim_ascii();
-    if t.is_empty() || t.len() > 20 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in t {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
-}
 
 #[cfg(test)]
 mod tests {
@@ -145,13 +129,5 @@ mod tests {
         let mut huge = note(b"GNU\0", 3, &[7; 20]);
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(build_id_from_notes(&huge), None);
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(parse_u64(b"32768\n"), Some(32768));
-        assert_eq!(parse_u64(b"-1"), None);
-        assert_eq!(parse_u64(b""), None);
-        assert_eq!(parse_u64(b"99999999999999999999"), None);
     }
 }

@@ -1,0 +1,44 @@
+//! Time: the clocks, sleeping, and the one bounded polling loop every wait
+//! in klpctl uses.
+#![forbid(unsafe_code)]
+
+/// Milliseconds on the monotonic clock.
+pub fn now_ms() -> u64 {
+    let (s, ns) = crate::sys::clock(1);
+    s * 1000 + ns / 1_000_000
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_time() -> u64 {
+    crate::sys::clock(0).0
+}
+
+/// Sleeps for `ms` milliseconds.
+pub fn sleep_ms(ms: u64) {
+    let ts = rustix::thread::Timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    };
+    let _ = rustix::thread::nanosleep(&ts);
+}
+
+/// Polls until `done()` holds, backing off from 1 ms to 100 ms, or until
+/// `deadline` (monotonic ms). Returns whether `done()` held.
+pub fn poll(deadline: u64, mut done: impl FnMut() -> bool) -> bool {
+    poll_dyn(deadline, &mut done)
+}
+
+// One copy of the loop for every caller (`dyn`): smaller binary.
+fn poll_dyn(deadline: u64, done: &mut dyn FnMut() -> bool) -> bool {
+    let mut step = 1;
+    loop {
+        if done() {
+            return true;
+        }
+        if now_ms() >= deadline {
+            return false;
+        }
+        sleep_ms(step.min(deadline.saturating_sub(now_ms())).max(1));
+        step = (step * 2).min(100);
+    }
+}
