@@ -81,6 +81,63 @@ pub enum Error {
 /// Result type used throughout klpctl.
 pub type Result<T> = core::result::Result<T, Error>;
 
+/// The specifics that make an error actionable, such as both sides of a
+/// mismatch (`bundle is for 6.1.0-41-amd64, running 6.12.117+deb12-amd64`).
+/// A fixed buffer (longer text is cut), so errors need no heap.
+#[derive(Clone)]
+pub struct Detail(heapless::Vec<u8, 256>);
+
+impl Detail {
+    /// No detail.
+    pub const fn none() -> Detail {
+        Detail(heapless::Vec::new())
+    }
+
+    /// `parts` concatenated.
+    pub fn of(parts: &[&[u8]]) -> Detail {
+        let mut d = Detail::none();
+        for p in parts {
+            let room = d.0.capacity() - d.0.len();
+            let _ = d.0.extend_from_slice(&p[..p.len().min(room)]);
+        }
+        d
+    }
+
+    /// The text.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An error together with its [`Detail`]: what the operations return, so
+/// the detail travels with the error up to whoever renders it.
+#[derive(Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub error: Error,
+    /// The specifics, possibly empty.
+    pub detail: Detail,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        Failure {
+            error,
+            detail: Detail::none(),
+        }
+    }
+}
+
+impl Error {
+    /// This error with a detail made of `parts`.
+    pub fn with(self, parts: &[&[u8]]) -> Failure {
+        Failure {
+            error: self,
+            detail: Detail::of(parts),
+        }
+    }
+}
+
 impl Error {
     /// The documented exit code of this error's class.
     pub fn exit_code(self) -> u8 {

@@ -8,15 +8,24 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
+// Layers, lowest first (docs/architecture.md); no module imports from a
+// layer above its own (tests/layers.rs checks that).
+pub mod sys;
+
 pub mod codec;
 pub mod error;
-pub mod files;
-pub mod kernel;
-pub mod livepatch;
-pub mod modinfo;
-pub mod out;
 pub mod rt;
-pub mod state;
-pub mod sys;
+
+pub mod files;
+pub mod json;
+pub mod out;
+
+pub mod modinfo;
 pub mod trust;
+
+pub mod kernel;
+pub mod state;
+
+pub mod ops;
+
+pub mod cli;

@@ -118,33 +118,6 @@ impl<'a> Out<'a> {
         self
     }
 
-    /// A JSON string literal, escaping as needed. Input is bytes because
-    /// some strings come from outside (paths, task names), and a Linux path
-    /// need not be UTF-8. UTF-8 passes through; control characters are
-    /// written as `\u00XX`; a byte that is not part of a UTF-8 sequence
-    /// (always 0x80-0xff) is written as the lone surrogate `\udcXX`, PEP
-    /// 383's "surrogateescape", so the exact bytes can be recovered (in
-    /// Python: `os.fsencode(json.loads(...))`) and no byte is mistaken for
-    /// a Latin-1 character.
-    #[inline(never)]
-    pub fn json_str(&mut self, bytes: &[u8]) -> &mut Self {
-        self.b(b"\"");
-        for chunk in bytes.utf8_chunks() {
-            for &c in chunk.valid().as_bytes() {
-                match c {
-                    b'"' => self.b(b"\\\""),
-                    b'\\' => self.b(b"\\\\"),
-                    0..=0x1f | 0x7f => self.b(b"\\u00").b(&crate::codec::hex_pair(c)),
-                    _ => self.b(&[c]),
-                };
-            }
-            for &c in chunk.invalid() {
-                self.b(b"\\udc").b(&crate::codec::hex_pair(c));
-            }
-        }
-        self.b(b"\"")
-    }
-
     /// `true` or `false`.
     pub fn bool(&mut self, v: bool) -> &mut Self {
         self.s(if v { "true" } else { "false" })
@@ -170,6 +143,14 @@ impl<'a> Out<'a> {
             Some(n) => self.s(n),
             None => self.s("errno ").u(e.raw_os_error() as u64),
         }
+    }
+}
+
+#[cfg(test)]
+impl Out<'_> {
+    /// What is buffered and not yet flushed (tests write to a sink).
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -200,23 +181,6 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_are_always_valid_json() {
-        fn js(b: &[u8]) -> Vec<u8> {
-            let mut o = Out::to(None);
-            o.json_str(b);
-            o.buf[..o.len].to_vec()
-        }
-        assert_eq!(js(b"a\"b\\c"), br#""a\"b\\c""#);
-        assert_eq!(js("café".as_bytes()), "\"café\"".as_bytes());
-        assert_eq!(js(b"\x1b[0m\n"), br#""\u001b[0m\u000a""#);
-        // Not UTF-8: each stray byte as a lone surrogate, UTF-8 around it
-        // untouched, so "\xff" and "ÿ" stay apart.
-        assert_eq!(js(b"bad \xff"), br#""bad \udcff""#);
-        assert_eq!(js("ÿ".as_bytes()), "\"ÿ\"".as_bytes());
-        assert_eq!(js(b"\xc3\xa9\xc3/\x80"), "\"é\\udcc3/\\udc80\"".as_bytes());
-    }
 
     #[test]
     fn errno_names() {

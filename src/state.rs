@@ -36,8 +36,9 @@ pub struct Lock {
 }
 
 /// Takes `/run/klpctl/lock`. Waits up to `wait_s` seconds for another
-/// klpctl, or fails at once with [`Error::Locked`] when `wait_s` is 0.
-pub fn lock(wait_s: u64) -> Result<Lock> {
+/// klpctl, calling `on_wait` once when it starts waiting, or fails at once
+/// with [`Error::Locked`] when `wait_s` is 0.
+pub fn lock(wait_s: u64, mut on_wait: impl FnMut()) -> Result<Lock> {
     use rustix::fs::{FlockOperation, Mode, OFlags};
     ensure_dirs()?;
     // Never through a symlink, never blocking on a FIFO planted there, and
@@ -61,7 +62,7 @@ pub fn lock(wait_s: u64) -> Result<Lock> {
             return Err(Error::Locked);
         }
         if !said {
-            Out::stderr().s("klpctl: waiting for another klpctl to finish\n");
+            on_wait();
             said = true;
         }
         crate::rt::sleep_ms(20);

@@ -1,8 +1,16 @@
-//! Facts about the running kernel: release and machine (uname), the GNU
-//! build-id from `/sys/kernel/notes`, lockdown mode, and taint flags.
+//! The kernel: facts about the running one (release and machine from
+//! uname, the GNU build-id from `/sys/kernel/notes`, lockdown mode, taint
+//! flags), and the mechanism klpctl drives it with: [`sysfs`] (what the
+//! kernel shows of patches and modules), [`loader`] (loading and removing
+//! modules) and [`transition`] (waiting, and who blocks).
 #![forbid(unsafe_code)]
 
-use crate::error::Result;
+pub mod loader;
+pub mod sysfs;
+pub mod transition;
+
+use crate::error::{Error, Failure, Result};
+use crate::trust::manifest::Manifest;
 
 /// Largest `/sys/kernel/notes` read.
 pub const MAX_NOTES: usize = 4096;
@@ -65,6 +73,49 @@ impl Running {
             machine: to_string(u.machine()),
             build_id,
         }
+    }
+}
+
+impl Running {
+    /// Whether bundle manifest `m` is for this kernel: release and
+    /// architecture, and the build-id when the bundle names one. A mismatch
+    /// names both sides.
+    pub fn check(&self, m: &Manifest) -> core::result::Result<(), Failure> {
+        if m.release != self.release.as_str() {
+            return Err(
+                Error::WrongKernel("not for this kernel: release differs").with(&[
+                    b"bundle is for ",
+                    m.release.as_bytes(),
+                    b", running ",
+                    self.release.as_bytes(),
+                ]),
+            );
+        }
+        if m.arch != self.machine.as_str() {
+            return Err(
+                Error::WrongKernel("not for this kernel: architecture differs").with(&[
+                    b"bundle is for ",
+                    m.arch.as_bytes(),
+                    b", running ",
+                    self.machine.as_bytes(),
+                ]),
+            );
+        }
+        if !m.build_id.is_empty() && m.build_id[..] != self.build_id[..] {
+            let mut a = [0u8; 128];
+            let mut b = [0u8; 128];
+            let ha = crate::codec::hex_encode(&m.build_id, &mut a).unwrap_or(b"?");
+            let hb = if self.build_id.is_empty() {
+                b"unknown" as &[u8]
+            } else {
+                crate::codec::hex_encode(&self.build_id, &mut b).unwrap_or(b"?")
+            };
+            return Err(Error::WrongKernel(
+                "not for this kernel: build-id differs (another build of this release)",
+            )
+            .with(&[b"bundle build-id ", ha, b", running ", hb]));
+        }
+        Ok(())
     }
 }
 

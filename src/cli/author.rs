@@ -1,0 +1,374 @@
+//! The authoring commands of the full build: `keygen`, `pack`, `manifest`,
+//! `attach` and `sign`. A device build leaves this module out.
+#![forbid(unsafe_code)]
+
+use super::Cli;
+use super::args::{Args, bundle_path, unknown};
+use super::verify::open_bundle;
+use crate::error::{Context, Error, Result};
+use crate::files::{self, AtomicFile, FileSource, Source};
+use crate::out::Out;
+use crate::trust::bundle;
+use crate::trust::keys::{self, SecretKey, Signature};
+use crate::trust::manifest::{self, MAX_MANIFEST, Manifest};
+use core::ffi::CStr;
+use rustix::fd::AsFd;
+
+/// Creates a new file with `mode`, refusing to overwrite an existing one.
+fn create_new(path: &CStr, mode: u32, bytes: &[u8]) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .ctx("cannot create file (klpctl never overwrites keys)")?;
+    crate::sys::write_all(fd.as_fd(), bytes).ctx("cannot write file")?;
+    rustix::fs::fsync(&fd).ctx("cannot write file")
+}
+
+/// `klpctl keygen`: a new signify key pair; never overwrites a file.
+pub fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let (mut pubp, mut secp, mut comment): (Option<&CStr>, Option<&CStr>, &[u8]) =
+        (None, None, b"klpctl");
+    while let Some(arg) = a.arg() {
+        match arg {
+            b"-p" => pubp = Some(a.value_c()?),
+            b"-s" => secp = Some(a.value_c()?),
+            b"-c" => comment = a.value()?,
+            _ => return Err(unknown(cli, arg)),
+        }
+    }
+    let (Some(pubp), Some(secp)) = (pubp, secp) else {
+        return Err(Error::Usage("keygen needs -p KEY.pub and -s KEY.sec"));
+    };
+    keys::check_comment(comment)?;
+    let mut rnd = [0u8; 40];
+    rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
+        .ctx("getrandom failed")?;
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&rnd[..32]);
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&rnd[32..]);
+    let sk = SecretKey::from_seed(seed, id);
+    let mut buf = [0u8; 1300];
+    cli.ctx(secp.to_bytes());
+    create_new(secp, 0o600, sk.to_file(comment, &mut buf)?)?;
+    cli.ctx(pubp.to_bytes());
+    if let Err(e) = sk
+        .public()
+        .to_file(comment, &mut buf)
+        .and_then(|p| create_new(pubp, 0o644, p))
+    {
+        // Both files or neither: a secret key without its public half is
+        // an orphan nobody can trust.
+        let _ = rustix::fs::unlink(secp);
+        return Err(e);
+    }
+    Out::stdout().s("key id ").hex(&id).nl();
+    Ok(())
+}
+
+fn read_secret(cli: &mut Cli, path: &'static CStr) -> Result<SecretKey> {
+    cli.ctx(path.to_bytes());
+    let mut buf = [0u8; keys::MAX_KEY_FILE];
+    let k = keys::parse_secret(files::read_small(path, &mut buf, "cannot read secret key")?)?;
+    cli.ctx(b"");
+    Ok(k)
+}
+
+/// `klpctl pack`: a module into a bundle, signed or `--unsigned`.
+pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let mut module: Option<&'static CStr> = None;
+    let mut output: Option<&'static [u8]> = None;
+    let (mut stream, mut version, mut release, mut arch) = (None, None, None, None);
+    let mut build_id: heapless::Vec<u8, { manifest::MAX_BUILD_ID }> = heapless::Vec::new();
+    let (mut replace, mut unsigned, mut created) = (false, false, None);
+    let mut cves: heapless::Vec<&str, { manifest::MAX_CVES }> = heapless::Vec::new();
+    let mut desc_raw: &[u8] = b"";
+    let mut secrets: heapless::Vec<&'static CStr, 4> = heapless::Vec::new();
+    while let Some(arg) = a.arg() {
+        match arg {
+            b"-o" => output = Some(a.value()?),
+            b"--stream" => stream = Some(a.value_str()?),
+            b"--version" => version = Some(a.value_u64()?),
+            b"--kernel-release" => release = Some(a.value_str()?),
+            b"--arch" => arch = Some(a.value_str()?),
+            b"--kernel-build-id" | b"--kernel-notes" if !build_id.is_empty() => {
+                return Err(Error::Usage(
+                    "give --kernel-build-id or --kernel-notes once",
+                ));
+            }
+            b"--kernel-build-id" => {
+                let mut tmp = [0u8; manifest::MAX_BUILD_ID];
+                let id = crate::codec::hex_decode(a.value()?, &mut tmp)
+                    .filter(|d| !d.is_empty())
+                    .ok_or(Error::Usage("--kernel-build-id must be 2-64 hex digits"))?;
+                let _ = build_id.extend_from_slice(id);
+            }
+            b"--kernel-notes" => {
+                let p = a.value_c()?;
+                cli.ctx(p.to_bytes());
+                let mut buf = [0u8; crate::kernel::MAX_NOTES];
+                let notes = files::read_small(p, &mut buf, "cannot read kernel notes file")?;
+                let id = crate::kernel::build_id_from_notes(notes)
+                    .filter(|id| id.len() <= manifest::MAX_BUILD_ID)
+                    .ok_or(Error::Usage(
+                        "no GNU build-id note in the kernel notes file",
+                    ))?;
+                let _ = build_id.extend_from_slice(id);
+                cli.ctx(b"");
+            }
+            b"--replace" => replace = true,
+            b"--unsigned" => unsigned = true,
+            b"--created" => created = Some(a.value_u64()?),
+            b"--cve" => {
+                let c = a.value_str()?;
+                if !manifest::valid_cve(c) {
+                    cli.ctx(c.as_bytes());
+                    return Err(Error::Usage("--cve: 1-32 of [A-Za-z0-9._:-]"));
+                }
+                cves.push(c).map_err(|_| Error::Usage("at most 64 --cve"))?;
+            }
+            b"--description" => desc_raw = a.value()?,
+            b"-s" => secrets
+                .push(a.value_c()?)
+                .map_err(|_| Error::Usage("at most 4 -s keys"))?,
+            _ if module.is_none() && !arg.starts_with(b"-") => module = Some(a.current_c()),
+            _ => return Err(unknown(cli, arg)),
+        }
+    }
+    let (Some(module), Some(output), Some(stream), Some(version)) =
+        (module, output, stream, version)
+    else {
+        return Err(Error::Usage(
+            "pack needs MODULE.ko, -o BUNDLE, --stream S and --version N",
+        ));
+    };
+    if secrets.is_empty() && !unsigned {
+        return Err(Error::Usage(
+            "pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)",
+        ));
+    }
+    if !manifest::valid_stream(stream) {
+        return Err(Error::Usage(
+            "--stream: 1-64 of [A-Za-z0-9._-], not starting with '.'",
+        ));
+    }
+    let mut sks: heapless::Vec<SecretKey, 4> = heapless::Vec::new();
+    for p in &secrets {
+        let _ = sks.push(read_secret(cli, p)?);
+    }
+    let mut dbuf = [0u8; manifest::MAX_DESCRIPTION + 8];
+    let description = manifest::escape_description(desc_raw, &mut dbuf)?;
+
+    cli.ctx(module.to_bytes());
+    let fd = files::open_ro(module, "cannot open module")?;
+    let src = FileSource::new(&fd, "not a regular file")?;
+    let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
+    let info = crate::modinfo::parse(&src, &mut mibuf)?;
+    if !info.livepatch {
+        return Err(Error::Module(
+            "not a livepatch module (.modinfo has no livepatch=Y)",
+        ));
+    }
+    if release.is_some_and(|r| r != info.release) {
+        return Err(Error::Module(
+            "module vermagic names a different kernel release than --kernel-release",
+        ));
+    }
+    if arch.is_some_and(|x| x != info.arch) {
+        return Err(Error::Module("module ELF machine differs from --arch"));
+    }
+    let size = src.size();
+    if size == 0 || size > manifest::MAX_PAYLOAD {
+        return Err(Error::Module("module size out of bounds (1 byte to 1 GiB)"));
+    }
+    let digest = src.sha256(0, size)?;
+    let m = Manifest {
+        name: info.name,
+        stream,
+        version,
+        release: info.release,
+        build_id,
+        arch: info.arch,
+        replace,
+        cves,
+        description,
+        created: created.unwrap_or_else(crate::rt::unix_time),
+        payload_size: size,
+        payload_sha256: digest,
+    };
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let mbytes = m.write(&mut mbuf)?;
+    // Our own writer must produce what our own parser accepts.
+    manifest::parse(mbytes)?;
+    let mut sigs: heapless::Vec<Signature, 4> = heapless::Vec::new();
+    for k in &sks {
+        if !sigs.iter().any(|s| s.key_id == k.id) {
+            let _ = sigs.push(k.sign(mbytes));
+        }
+    }
+    cli.ctx(output);
+    let mut outf = AtomicFile::create(output, 0o644)?;
+    bundle::write(&mut outf, mbytes, &sigs, &fd, 0, size)?;
+    outf.commit()?;
+    let mut o = Out::stdout();
+    o.s("packed ")
+        .s(m.name)
+        .s(" stream ")
+        .s(m.stream)
+        .s(" version ")
+        .u(m.version)
+        .s(" for ")
+        .s(m.release);
+    o.s(" (")
+        .u(sigs.len() as u64)
+        .s(" signature")
+        .s(if sigs.len() == 1 { "" } else { "s" })
+        .s(")")
+        .nl();
+    Ok(())
+}
+
+/// `klpctl manifest`: the exact signed manifest bytes, for external signers.
+pub fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let path = bundle_path(cli, a, &mut |_, _| Ok(false))?;
+    let b = open_bundle(cli, path)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let u = bundle::read(&src, &mut mbuf)?;
+    Out::stdout().b(u.manifest);
+    Ok(())
+}
+
+/// Rewrites the bundle at `path` with `sig` added. Adding a signature that
+/// is already there changes nothing. Returns whether the file changed.
+/// `before_write` runs once the bundle is known good and before it is
+/// rewritten (`sign -x` writes its signature file there).
+fn add_signature(
+    cli: &mut Cli,
+    path: &'static CStr,
+    sig: Signature,
+    from_key: bool,
+    before_write: impl FnOnce(&mut Cli) -> Result<()>,
+) -> Result<bool> {
+    let b = open_bundle(cli, path)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let u = bundle::read(&src, &mut mbuf)?;
+    let m = u.manifest_unverified()?;
+    if from_key {
+        // Never put a signature on a payload that does not match.
+        let d = src.sha256(u.header.payload_offset(), u.header.payload_len)?;
+        if d != m.payload_sha256 {
+            return Err(Error::Digest);
+        }
+    }
+    before_write(cli)?;
+    cli.ctx(path.to_bytes());
+    if u.sigs.contains(&sig) {
+        return Ok(false);
+    }
+    let mut sigs = u.sigs.clone();
+    if let Some(old) = sigs.iter_mut().find(|s| s.key_id == sig.key_id) {
+        if !from_key {
+            // Ed25519 is deterministic: a different signature by the same
+            // key was made over other bytes. `sign` (which signs these very
+            // bytes) may repair a bad one; `attach` must not replace a
+            // possibly good one with it.
+            return Err(Error::Bundle(
+                "attach refused: the bundle already has a different signature by this key, so this one was made over other bytes",
+            ));
+        }
+        *old = sig;
+    } else {
+        sigs.push(sig)
+            .map_err(|_| Error::Usage("bundle already holds 4 signatures"))?;
+    }
+    let mut outf = AtomicFile::create(path.to_bytes(), 0o644)?;
+    bundle::write(
+        &mut outf,
+        u.manifest,
+        &sigs,
+        &b.fd,
+        u.header.payload_offset(),
+        u.header.payload_len,
+    )?;
+    outf.commit()?;
+    Ok(true)
+}
+
+/// `klpctl attach`: adds a signify signature made over the manifest.
+pub fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let mut pos: heapless::Vec<&'static CStr, 2> = heapless::Vec::new();
+    while let Some(arg) = a.arg() {
+        if arg.starts_with(b"-") || pos.push(a.current_c()).is_err() {
+            return Err(unknown(cli, arg));
+        }
+    }
+    let [path, sigpath] = pos[..] else {
+        return Err(Error::Usage("attach needs BUNDLE and SIGFILE"));
+    };
+    cli.ctx(sigpath.to_bytes());
+    let mut buf = [0u8; keys::MAX_KEY_FILE];
+    let sig = keys::parse_signature(files::read_small(
+        sigpath,
+        &mut buf,
+        "cannot read signature file",
+    )?)?;
+    let changed = add_signature(cli, path, sig, false, |_| Ok(()))?;
+    let mut o = Out::stdout();
+    o.s(if changed {
+        "attached signature by key "
+    } else {
+        "signature already present: key "
+    })
+    .hex(&sig.key_id)
+    .nl();
+    Ok(())
+}
+
+/// `klpctl sign`: signs the manifest with a key (co-signing).
+pub fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
+    let (mut key, mut sigout) = (None, None);
+    let path = bundle_path(cli, a, &mut |a, arg| {
+        match arg {
+            b"-s" => key = Some(a.value_c()?),
+            b"-x" => sigout = Some(a.value()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    let key = key.ok_or(Error::Usage("sign needs -s KEY.sec"))?;
+    let sk = read_secret(cli, key)?;
+    let sig = {
+        let b = open_bundle(cli, path)?;
+        let src = FileSource::new(&b.fd, "cannot read bundle")?;
+        let mut mbuf = [0u8; MAX_MANIFEST];
+        let u = bundle::read(&src, &mut mbuf)?;
+        sk.sign(u.manifest)
+    };
+    // The signature file goes after every check and before the bundle is
+    // rewritten: a refused bundle leaves no file, and a failed file leaves
+    // the bundle as it was.
+    let changed = add_signature(cli, path, sig, true, |cli| {
+        let Some(x) = sigout else { return Ok(()) };
+        cli.ctx(x);
+        let mut buf = [0u8; 400];
+        files::write_atomic(
+            x,
+            sig.to_file(b"verify with the klpctl bundle's signer key", &mut buf)?,
+            0o644,
+        )
+    })?;
+    let mut o = Out::stdout();
+    o.s(if changed {
+        "signed with key "
+    } else {
+        "already signed by key "
+    })
+    .hex(&sk.id)
+    .nl();
+    Ok(())
+}

@@ -1,0 +1,506 @@
+//! Turning results into what a user sees: one-line errors, the events of a
+//! long operation, and the human and JSON forms of manifests, verdicts,
+//! apply and disable results, and status.
+#![forbid(unsafe_code)]
+
+use crate::error::{Error, Failure};
+use crate::json::Json;
+use crate::kernel::transition::Blockers;
+use crate::ops::apply::{Applied, Outcome};
+use crate::ops::status::{self, Facts, Patch};
+use crate::ops::{Event, Stall};
+use crate::out::Out;
+use crate::trust::keys::{SigStatus, Verdict};
+use crate::trust::manifest::{self, Manifest};
+
+/// Prints `klpctl: [ABOUT: ]message[: ERRNO][: DETAIL]` on stderr.
+pub fn report(about: &[u8], f: &Failure) {
+    let mut o = Out::stderr();
+    o.s("klpctl: ");
+    if !about.is_empty() {
+        o.b(about).s(": ");
+    }
+    o.error(f.error);
+    if !f.detail.bytes().is_empty() {
+        o.s(": ").b(f.detail.bytes());
+    }
+    o.nl();
+}
+
+/// Tells an operation's event on stderr, as it happens.
+pub fn event(ev: Event) {
+    let mut o = Out::stderr();
+    match ev {
+        Event::LockWait => {
+            o.s("klpctl: waiting for another klpctl to finish\n");
+        }
+        Event::Stalled {
+            name,
+            stall,
+            blockers,
+        } => {
+            o.s("klpctl: ");
+            match stall {
+                Stall::Apply => o
+                    .s("transition of ")
+                    .b(name)
+                    .s(" did not finish in time; reverting"),
+                Stall::Earlier => o
+                    .s("transition of ")
+                    .b(name)
+                    .s(" (from an earlier run) did not finish; reverting"),
+                Stall::Revert => o
+                    .s("the revert of ")
+                    .b(name)
+                    .s(" did not finish in time either"),
+                Stall::Disable => o
+                    .s("disabling ")
+                    .b(name)
+                    .s(" did not finish in time; switching it back on"),
+            };
+            o.nl();
+            blockers_human(&mut o, blockers);
+        }
+        Event::KernelLog(line) => {
+            o.s("  kernel: ").text(line).nl();
+        }
+        Event::ReplacedBusy(m) => {
+            o.s("klpctl: warning: replaced module ")
+                .b(m)
+                .s(" could not be removed yet (still referenced)\n");
+        }
+        Event::RevertedLoaded(m) => {
+            o.s("klpctl: warning: reverted patch module ")
+                .b(m)
+                .s(" is still loaded (referenced)\n");
+        }
+        Event::DisableFinished(m) => {
+            o.s("klpctl: the disable of ")
+                .b(m)
+                .s(" finished after all; removing it\n");
+        }
+    }
+}
+
+/// The tasks holding a transition up, one line each.
+fn blockers_human(o: &mut Out, b: &Blockers) {
+    for t in &b.list {
+        o.s("  blocking task: pid ")
+            .b(&t.tid)
+            .s(" (")
+            .text(&t.comm)
+            .s(") in ")
+            .text(&t.stack)
+            .nl();
+    }
+    if b.total == 0 {
+        // The kernel also waits for each CPU's idle task (swapper/N, pid
+        // 0), which /proc does not list.
+        o.s("  no task in /proc blocks it: per-CPU idle tasks (swapper/N, not in /proc) on busy CPUs do\n");
+    }
+    if b.total > b.list.len() {
+        o.s("  ... and ")
+            .u((b.total - b.list.len()) as u64)
+            .s(" more blocking tasks")
+            .nl();
+    }
+}
+
+/// The tasks holding a transition up, as a JSON array.
+fn blockers_json(j: &mut Json, b: Option<&Blockers>) {
+    j.arr();
+    for t in b.iter().flat_map(|b| b.list.iter()) {
+        j.obj().key("pid");
+        // tid is decimal digits, as /proc names it.
+        j.i(crate::codec::parse_u64(&t.tid).unwrap_or(0) as i64);
+        j.key("comm")
+            .str(&t.comm)
+            .key("stack")
+            .str(&t.stack)
+            .end_obj();
+    }
+    j.end_arr();
+}
+
+/// The manifest as a JSON object.
+pub fn manifest_json(j: &mut Json, m: &Manifest) {
+    j.obj().key("name").str(m.name.as_bytes());
+    j.key("stream").str(m.stream.as_bytes());
+    j.key("version").u(m.version);
+    j.key("release").str(m.release.as_bytes());
+    j.key("build_id");
+    if m.build_id.is_empty() {
+        j.null();
+    } else {
+        j.hex(&m.build_id);
+    }
+    j.key("arch").str(m.arch.as_bytes());
+    j.key("replace").bool(m.replace);
+    j.key("cves").arr();
+    for c in &m.cves {
+        j.str(c.as_bytes());
+    }
+    // The stored description is already valid JSON string content.
+    j.end_arr().key("description").escaped(m.description);
+    j.key("created").u(m.created);
+    j.key("payload_size").u(m.payload_size);
+    j.key("payload_sha256").hex(&m.payload_sha256).end_obj();
+}
+
+/// The manifest for people (`verify`, `info`).
+pub fn manifest_human(o: &mut Out, m: &Manifest) {
+    o.s("  kernel:  ").s(m.release).s(" ").s(m.arch);
+    if !m.build_id.is_empty() {
+        o.s(" build-id ").hex(&m.build_id);
+    }
+    o.nl();
+    o.s("  replace: ")
+        .s(if m.replace { "yes (cumulative)" } else { "no" })
+        .nl();
+    if !m.cves.is_empty() {
+        o.s("  cves:   ");
+        for c in &m.cves {
+            o.s(" ").s(c);
+        }
+        o.nl();
+    }
+    if !m.description.is_empty() {
+        o.s("  description: ");
+        manifest::write_description(o, m.description);
+        o.nl();
+    }
+    o.s("  created: ").u(m.created).nl();
+    o.s("  payload: ")
+        .u(m.payload_size)
+        .s(" bytes, sha256 ")
+        .hex(&m.payload_sha256)
+        .nl();
+}
+
+/// The signature verdict as JSON members of the current object.
+pub fn verdict_json(j: &mut Json, v: &Verdict) {
+    j.key("threshold").u(v.threshold as u64);
+    j.key("valid_keys").u(v.valid as u64);
+    j.key("signatures").arr();
+    for (id, st) in &v.sigs {
+        j.obj().key("key_id").hex(id);
+        j.key("status").str(st.word().as_bytes()).end_obj();
+    }
+    j.end_arr();
+}
+
+/// The signature verdict for people.
+pub fn verdict_human(o: &mut Out, v: &Verdict) {
+    o.s("  signatures: ")
+        .u(v.valid as u64)
+        .s(" valid distinct trusted key(s), threshold ")
+        .u(v.threshold as u64)
+        .nl();
+    for (id, st) in &v.sigs {
+        o.s("    key ").hex(id).s(" ").s(st.word());
+        if *st == SigStatus::Untrusted {
+            o.s(" (not in keyring, ignored)");
+        }
+        o.nl();
+    }
+}
+
+/// One applied bundle for people: `NAME: applied (...)`, or `already
+/// applied`, and the modules of replaced patches it removed.
+pub fn applied_human(a: &Applied) {
+    let mut o = Out::stdout();
+    o.s(&a.name);
+    if a.outcome == Outcome::Already {
+        o.s(": already applied (stream ")
+            .s(&a.stream)
+            .s(" version ")
+            .u(a.version)
+            .s(")")
+            .nl();
+        return;
+    }
+    o.s(": applied (stream ")
+        .s(&a.stream)
+        .s(" version ")
+        .u(a.version)
+        .s(", ")
+        .u(a.ms)
+        .s(" ms)")
+        .nl();
+    for r in &a.removed {
+        o.s(&a.name).s(": removed replaced module ").s(r).nl();
+    }
+}
+
+/// One bundle's entry in `apply --json`'s `results`.
+pub fn applied_json(j: &mut Json, path: &[u8], a: &Applied) {
+    j.obj().key("bundle").str(path).key("result");
+    j.str(if a.outcome == Outcome::Applied {
+        b"applied"
+    } else {
+        b"already applied"
+    });
+    j.key("removed").arr();
+    for r in &a.removed {
+        j.str(r.as_bytes());
+    }
+    j.end_arr();
+    // Live, but klpctl's state was not saved: say both.
+    if let Some(e) = a.unsaved {
+        j.key("exit").u(e.exit_code() as u64);
+        j.key("warning").str(e.message().as_bytes());
+    }
+    j.end_obj();
+}
+
+/// One bundle that failed, in `apply --json`'s `results`.
+pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
+    j.obj().key("bundle").str(path).key("result").str(b"failed");
+    j.key("exit").u(f.error.exit_code() as u64);
+    j.key("error").str(f.error.message().as_bytes());
+    j.key("detail").str(f.detail.bytes()).end_obj();
+}
+
+/// One file `apply --dir` skipped: `None` when there were more than 64
+/// bundles. On stdout (a bundle for another kernel, unless JSON) or stderr,
+/// and in the JSON results.
+pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
+    j.obj()
+        .key("bundle")
+        .str(path)
+        .key("result")
+        .str(b"skipped");
+    let Some(f) = f else {
+        j.key("error").str(b"more than 64 bundles").end_obj();
+        Out::stderr()
+            .s("klpctl: ")
+            .b(path)
+            .s(": skipped: more than 64 bundles in directory\n");
+        return;
+    };
+    let other_kernel = f.error.exit_code() == 4;
+    j.key("reason").str(if other_kernel {
+        b"other kernel"
+    } else {
+        b"rejected"
+    });
+    j.key("error").str(f.error.message().as_bytes());
+    j.key("detail").str(f.detail.bytes()).end_obj();
+    if !other_kernel {
+        report(path, f);
+    } else if !json {
+        Out::stdout()
+            .b(path)
+            .s(": skipped: ")
+            .s(f.error.message())
+            .s(": ")
+            .b(f.detail.bytes())
+            .nl();
+    }
+}
+
+/// The closing members of an `apply --json` object, after its results.
+pub fn apply_end_json(j: &mut Json, changed: bool, e: Option<&Error>) {
+    j.end_arr().key("changed").bool(changed);
+    j.key("exit").u(e.map_or(0, |e| e.exit_code()) as u64);
+}
+
+/// `disable`'s result, human or JSON.
+pub fn disabled(name: &[u8], r: &Result<bool, Error>, json: bool) {
+    let word: &[u8] = match r {
+        Ok(true) => b"disabled",
+        Ok(false) => b"not applied",
+        Err(_) => b"failed",
+    };
+    let mut o = Out::stdout();
+    if json {
+        let mut j = Json::new(&mut o);
+        j.obj().key("name").str(name).key("result").str(word);
+        j.key("changed").bool(matches!(r, Ok(true)));
+        j.key("exit")
+            .u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
+        if let Err(e) = r {
+            j.key("error").str(e.message().as_bytes());
+        }
+        j.end_obj().nl();
+    } else if r.is_ok() {
+        o.b(name).s(": ").b(word).nl();
+    }
+}
+
+/// `status`: human text or JSON on stdout (the other form goes nowhere;
+/// both are written in the one pass over sysfs).
+pub fn status(f: &Facts, json: bool) -> crate::error::Result<()> {
+    let (mut jo, mut h) = if json {
+        (Out::stdout(), Out::to(None))
+    } else {
+        (Out::to(None), Out::stdout())
+    };
+    let k = &f.kernel;
+    let mut j = Json::new(&mut jo);
+    j.obj().key("kernel").obj();
+    j.key("release").str(k.release.as_bytes());
+    j.key("machine").str(k.machine.as_bytes());
+    j.key("build_id");
+    if k.build_id.is_empty() {
+        j.null();
+    } else {
+        j.hex(&k.build_id);
+    }
+    j.key("livepatch").bool(f.livepatch);
+    j.key("lockdown")
+        .opt_str(f.lockdown.as_ref().map(|l| l.as_bytes()));
+    j.key("taint").u(f.taint);
+    j.key("taint_flags").str(&f.taint_flags);
+    j.end_obj().key("patches").arr();
+    h.s("kernel: ")
+        .s(&k.release)
+        .s(" ")
+        .s(&k.machine)
+        .s(" build-id ");
+    if k.build_id.is_empty() {
+        h.s("unknown");
+    } else {
+        h.hex(&k.build_id);
+    }
+    h.nl()
+        .s("livepatch: ")
+        .s(if f.livepatch {
+            "supported"
+        } else {
+            "not supported"
+        })
+        .s(", lockdown: ")
+        .s(f.lockdown.as_ref().map_or("n/a", |l| l.as_str()));
+    h.s(", taint: ").u(f.taint);
+    if !f.taint_flags.is_empty() {
+        h.s(" (").b(&f.taint_flags).s(")");
+    }
+    h.nl();
+    let mut n = 0;
+    if f.livepatch {
+        status::each_patch(|p| {
+            patch(p, &mut j, &mut h);
+            n += 1;
+        })?;
+    }
+    if n == 0 {
+        h.s("no livepatches applied").nl();
+    }
+    j.end_arr().key("leftover").arr();
+    status::each_leftover(|name| {
+        j.str(name);
+        h.s("leftover module (patch gone, module still loaded): ")
+            .b(name)
+            .nl();
+    });
+    j.end_arr().end_obj().nl();
+    Ok(())
+}
+
+/// One patch of `status`, as JSON into `j` and human text into `h`.
+fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
+    let name = p.name;
+    j.obj().key("name").str(name);
+    j.key("enabled").bool(p.enabled);
+    j.key("transition").bool(p.transition);
+    j.key("replace");
+    match p.replace {
+        Some(r) => j.bool(r),
+        None => j.null(),
+    };
+    j.key("stack_order");
+    match p.stack_order {
+        Some(o) => j.i(o),
+        None => j.null(),
+    };
+    h.s("patch ")
+        .b(name)
+        .s(": ")
+        .s(if p.enabled { "enabled" } else { "disabled" });
+    h.s(if p.transition {
+        ", in transition"
+    } else {
+        ", transition complete"
+    });
+    if p.replace == Some(true) {
+        h.s(", replace");
+    }
+    if let Some(o) = p.stack_order {
+        h.s(", stack order ").i(o);
+    }
+    h.nl();
+    j.key("objects").arr();
+    status::each_object(name, |ob, patched| {
+        j.obj().key("name").str(ob).key("patched");
+        match patched {
+            Some(v) => j.bool(v),
+            None => j.null(),
+        };
+        h.s("  object ").b(ob).s(match patched {
+            Some(true) => ": patched",
+            Some(false) => ": not patched (not loaded)",
+            None => "",
+        });
+        h.s(", functions:");
+        j.key("functions").arr();
+        status::each_function(name, ob, |func| {
+            j.str(func);
+            h.s(" ").b(func);
+        });
+        j.end_arr().end_obj();
+        h.nl();
+    });
+    j.end_arr().key("record");
+    match &p.record {
+        Some(r) => {
+            j.obj().key("stream").str(r.stream.as_bytes());
+            j.key("version").u(r.version);
+            j.key("sha256").str(r.sha256.as_bytes());
+            h.s("  klpctl: stream ")
+                .s(r.stream)
+                .s(" version ")
+                .u(r.version)
+                .s(", sha256 ")
+                .s(r.sha256)
+                .s(", keys ")
+                .s(r.keys);
+            j.key("keys");
+            list_json(j, r.keys);
+            j.key("cves");
+            list_json(j, r.cves);
+            if !r.cves.is_empty() {
+                h.s(", cves ").s(r.cves);
+            }
+            j.key("replace").bool(r.replace);
+            j.key("time").u(r.time);
+            j.key("state").str(r.state.as_bytes()).end_obj();
+            h.s(", applied at ")
+                .u(r.time)
+                .s(" (")
+                .s(r.state)
+                .s(")")
+                .nl();
+        }
+        None => {
+            j.null();
+            h.s("  klpctl: no record (not applied by klpctl this boot)")
+                .nl();
+        }
+    }
+    j.key("blocking");
+    blockers_json(j, p.blockers.as_ref());
+    if let Some(b) = &p.blockers {
+        blockers_human(h, b);
+    }
+    j.end_obj();
+}
+
+/// A comma-separated list as a JSON array of strings.
+fn list_json(j: &mut Json, list: &str) {
+    j.arr();
+    for x in list.split(',').filter(|x| !x.is_empty()) {
+        j.str(x.as_bytes());
+    }
+    j.end_arr();
+}

@@ -1,0 +1,173 @@
+//! The trust commands every build has: `verify` (signatures and payload)
+//! and `info` (the manifest, unverified).
+#![forbid(unsafe_code)]
+
+use super::args::{Args, bundle_path};
+use super::{Cli, Res, render};
+use crate::error::{Error, Result};
+use crate::files::{self, FileSource};
+use crate::json::Json;
+use crate::out::Out;
+use crate::trust::keys::Verdict;
+use crate::trust::manifest::MAX_MANIFEST;
+use crate::trust::{bundle, keyring};
+use core::ffi::CStr;
+
+/// An open bundle file.
+pub struct Opened {
+    /// The open file.
+    pub fd: rustix::fd::OwnedFd,
+}
+
+/// Opens the bundle at `path`, which becomes the error context.
+pub fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
+    cli.ctx(path.to_bytes());
+    Ok(Opened {
+        fd: files::open_ro(path, "cannot open bundle")?,
+    })
+}
+
+/// Options shared by verify-like commands.
+struct VerifyOpts {
+    keyring: Option<&'static CStr>,
+    json: bool,
+}
+
+/// `klpctl verify BUNDLE`.
+pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
+    let mut opts = VerifyOpts {
+        keyring: None,
+        json: false,
+    };
+    let path = bundle_path(cli, a, &mut |a, arg| {
+        match arg {
+            b"--keyring" => opts.keyring = Some(a.value_c()?),
+            b"--json" => opts.json = true,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    cli.ctx(
+        opts.keyring
+            .map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
+    );
+    // --json promises one JSON object on stdout, also when the keyring or
+    // the file cannot be used at all.
+    let early = keyring::load(opts.keyring).and_then(|ring| {
+        let b = open_bundle(cli, path)?;
+        FileSource::new(&b.fd, "cannot read bundle")?;
+        Ok((ring, b))
+    });
+    let (ring, b) = early.inspect_err(|&e| {
+        if opts.json {
+            verify_err_json(path, e, None);
+        }
+    })?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let mut verdict = None;
+    let result = bundle::read(&src, &mut mbuf).and_then(|u| {
+        let (v, signed) = u.authenticate(&ring);
+        verdict = Some(v);
+        let s = signed?;
+        s.check_payload(&src)?;
+        Ok(s)
+    });
+    match (&result, opts.json) {
+        (Ok(s), true) => {
+            let mut o = Out::stdout();
+            let mut j = Json::new(&mut o);
+            j.obj()
+                .key("ok")
+                .bool(true)
+                .key("bundle")
+                .str(path.to_bytes());
+            j.key("manifest");
+            render::manifest_json(&mut j, &s.manifest);
+            render::verdict_json(&mut j, &s.verdict);
+            j.end_obj().nl();
+        }
+        (Ok(s), false) => {
+            let mut o = Out::stdout();
+            o.s("OK ")
+                .s(s.manifest.name)
+                .s(" stream ")
+                .s(s.manifest.stream)
+                .s(" version ")
+                .u(s.manifest.version)
+                .nl();
+            render::manifest_human(&mut o, &s.manifest);
+            render::verdict_human(&mut o, &s.verdict);
+        }
+        (Err(e), true) => verify_err_json(path, *e, verdict.as_ref()),
+        (Err(_), false) => {
+            if let Some(v) = &verdict {
+                render::verdict_human(&mut Out::stderr(), v);
+            }
+        }
+    }
+    result.map(|_| ())?;
+    Ok(())
+}
+
+/// The `verify --json` object of a bundle that did not verify.
+fn verify_err_json(path: &CStr, e: Error, verdict: Option<&Verdict>) {
+    let mut o = Out::stdout();
+    let mut j = Json::new(&mut o);
+    j.obj()
+        .key("ok")
+        .bool(false)
+        .key("bundle")
+        .str(path.to_bytes());
+    j.key("exit").u(e.exit_code() as u64);
+    j.key("error").str(e.message().as_bytes());
+    if let Some(v) = verdict {
+        render::verdict_json(&mut j, v);
+    }
+    j.end_obj().nl();
+}
+
+/// `klpctl info BUNDLE`: the manifest, without trusting it.
+pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
+    let mut json = false;
+    let path = bundle_path(cli, a, &mut |_, arg| {
+        json |= arg == b"--json";
+        Ok(arg == b"--json")
+    })?;
+    let b = open_bundle(cli, path)?;
+    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let u = bundle::read(&src, &mut mbuf)?;
+    let m = u.manifest_unverified()?;
+    let mut o = Out::stdout();
+    if json {
+        let mut j = Json::new(&mut o);
+        j.obj()
+            .key("verified")
+            .bool(false)
+            .key("bundle")
+            .str(path.to_bytes());
+        j.key("manifest");
+        render::manifest_json(&mut j, &m);
+        j.key("signatures").arr();
+        for s in &u.sigs {
+            j.obj().key("key_id").hex(&s.key_id).end_obj();
+        }
+        j.end_arr().end_obj().nl();
+    } else {
+        o.s("UNVERIFIED ")
+            .s(m.name)
+            .s(" stream ")
+            .s(m.stream)
+            .s(" version ")
+            .u(m.version);
+        o.s(" (run klpctl verify to check signatures and payload)")
+            .nl();
+        render::manifest_human(&mut o, &m);
+        o.s("  signatures: ").u(u.sigs.len() as u64).nl();
+        for s in &u.sigs {
+            o.s("    key ").hex(&s.key_id).nl();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,422 @@
+//! `apply`: one bundle onto the running kernel, as named steps. Verify it,
+//! check it is for this kernel, treat an applied one as done, enforce the
+//! rollback floor, make sure the state can be saved, clear the way, load
+//! the sealed module, wait for its transition (or revert it), remove what
+//! it replaced, and save the state.
+#![forbid(unsafe_code)]
+
+use super::{Event, Sink, Stall};
+use crate::error::{Error, Failure, Result};
+use crate::files::{self, FileSource};
+use crate::kernel::sysfs::{self, attr};
+use crate::kernel::transition;
+use crate::kernel::{Running, loader};
+use crate::state;
+use crate::trust::bundle::{self, Signed};
+use crate::trust::keys::{KeyId, Keyring, SigStatus};
+use crate::trust::manifest::{MAX_MANIFEST, Manifest};
+use core::ffi::CStr;
+use rustix::io::Errno;
+
+type Res<T> = core::result::Result<T, Failure>;
+
+/// How long a changing command waits for another klpctl's lock.
+pub const LOCK_WAIT_S: u64 = 300;
+
+/// What `apply` may do.
+pub struct Options<'a> {
+    /// Bound of every wait of one bundle, counted from its start.
+    pub timeout_ms: u64,
+    /// Apply below the rollback floor (and replace a damaged floor).
+    pub allow_downgrade: bool,
+    /// The persistent state directory, if any.
+    pub state_dir: Option<&'a CStr>,
+}
+
+/// Whether the bundle was loaded now or found applied.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// Loaded and enabled by this run.
+    Applied,
+    /// Already loaded and enabled, with the same payload.
+    Already,
+}
+
+/// A module name.
+pub type Name = heapless::String<56>;
+
+/// A bundle that is applied now.
+pub struct Applied {
+    /// Loaded now, or found applied.
+    pub outcome: Outcome,
+    /// The patch (module) name.
+    pub name: Name,
+    /// Its stream.
+    pub stream: heapless::String<64>,
+    /// Its version.
+    pub version: u64,
+    /// Milliseconds this bundle took.
+    pub ms: u64,
+    /// Modules of replaced patches that were removed.
+    pub removed: heapless::Vec<Name, 8>,
+    /// Set when the patch is live but klpctl's state could not be saved
+    /// (exit 10).
+    pub unsaved: Option<Error>,
+}
+
+/// Applies the bundle at `path`. Returns what is applied now, or why
+/// nothing changed (or, for exit 8, what is stuck).
+pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink) -> Res<Applied> {
+    let t0 = crate::rt::now_ms();
+    // One bound for every wait of this bundle (another transition, its own
+    // transition, module removal), counted from here: time spent inside
+    // finit_module, which cannot be interrupted, counts against it too.
+    let deadline = t0 + opts.timeout_ms;
+    let fd = files::open_ro(path, "cannot open bundle")?;
+    let src = FileSource::new(&fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let signed = bundle::read(&src, &mut mbuf)?.authenticate(ring).1?;
+    let m = &signed.manifest;
+    k.check(m)?;
+    let name = m.name.as_bytes();
+    let keys = valid_keys(&signed);
+    let record = state::NewRecord {
+        manifest: m,
+        keys: &keys,
+        time: crate::rt::unix_time(),
+    };
+    let mut done = Applied {
+        outcome: Outcome::Applied,
+        name: copy(m.name),
+        stream: copy(m.stream),
+        version: m.version,
+        ms: 0,
+        removed: heapless::Vec::new(),
+        unsaved: None,
+    };
+
+    if sysfs::active(name) {
+        already_applied(&src, &signed, deadline, opts, ev, &record, &mut done)?;
+        done.outcome = Outcome::Already;
+        return Ok(done);
+    }
+    check_floor(m, opts)?;
+    state::check_writable(opts.state_dir)?;
+    clear_stale_module(name, deadline)?;
+    wait_for_other_transitions(deadline)?;
+
+    state::write_record(&record, "loading")?;
+    let loaded = load_sealed(&src, &signed, ev);
+    if loaded.is_err() {
+        state::remove_record(m.name);
+    }
+    loaded?;
+    finish_transition(name, deadline, opts.timeout_ms, Stall::Apply, ev)?;
+    if !sysfs::enabled(name) {
+        state::remove_record(m.name);
+        return Err(
+            Error::Conflict("the patch was disabled by someone else while klpctl waited").into(),
+        );
+    }
+    if m.replace {
+        remove_replaced(name, deadline, &mut done.removed, ev);
+    }
+    done.unsaved = save(&record, "applied", opts);
+    audit_applied(m, &keys);
+    done.ms = crate::rt::now_ms() - t0;
+    Ok(done)
+}
+
+fn copy<const N: usize>(s: &str) -> heapless::String<N> {
+    let mut out = heapless::String::new();
+    let _ = out.push_str(s);
+    out
+}
+
+fn valid_keys(signed: &Signed) -> heapless::Vec<KeyId, 4> {
+    signed
+        .verdict
+        .sigs
+        .iter()
+        .filter(|s| s.1 == SigStatus::Valid)
+        .map(|s| s.0)
+        .collect()
+}
+
+/// The patch of this name is live. It counts as this bundle only with a
+/// valid record of this boot naming the same payload (a damaged record
+/// proves nothing, so it counts as none), and only if the bundle still
+/// verifies, payload included. A transition an earlier, killed klpctl left
+/// running is finished here, and so is its cleanup.
+fn already_applied(
+    src: &FileSource<&rustix::fd::OwnedFd>,
+    signed: &Signed,
+    deadline: u64,
+    opts: &Options,
+    ev: Sink,
+    record: &state::NewRecord,
+    done: &mut Applied,
+) -> Res<()> {
+    let m = &signed.manifest;
+    let name = m.name.as_bytes();
+    let mut rbuf = [0u8; state::MAX_RECORD];
+    let rec = state::read_record(m.name, &mut rbuf);
+    let loading = rec.as_ref().is_some_and(|r| r.state == "loading");
+    let mut hex = [0u8; 64];
+    let ours = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
+    let same = rec.is_some_and(|r| r.sha256.as_bytes() == ours);
+    signed.check_payload(src)?;
+    if !same {
+        return Err(Error::Conflict(
+            "a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first",
+        )
+        .with(&[b"bundle sha256 ", ours]));
+    }
+    if !sysfs::enabled(name) {
+        return Err(Error::Conflict(
+            "this livepatch is being disabled right now; retry when that finishes",
+        )
+        .into());
+    }
+    finish_transition(name, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
+    if loading {
+        if m.replace {
+            remove_replaced(name, deadline, &mut done.removed, ev);
+        }
+        done.unsaved = save(record, "applied", opts);
+    } else if let Err(e) = raise_floor(m, opts) {
+        done.unsaved = Some(e.unsaved());
+    }
+    Ok(())
+}
+
+/// Rollback protection, before anything is touched. A floor that cannot
+/// be read refuses like a downgrade would: never "no floor".
+fn check_floor(m: &Manifest, opts: &Options) -> Res<()> {
+    if opts.allow_downgrade {
+        return Ok(());
+    }
+    match state::floor(m.stream, opts.state_dir) {
+        Err(state::Damaged(base)) => Err(Error::DamagedFloor.with(&[
+            b"stream ",
+            m.stream.as_bytes(),
+            b": damaged floor file ",
+            base,
+            b"/streams/",
+            m.stream.as_bytes(),
+        ])),
+        Ok(Some(f)) if m.version < f.bound(m.replace) => {
+            let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+            Err(Error::Downgrade.with(&[
+                b"stream ",
+                m.stream.as_bytes(),
+                b": bundle version ",
+                crate::codec::fmt_u64(m.version, &mut a),
+                if m.replace {
+                    b" < applied "
+                } else {
+                    b" < applied cumulative "
+                },
+                crate::codec::fmt_u64(f.bound(m.replace), &mut b),
+            ]))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A stale module of the same name whose patch is gone (replaced, or
+/// disabled earlier) must go before the new one can load; a module of that
+/// name that is no livepatch is left alone.
+fn clear_stale_module(name: &[u8], deadline: u64) -> Res<()> {
+    if !sysfs::loaded(name) {
+        return Ok(());
+    }
+    if !sysfs::is_livepatch_module(name) {
+        return Err(
+            Error::Conflict("a module of this name is loaded and it is not a livepatch").into(),
+        );
+    }
+    loader::unload(name, deadline)?;
+    if let Ok(n) = core::str::from_utf8(name) {
+        state::remove_record(n);
+    }
+    Ok(())
+}
+
+/// One transition at a time: waits for another patch's to finish.
+fn wait_for_other_transitions(deadline: u64) -> Res<()> {
+    let mut other = [0u8; 64];
+    if sysfs::in_transition(&mut other).is_some()
+        && !crate::rt::poll(deadline, || sysfs::in_transition(&mut [0u8; 64]).is_none())
+    {
+        let n = sysfs::in_transition(&mut other).unwrap_or(b"");
+        return Err(Error::Conflict("another livepatch is still in transition")
+            .with(&[b"in transition: ", n]));
+    }
+    Ok(())
+}
+
+/// Streams the payload into a sealed memfd, checks it is the module the
+/// manifest names, and loads it. A module that registers no livepatch
+/// under its name is unloaded again at once, under the name the kernel
+/// actually loaded it as.
+fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink) -> Res<()> {
+    let m = &signed.manifest;
+    let name = m.name.as_bytes();
+    let memfd = loader::seal_payload(src, signed)?;
+    loader::check_module(&memfd, m)?;
+    let kmsg = loader::Kmsg::open();
+    let mut newest = [0u8; 64];
+    let before = loader::newest_module(&mut newest);
+    if let Err(e) = loader::load(&memfd, signed.header.payload_len) {
+        kmsg.each_line(|l| ev(Event::KernelLog(l)));
+        if let Error::KernelRefused(Errno::EXIST) = e {
+            return Err(Error::Conflict(
+                "a module of this name appeared while loading; nothing was changed",
+            )
+            .into());
+        }
+        return Err(e.into());
+    }
+    drop(memfd);
+    if sysfs::active(name) {
+        return Ok(());
+    }
+    // A livepatch registers /sys/kernel/livepatch/<name> from its init,
+    // before finit_module returns. A module that did not must not stay
+    // loaded: unload what the kernel actually loaded (the newest entry of
+    // /proc/modules, when it changed), not what the manifest says.
+    let mut now = [0u8; 64];
+    let loaded_name = loader::newest_module(&mut now)
+        .filter(|n| Some(*n) != before)
+        .unwrap_or(name);
+    if loader::delete(loaded_name).is_err() {
+        return Err(
+            Error::Stuck("the module registered no livepatch and could not be unloaded")
+                .with(&[b"module ", loaded_name]),
+        );
+    }
+    Err(Error::NotALivepatch(
+        "the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it",
+    )
+    .into())
+}
+
+/// Waits for the transition of `name`; if it does not finish in time,
+/// tells who blocks it and reverts (exit 7, or 8).
+fn finish_transition(
+    name: &[u8],
+    deadline: u64,
+    timeout_ms: u64,
+    stall: Stall,
+    ev: Sink,
+) -> Result<()> {
+    if transition::wait(name, deadline) {
+        return Ok(());
+    }
+    ev(Event::Stalled {
+        name,
+        stall,
+        blockers: &transition::blockers(1),
+    });
+    Err(revert(name, timeout_ms, ev))
+}
+
+/// Reverts a patch whose transition timed out: disable, wait for the
+/// reverse transition (`timeout_ms`, at least 10 s), unload. Exit 7 when
+/// the system is back as it was, 8 when the revert itself stalls.
+fn revert(name: &[u8], timeout_ms: u64, ev: Sink) -> Error {
+    if sysfs::write(name, attr::ENABLED, b"0").is_err() && sysfs::active(name) {
+        return Error::Stuck(
+            "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
+        );
+    }
+    let sname = core::str::from_utf8(name).unwrap_or("");
+    state::mark(sname, "reverting");
+    let deadline = crate::rt::now_ms() + timeout_ms.max(10_000);
+    if !crate::rt::poll(deadline, || !sysfs::active(name)) {
+        ev(Event::Stalled {
+            name,
+            stall: Stall::Revert,
+            blockers: &transition::blockers(0),
+        });
+        return Error::Stuck(
+            "transition timed out and the revert stalled too; the patch is still in transition back to unpatched (not forced; see klpctl status, retry klpctl disable later)",
+        );
+    }
+    if loader::unload(name, deadline).is_err() {
+        ev(Event::RevertedLoaded(name));
+    }
+    state::remove_record(sname);
+    loader::audit(&[b"reverted ", name, b" after transition timeout"]);
+    Error::TimedOutReverted
+}
+
+/// After an atomic-replace patch completed: unload the modules of the
+/// patches it replaced (their sysfs directories are gone, their modules
+/// stay until someone removes them) and drop their records.
+fn remove_replaced(name: &[u8], deadline: u64, removed: &mut heapless::Vec<Name, 8>, ev: Sink) {
+    // The kernel frees the replaced patches' sysfs directories
+    // asynchronously after the transition: wait (bounded) until only the
+    // new patch is left, or a replaced module would still look active.
+    crate::rt::poll(deadline, || sysfs::only_patch(name));
+    let mut stale: heapless::Vec<Name, 8> = heapless::Vec::new();
+    sysfs::leftovers(|mb| {
+        if let Ok(t) = core::str::from_utf8(mb) {
+            let _ = stale.push(copy(t));
+        }
+    });
+    for s in stale {
+        if loader::unload(s.as_bytes(), deadline).is_ok() {
+            state::remove_record(&s);
+            let _ = removed.push(s);
+        } else {
+            ev(Event::ReplacedBusy(s.as_bytes()));
+        }
+    }
+}
+
+fn raise_floor(m: &Manifest, opts: &Options) -> Result<()> {
+    state::raise_floor(
+        m.stream,
+        m.version,
+        m.replace,
+        opts.state_dir,
+        opts.allow_downgrade,
+    )
+}
+
+/// Writes the record and raises the floors. A failure here comes after the
+/// patch went live, so it is not the apply's failure: it is returned as
+/// the reason the state is not saved (exit 10).
+fn save(record: &state::NewRecord, st: &str, opts: &Options) -> Option<Error> {
+    state::write_record(record, st)
+        .and_then(|_| raise_floor(record.manifest, opts))
+        .err()
+        .map(Error::unsaved)
+}
+
+fn audit_applied(m: &Manifest, keys: &[KeyId]) {
+    let (mut vb, mut hx, mut kb) = ([0u8; 20], [0u8; 64], [0u8; 80]);
+    let mut kn = 0;
+    for (i, id) in keys.iter().enumerate() {
+        if i > 0 {
+            kb[kn] = b',';
+            kn += 1;
+        }
+        let _ = crate::codec::hex_encode(id, &mut kb[kn..kn + 16]);
+        kn += 16;
+    }
+    loader::audit(&[
+        b"applied ",
+        m.name.as_bytes(),
+        b" stream=",
+        m.stream.as_bytes(),
+        b" version=",
+        crate::codec::fmt_u64(m.version, &mut vb),
+        b" sha256=",
+        crate::codec::hex_encode(&m.payload_sha256, &mut hx).unwrap_or(b""),
+        b" keys=",
+        &kb[..kn],
+    ]);
+}

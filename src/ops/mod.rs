@@ -1,0 +1,52 @@
+//! Operations: what `apply`, `apply --dir`, `disable` and `status` decide
+//! and do, over the mechanism in [`crate::kernel`], [`crate::state`] and
+//! [`crate::trust`]. They print nothing: they return values, and report
+//! what happens during a long wait as [`Event`]s, which the command line
+//! renders.
+#![forbid(unsafe_code)]
+
+pub mod apply;
+pub mod disable;
+pub mod select;
+pub mod status;
+
+use crate::kernel::transition::Blockers;
+
+/// Which wait ran out of time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stall {
+    /// The transition of a patch klpctl just loaded; it is reverted next.
+    Apply,
+    /// A transition an earlier, killed klpctl left running; reverted next.
+    Earlier,
+    /// The revert of a timed-out patch.
+    Revert,
+    /// A disable; the patch is switched back on next.
+    Disable,
+}
+
+/// Something that happened while an operation ran, worth telling at once.
+pub enum Event<'a> {
+    /// Another klpctl holds the lock; this one waits for it.
+    LockWait,
+    /// A transition did not finish in time, held up by these tasks.
+    Stalled {
+        /// The patch.
+        name: &'a [u8],
+        /// Which wait it was.
+        stall: Stall,
+        /// Who holds it up.
+        blockers: &'a Blockers,
+    },
+    /// A line the kernel logged while it refused a module.
+    KernelLog(&'a [u8]),
+    /// A replaced patch's module is still referenced and stays loaded.
+    ReplacedBusy(&'a [u8]),
+    /// A reverted patch's module is still referenced and stays loaded.
+    RevertedLoaded(&'a [u8]),
+    /// A disable that had run out of time finished after all.
+    DisableFinished(&'a [u8]),
+}
+
+/// Where operations send their events.
+pub type Sink<'s> = &'s mut dyn FnMut(Event<'_>);

@@ -1,0 +1,199 @@
+//! `apply --dir`: which bundles of a directory to apply, in which order.
+#![forbid(unsafe_code)]
+
+use crate::error::{Error, Failure};
+use crate::files::{self, FileSource, PathBuf};
+use crate::kernel::Running;
+use crate::trust::bundle;
+use crate::trust::keys::Keyring;
+use crate::trust::manifest::MAX_MANIFEST;
+use core::ffi::CStr;
+
+/// Most bundles `apply --dir` takes from one directory.
+pub const MAX_BUNDLES: usize = 64;
+
+/// A bundle found by `apply --dir`.
+pub struct Candidate {
+    /// Its path.
+    pub path: PathBuf,
+    stream: heapless::String<64>,
+    version: u64,
+    replace: bool,
+    /// A newer cumulative bundle of the same stream makes this one moot.
+    superseded: bool,
+}
+
+/// The bundles in `dir` that target the running kernel, in the order to
+/// apply them (see [`select`]). Every other file (not a valid, trusted
+/// bundle, or for another kernel; dot files and directories are not looked
+/// at) goes to `skip` with the reason, in directory order; `None` as the
+/// reason means it is one bundle more than [`MAX_BUNDLES`].
+pub fn select_dir(
+    dir: &CStr,
+    ring: &Keyring,
+    k: &Running,
+    skip: &mut dyn FnMut(&[u8], Option<&Failure>),
+) -> Result<heapless::Vec<Candidate, MAX_BUNDLES>, Error> {
+    let mut all = heapless::Vec::new();
+    files::each_entry(dir, "cannot read bundle directory", |name, ty| {
+        let nb = name.to_bytes();
+        if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
+            return Ok(());
+        }
+        let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else {
+            return Ok(());
+        };
+        match candidate(&path, ring, k) {
+            Ok(c) => {
+                if all.push(c).is_err() {
+                    skip(path.bytes(), None);
+                }
+            }
+            Err(f) => skip(path.bytes(), Some(&f)),
+        }
+        Ok(())
+    })?;
+    select(&mut all);
+    Ok(all)
+}
+
+fn candidate(path: &PathBuf, ring: &Keyring, k: &Running) -> Result<Candidate, Failure> {
+    let fd = files::open_ro(path.c(), "cannot open bundle")?;
+    let src = FileSource::new(&fd, "cannot read bundle")?;
+    let mut mbuf = [0u8; MAX_MANIFEST];
+    let m = bundle::read(&src, &mut mbuf)?
+        .authenticate(ring)
+        .1?
+        .manifest;
+    k.check(&m)?;
+    let mut stream = heapless::String::new();
+    let _ = stream.push_str(m.stream);
+    Ok(Candidate {
+        path: PathBuf::of(&[path.bytes()])?,
+        stream,
+        version: m.version,
+        replace: m.replace,
+        superseded: false,
+    })
+}
+
+fn key(c: &Candidate) -> (&str, u64, &[u8]) {
+    (&c.stream, c.version, c.path.bytes())
+}
+
+/// The `apply --dir` policy over the candidates that target this kernel:
+/// sorted by (stream, version, path); per stream, the newest cumulative
+/// bundle and every bundle after it, in version order. A cumulative bundle
+/// contains every fix before it, so what precedes it is moot (and would be
+/// refused by the rollback floor once it is applied); the non-cumulative
+/// bundles after it stack on top of it.
+pub fn select(all: &mut heapless::Vec<Candidate, MAX_BUNDLES>) {
+    // Insertion sort by (stream, version, path): at most 64 entries, and
+    // far smaller code than the generic sort.
+    for i in 1..all.len() {
+        let mut j = i;
+        while j > 0 && key(&all[j - 1]) > key(&all[j]) {
+            all.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    // Per stream (now contiguous, in version order): drop what comes
+    // before its newest cumulative bundle.
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].stream == all[i].stream {
+            j += 1;
+        }
+        if let Some(last) = all[i..j].iter().rposition(|c| c.replace) {
+            for c in &mut all[i..i + last] {
+                c.superseded = true;
+            }
+        }
+        i = j;
+    }
+    all.retain(|c| !c.superseded);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(stream: &str, version: u64, replace: bool) -> Candidate {
+        let mut s = heapless::String::new();
+        s.push_str(stream).unwrap();
+        let path = PathBuf::of(&[stream.as_bytes(), b"-", &[b'0' + version as u8]]).unwrap();
+        Candidate {
+            path,
+            stream: s,
+            version,
+            replace,
+            superseded: false,
+        }
+    }
+
+    fn picked(list: &[(&str, u64, bool)]) -> Vec<(String, u64)> {
+        let mut v: heapless::Vec<Candidate, 64> = heapless::Vec::new();
+        for &(s, n, r) in list {
+            let _ = v.push(cand(s, n, r));
+        }
+        select(&mut v);
+        v.iter()
+            .map(|c| (c.stream.to_string(), c.version))
+            .collect()
+    }
+
+    #[test]
+    fn newest_cumulative_wins_per_stream() {
+        let got = picked(&[
+            ("a", 2, true),
+            ("a", 3, true),
+            ("a", 1, true),
+            ("b", 1, false),
+        ]);
+        assert_eq!(got, [("a".to_string(), 3), ("b".to_string(), 1)]);
+    }
+
+    #[test]
+    fn non_cumulative_streams_apply_all_in_version_order() {
+        let got = picked(&[("s", 3, false), ("s", 1, false), ("s", 2, false)]);
+        assert_eq!(
+            got,
+            [
+                ("s".to_string(), 1),
+                ("s".to_string(), 2),
+                ("s".to_string(), 3)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_newest_non_cumulative_bundle_keeps_the_older_ones() {
+        // Only a cumulative newest bundle makes the older ones moot.
+        let got = picked(&[("s", 1, true), ("s", 2, false)]);
+        assert_eq!(got, [("s".to_string(), 1), ("s".to_string(), 2)]);
+    }
+
+    #[test]
+    fn fixes_after_the_newest_cumulative_bundle_stack_on_it() {
+        let got = picked(&[
+            ("s", 3, false),
+            ("s", 1, false),
+            ("s", 2, true),
+            ("s", 4, false),
+        ]);
+        assert_eq!(
+            got,
+            [
+                ("s".to_string(), 2),
+                ("s".to_string(), 3),
+                ("s".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_directory_selects_nothing() {
+        assert!(picked(&[]).is_empty());
+    }
+}
