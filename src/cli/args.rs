@@ -2,9 +2,25 @@
 //! commands.
 #![forbid(unsafe_code)]
 
-use super::Cli;
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 use core::ffi::CStr;
+
+/// What a command returns: nothing, or an error with its detail.
+pub type Res = core::result::Result<(), Failure>;
+
+/// Per-invocation context: what is being worked on, for error messages.
+pub struct Cli {
+    /// The file or object the current error is about (printed before it).
+    pub ctx: heapless::Vec<u8, 256>,
+}
+
+impl Cli {
+    /// Sets what the next error is about (truncated if too long).
+    pub fn ctx(&mut self, what: &[u8]) {
+        self.ctx.clear();
+        let _ = self.ctx.extend_from_slice(&what[..what.len().min(256)]);
+    }
+}
 
 /// A cursor over the arguments of one command.
 pub struct Args<'a> {

@@ -2,8 +2,7 @@
 //! `attach` and `sign`. A device build leaves this module out.
 #![forbid(unsafe_code)]
 
-use super::Cli;
-use super::args::{Args, bundle_path, unknown};
+use super::args::{Args, Cli, bundle_path, unknown};
 use super::verify::open_bundle;
 use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile, FileSource, Source};

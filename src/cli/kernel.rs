@@ -3,8 +3,8 @@
 //! operation, and renders what comes back.
 #![forbid(unsafe_code)]
 
-use super::args::{self, Args, unknown};
-use super::{Cli, Res, render};
+use super::args::{self, Args, Cli, Res, unknown};
+use super::render;
 use crate::error::{Error, Failure};
 use crate::json::Json;
 use crate::kernel::{Running, sysfs};

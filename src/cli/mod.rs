@@ -12,13 +12,10 @@ pub mod kernel;
 pub mod render;
 pub mod verify;
 
-use crate::error::{Error, Failure};
+use crate::error::Error;
 use crate::out::Out;
-use args::{Args, unknown};
+use args::{Args, Cli, Res, unknown};
 use core::ffi::CStr;
-
-/// What a command returns: nothing, or an error with its detail.
-pub type Res = core::result::Result<(), Failure>;
 
 const HELP_HEAD: &str = "\
 klpctl - verify signed livepatch bundles and apply them to the running kernel
@@ -57,20 +54,6 @@ exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
 
 fn help(o: &mut Out) {
     o.s(HELP_HEAD).s(HELP_AUTHORING).s(HELP_TAIL);
-}
-
-/// Per-invocation context: what is being worked on, for error messages.
-pub struct Cli {
-    /// The file or object the current error is about (printed before it).
-    pub ctx: heapless::Vec<u8, 256>,
-}
-
-impl Cli {
-    /// Sets what the next error is about (truncated if too long).
-    pub fn ctx(&mut self, what: &[u8]) {
-        self.ctx.clear();
-        let _ = self.ctx.extend_from_slice(&what[..what.len().min(256)]);
-    }
 }
 
 /// Runs klpctl with `args` (including argv\[0\]) and returns the exit code.

@@ -2,8 +2,8 @@
 //! and `info` (the manifest, unverified).
 #![forbid(unsafe_code)]
 
-use super::args::{Args, bundle_path};
-use super::{Cli, Res, render};
+use super::args::{Args, Cli, Res, bundle_path};
+use super::render;
 use crate::error::{Error, Result};
 use crate::files::{self, FileSource};
 use crate::json::Json;
