@@ -3,8 +3,8 @@
 # one Markdown table per kernel:
 #   - `klpctl apply` of case 1 (klp_basic), exec to exit, next to the
 #     kernel's own transition time from its log timestamps (guest case
-#     apply_time: median of its apply/disable cycles);
-#   - peak RSS of apply with the 16 MiB bundle (guest case big_rss);
+#     c25_apply_time: median of its apply/disable cycles);
+#   - peak RSS of apply with the 16 MiB bundle (guest case c26_big_rss);
 #   - the size of the static device binary;
 #   - the wall time of the QEMU suite.
 #

@@ -2,8 +2,9 @@
 # Build the gzip'd newc cpio initramfs for one kernel release and scenario.
 #
 # usage: mkinitramfs.sh [options] RELEASE
-#   -s SCENARIO   guest script to run: main (cases.sh), sigenforce, smoke,
-#                 demo (default main)
+#   -s SCENARIO   guest script to run: main or sigenforce (the cases in
+#                 guest/cases/, run by guest/cases/run.sh), smoke, demo
+#                 (default main)
 #   -k KLPCTL     static klpctl binary (default $KLPCTL or
 #                 target/x86_64-unknown-linux-musl/release/klpctl)
 #   -b DIR        bundles to ship as /klptest/bundles (default
@@ -52,11 +53,11 @@ kcache=$OUT_DIR/kernels/$release
 bdir=$OUT_DIR/build/$release
 [ -s "$kcache/notes" ] || die "no kernel cache for $release: run qemu/fetch-kernels.sh"
 [ -s "$bdir/klp_target.ko" ] || die "no modules for $release: run qemu/build-modules.sh"
-script=$scenario
+script=$QEMU_DIR/guest/$scenario.sh
 case $scenario in
-    main | sigenforce) script=cases ;;
+    main | sigenforce) script=$QEMU_DIR/guest/cases/run.sh ;;
 esac
-[ -f "$QEMU_DIR/guest/$script.sh" ] || die "no guest script qemu/guest/$script.sh"
+[ -f "$script" ] || die "no guest script ${script#"$REPO_DIR"/}"
 
 root=$(mktemp -d "${TMPDIR:-/tmp}/klptest-root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
@@ -69,7 +70,14 @@ done
 
 install -m 0755 "$QEMU_DIR/guest/init" "$root/init"
 install -m 0644 "$QEMU_DIR/guest/lib.sh" "$root/klptest/lib.sh"
-install -m 0755 "$QEMU_DIR/guest/$script.sh" "$root/klptest/$scenario.sh"
+install -m 0755 "$script" "$root/klptest/$scenario.sh"
+if [ "$script" = "$QEMU_DIR/guest/cases/run.sh" ]; then
+    # Every case file goes in; run.sh picks this scenario's from their
+    # "# scenarios:" lines.
+    mkdir -p "$root/klptest/cases"
+    install -m 0644 "$QEMU_DIR"/guest/cases/lib.sh "$QEMU_DIR"/guest/cases/[0-9]*.sh \
+        "$root/klptest/cases/"
+fi
 printf '%s\n' "$scenario" >"$root/klptest/scenario"
 printf '%s\n' "$release" >"$root/klptest/release"
 cp "$kcache/notes" "$kcache/build-id" "$root/klptest/"

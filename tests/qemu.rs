@@ -4,11 +4,13 @@
 //! The shell scripts in `qemu/` do the work (fetch kernels, build the test
 //! modules and the static klpctl, pack and sign bundles, build initramfs
 //! images, boot). Each kernel boots twice: once for the main scenario, which
-//! runs every case of `qemu/guest/cases.sh` in sequence, and once with
+//! runs the cases of `qemu/guest/cases/` in sequence, and once with
 //! `module.sig_enforce=1` for the signature-enforcement case. The guest
-//! prints `KLPTEST <case> PASS|FAIL <reason>` per case and `KLPTEST-DONE`
-//! at the end; this test requires every expected case to pass on every
-//! kernel. A missing marker is a failure.
+//! prints its plan (`KLPTEST-PLAN <scenario> <case>...`), then
+//! `KLPTEST <case> PASS|FAIL <reason>` per case and `KLPTEST-DONE` at the
+//! end. This test reads the same case files, requires the guest's plan to be
+//! exactly theirs, and every planned case to pass on every kernel. A missing
+//! marker is a failure.
 //!
 //! This test never skips on its own: without QEMU, network or root it fails.
 //! For quick local loops `KLPCTL_SKIP_QEMU=1` skips it, except under
@@ -21,65 +23,126 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Cases of the main boot, in the order cases.sh runs them.
-const MAIN_CASES: &[&str] = &[
-    "env",
-    "c01_apply",
-    "c02_reapply",
-    "c03_rejected",
-    "c04_wrong_kernel",
-    "c07_disable",
-    "c05_replace_chain",
-    "c06_downgrade",
-    "c06b_persistent_floor",
-    "c08_stall_timeout",
-    "c09_badcb",
-    "c16_not_livepatch",
-    "c11_concurrent",
-    "c12_apply_dir",
-    "c13_sigkill",
-    "c14_revert_stall",
-    "c15_disable_timeout",
-    "modobj_before",
-    "modobj_after",
-    "c17_noncumulative_reboot",
-    "c18_damaged_floor",
-    "c19_state_unwritable",
-    "c20_name_mismatch",
-    "c21_special_files",
-    "c22_no_livepatch",
-    "apply_time",
-    "big_rss",
-    "final_clean",
-];
-
-/// Cases of the `module.sig_enforce=1` boot.
-const SIGENFORCE_CASES: &[&str] = &["env", "c10_sig_enforce", "final_clean"];
-
 /// Kernel series the matrix must cover.
 const SERIES: &[&str] = &["6.1", "6.12"];
 
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
 const BOOT_TIMEOUT_S: u64 = 600;
 
+/// Where the guest's case files live; `mkinitramfs.sh` ships them all.
+const CASES_DIR: &str = "qemu/guest/cases";
+
 struct Scenario {
     name: &'static str,
     kernel_args: &'static [&'static str],
-    cases: &'static [&'static str],
 }
 
 const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "main",
         kernel_args: &[],
-        cases: MAIN_CASES,
     },
     Scenario {
         name: "sigenforce",
         kernel_args: &["module.sig_enforce=1"],
-        cases: SIGENFORCE_CASES,
     },
 ];
+
+/// Marker every scenario prints first: `qemu/guest/init` checks the booted
+/// kernel before the scenario's plan runs.
+const ENV_CASE: &str = "env";
+
+/// One case file, `NN-name.sh`: its marker `cNN_name` and the scenarios its
+/// `# scenarios:` line names.
+#[derive(Debug)]
+struct CaseFile {
+    marker: String,
+    scenarios: Vec<String>,
+}
+
+/// Reads one case file as the guest's `run.sh` does. Stricter than the
+/// guest: the host also refuses malformed names and unknown scenarios, so a
+/// case cannot drop out of every plan unnoticed.
+fn parse_case_file(file: &str, text: &str) -> Result<CaseFile, String> {
+    let stem = file
+        .strip_suffix(".sh")
+        .ok_or_else(|| format!("{file}: not a .sh file"))?;
+    let (num, name) = stem
+        .split_once('-')
+        .ok_or_else(|| format!("{file}: not named NN-name.sh"))?;
+    if num.len() != 2 || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{file}: the number must be two digits"));
+    }
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("{file}: the name must be [a-z0-9_]+"));
+    }
+    let tags: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# scenarios:"))
+        .collect();
+    let [tags] = tags[..] else {
+        return Err(format!(
+            "{file}: needs exactly one '# scenarios:' line, has {}",
+            tags.len()
+        ));
+    };
+    let scenarios: Vec<String> = tags.split_whitespace().map(str::to_owned).collect();
+    if scenarios.is_empty() {
+        return Err(format!("{file}: '# scenarios:' names no scenario"));
+    }
+    if let Some(bad) = scenarios
+        .iter()
+        .find(|s| !SCENARIOS.iter().any(|sc| sc.name == s.as_str()))
+    {
+        return Err(format!("{file}: unknown scenario {bad}"));
+    }
+    if !text.lines().any(|l| l.trim_end() == "run_case() {") {
+        return Err(format!("{file}: defines no run_case"));
+    }
+    Ok(CaseFile {
+        marker: format!("c{num}_{name}"),
+        scenarios,
+    })
+}
+
+/// The case files `[0-9]*.sh` of `dir`, in the order the guest runs them
+/// (its glob sorts by name, bytewise in the guest's C locale).
+fn case_files(dir: &Path) -> Result<Vec<CaseFile>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(|c: char| c.is_ascii_digit()) && name.ends_with(".sh") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut files: Vec<CaseFile> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 && names[i - 1].get(..2) == name.get(..2) {
+            return Err(format!("{} and {name} share a number", names[i - 1]));
+        }
+        let text = std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("cannot read {}/{name}: {e}", dir.display()))?;
+        files.push(parse_case_file(name, &text)?);
+    }
+    Ok(files)
+}
+
+/// The markers the guest must plan for `scenario`, in order.
+fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
+    files
+        .iter()
+        .filter(|f| f.scenarios.iter().any(|s| s == scenario))
+        .map(|f| f.marker.clone())
+        .collect()
+}
 
 /// What one boot produced.
 struct Boot {
@@ -90,6 +153,8 @@ struct Boot {
     log: PathBuf,
     /// Verdict per case: Ok(()) for PASS, Err(reason) for FAIL.
     verdicts: BTreeMap<String, Result<(), String>>,
+    /// Every `KLPTEST-PLAN <scenario> <case>...` line: (scenario, cases).
+    plans: Vec<(String, Vec<String>)>,
     done: bool,
     booted_release: Option<String>,
     extra: Vec<String>,
@@ -160,12 +225,19 @@ fn prepare() -> Vec<(String, String)> {
     kernels
 }
 
-/// Extracts "KLPTEST <case> PASS" / "KLPTEST <case> FAIL <reason>" from a
-/// console log. Markers are matched anywhere in a line, since firmware
-/// escapes or kernel messages may precede them.
+/// Extracts the plan, "KLPTEST <case> PASS" / "KLPTEST <case> FAIL
+/// <reason>" and the other markers from a console log. Markers are matched
+/// anywhere in a line, since firmware escapes or kernel messages may precede
+/// them.
 fn parse_log(text: &str, boot: &mut Boot) {
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
+        if let Some(at) = line.find("KLPTEST-PLAN ") {
+            let mut words = line[at + "KLPTEST-PLAN ".len()..].split_whitespace();
+            let scenario = words.next().unwrap_or("").to_owned();
+            boot.plans
+                .push((scenario, words.map(str::to_owned).collect()));
+        }
         if let Some(at) = line.find("KLPTEST-BOOT ") {
             boot.booted_release = line[at..]
                 .split_whitespace()
@@ -228,6 +300,7 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
         status: status.code(),
         log: log.clone(),
         verdicts: BTreeMap::new(),
+        plans: Vec::new(),
         done: false,
         booted_release: None,
         extra: Vec::new(),
@@ -244,8 +317,22 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
     b
 }
 
-/// Problems with one boot; empty when every expected case passed.
-fn problems(b: &Boot, expected: &[&str]) -> Vec<String> {
+/// The cases one boot must pass: `env`, then the guest's plan, then any case
+/// of `host_plan` (the case files' plan) the guest left out.
+fn required<'a>(b: &'a Boot, host_plan: &'a [String]) -> Vec<&'a str> {
+    let mut cases = vec![ENV_CASE];
+    let guest = b.plans.iter().flat_map(|(_, cases)| cases);
+    for case in guest.chain(host_plan) {
+        if !cases.contains(&case.as_str()) {
+            cases.push(case);
+        }
+    }
+    cases
+}
+
+/// Problems with one boot; empty when the guest planned exactly `host_plan`
+/// and every planned case passed.
+fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
     let mut p = Vec::new();
     if b.booted_release.as_deref() != Some(b.release.as_str()) {
         p.push(format!(
@@ -253,7 +340,31 @@ fn problems(b: &Boot, expected: &[&str]) -> Vec<String> {
             b.booted_release, b.release
         ));
     }
-    for case in expected {
+    match &b.plans[..] {
+        [] => p.push("no KLPTEST-PLAN line: the guest never listed its cases".into()),
+        [(scenario, cases)] => {
+            if scenario != b.scenario {
+                p.push(format!(
+                    "KLPTEST-PLAN is for scenario {scenario:?}, expected {}",
+                    b.scenario
+                ));
+            }
+            if cases.is_empty() {
+                p.push("KLPTEST-PLAN lists no case".into());
+            } else if cases[..] != host_plan[..] {
+                p.push(format!(
+                    "the guest planned {} cases [{}], {CASES_DIR} has {} [{}]",
+                    cases.len(),
+                    cases.join(" "),
+                    host_plan.len(),
+                    host_plan.join(" ")
+                ));
+            }
+        }
+        more => p.push(format!("{} KLPTEST-PLAN lines, expected one", more.len())),
+    }
+    let expected = required(b, host_plan);
+    for case in &expected {
         match b.verdicts.get(*case) {
             Some(Ok(())) => {}
             Some(Err(reason)) => p.push(format!("{case}: FAIL {reason}")),
@@ -318,6 +429,17 @@ fn qemu_kernel_matrix() {
     }
     let _lock = suite_lock();
     let suite = Instant::now();
+    // The plans the guests must print, from the same files mkinitramfs.sh
+    // ships: a case file that stops being planned fails here, not silently.
+    let files = case_files(&repo().join(CASES_DIR))
+        .unwrap_or_else(|e| panic!("{CASES_DIR} is not a valid set of cases: {e}"));
+    for sc in SCENARIOS {
+        assert!(
+            !plan_for(&files, sc.name).is_empty(),
+            "no case in {CASES_DIR} runs in scenario {}",
+            sc.name
+        );
+    }
     let kernels = prepare();
     let prepared = suite.elapsed();
     let bin = device_binary();
@@ -337,7 +459,7 @@ fn qemu_kernel_matrix() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get().min(2)))
         .max(1);
-    let mut boots: Vec<(Boot, &'static [&'static str])> = Vec::new();
+    let mut boots: Vec<Boot> = Vec::new();
     for chunk in kernels.chunks(jobs) {
         let handles: Vec<_> = chunk
             .iter()
@@ -356,7 +478,7 @@ fn qemu_kernel_matrix() {
                                 b.verdicts.len(),
                                 if b.done { "" } else { ", NO KLPTEST-DONE" }
                             ));
-                            (b, sc.cases)
+                            b
                         })
                         .collect::<Vec<_>>()
                 })
@@ -369,7 +491,7 @@ fn qemu_kernel_matrix() {
 
     let mut failures = Vec::new();
     let mut per_kernel: BTreeMap<&str, Vec<(&str, Duration)>> = BTreeMap::new();
-    for (b, expected) in &boots {
+    for b in &boots {
         per_kernel
             .entry(b.release.as_str())
             .or_default()
@@ -377,7 +499,9 @@ fn qemu_kernel_matrix() {
         for line in &b.extra {
             say(&format!("qemu: {} {}: {line}", b.release, b.scenario));
         }
-        let p = problems(b, expected);
+        let host_plan = plan_for(&files, b.scenario);
+        let p = problems(b, &host_plan);
+        let expected = required(b, &host_plan);
         let passed = expected
             .iter()
             .filter(|c| matches!(b.verdicts.get(**c), Some(Ok(()))))
@@ -426,21 +550,32 @@ fn qemu_kernel_matrix() {
     );
 }
 
-#[test]
-fn markers_are_parsed_strictly() {
-    let mut b = Boot {
+/// A boot of the main scenario on a made-up kernel, before its log is read.
+fn test_boot() -> Boot {
+    Boot {
         release: "6.1.0-1-amd64".into(),
         scenario: "main",
         wall: Duration::ZERO,
         status: Some(0),
         log: PathBuf::new(),
         verdicts: BTreeMap::new(),
+        plans: Vec::new(),
         done: false,
         booted_release: None,
         extra: Vec::new(),
-    };
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn markers_are_parsed_strictly() {
+    let mut b = test_boot();
     let log = "\x1b[2JKLPTEST-BOOT release=6.1.0-1-amd64 scenario=main uptime=1.0\r\n\
                KLPTEST env PASS\n\
+               KLPTEST-PLAN main c01_apply c02_reapply\r\n\
                KLPTEST c01_apply FAIL klpctl exited 1, expected 0\n\
                KLPTEST c01_apply PASS\n\
                KLPTEST-TIME env 3cs\n";
@@ -451,7 +586,11 @@ fn markers_are_parsed_strictly() {
         b.verdicts.get("c01_apply"),
         Some(&Err("klpctl exited 1, expected 0".into()))
     );
-    let p = problems(&b, &["env", "c01_apply", "c02_reapply"]);
+    assert_eq!(
+        b.plans,
+        [("main".to_owned(), strings(&["c01_apply", "c02_reapply"]))]
+    );
+    let p = problems(&b, &strings(&["c01_apply", "c02_reapply"]));
     assert!(p.iter().any(|x| x.starts_with("c01_apply: FAIL")), "{p:?}");
     assert!(
         p.iter().any(|x| x.starts_with("c02_reapply: no marker")),
@@ -459,4 +598,164 @@ fn markers_are_parsed_strictly() {
     );
     assert!(p.iter().any(|x| x.contains("KLPTEST-DONE")), "{p:?}");
     assert_eq!(b.extra, ["KLPTEST-TIME env 3cs"]);
+}
+
+#[test]
+fn the_plan_must_match_the_case_files_and_pass() {
+    let host = strings(&["c01_apply", "c02_reapply", "c03_final_clean"]);
+    let all_pass = "KLPTEST-BOOT release=6.1.0-1-amd64 scenario=main uptime=1.0\n\
+                    KLPTEST env PASS\n\
+                    KLPTEST c01_apply PASS\n\
+                    KLPTEST c02_reapply PASS\n\
+                    KLPTEST c03_final_clean PASS\n\
+                    KLPTEST-DONE rc=0 uptime=9.0 tainted=0\n";
+    let with_plan = |plan: &str| {
+        all_pass.replacen(
+            "KLPTEST env PASS\n",
+            &format!("KLPTEST env PASS\n{plan}\n"),
+            1,
+        )
+    };
+    let check = |log: &str| {
+        let mut b = test_boot();
+        parse_log(log, &mut b);
+        problems(&b, &host)
+    };
+
+    let p = check(&with_plan(
+        "KLPTEST-PLAN main c01_apply c02_reapply c03_final_clean",
+    ));
+    assert!(p.is_empty(), "{p:?}");
+
+    // Every case passed, but the guest said nothing of its plan.
+    let p = check(all_pass);
+    assert_eq!(
+        p,
+        ["no KLPTEST-PLAN line: the guest never listed its cases"]
+    );
+
+    // A plan that shrank (a case file not shipped, or not tagged): its case
+    // is still required, and the plan itself is a problem.
+    let p = check(
+        &with_plan("KLPTEST-PLAN main c01_apply c03_final_clean")
+            .replace("KLPTEST c02_reapply PASS\n", ""),
+    );
+    assert!(
+        p.iter().any(|x| x.starts_with("the guest planned 2 cases")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|x| x.starts_with("c02_reapply: no marker")),
+        "{p:?}"
+    );
+
+    // A case the guest planned must pass even if the host does not know it.
+    let p = check(&with_plan(
+        "KLPTEST-PLAN main c01_apply c02_reapply c03_final_clean c04_new",
+    ));
+    assert!(
+        p.iter().any(|x| x.starts_with("c04_new: no marker")),
+        "{p:?}"
+    );
+
+    let p = check(&with_plan("KLPTEST-PLAN main"));
+    assert!(p.iter().any(|x| x == "KLPTEST-PLAN lists no case"), "{p:?}");
+
+    let p = check(&with_plan(
+        "KLPTEST-PLAN sigenforce c01_apply c02_reapply c03_final_clean",
+    ));
+    assert!(
+        p.iter()
+            .any(|x| x.starts_with("KLPTEST-PLAN is for scenario")),
+        "{p:?}"
+    );
+
+    let twice = "KLPTEST-PLAN main c01_apply c02_reapply c03_final_clean";
+    let p = check(&with_plan(&format!("{twice}\n{twice}")));
+    assert_eq!(p, ["2 KLPTEST-PLAN lines, expected one"]);
+}
+
+#[test]
+fn case_files_are_read_strictly() {
+    let ok =
+        "# c05_disable: what it checks\n# scenarios: main sigenforce\n\nrun_case() {\n    :\n}\n";
+    let f = parse_case_file("05-disable.sh", ok).expect("a well-formed case file");
+    assert_eq!(f.marker, "c05_disable");
+    assert_eq!(f.scenarios, ["main", "sigenforce"]);
+    let f = parse_case_file("19-noncumulative_reboot.sh", ok).expect("underscores");
+    assert_eq!(f.marker, "c19_noncumulative_reboot");
+
+    for (file, text, why) in [
+        ("5-disable.sh", ok, "two digits"),
+        ("005-disable.sh", ok, "two digits"),
+        ("05_disable.sh", ok, "NN-name.sh"),
+        ("05-.sh", ok, "[a-z0-9_]+"),
+        ("05-Disable.sh", ok, "[a-z0-9_]+"),
+        ("05-dis-able.sh", ok, "[a-z0-9_]+"),
+        ("05-disable", ok, "not a .sh file"),
+        (
+            "05-disable.sh",
+            "run_case() {\n}\n",
+            "exactly one '# scenarios:' line, has 0",
+        ),
+        (
+            "05-disable.sh",
+            "# scenarios: main\n# scenarios: main\nrun_case() {\n}\n",
+            "has 2",
+        ),
+        (
+            "05-disable.sh",
+            "# scenarios:\nrun_case() {\n}\n",
+            "names no scenario",
+        ),
+        (
+            "05-disable.sh",
+            "# scenarios: mian\nrun_case() {\n}\n",
+            "unknown scenario mian",
+        ),
+        (
+            "05-disable.sh",
+            "# scenarios: main\ncase_disable() {\n}\n",
+            "no run_case",
+        ),
+    ] {
+        match parse_case_file(file, text) {
+            Ok(f) => panic!("{file} accepted as {f:?}, expected: {why}"),
+            Err(e) => assert!(e.contains(why), "{file}: {e:?} lacks {why:?}"),
+        }
+    }
+}
+
+/// Runs without QEMU: the case files in the tree are well formed, and every
+/// one of them is in some scenario's plan, so none can drop out unnoticed.
+#[test]
+fn every_case_file_is_planned() {
+    let dir = repo().join(CASES_DIR);
+    let files = case_files(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let on_disk = std::fs::read_dir(&dir)
+        .expect("cannot read qemu/guest/cases")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()) && n.ends_with(".sh"))
+        .count();
+    let mut planned: Vec<String> = SCENARIOS
+        .iter()
+        .flat_map(|sc| plan_for(&files, sc.name))
+        .collect();
+    planned.sort();
+    planned.dedup();
+    assert!(on_disk > 0, "no case files in {CASES_DIR}");
+    assert_eq!(
+        planned.len(),
+        on_disk,
+        "{on_disk} case files in {CASES_DIR}, {} planned: {planned:?}",
+        planned.len()
+    );
+    for sc in SCENARIOS {
+        assert!(
+            !plan_for(&files, sc.name).is_empty(),
+            "no case runs in scenario {}",
+            sc.name
+        );
+    }
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Bring-up scenario: proves each test module does what it should on this
 # kernel, using busybox insmod/rmmod and sysfs directly (no klpctl). The real
-# suite (cases.sh) never loads livepatches this way.
+# suite (guest/cases/) never loads livepatches this way.
 . /klptest/lib.sh
 M=/klptest/modules
 ORIG_CMDLINE=$(cat /proc/cmdline)

@@ -1,0 +1,19 @@
+# c03_rejected: tampered, badly signed, unsigned and untrusted bundles:
+# apply and verify exit 3, nothing loads. Runs with klp_basic from 01
+# applied.
+# scenarios: main
+
+run_case() {
+    local before b
+    before=$(modules)
+    for b in tampered badsig unsigned untrusted; do
+        kl apply "$B/bad/$b.klp"
+        expect_rc 3 "$b"
+        kl verify "$B/bad/$b.klp"
+        expect_rc 3 "verify $b"
+    done
+    kl verify "$B/basic.klp"
+    expect_rc 0 "verify of the good bundle"
+    expect_modules_unchanged "$before"
+    expect_cmdline "$BASIC_LINE"
+}
