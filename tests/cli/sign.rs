@@ -56,11 +56,6 @@ fn manifest_prints_the_exact_signed_bytes() {
         "from-bundle.sig",
     ])
     .code(1);
-
-    // manifest reads structure only: a corrupt container is refused.
-    d.write("t.klp", &bundle[..bundle.len() - 1]);
-    d.klpctl_unchanged(&["manifest", "t.klp"])
-        .fails(3, &format!("klpctl: t.klp: {TRUNCATED}"));
 }
 
 #[test]
@@ -150,15 +145,6 @@ fn attach_adds_a_signature_once() {
         "",
     );
     d.klpctl(&["verify", "u.klp", "--keyring", "ring"]).code(0);
-
-    d.klpctl_unchanged(&["attach", "u.klp"])
-        .fails(2, "klpctl: attach needs BUNDLE and SIGFILE");
-    d.klpctl_unchanged(&["attach", "u.klp", "k.sig", "more"])
-        .fails(2, "klpctl: more: unexpected argument (see klpctl --help)");
-    d.klpctl_unchanged(&["attach", "u.klp", "k.pub"])
-        .fails(2, "klpctl: k.pub: not a signify Ed25519 signature file");
-    d.klpctl_unchanged(&["attach", "u.klp", "nope.sig"])
-        .fails(1, "klpctl: nope.sig: cannot read signature file: ENOENT");
 }
 
 #[test]
@@ -166,46 +152,9 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     let s = setup();
     let d = &s.dir;
     keygen(d, "k2");
-    d.klpctl(&["sign", "b.klp", "-s", "k.sec", "-x", "k.sig"])
-        .code(0);
-    let good = d.read("b.klp");
-    let l = Layout::of(&good);
-
-    // Payload altered: sign refuses to vouch for it (the manifest is still fine).
-    let mut bad = good.clone();
-    *bad.last_mut().unwrap() ^= 1;
-    d.write("bad.klp", &bad);
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec"])
-        .fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k2.sec", "-x", "k2.sig"])
-        .fails(3, &format!("klpctl: bad.klp: {DIGEST}"));
-
-    // Structurally broken: both refuse.
-    d.write("short.klp", &good[..l.payload_offset()]);
-    d.klpctl_unchanged(&["sign", "short.klp", "-s", "k2.sec"])
-        .fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
-    d.klpctl_unchanged(&["attach", "short.klp", "k.sig"])
-        .fails(3, &format!("klpctl: short.klp: {TRUNCATED}"));
-    let mut long = good.clone();
-    long.push(0);
-    d.write("long.klp", &long);
-    d.klpctl_unchanged(&["attach", "long.klp", "k.sig"]).fails(
-        3,
-        "klpctl: long.klp: bundle rejected: trailing bytes after the payload",
-    );
-
-    // A manifest klpctl would not accept is not signed either.
-    let m = canonical_manifest(&livepatch_ko()).replace("\"format\":1", "\"format\":2");
-    d.write("f2.klp", build_bundle(m.as_bytes(), &[], &livepatch_ko()));
-    d.klpctl_unchanged(&["sign", "f2.klp", "-s", "k2.sec"])
-        .fails(
-            3,
-            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
-        );
-    d.klpctl_unchanged(&["attach", "f2.klp", "k.sig"]).fails(
-        3,
-        "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
-    );
+    // Bundles with an altered payload, cut short, with a byte too many or
+    // with a manifest klpctl would not accept, and bad key files and
+    // arguments: rows of the table in exit_codes.rs.
 
     // Four signatures is the limit.
     for k in ["k3", "k4", "k5"] {
@@ -217,16 +166,6 @@ fn sign_and_attach_refuse_bad_bundles_without_touching_them() {
     }
     d.klpctl_unchanged(&["sign", "b.klp", "-s", "k5.sec"])
         .fails(2, "klpctl: b.klp: bundle already holds 4 signatures");
-
-    // Bad key files and arguments.
-    d.klpctl_unchanged(&["sign", "bad.klp", "-s", "k.pub"])
-        .fails(2, "klpctl: k.pub: not a signify Ed25519 secret key file");
-    d.klpctl_unchanged(&["sign", "b.klp"])
-        .fails(2, "klpctl: sign needs -s KEY.sec");
-    d.klpctl_unchanged(&["sign", "-s", "k.sec"])
-        .fails(2, "klpctl: missing BUNDLE argument");
-    d.klpctl_unchanged(&["sign", "nope.klp", "-s", "k.sec"])
-        .fails(1, "klpctl: nope.klp: cannot open bundle: ENOENT");
 }
 
 /// When the `-x` signature file cannot be written, `sign` exits 1 and the
