@@ -29,6 +29,7 @@ mod keygen;
 mod pack;
 mod sign;
 mod tamper;
+mod vectors;
 mod verify;
 
 use common::*;

@@ -2,7 +2,7 @@
 //! bundle layout, signify key and signature files, base64, hex, and
 //! SHA-256 from coreutils.
 
-use super::ko::fake_ko;
+use super::ko::{EM_X86_64, fake_ko, modinfo};
 use std::process::{Command, Stdio};
 
 /// The module name the standard test module carries.
@@ -12,10 +12,8 @@ pub const RELEASE: &str = "6.1.0-41-amd64";
 
 /// A livepatch module for x86-64 named [`MOD_NAME`] built for [`RELEASE`].
 pub fn livepatch_ko() -> Vec<u8> {
-    let info = format!(
-        "license=GPL\0livepatch=Y\0name={MOD_NAME}\0vermagic={RELEASE} SMP preempt mod_unload modversions \0"
-    );
-    fake_ko(info.as_bytes(), 62)
+    let vermagic = format!("{RELEASE} SMP preempt mod_unload modversions ");
+    fake_ko(&modinfo(MOD_NAME, &vermagic, true), EM_X86_64)
 }
 
 /// Bundle container constants (see the top of src/bundle.rs).
