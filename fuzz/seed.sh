@@ -18,7 +18,15 @@ if [ -z "${KLPCTL:-}" ]; then
     KLPCTL=$repo/target/x86_64-unknown-linux-musl/release/klpctl
 fi
 klpctl() { "$KLPCTL" "$@" >/dev/null; }
-mkko() { python3 "$vec/make-ko.py" "$@"; }
+# mkko OUT [KLPCTL_KO_SETTING=VALUE]...: a module from the tests' fake module
+# builder (tests/common/ko.rs; the settings are listed at vectors::write_module
+# in tests/cli/vectors.rs).
+mkko() {
+    local out=$1
+    shift
+    (cd "$repo" && env KLPCTL_KO_OUT="$out" "$@" \
+        cargo test --quiet --release --test cli -- --ignored --exact vectors::write_module >/dev/null)
+}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -28,10 +36,10 @@ B=$fuzz/corpus/bundle M=$fuzz/corpus/modinfo K=$fuzz/corpus/keys
 # Modules: the plain vector module, a non-livepatch one, another machine, one
 # with a padding section, and odd but valid names and releases.
 mkko "$tmp/basic.ko"
-mkko "$tmp/plain.ko" --no-livepatch --name plain_mod
-mkko "$tmp/arm.ko" --machine 183 --vermagic "6.12.57+deb13-arm64 SMP mod_unload aarch64"
-mkko "$tmp/pad.ko" --pad 200 --random
-mkko "$tmp/long.ko" --name "$(printf 'n%.0s' {1..55})" --vermagic "7.3.4~rc1+deb13.x_y-amd64"
+mkko "$tmp/plain.ko" KLPCTL_KO_PLAIN=1 KLPCTL_KO_NAME=plain_mod
+mkko "$tmp/arm.ko" KLPCTL_KO_MACHINE=183 KLPCTL_KO_VERMAGIC="6.12.57+deb13-arm64 SMP mod_unload aarch64"
+mkko "$tmp/pad.ko" KLPCTL_KO_PAD=200 KLPCTL_KO_RANDOM=1
+mkko "$tmp/long.ko" KLPCTL_KO_NAME="$(printf 'n%.0s' {1..55})" KLPCTL_KO_VERMAGIC="7.3.4~rc1+deb13.x_y-amd64"
 cp "$tmp"/*.ko "$M/"
 
 # Bundles: signed by the trusted test key, by the untrusted one, both,

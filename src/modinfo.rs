@@ -155,42 +155,13 @@ pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<M
 pub mod tests {
     use super::*;
 
-    /// A minimal ELF64 relocatable with a section-name table and one
-    /// `.modinfo` section holding `modinfo`.
-    pub fn fake_ko(modinfo: &[u8], machine: u16) -> Vec<u8> {
-        let shstr = b"\0.shstrtab\0.modinfo\0";
-        let mut f = vec![0u8; 64];
-        f[..4].copy_from_slice(b"\x7fELF");
-        f[4] = 2;
-        f[5] = 1;
-        f[6] = 1;
-        f[16..18].copy_from_slice(&1u16.to_le_bytes());
-        f[18..20].copy_from_slice(&machine.to_le_bytes());
-        let str_off = f.len();
-        f.extend_from_slice(shstr);
-        let mi_off = f.len();
-        f.extend_from_slice(modinfo);
-        while !f.len().is_multiple_of(8) {
-            f.push(0);
-        }
-        let shoff = f.len();
-        let mut sh = |name: u32, ty: u32, off: usize, size: usize| {
-            let mut s = [0u8; 64];
-            s[..4].copy_from_slice(&name.to_le_bytes());
-            s[4..8].copy_from_slice(&ty.to_le_bytes());
-            s[24..32].copy_from_slice(&(off as u64).to_le_bytes());
-            s[32..40].copy_from_slice(&(size as u64).to_le_bytes());
-            f.extend_from_slice(&s);
-        };
-        sh(0, 0, 0, 0);
-        sh(1, 3, str_off, shstr.len());
-        sh(11, 1, mi_off, modinfo.len());
-        f[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
-        f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
-        f[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
-        f[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
-        f
+    /// The fake module builder that the integration tests and the format
+    /// vectors use too (std only). `include!`, because a `#[path]` here
+    /// would be relative to the directory `src/modinfo/tests/`.
+    mod ko {
+        include!("../tests/common/ko.rs");
     }
+    pub use ko::fake_ko;
 
     const INFO: &[u8] =
         b"license=GPL\0livepatch=Y\0\0name=klp_basic\0vermagic=6.1.0-41-amd64 SMP preempt mod_unload modversions \0";
@@ -246,5 +217,28 @@ pub mod tests {
         let mut h = ko.clone();
         h[0x3e] = 9; // name table index out of range
         assert_eq!(parse_vec(&h).unwrap_err(), NOT_ELF);
+    }
+
+    #[test]
+    fn reads_the_format_vector_module() {
+        let (name, rel, lp, arch) = parse_vec(&ko::vector_ko()).unwrap();
+        assert_eq!(
+            (name.as_str(), rel.as_str(), lp, arch),
+            ("klp_vector", "6.1.0-41-amd64", true, "x86_64")
+        );
+    }
+
+    #[test]
+    fn a_padding_section_changes_nothing() {
+        let info = ko::modinfo("klp_pad", "6.1.0-41-amd64 SMP ", true);
+        let mut padded = Vec::new();
+        ko::write_ko(&mut padded, &info, 62, 1000, &mut std::io::repeat(0xa5)).unwrap();
+        assert_eq!(
+            parse_vec(&padded).unwrap(),
+            parse_vec(&fake_ko(&info, 62)).unwrap()
+        );
+        // Without livepatch=Y it is a plain module.
+        let plain = ko::modinfo("plain", "6.1.0-41-amd64 SMP ", false);
+        assert!(!parse_vec(&fake_ko(&plain, 62)).unwrap().2);
     }
 }

@@ -80,7 +80,11 @@ awk -v s="$dsize" 'BEGIN {
 # ---- inputs -------------------------------------------------------------
 "$KLPCTL" keygen -p "$work/keys/bench.pub" -s "$work/bench.sec" -c "klpctl bench (throwaway)" >/dev/null
 mkbundle() { # NAME PAD_BYTES
-    python3 "$repo/docs/vectors/make-ko.py" "$work/$1.ko" --name "klp_bench" --pad "$2" --random
+    # A module padded with random bytes, from the tests' fake module builder
+    # (tests/common/ko.rs).
+    (cd "$repo" && KLPCTL_KO_OUT="$work/$1.ko" KLPCTL_KO_NAME=klp_bench KLPCTL_KO_PAD="$2" KLPCTL_KO_RANDOM=1 \
+        cargo test --quiet --release --test cli -- --ignored --exact vectors::write_module >/dev/null) \
+        || die "cannot write $1.ko"
     "$KLPCTL" pack "$work/$1.ko" -o "$work/$1.klp" --stream bench --version 1 -s "$work/bench.sec" >/dev/null
     "$KLPCTL" verify "$work/$1.klp" --keyring "$work/keys" >/dev/null || die "verify of $1.klp failed"
 }

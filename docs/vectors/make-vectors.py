@@ -3,7 +3,8 @@
 """Regenerate the test vectors in docs/vectors/ (see docs/bundle-format.md).
 
 The keys are fixed (keys/test.pub, test.sec, untrusted.*; TEST ONLY), the
-module is synthetic and deterministic, `--created` is fixed and Ed25519 is
+module is synthetic and deterministic (written by the fake module builder
+tests/common/ko.rs, through `cargo test`), `--created` is fixed and Ed25519 is
 deterministic, so rerunning reproduces every file byte for byte. Rejected
 vectors whose manifest must be *signed* but malformed are signed with OpenBSD
 signify (`signify-openbsd`), which signs arbitrary bytes with the same key
@@ -11,7 +12,8 @@ files: klpctl signatures are plain Ed25519 over the manifest bytes.
 
 usage: docs/vectors/make-vectors.py KLPCTL
 Writes module.ko, valid*.klp, reject/*.klp, expected.txt and the expected
-`klpctl verify` outputs (*.out, *.json). Needs python3 and signify-openbsd.
+`klpctl verify` outputs (*.out, *.json). Needs python3, cargo and
+signify-openbsd.
 """
 import base64
 import hashlib
@@ -62,6 +64,17 @@ def signify_sign(msg, sec=SEC):
     return raw[2:]
 
 
+def write_module(path):
+    """module.ko from tests/common/ko.rs, the builder the tests use; the
+    test vectors::vector_module_comes_from_the_shared_builder keeps the
+    committed file equal to it."""
+    env = dict(os.environ, KLPCTL_KO_OUT=path)
+    for k in ("NAME", "VERMAGIC", "MACHINE", "PLAIN", "PAD", "RANDOM"):
+        env.pop("KLPCTL_KO_" + k, None)
+    run("cargo", "test", "--quiet", "--release", "--test", "cli", "--",
+        "--ignored", "--exact", "vectors::write_module", env=env, stdout=subprocess.DEVNULL)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -69,7 +82,7 @@ def main():
     os.makedirs(os.path.join(HERE, "reject"), exist_ok=True)
     for f in os.listdir(os.path.join(HERE, "reject")):
         os.remove(os.path.join(HERE, "reject", f))
-    run(sys.executable, "make-ko.py", "module.ko")
+    write_module(os.path.join(HERE, "module.ko"))
 
     def pack(out, *extra):
         if os.path.exists(os.path.join(HERE, out)):
