@@ -98,28 +98,24 @@ pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
         }
     };
     let mut result = Ok(());
+    let picked;
+    let mut todo: heapless::Vec<&CStr, 64> = paths;
     if let Some(d) = dir {
         cli.ctx(d.to_bytes());
-        let picked = select::select_dir(d, &ring, &k, &mut |path, f| {
+        match select::select_dir(d, &ring, &k, &mut |path, f| {
             render::skipped(&mut j, json, path, f)
-        });
-        match picked {
+        }) {
             Ok(list) => {
-                for c in &list {
-                    result = one(cli, &mut j, c.path.c());
-                    if result.is_err() {
-                        break;
-                    }
-                }
+                picked = list;
+                todo = picked.iter().map(|c| c.path.c()).collect();
             }
             Err(e) => result = Err(Failure::from(e)),
         }
-    } else {
-        for p in &paths {
-            result = one(cli, &mut j, p);
-            if result.is_err() {
-                break;
-            }
+    }
+    for p in &todo {
+        result = one(cli, &mut j, p);
+        if result.is_err() {
+            break;
         }
     }
     render::apply_end_json(&mut j, changed, result.as_ref().err().map(|f| &f.error));

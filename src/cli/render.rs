@@ -207,6 +207,7 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
 
 /// One applied bundle for people: `NAME: applied (...)`, or `already
 /// applied`, and the modules of replaced patches it removed.
+#[inline(never)]
 pub fn applied_human(a: &Applied) {
     let mut o = Out::stdout();
     o.s(&a.name);
@@ -254,6 +255,7 @@ pub fn applied_json(j: &mut Json, path: &[u8], a: &Applied) {
 }
 
 /// One bundle that failed, in `apply --json`'s `results`.
+#[inline(never)]
 pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
     j.obj().key("bundle").str(path).key("result").str(b"failed");
     j.key("exit").u(f.error.exit_code() as u64);

@@ -51,31 +51,18 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
         opts.keyring
             .map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
     );
-    // --json promises one JSON object on stdout, also when the keyring or
-    // the file cannot be used at all.
-    let early = keyring::load(opts.keyring).and_then(|ring| {
-        let b = open_bundle(cli, path)?;
-        FileSource::new(&b.fd, "cannot read bundle")?;
-        Ok((ring, b))
-    });
-    let (ring, b) = early.inspect_err(|&e| {
-        if opts.json {
-            verify_err_json(path, e, None);
-        }
-    })?;
-    let src = FileSource::new(&b.fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let mut verdict = None;
-    let result = bundle::read(&src, &mut mbuf).and_then(|u| {
-        let (v, signed) = u.authenticate(&ring);
-        verdict = Some(v);
-        let s = signed?;
-        s.check_payload(&src)?;
-        Ok(s)
-    });
-    match (&result, opts.json) {
-        (Ok(s), true) => {
-            let mut o = Out::stdout();
+    let result = keyring::load(opts.keyring).and_then(|ring| {
+        let b = open_bundle(cli, path)?;
+        let src = FileSource::new(&b.fd, "cannot read bundle")?;
+        let (v, signed) = bundle::read(&src, &mut mbuf)?.authenticate(&ring);
+        let s = verdict.insert(v);
+        let signed = signed?;
+        signed.check_payload(&src)?;
+        let m = &signed.manifest;
+        let mut o = Out::stdout();
+        if opts.json {
             let mut j = Json::new(&mut o);
             j.obj()
                 .key("ok")
@@ -83,31 +70,32 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
                 .key("bundle")
                 .str(path.to_bytes());
             j.key("manifest");
-            render::manifest_json(&mut j, &s.manifest);
-            render::verdict_json(&mut j, &s.verdict);
+            render::manifest_json(&mut j, m);
+            render::verdict_json(&mut j, s);
             j.end_obj().nl();
-        }
-        (Ok(s), false) => {
-            let mut o = Out::stdout();
+        } else {
             o.s("OK ")
-                .s(s.manifest.name)
+                .s(m.name)
                 .s(" stream ")
-                .s(s.manifest.stream)
+                .s(m.stream)
                 .s(" version ")
-                .u(s.manifest.version)
+                .u(m.version)
                 .nl();
-            render::manifest_human(&mut o, &s.manifest);
-            render::verdict_human(&mut o, &s.verdict);
+            render::manifest_human(&mut o, m);
+            render::verdict_human(&mut o, s);
         }
-        (Err(e), true) => verify_err_json(path, *e, verdict.as_ref()),
-        (Err(_), false) => {
-            if let Some(v) = &verdict {
-                render::verdict_human(&mut Out::stderr(), v);
-            }
+        Ok(())
+    });
+    // --json promises one JSON object on stdout, also when the keyring or
+    // the file cannot be used at all.
+    if let Err(e) = result {
+        if opts.json {
+            verify_err_json(path, e, verdict.as_ref());
+        } else if let Some(v) = &verdict {
+            render::verdict_human(&mut Out::stderr(), v);
         }
     }
-    result.map(|_| ())?;
-    Ok(())
+    Ok(result?)
 }
 
 /// The `verify --json` object of a bundle that did not verify.

@@ -44,48 +44,35 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
 }
 
 fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
-    let path = dir.unwrap_or(KEYRING_DIR);
-    let dirfd = match rustix::fs::open(
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT) if dir.is_none() => return Ok(()),
-        Err(e) => return Err(Error::Io("cannot open keyring directory", e)),
-    };
-    let mut dbuf = [core::mem::MaybeUninit::<u8>::uninit(); 2048];
-    let mut entries = rustix::fs::RawDir::new(&dirfd, &mut dbuf);
-    while let Some(entry) = entries.next() {
-        let entry = entry.map_err(|e| Error::Io("cannot read keyring directory", e))?;
-        let name = entry.file_name();
-        let nb = name.to_bytes();
-        if !nb.ends_with(b".pub") || nb.starts_with(b".") {
-            continue;
-        }
-        let mut buf = [0u8; MAX_KEY_FILE];
-        let parsed = rustix::fs::openat(
-            &dirfd,
-            name,
-            // Not blocking: a FIFO named *.pub must not wait for a writer.
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::CLOEXEC
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::NONBLOCK,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| Error::Io("cannot open key file", e))
-        .and_then(|fd| files::read_fd_small(&fd, &mut buf, "cannot read key file"))
-        .and_then(parse_public)
-        .and_then(|k| ring.add(k));
-        if let Err(e) = parsed {
-            let mut o = Out::stderr();
-            o.s("klpctl: warning: ignoring key file ")
-                .b(nb)
-                .s(": ")
-                .error(e)
-                .nl();
-        }
+    let found = files::each_entry(
+        dir.unwrap_or(KEYRING_DIR),
+        "cannot open keyring directory",
+        |name, _| {
+            let nb = name.to_bytes();
+            if !nb.ends_with(b".pub") || nb.starts_with(b".") {
+                return Ok(());
+            }
+            let mut buf = [0u8; MAX_KEY_FILE];
+            // Never through a symlink, and not blocking: a FIFO named *.pub
+            // must not wait for a writer.
+            let parsed = files::PathBuf::of(&[dir.unwrap_or(KEYRING_DIR).to_bytes(), b"/", nb])
+                .and_then(|p| files::open_own(p.c(), "cannot open key file"))
+                .and_then(|fd| files::read_fd_small(&fd, &mut buf, "cannot read key file"))
+                .and_then(parse_public)
+                .and_then(|k| ring.add(k));
+            if let Err(e) = parsed {
+                let mut o = Out::stderr();
+                o.s("klpctl: warning: ignoring key file ")
+                    .b(nb)
+                    .s(": ")
+                    .error(e)
+                    .nl();
+            }
+            Ok(())
+        },
+    );
+    match found {
+        Err(Error::Io(_, rustix::io::Errno::NOENT)) if dir.is_none() => Ok(()),
+        other => other,
     }
-    Ok(())
 }
