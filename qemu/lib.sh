@@ -5,6 +5,11 @@
 QEMU_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$QEMU_DIR/.." && pwd)
 OUT_DIR=${KLPCTL_QEMU_OUT:-$REPO_DIR/target/qemu}
+# Downloads and builds that do not depend on this checkout (kernel packages,
+# kernel source trees, build chroots) belong here, outside the clone, so every
+# clone and CI run on this machine reuses them; a fresh machine fills it by
+# itself. Override with KLPCTL_CACHE.
+CACHE_DIR=${KLPCTL_CACHE:-/var/cache/klpctl-test}
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
