@@ -4,9 +4,10 @@
 //! parser on the raw input, which must only accept canonical manifests.
 #![no_main]
 
-use klpctl::bundle::{self, HEADER, Header, Source};
-use klpctl::keys::{self, Keyring};
-use klpctl::manifest::{self, MAX_MANIFEST};
+use klpctl::files::Source;
+use klpctl::trust::bundle::{self, HEADER, Header};
+use klpctl::trust::keys::{self, Keyring};
+use klpctl::trust::manifest::{self, MAX_MANIFEST};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use klpctl::codec;
-use klpctl::keys::{self, Keyring};
+use klpctl::trust::keys::{self, Keyring};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! strings.
 #![no_main]
 
-use klpctl::manifest;
+use klpctl::trust::manifest;
 use klpctl::modinfo::{self, MAX_MODINFO};
 use libfuzzer_sys::fuzz_target;
 

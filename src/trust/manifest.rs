@@ -1,17 +1,19 @@
 //! The signed manifest: a small JSON object that names the patch, the kernel
 //! it is for, and the payload's size and SHA-256.
 //!
-//! serde-json-core hands back strings still escaped and its skipper for
-//! unknown fields is lenient and unbounded, so parsing is strict on top of
-//! it: unknown fields are rejected (which also removes the unbounded
-//! skipper), duplicate fields are rejected by serde's derive, trailing bytes
-//! are rejected, and every string is checked against a tight character set
-//! and length bound. Only `description` may contain escapes, and only `\"`
-//! and `\\`.
+//! The parser is klpctl's own and small, because a manifest has exactly one
+//! accepted spelling (see [`parse`]): it reads one flat JSON object without
+//! recursion (an unknown field is refused before its value is looked at, so
+//! nesting cannot exhaust the stack), hands strings back as they are
+//! written (still escaped), rejects unknown, duplicate and missing fields
+//! and trailing bytes, and checks every string against a tight character
+//! set and length bound. Only `description` may contain escapes, and only
+//! `\"` and `\\`. Whatever else JSON allows (whitespace, another field
+//! order, `"build_id":null`) is then refused by comparing the input with
+//! the canonical form [`Manifest::write`] produces.
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
-use serde::Deserialize;
 
 /// Largest manifest in bytes.
 pub const MAX_MANIFEST: usize = 16 * 1024;
@@ -37,15 +39,13 @@ pub const MAX_DESCRIPTION: usize = 1024;
 pub const FORMAT: u32 = 1;
 
 /// The manifest exactly as its JSON says, before validation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct Raw<'a> {
-    format: u32,
+    format: u64,
     name: &'a str,
     stream: &'a str,
     version: u64,
     release: &'a str,
-    #[serde(default)]
     build_id: Option<&'a str>,
     arch: &'a str,
     replace: bool,
@@ -54,6 +54,178 @@ struct Raw<'a> {
     created: u64,
     payload_size: u64,
     payload_sha256: &'a str,
+}
+
+/// The fields, in the order of the specification.
+const FIELDS: [&str; 13] = [
+    "format",
+    "name",
+    "stream",
+    "version",
+    "release",
+    "build_id",
+    "arch",
+    "replace",
+    "cves",
+    "description",
+    "created",
+    "payload_size",
+    "payload_sha256",
+];
+/// Every field but `build_id` (bit 5) must be present.
+const REQUIRED: u16 = 0x1fff & !(1 << 5);
+
+const MALFORMED: Error = Error::Manifest(
+    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
+);
+const WRONG_TYPE: Error =
+    Error::Manifest("manifest JSON: a field has the wrong type or number format");
+const ENDS_EARLY: Error = Error::Manifest("manifest JSON ends early");
+
+/// A cursor over manifest bytes that reads JSON tokens.
+struct Lexer<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Lexer<'a> {
+    /// The next byte that is not JSON whitespace, not consumed.
+    fn peek(&mut self) -> Result<u8> {
+        while self.b.get(self.i).is_some_and(|c| b" \t\n\r".contains(c)) {
+            self.i += 1;
+        }
+        self.b.get(self.i).copied().ok_or(ENDS_EARLY)
+    }
+
+    /// Consumes `c` if it comes next.
+    fn eat(&mut self, c: u8) -> Result<bool> {
+        let next = self.peek()? == c;
+        self.i += next as usize;
+        Ok(next)
+    }
+
+    /// `lit` must come next (a literal such as `true`).
+    fn literal(&mut self, lit: &[u8]) -> bool {
+        let ok = self.b[self.i..].starts_with(lit);
+        self.i += if ok { lit.len() } else { 0 };
+        ok
+    }
+
+    /// A string, as written between its quotes (escapes left in place).
+    fn string(&mut self, wrong: Error) -> Result<&'a str> {
+        if !self.eat(b'"')? {
+            return Err(wrong);
+        }
+        let start = self.i;
+        loop {
+            match self.b.get(self.i) {
+                None => return Err(ENDS_EARLY),
+                Some(b'"') => break,
+                Some(b'\\') => self.i += 2,
+                Some(_) => self.i += 1,
+            }
+        }
+        let raw = self.b.get(start..self.i).ok_or(ENDS_EARLY)?;
+        self.i += 1;
+        core::str::from_utf8(raw).map_err(|_| Error::Manifest("manifest JSON: invalid UTF-8"))
+    }
+
+    /// An unsigned decimal number.
+    fn number(&mut self) -> Result<u64> {
+        self.peek()?;
+        let start = self.i;
+        while self
+            .b
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
+        {
+            self.i += 1;
+        }
+        crate::codec::parse_u64(&self.b[start..self.i]).ok_or(WRONG_TYPE)
+    }
+
+    /// One value of field `f` into `raw`.
+    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Result<()> {
+        let text = |l: &mut Self| l.string(WRONG_TYPE);
+        match f {
+            0 => raw.format = self.number()?,
+            1 => raw.name = text(self)?,
+            2 => raw.stream = text(self)?,
+            3 => raw.version = self.number()?,
+            4 => raw.release = text(self)?,
+            5 => {
+                self.peek()?;
+                raw.build_id = if self.literal(b"null") {
+                    None
+                } else {
+                    Some(text(self)?)
+                };
+            }
+            6 => raw.arch = text(self)?,
+            7 => {
+                self.peek()?;
+                raw.replace = self.literal(b"true");
+                if !raw.replace && !self.literal(b"false") {
+                    return Err(WRONG_TYPE);
+                }
+            }
+            8 => {
+                if !self.eat(b'[')? {
+                    return Err(WRONG_TYPE);
+                }
+                if !self.eat(b']')? {
+                    loop {
+                        raw.cves.push(text(self)?).map_err(|_| MALFORMED)?;
+                        if self.eat(b']')? {
+                            break;
+                        }
+                        if !self.eat(b',')? {
+                            return Err(MALFORMED);
+                        }
+                    }
+                }
+            }
+            9 => raw.description = text(self)?,
+            10 => raw.created = self.number()?,
+            11 => raw.payload_size = self.number()?,
+            _ => raw.payload_sha256 = text(self)?,
+        }
+        Ok(())
+    }
+
+    /// The object: every field once, none unknown. Returns the bytes used.
+    fn object(&mut self, raw: &mut Raw<'a>) -> Result<usize> {
+        let mut seen = 0u16;
+        if !self.eat(b'{')? {
+            return Err(MALFORMED);
+        }
+        loop {
+            let key = self.string(MALFORMED)?;
+            if !self.eat(b':')? {
+                return Err(MALFORMED);
+            }
+            // An unknown field is refused before its value is read.
+            let f = FIELDS.iter().position(|k| *k == key).ok_or(MALFORMED)?;
+            if seen & (1 << f) != 0 {
+                return Err(MALFORMED);
+            }
+            seen |= 1 << f;
+            self.value(f, raw)?;
+            if self.eat(b'}')? {
+                break;
+            }
+            if !self.eat(b',')? {
+                return Err(MALFORMED);
+            }
+            if self.peek()? == b'}' {
+                return Err(Error::Manifest("manifest JSON has a trailing comma"));
+            }
+        }
+        if seen & REQUIRED != REQUIRED {
+            return Err(MALFORMED);
+        }
+        Ok(self.i)
+    }
 }
 
 /// A validated manifest. Strings borrow from the manifest bytes.
@@ -170,13 +342,14 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "manifest must be exactly one JSON object with nothing before or after it",
         ));
     }
-    let (raw, used): (Raw<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
+    let mut raw = Raw::default();
+    let used = Lexer { b: bytes, i: 0 }.object(&mut raw)?;
     if used != bytes.len() {
         return Err(Error::Manifest(
             "manifest has trailing bytes after the JSON object",
         ));
     }
-    if raw.format != FORMAT {
+    if raw.format != FORMAT as u64 {
         return Err(Error::Manifest(
             "unsupported manifest format (this klpctl reads format 1)",
         ));
@@ -234,9 +407,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         payload_size: raw.payload_size,
         payload_sha256,
     };
-    // serde-json-core also accepts whitespace between tokens, fields in any
-    // order and `"build_id":null`. Accept only the one spelling `write`
-    // produces, so a signed manifest has exactly one byte form.
+    // JSON also allows whitespace between tokens, fields in any order and
+    // `"build_id":null`. Accept only the one spelling `write` produces, so a
+    // signed manifest has exactly one byte form.
     let mut canon = [0u8; MAX_MANIFEST];
     if m.write(&mut canon)? != bytes {
         return bad(
@@ -244,26 +417,6 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         );
     }
     Ok(m)
-}
-
-fn json_error(e: serde_json_core::de::Error) -> Error {
-    use serde_json_core::de::Error as E;
-    Error::Manifest(match e {
-        E::EofWhileParsingList
-        | E::EofWhileParsingObject
-        | E::EofWhileParsingString
-        | E::EofWhileParsingNumber
-        | E::EofWhileParsingValue => "manifest JSON ends early",
-        E::TrailingCharacters => "manifest has trailing bytes after the JSON object",
-        E::TrailingComma => "manifest JSON has a trailing comma",
-        E::InvalidNumber | E::InvalidType => {
-            "manifest JSON: a field has the wrong type or number format"
-        }
-        E::InvalidUnicodeCodePoint => "manifest JSON: invalid UTF-8",
-        _ => {
-            "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
-        }
-    })
 }
 
 /// Writes bytes into a fixed buffer, failing instead of overflowing.
