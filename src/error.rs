@@ -51,6 +51,11 @@ pub enum Error {
     /// The stream's rollback floor exists but cannot be read or parsed, so
     /// a downgrade cannot be ruled out.
     DamagedFloor,
+    /// `apply --dir` leaves out a payload quarantined by the crash-loop
+    /// guard.
+    Quarantined,
+    /// `apply --dir` leaves out a patch named by `klpctl.skip=`.
+    SkippedBySwitch,
 
     // ---- exit 6: the kernel refused the module ----
     /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
@@ -150,7 +155,11 @@ impl Error {
             | Error::BadSignature
             | Error::Digest => 3,
             Error::WrongKernel(_) | Error::NoLivepatch => 4,
-            Error::Downgrade | Error::Conflict(_) | Error::DamagedFloor => 5,
+            Error::Downgrade
+            | Error::Conflict(_)
+            | Error::DamagedFloor
+            | Error::Quarantined
+            | Error::SkippedBySwitch => 5,
             Error::KernelRefused(_) | Error::NotALivepatch(_) => 6,
             Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
@@ -187,6 +196,10 @@ impl Error {
             Error::DamagedFloor => {
                 "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
             }
+            Error::Quarantined => {
+                "quarantined: a boot that tried it crashed before it was confirmed good (klpctl unquarantine NAME, or apply it explicitly)"
+            }
+            Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m,
             Error::TimedOutReverted => {

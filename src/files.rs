@@ -220,10 +220,27 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates `<path>.tmp` exclusively with `mode`.
+    /// Creates `<path>.klpctl-tmp` exclusively with `mode`.
     pub fn create(path: &[u8], mode: u32) -> Result<AtomicFile> {
-        let dst = PathBuf::of(&[path])?;
-        let tmp = PathBuf::of(&[path, b".klpctl-tmp"])?;
+        Self::with_tmp(
+            PathBuf::of(&[path])?,
+            PathBuf::of(&[path, b".klpctl-tmp"])?,
+            mode,
+        )
+    }
+
+    /// Creates `<dir>/.<name>.klpctl-tmp`, renamed to `<dir>/<name>`: a
+    /// dot file, which a directory reader such as `apply --dir` skips, so
+    /// the directory never shows a half-written file.
+    pub fn create_hidden(dir: &[u8], name: &[u8], mode: u32) -> Result<AtomicFile> {
+        Self::with_tmp(
+            PathBuf::of(&[dir, b"/", name])?,
+            PathBuf::of(&[dir, b"/.", name, b".klpctl-tmp"])?,
+            mode,
+        )
+    }
+
+    fn with_tmp(dst: PathBuf, tmp: PathBuf, mode: u32) -> Result<AtomicFile> {
         let _ = rustix::fs::unlink(tmp.c());
         let fd = rustix::fs::open(
             tmp.c(),
@@ -247,6 +264,11 @@ impl AtomicFile {
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         crate::sys::write_all(self.fd.as_fd(), bytes).ctx("cannot write output file")
+    }
+
+    /// The temporary file's path, to read back what was written.
+    pub fn tmp_path(&self) -> &CStr {
+        self.tmp.c()
     }
 
     /// fsyncs and renames into place.

@@ -23,6 +23,7 @@ pub mod out;
 pub mod modinfo;
 pub mod trust;
 
+pub mod guard;
 pub mod kernel;
 pub mod state;
 

@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("trust", 3),
     ("kernel", 4),
     ("state", 4),
+    ("guard", 4),
     ("ops", 5),
     ("cli", 6),
 ];

@@ -1,16 +1,16 @@
-//! The kernel commands: `apply`, `disable` and `status`. Each parses its
-//! options, takes the lock where it changes something, calls the
-//! operation, and renders what comes back.
+//! The kernel commands: `apply`, `install`, `disable`, `uninstall`,
+//! `status`, and the crash-loop guard's `confirm` and `unquarantine`. Each
+//! parses its options, takes the lock where it changes something, calls
+//! the operation, and renders what comes back.
 #![forbid(unsafe_code)]
 
 use super::args::{self, Args, Cli, Res, unknown};
 use super::render;
 use crate::error::{Error, Failure};
 use crate::json::Json;
-use crate::kernel::{Running, sysfs};
+use crate::kernel::{Running, Switches, sysfs};
 use crate::ops::apply::{self, LOCK_WAIT_S, Options, Outcome};
-use crate::ops::select;
-use crate::ops::{self, Event};
+use crate::ops::{self, Event, boot, install, select};
 use crate::out::Out;
 use crate::state;
 use crate::trust::keyring;
@@ -21,12 +21,29 @@ fn on_event(ev: Event) {
     render::event(ev)
 }
 
-/// `klpctl apply BUNDLE... | --dir DIR`.
-pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
+/// A valid patch name from the command line.
+fn patch_name(
+    cli: &mut Cli,
+    name: Option<&'static [u8]>,
+    usage: &'static str,
+) -> Result<&'static str, Failure> {
+    let name = name.ok_or(Error::Usage(usage))?;
+    cli.ctx(name);
+    Ok(core::str::from_utf8(name)
+        .ok()
+        .filter(|n| crate::trust::manifest::valid_name(n))
+        .ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?)
+}
+
+/// `klpctl apply BUNDLE... | --dir DIR`, and `klpctl install BUNDLE...
+/// --dir DIR` (`install` true): the same options, the same lock, guard and
+/// rendering; install stores each bundle in DIR after applying it.
+pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let mut opts = Options {
         timeout_ms: 60_000,
         allow_downgrade: false,
         state_dir: None,
+        explicit: true,
     };
     let (mut keyring, mut lock_wait_s, mut json) = (None, LOCK_WAIT_S, false);
     let mut paths: heapless::Vec<&'static CStr, 64> = heapless::Vec::new();
@@ -46,20 +63,28 @@ pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
             _ => return Err(unknown(cli, arg).into()),
         }
     }
-    if paths.is_empty() == dir.is_none() {
+    if install && (paths.is_empty() || dir.is_none()) {
+        return Err(Error::Usage("install needs BUNDLE... and --dir DIR").into());
+    }
+    if !install && paths.is_empty() == dir.is_none() {
         return Err(Error::Usage("apply needs BUNDLE... or --dir DIR (not both)").into());
     }
+    // Naming a bundle is the operator's choice (it lifts a quarantine);
+    // apply --dir picks them itself.
+    opts.explicit = install || dir.is_none();
     let mut jo = Out::to(json.then(crate::sys::stdout));
     let mut j = Json::new(&mut jo);
     j.obj().key("results").arr();
     cli.ctx(keyring.map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
     // Without livepatch support nothing can be applied, and a boot script
     // must be able to tell that from "nothing to do": exit 4 at once, for
-    // --dir too.
-    let early = if sysfs::supported() {
+    // --dir too. (install still stores bundles for other kernels.)
+    let early = if install || sysfs::supported() {
         keyring::load(keyring).and_then(|ring| {
             cli.ctx(b"");
             let lock = state::lock(lock_wait_s, || on_event(Event::LockWait))?;
+            // The first run of a boot: the crash-loop guard's turn.
+            boot::start(opts.state_dir, &mut on_event)?;
             Ok((ring, lock))
         })
     } else {
@@ -77,17 +102,24 @@ pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
     let mut changed = false;
     let mut one = |cli: &mut Cli, j: &mut Json, path: &CStr| -> Res {
         cli.ctx(path.to_bytes());
-        let r = apply::apply(path, &ring, &k, &opts, &mut on_event);
+        let r = match dir.filter(|_| install) {
+            Some(d) => install::install(path, d, &ring, &k, &opts, &mut on_event).map(|i| {
+                changed = true;
+                (i.applied, Some(i.stored))
+            }),
+            None => apply::apply(path, &ring, &k, &opts, &mut on_event).map(|a| (Some(a), None)),
+        };
         match r {
-            Ok(done) => {
-                changed |= done.outcome == Outcome::Applied;
+            Ok((done, stored)) => {
+                changed |= done.as_ref().is_some_and(|d| d.outcome == Outcome::Applied);
                 if !json {
-                    render::applied_human(&done);
+                    render::done_human(path.to_bytes(), done.as_ref(), stored.as_ref());
                 }
-                render::applied_json(j, path.to_bytes(), &done);
+                render::done_json(j, path.to_bytes(), done.as_ref(), stored.as_ref());
                 // Live, but klpctl's state was not saved: stop before
                 // loading anything more.
-                done.unsaved.map_or(Ok(()), |e| Err(e.into()))
+                done.and_then(|d| d.unsaved)
+                    .map_or(Ok(()), |e| Err(e.into()))
             }
             Err(f) => {
                 // A stuck revert changed the system.
@@ -100,9 +132,17 @@ pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
     let mut result = Ok(());
     let picked;
     let mut todo: heapless::Vec<&CStr, 64> = paths;
-    if let Some(d) = dir {
+    if let Some(d) = dir.filter(|_| !install) {
+        // Boot-time apply: the kernel command line has the last word.
+        let switches = Switches::read();
+        if boot::switched_off(&switches, &mut on_event) {
+            j.end_arr().key("switch").str(b"klpctl.enable=0");
+            j.key("changed").bool(false).key("exit").u(0).end_obj().nl();
+            return Ok(());
+        }
         cli.ctx(d.to_bytes());
-        match select::select_dir(d, &ring, &k, &mut |path, f| {
+        let sd = opts.state_dir;
+        match select::select_dir(d, &ring, &k, sd, &switches, &mut |path, f| {
             render::skipped(&mut j, json, path, f)
         }) {
             Ok(list) => {
@@ -123,39 +163,100 @@ pub fn apply(cli: &mut Cli, a: &mut Args) -> Res {
     result
 }
 
-/// `klpctl disable NAME`.
-pub fn disable(cli: &mut Cli, a: &mut Args) -> Res {
+/// `klpctl disable NAME` and `klpctl uninstall NAME --dir DIR` (`dir`
+/// wanted): uninstall removes the patch's bundles from DIR first, so it
+/// cannot come back at the next boot, then disables it.
+pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     let (mut timeout_ms, mut lock_wait_s, mut json, mut name) = (60_000, LOCK_WAIT_S, false, None);
+    let mut dir = None;
     while let Some(arg) = a.arg() {
         match arg {
             b"--timeout" => timeout_ms = args::timeout(a)?,
             b"--no-wait" => lock_wait_s = 0,
             b"--json" => json = true,
+            b"--dir" if uninstall => dir = Some(a.value_c()?),
             _ if name.is_none() && !arg.starts_with(b"-") => name = Some(arg),
             _ => return Err(unknown(cli, arg).into()),
         }
     }
-    let name = name.ok_or(Error::Usage("disable needs NAME"))?;
-    cli.ctx(name);
-    let sname = core::str::from_utf8(name)
-        .ok()
-        .filter(|n| crate::trust::manifest::valid_name(n))
-        .ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?;
+    let usage = if uninstall {
+        "uninstall needs NAME and --dir DIR"
+    } else {
+        "disable needs NAME"
+    };
+    if uninstall && dir.is_none() {
+        return Err(Error::Usage(usage).into());
+    }
+    let sname = patch_name(cli, name, usage)?;
     let _lock = state::lock(lock_wait_s, || on_event(Event::LockWait))?;
-    let r = ops::disable::disable(sname, timeout_ms, &mut on_event);
-    render::disabled(name, &r, json);
+    let (removed, r) = match dir {
+        Some(d) => match install::uninstall(sname, d, timeout_ms, &mut on_event) {
+            Ok((n, done)) => (Some(n), Ok(done)),
+            Err(e) => (None, Err(e)),
+        },
+        None => (
+            None,
+            ops::disable::disable(sname, timeout_ms, &mut on_event),
+        ),
+    };
+    render::disabled(sname.as_bytes(), &r, removed, json);
     r.map(|_| ()).map_err(Failure::from)
 }
 
-/// `klpctl status`.
+/// `klpctl status [--state-dir DIR]`.
 pub fn status(cli: &mut Cli, a: &mut Args) -> Res {
-    let mut json = false;
+    let (mut json, mut sd) = (false, None);
     while let Some(arg) = a.arg() {
         match arg {
             b"--json" => json = true,
+            b"--state-dir" => sd = Some(a.value_c()?),
             _ => return Err(unknown(cli, arg).into()),
         }
     }
-    render::status(&ops::status::facts(), json)?;
+    render::status(&ops::status::facts(), sd, json)?;
+    Ok(())
+}
+
+/// `klpctl confirm --state-dir DIR [--after SECS]`: this boot is good.
+pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
+    let (mut sd, mut after) = (None, 0);
+    while let Some(arg) = a.arg() {
+        match arg {
+            b"--state-dir" => sd = Some(a.value_c()?),
+            b"--after" => after = a.value_u64()?.min(86_400),
+            _ => return Err(unknown(cli, arg).into()),
+        }
+    }
+    let sd = sd.ok_or(Error::Usage("confirm needs --state-dir DIR"))?;
+    cli.ctx(sd.to_bytes());
+    let _lock = state::lock(LOCK_WAIT_S, || on_event(Event::LockWait))?;
+    let n = boot::confirm(sd, after)?;
+    Out::stdout()
+        .s("boot confirmed good: ")
+        .u(n as u64)
+        .s(" bundle(s) tried\n");
+    Ok(())
+}
+
+/// `klpctl unquarantine NAME --state-dir DIR`.
+pub fn unquarantine(cli: &mut Cli, a: &mut Args) -> Res {
+    let (mut sd, mut name) = (None, None);
+    while let Some(arg) = a.arg() {
+        match arg {
+            b"--state-dir" => sd = Some(a.value_c()?),
+            _ if name.is_none() && !arg.starts_with(b"-") => name = Some(arg),
+            _ => return Err(unknown(cli, arg).into()),
+        }
+    }
+    let usage = "unquarantine needs NAME and --state-dir DIR";
+    let sd = sd.ok_or(Error::Usage(usage))?;
+    let sname = patch_name(cli, name, usage)?;
+    let _lock = state::lock(LOCK_WAIT_S, || on_event(Event::LockWait))?;
+    let n = crate::guard::release(sd.to_bytes(), sname.as_bytes(), None);
+    Out::stdout()
+        .s(sname)
+        .s(": ")
+        .u(n as u64)
+        .s(" payload(s) released from quarantine\n");
     Ok(())
 }

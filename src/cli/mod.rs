@@ -42,8 +42,12 @@ const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
   klpctl apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
                [--state-dir DIR] [--no-wait] [--json]
   klpctl apply --dir DIR [same options]
+  klpctl install BUNDLE... --dir DIR [same options]
   klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
-  klpctl status [--json]
+  klpctl uninstall NAME --dir DIR [same options as disable]
+  klpctl status [--state-dir DIR] [--json]
+  klpctl confirm --state-dir DIR [--after SECS]
+  klpctl unquarantine NAME --state-dir DIR
   klpctl --help | --version
 
 exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
@@ -102,9 +106,13 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         .into()),
         b"verify" => verify::verify(cli, &mut a),
         b"info" => verify::info(cli, &mut a),
-        b"apply" => kernel::apply(cli, &mut a),
-        b"disable" => kernel::disable(cli, &mut a),
+        b"apply" => kernel::apply(cli, &mut a, false),
+        b"install" => kernel::apply(cli, &mut a, true),
+        b"disable" => kernel::disable(cli, &mut a, false),
+        b"uninstall" => kernel::disable(cli, &mut a, true),
         b"status" => kernel::status(cli, &mut a),
+        b"confirm" => kernel::confirm(cli, &mut a),
+        b"unquarantine" => kernel::unquarantine(cli, &mut a),
         _ => Err(unknown(cli, cmd).into()),
     }
 }

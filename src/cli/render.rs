@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Failure};
+use crate::files::PathBuf;
 use crate::json::Json;
 use crate::kernel::transition::Blockers;
 use crate::ops::apply::{Applied, Outcome};
@@ -12,6 +13,7 @@ use crate::ops::{Event, Stall};
 use crate::out::Out;
 use crate::trust::keys::{SigStatus, Verdict};
 use crate::trust::manifest::{self, Manifest};
+use core::ffi::CStr;
 
 /// Prints `klpctl: [ABOUT: ]message[: ERRNO][: DETAIL]` on stderr.
 pub fn report(about: &[u8], f: &Failure) {
@@ -78,6 +80,25 @@ pub fn event(ev: Event) {
             o.s("klpctl: the disable of ")
                 .b(m)
                 .s(" finished after all; removing it\n");
+        }
+        Event::Quarantined(e) => {
+            o.s("klpctl: quarantined ")
+                .b(e.name)
+                .s(" (stream ")
+                .b(e.stream)
+                .s(" version ")
+                .b(e.version)
+                .s("): boot ")
+                .b(e.boot_id)
+                .s(" tried it and ended before it was confirmed good\n");
+        }
+        Event::Released(m) => {
+            o.s("klpctl: ")
+                .b(m)
+                .s(": quarantine lifted by this explicit apply\n");
+        }
+        Event::SwitchedOff => {
+            o.s("klpctl: klpctl.enable=0 on the kernel command line: applying nothing\n");
         }
     }
 }
@@ -205,49 +226,69 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
     }
 }
 
-/// One applied bundle for people: `NAME: applied (...)`, or `already
-/// applied`, and the modules of replaced patches it removed.
+/// One bundle for people: `NAME: applied (...)`, or `already applied`, the
+/// modules of replaced patches it removed, and where `install` stored it.
 #[inline(never)]
-pub fn applied_human(a: &Applied) {
+pub fn done_human(path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
     let mut o = Out::stdout();
-    o.s(&a.name);
-    if a.outcome == Outcome::Already {
-        o.s(": already applied (stream ")
-            .s(&a.stream)
-            .s(" version ")
-            .u(a.version)
-            .s(")")
-            .nl();
-        return;
+    if let Some(a) = a {
+        o.s(&a.name);
+        if a.outcome == Outcome::Already {
+            o.s(": already applied (stream ")
+                .s(&a.stream)
+                .s(" version ")
+                .u(a.version)
+                .s(")")
+                .nl();
+        } else {
+            o.s(": applied (stream ")
+                .s(&a.stream)
+                .s(" version ")
+                .u(a.version)
+                .s(", ")
+                .u(a.ms)
+                .s(" ms)")
+                .nl();
+        }
+        for r in &a.removed {
+            o.s(&a.name).s(": removed replaced module ").s(r).nl();
+        }
     }
-    o.s(": applied (stream ")
-        .s(&a.stream)
-        .s(" version ")
-        .u(a.version)
-        .s(", ")
-        .u(a.ms)
-        .s(" ms)")
-        .nl();
-    for r in &a.removed {
-        o.s(&a.name).s(": removed replaced module ").s(r).nl();
+    if let Some(p) = stored {
+        o.b(path).s(": installed as ").b(p.bytes());
+        if a.is_none() {
+            o.s(" (for another kernel: not applied now)");
+        }
+        o.nl();
     }
 }
 
-/// One bundle's entry in `apply --json`'s `results`.
-pub fn applied_json(j: &mut Json, path: &[u8], a: &Applied) {
+/// One bundle's entry in `apply --json`'s (or `install --json`'s)
+/// `results`.
+pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
     j.obj().key("bundle").str(path).key("result");
-    j.str(if a.outcome == Outcome::Applied {
-        b"applied"
-    } else {
-        b"already applied"
+    j.str(match (a.map(|a| a.outcome), stored) {
+        (_, Some(_)) => b"installed",
+        (Some(Outcome::Applied), None) => b"applied",
+        _ => b"already applied",
     });
+    if let Some(p) = stored {
+        j.key("applied").opt_str(a.map(|a| {
+            if a.outcome == Outcome::Applied {
+                b"applied" as &[u8]
+            } else {
+                b"already applied"
+            }
+        }));
+        j.key("stored").str(p.bytes());
+    }
     j.key("removed").arr();
-    for r in &a.removed {
+    for r in a.iter().flat_map(|a| a.removed.iter()) {
         j.str(r.as_bytes());
     }
     j.end_arr();
     // Live, but klpctl's state was not saved: say both.
-    if let Some(e) = a.unsaved {
+    if let Some(e) = a.and_then(|a| a.unsaved) {
         j.key("exit").u(e.exit_code() as u64);
         j.key("warning").str(e.message().as_bytes());
     }
@@ -266,6 +307,7 @@ pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
 /// One file `apply --dir` skipped: `None` when there were more than 64
 /// bundles. On stdout (a bundle for another kernel, unless JSON) or stderr,
 /// and in the JSON results.
+#[inline(never)]
 pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
     j.obj()
         .key("bundle")
@@ -281,10 +323,11 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         return;
     };
     let other_kernel = f.error.exit_code() == 4;
-    j.key("reason").str(if other_kernel {
-        b"other kernel"
-    } else {
-        b"rejected"
+    j.key("reason").str(match f.error {
+        Error::Quarantined => b"quarantined",
+        Error::SkippedBySwitch => b"klpctl.skip",
+        _ if other_kernel => b"other kernel",
+        _ => b"rejected",
     });
     j.key("error").str(f.error.message().as_bytes());
     j.key("detail").str(f.detail.bytes()).end_obj();
@@ -307,8 +350,9 @@ pub fn apply_end_json(j: &mut Json, changed: bool, e: Option<&Error>) {
     j.key("exit").u(e.map_or(0, |e| e.exit_code()) as u64);
 }
 
-/// `disable`'s result, human or JSON.
-pub fn disabled(name: &[u8], r: &Result<bool, Error>, json: bool) {
+/// `disable`'s (and `uninstall`'s, with the bundles it `removed`) result,
+/// human or JSON.
+pub fn disabled(name: &[u8], r: &Result<bool, Error>, removed: Option<usize>, json: bool) {
     let word: &[u8] = match r {
         Ok(true) => b"disabled",
         Ok(false) => b"not applied",
@@ -318,7 +362,11 @@ pub fn disabled(name: &[u8], r: &Result<bool, Error>, json: bool) {
     if json {
         let mut j = Json::new(&mut o);
         j.obj().key("name").str(name).key("result").str(word);
-        j.key("changed").bool(matches!(r, Ok(true)));
+        if let Some(n) = removed {
+            j.key("removed").u(n as u64);
+        }
+        j.key("changed")
+            .bool(matches!(r, Ok(true)) || removed.is_some_and(|n| n > 0));
         j.key("exit")
             .u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
         if let Err(e) = r {
@@ -326,13 +374,20 @@ pub fn disabled(name: &[u8], r: &Result<bool, Error>, json: bool) {
         }
         j.end_obj().nl();
     } else if r.is_ok() {
+        if let Some(n) = removed {
+            o.b(name)
+                .s(": removed ")
+                .u(n as u64)
+                .s(" bundle(s) from the directory\n");
+        }
         o.b(name).s(": ").b(word).nl();
     }
 }
 
 /// `status`: human text or JSON on stdout (the other form goes nowhere;
 /// both are written in the one pass over sysfs).
-pub fn status(f: &Facts, json: bool) -> crate::error::Result<()> {
+#[inline(never)]
+pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::Result<()> {
     let (mut jo, mut h) = if json {
         (Out::stdout(), Out::to(None))
     } else {
@@ -396,7 +451,37 @@ pub fn status(f: &Facts, json: bool) -> crate::error::Result<()> {
             .b(name)
             .nl();
     });
-    j.end_arr().end_obj().nl();
+    j.end_arr();
+    // The crash-loop guard's quarantine lives in the state directory.
+    if let Some(sd) = state_dir {
+        j.key("quarantined").arr();
+        let num = |b: &[u8]| crate::codec::parse_u64(b).unwrap_or(0);
+        crate::guard::each_quarantined(sd.to_bytes(), |e| {
+            j.obj().key("name").str(e.name).key("stream").str(e.stream);
+            j.key("version")
+                .u(num(e.version))
+                .key("sha256")
+                .str(e.sha256);
+            j.key("boot_id")
+                .str(e.boot_id)
+                .key("time")
+                .u(num(e.time))
+                .end_obj();
+            h.s("quarantined: ")
+                .b(e.name)
+                .s(" stream ")
+                .b(e.stream)
+                .s(" version ")
+                .b(e.version)
+                .s(", sha256 ")
+                .b(e.sha256)
+                .s(" (boot ")
+                .b(e.boot_id)
+                .s(" crashed)\n");
+        });
+        j.end_arr();
+    }
+    j.end_obj().nl();
     Ok(())
 }
 

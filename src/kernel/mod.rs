@@ -119,6 +119,42 @@ impl Running {
     }
 }
 
+/// klpctl's switches on the kernel command line, for boot-time
+/// `apply --dir`: `klpctl.enable=0` applies nothing, `klpctl.skip=A,B`
+/// skips the patches named.
+pub struct Switches {
+    /// `klpctl.enable=0` is set.
+    pub off: bool,
+    /// The value of the last `klpctl.skip=`, comma-separated names.
+    pub skip: heapless::Vec<u8, 256>,
+}
+
+impl Switches {
+    /// Reads `/proc/cmdline` (no switches when it cannot be read).
+    pub fn read() -> Switches {
+        let mut s = Switches {
+            off: false,
+            skip: heapless::Vec::new(),
+        };
+        let mut buf = [0u8; 4096];
+        let line = crate::files::read_small(c"/proc/cmdline", &mut buf, "cmdline").unwrap_or(b"");
+        for w in line.split(|c| c.is_ascii_whitespace()) {
+            if let Some(v) = w.strip_prefix(b"klpctl.enable=") {
+                s.off = v == b"0";
+            } else if let Some(v) = w.strip_prefix(b"klpctl.skip=") {
+                s.skip.clear();
+                let _ = s.skip.extend_from_slice(&v[..v.len().min(256)]);
+            }
+        }
+        s
+    }
+
+    /// Whether `klpctl.skip=` names patch `name`.
+    pub fn skips(&self, name: &[u8]) -> bool {
+        self.skip.split(|&c| c == b',').any(|n| n == name)
+    }
+}
+
 /// The active lockdown mode (`none`, `integrity`, `confidentiality`), or
 /// `None` when the kernel has no lockdown LSM or securityfs is not mounted.
 pub fn lockdown(buf: &mut [u8; 128]) -> Option<&str> {

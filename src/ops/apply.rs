@@ -8,6 +8,7 @@
 use super::{Event, Sink, Stall};
 use crate::error::{Error, Failure, Result};
 use crate::files::{self, FileSource};
+use crate::guard;
 use crate::kernel::sysfs::{self, attr};
 use crate::kernel::transition;
 use crate::kernel::{Running, loader};
@@ -29,8 +30,12 @@ pub struct Options<'a> {
     pub timeout_ms: u64,
     /// Apply below the rollback floor (and replace a damaged floor).
     pub allow_downgrade: bool,
-    /// The persistent state directory, if any.
+    /// The persistent state directory, if any: rollback floors, and the
+    /// crash-loop guard's journal.
     pub state_dir: Option<&'a CStr>,
+    /// The operator named this bundle (`apply BUNDLE`, `install`), rather
+    /// than `apply --dir` picking it: that lifts its quarantine.
+    pub explicit: bool,
 }
 
 /// Whether the bundle was loaded now or found applied.
@@ -101,8 +106,18 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
         done.outcome = Outcome::Already;
         return Ok(done);
     }
-    check_floor(m, opts)?;
+    let mut hex = [0u8; 64];
+    let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
+    check_floor(m, sha, opts)?;
     state::check_writable(opts.state_dir)?;
+    if let Some(sd) = opts.state_dir.map(CStr::to_bytes) {
+        if opts.explicit && guard::release(sd, name, Some(sha)) > 0 {
+            ev(Event::Released(name));
+        }
+        // Before the kernel sees it: if this boot dies now, the next one
+        // knows what it was trying.
+        guard::note_try(sd, sha, name, m.stream.as_bytes(), m.version)?;
+    }
     clear_stale_module(name, deadline)?;
     wait_for_other_transitions(deadline)?;
 
@@ -192,8 +207,10 @@ fn already_applied(
 }
 
 /// Rollback protection, before anything is touched. A floor that cannot
-/// be read refuses like a downgrade would: never "no floor".
-fn check_floor(m: &Manifest, opts: &Options) -> Res<()> {
+/// be read refuses like a downgrade would: never "no floor". One exception:
+/// when a newer payload of the stream is quarantined, a version proven good
+/// on this machine by a confirmed boot (`sha`) is the way back.
+fn check_floor(m: &Manifest, sha: &[u8], opts: &Options) -> Res<()> {
     if opts.allow_downgrade {
         return Ok(());
     }
@@ -206,7 +223,12 @@ fn check_floor(m: &Manifest, opts: &Options) -> Res<()> {
             b"/streams/",
             m.stream.as_bytes(),
         ])),
-        Ok(Some(f)) if m.version < f.bound(m.replace) => {
+        Ok(Some(f))
+            if m.version < f.bound(m.replace)
+                && !opts.state_dir.map(CStr::to_bytes).is_some_and(|sd| {
+                    guard::good(sd, sha) && guard::stream_quarantined(sd, m.stream.as_bytes())
+                }) =>
+        {
             let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
             Err(Error::Downgrade.with(&[
                 b"stream ",

@@ -6,10 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod boot;
 pub mod disable;
+pub mod install;
 pub mod select;
 pub mod status;
 
+use crate::guard::Entry;
 use crate::kernel::transition::Blockers;
 
 /// Which wait ran out of time.
@@ -46,6 +49,13 @@ pub enum Event<'a> {
     RevertedLoaded(&'a [u8]),
     /// A disable that had run out of time finished after all.
     DisableFinished(&'a [u8]),
+    /// The crash-loop guard quarantined a payload the last boot tried.
+    Quarantined(&'a Entry<'a>),
+    /// An explicit apply lifted the quarantine of this patch's payload.
+    Released(&'a [u8]),
+    /// `klpctl.enable=0` on the kernel command line: `apply --dir` applies
+    /// nothing.
+    SwitchedOff,
 }
 
 /// Where operations send their events.

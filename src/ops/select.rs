@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Failure};
 use crate::files::{self, FileSource, PathBuf};
-use crate::kernel::Running;
+use crate::guard;
+use crate::kernel::{Running, Switches};
 use crate::trust::bundle;
 use crate::trust::keys::Keyring;
 use crate::trust::manifest::MAX_MANIFEST;
@@ -27,11 +28,17 @@ pub struct Candidate {
 /// apply them (see [`select`]). Every other file (not a valid, trusted
 /// bundle, or for another kernel; dot files and directories are not looked
 /// at) goes to `skip` with the reason, in directory order; `None` as the
-/// reason means it is one bundle more than [`MAX_BUNDLES`].
+/// reason means it is one bundle more than [`MAX_BUNDLES`]. So do bundles
+/// named by `klpctl.skip=`, and payloads quarantined by the crash-loop
+/// guard in `state_dir`: those are left out before the policy runs, so
+/// their stream falls back to the newest bundle before them.
+#[inline(never)]
 pub fn select_dir(
     dir: &CStr,
     ring: &Keyring,
     k: &Running,
+    state_dir: Option<&CStr>,
+    switches: &Switches,
     skip: &mut dyn FnMut(&[u8], Option<&Failure>),
 ) -> Result<heapless::Vec<Candidate, MAX_BUNDLES>, Error> {
     let mut all = heapless::Vec::new();
@@ -43,7 +50,7 @@ pub fn select_dir(
         let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else {
             return Ok(());
         };
-        match candidate(&path, ring, k) {
+        match candidate(&path, ring, k, state_dir, switches) {
             Ok(c) => {
                 if all.push(c).is_err() {
                     skip(path.bytes(), None);
@@ -57,7 +64,13 @@ pub fn select_dir(
     Ok(all)
 }
 
-fn candidate(path: &PathBuf, ring: &Keyring, k: &Running) -> Result<Candidate, Failure> {
+fn candidate(
+    path: &PathBuf,
+    ring: &Keyring,
+    k: &Running,
+    state_dir: Option<&CStr>,
+    switches: &Switches,
+) -> Result<Candidate, Failure> {
     let fd = files::open_ro(path.c(), "cannot open bundle")?;
     let src = FileSource::new(&fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
@@ -66,6 +79,14 @@ fn candidate(path: &PathBuf, ring: &Keyring, k: &Running) -> Result<Candidate, F
         .1?
         .manifest;
     k.check(&m)?;
+    if switches.skips(m.name.as_bytes()) {
+        return Err(Error::SkippedBySwitch.into());
+    }
+    let mut hex = [0u8; 64];
+    let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
+    if state_dir.is_some_and(|sd| guard::quarantined(sd.to_bytes(), sha)) {
+        return Err(Error::Quarantined.with(&[b"sha256 ", sha]));
+    }
     let mut stream = heapless::String::new();
     let _ = stream.push_str(m.stream);
     Ok(Candidate {
