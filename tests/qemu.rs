@@ -12,6 +12,14 @@
 //! exactly theirs, and every planned case to pass on every kernel. A missing
 //! marker is a failure.
 //!
+//! Each kernel also boots the `selftests` scenario: the kernel's own
+//! livepatch selftests, fetched from that kernel's Debian source package and
+//! run with klpctl as the loader (`qemu/fetch-selftests.sh`,
+//! `qemu/mkselftests.sh`, `qemu/guest/selftests/`). Its plan is
+//! `target/qemu/selftests/<release>/plan`, one marker per upstream script;
+//! every script must pass, and the guest's `KLPTEST-METRIC selftests` line
+//! must report cases run and none failed.
+//!
 //! This test never skips on its own: without QEMU, network or root it fails.
 //! For quick local loops `KLPCTL_SKIP_QEMU=1` skips it, except under
 //! `CI=true`, where that variable is itself a failure.
@@ -47,6 +55,14 @@ const SCENARIOS: &[Scenario] = &[
         kernel_args: &["module.sig_enforce=1"],
     },
 ];
+
+/// The kernel's own livepatch selftests, run with klpctl as the loader.
+/// Not in `SCENARIOS`: its plan comes from the selftests that
+/// `qemu/mkselftests.sh` prepared for each kernel, not from case files.
+const SELFTESTS: Scenario = Scenario {
+    name: "selftests",
+    kernel_args: &[],
+};
 
 /// Marker every scenario prints first: `qemu/guest/init` checks the booted
 /// kernel before the scenario's plan runs.
@@ -247,7 +263,12 @@ fn parse_log(text: &str, boot: &mut Boot) {
         if line.contains("KLPTEST-DONE") {
             boot.done = true;
         }
-        for tag in ["KLPTEST-TIME ", "KLPTEST-METRIC "] {
+        for tag in [
+            "KLPTEST-TIME ",
+            "KLPTEST-METRIC ",
+            "KLPTEST-SELFTEST-EXCLUDED ",
+            "KLPTEST-SELFTEST-SOURCE ",
+        ] {
             if let Some(at) = line.find(tag) {
                 boot.extra.push(line[at..].to_owned());
             }
@@ -315,6 +336,72 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
         }
     }
     b
+}
+
+/// The marker of an upstream selftest script, as the guest's
+/// `qemu/guest/selftests/run.sh` names it: `test-shadow-vars.sh` ->
+/// `st_shadow_vars`.
+fn selftest_marker(script: &str) -> String {
+    let stem = script.strip_suffix(".sh").unwrap_or(script);
+    let stem = stem.strip_prefix("test-").unwrap_or(stem);
+    format!("st_{}", stem.replace('-', "_"))
+}
+
+/// The selftests plan `qemu/mkselftests.sh` wrote for `release`: the
+/// markers of the scripts to run. Missing or empty is an error, never a
+/// skip.
+fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
+    let path = repo().join(format!("target/qemu/selftests/{release}/plan"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let plan: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("run "))
+        .map(|s| selftest_marker(s.trim()))
+        .collect();
+    if plan.is_empty() {
+        return Err(format!("{} lists no script to run", path.display()));
+    }
+    Ok(plan)
+}
+
+/// The `key=value` words of the guest's `KLPTEST-METRIC selftests` line.
+fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
+    let line = b
+        .extra
+        .iter()
+        .find(|l| l.starts_with("KLPTEST-METRIC selftests "))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+/// Problems with the selftests boot beyond its markers: the guest must say
+/// how many upstream cases ran, and that none failed.
+fn selftests_problems(b: &Boot) -> Vec<String> {
+    let Some(m) = selftests_metric(b) else {
+        return vec!["no KLPTEST-METRIC selftests line".into()];
+    };
+    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+    let mut p = Vec::new();
+    match num("cases") {
+        Some(n) if n > 0 => {}
+        _ => p.push("the selftests ran no case".into()),
+    }
+    if num("failed") != Some(0) {
+        p.push(format!(
+            "upstream selftest cases failed: {} ({})",
+            m.get("failed").map_or("?", String::as_str),
+            m.get("failures").map_or("?", String::as_str)
+        ));
+    }
+    if num("passed") != num("cases") {
+        p.push("not every selftest case that ran passed".into());
+    }
+    p
 }
 
 /// The cases one boot must pass: `env`, then the guest's plan, then any case
@@ -468,6 +555,7 @@ fn qemu_kernel_matrix() {
                 thread::spawn(move || {
                     SCENARIOS
                         .iter()
+                        .chain([&SELFTESTS])
                         .map(|sc| {
                             let b = boot(&release, sc);
                             say(&format!(
@@ -499,8 +587,15 @@ fn qemu_kernel_matrix() {
         for line in &b.extra {
             say(&format!("qemu: {} {}: {line}", b.release, b.scenario));
         }
-        let host_plan = plan_for(&files, b.scenario);
-        let p = problems(b, &host_plan);
+        let (host_plan, mut p) = if b.scenario == SELFTESTS.name {
+            match selftests_plan(&b.release) {
+                Ok(plan) => (plan, selftests_problems(b)),
+                Err(e) => (Vec::new(), vec![e]),
+            }
+        } else {
+            (plan_for(&files, b.scenario), Vec::new())
+        };
+        p.extend(problems(b, &host_plan));
         let expected = required(b, &host_plan);
         let passed = expected
             .iter()
@@ -525,6 +620,28 @@ fn qemu_kernel_matrix() {
                     .map(|x| format!("{} {}: {x}", b.release, b.scenario)),
             );
         }
+    }
+    // The kernel's own selftests, one row per kernel.
+    say("qemu: kernel livepatch selftests with klpctl as the loader:");
+    say(&format!(
+        "qemu:   {:<24} {:>7} {:>8} {:>5} {:>6} {:>7} {:>6} {:>7}  failures",
+        "kernel", "scripts", "excluded", "cases", "passed", "adapted", "failed", "wall_s"
+    ));
+    for b in boots.iter().filter(|b| b.scenario == SELFTESTS.name) {
+        let m = selftests_metric(b).unwrap_or_default();
+        let g = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
+        say(&format!(
+            "qemu:   {:<24} {:>7} {:>8} {:>5} {:>6} {:>7} {:>6} {:>7.1}  {}",
+            b.release,
+            g("scripts"),
+            g("excluded"),
+            g("cases"),
+            g("passed"),
+            g("adapted"),
+            g("failed"),
+            b.wall.as_secs_f64(),
+            g("failures")
+        ));
     }
     // Figures, not assertions: wall times depend on the machine and its load.
     for (release, walls) in &per_kernel {
@@ -673,6 +790,33 @@ fn the_plan_must_match_the_case_files_and_pass() {
     let twice = "KLPTEST-PLAN main c01_apply c02_reapply c03_final_clean";
     let p = check(&with_plan(&format!("{twice}\n{twice}")));
     assert_eq!(p, ["2 KLPTEST-PLAN lines, expected one"]);
+}
+
+#[test]
+fn selftests_markers_and_metric() {
+    assert_eq!(selftest_marker("test-shadow-vars.sh"), "st_shadow_vars");
+    assert_eq!(selftest_marker("test-livepatch.sh"), "st_livepatch");
+    let mut b = test_boot();
+    b.scenario = "selftests";
+    assert_eq!(selftests_problems(&b), ["no KLPTEST-METRIC selftests line"]);
+    parse_log(
+        "KLPTEST-METRIC selftests release=x scripts=6 excluded=0 cases=22 passed=22 adapted=21 failed=0 failures=none\n",
+        &mut b,
+    );
+    assert!(selftests_problems(&b).is_empty());
+    let mut b = test_boot();
+    parse_log(
+        "KLPTEST-METRIC selftests scripts=6 cases=22 passed=21 adapted=20 failed=1 failures=test-state.sh:x\n",
+        &mut b,
+    );
+    let p = selftests_problems(&b);
+    assert!(p.iter().any(|x| x.contains("test-state.sh:x")), "{p:?}");
+    let mut b = test_boot();
+    parse_log(
+        "KLPTEST-METRIC selftests scripts=0 cases=0 passed=0 failed=0\n",
+        &mut b,
+    );
+    assert_eq!(selftests_problems(&b), ["the selftests ran no case"]);
 }
 
 #[test]
