@@ -1,5 +1,5 @@
-//! Kernel tests: boot Debian 12's newest 6.1 and 6.12 kernels under QEMU and
-//! run klpctl against real livepatches.
+//! Kernel tests: boot Debian 12's newest 6.1 and 6.12 kernels and the newest
+//! 7.x of trixie-backports under QEMU and run klpctl against real livepatches.
 //!
 //! The shell scripts in `qemu/` do the work (fetch kernels, build the test
 //! modules and the static klpctl, pack and sign bundles, build initramfs
@@ -28,11 +28,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Kernel series the matrix must cover.
-const SERIES: &[&str] = &["6.1", "6.12"];
+const SERIES: &[&str] = &["6.1", "6.12", "7.x"];
 
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
 const BOOT_TIMEOUT_S: u64 = 600;
@@ -539,43 +540,54 @@ fn qemu_kernel_matrix() {
         Err(e) => say(&format!("qemu: cannot stat {}: {e}", bin.display())),
     }
 
-    // One thread per kernel, each booting its scenarios in turn; QEMU's TCG
-    // runs a single-vCPU guest on one host core, so kernels run side by side.
+    // Every (kernel, scenario) boot goes into one queue that `jobs` threads
+    // drain; QEMU's TCG runs a single-vCPU guest on one host core, so boots
+    // run side by side, and with three kernels on two cores neither core
+    // idles while the other still has a kernel's second boot to do.
     let jobs: usize = std::env::var("KLPCTL_QEMU_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get().min(2)))
         .max(1);
-    let mut boots: Vec<Boot> = Vec::new();
-    for chunk in kernels.chunks(jobs) {
-        let handles: Vec<_> = chunk
-            .iter()
-            .map(|(_, release)| {
-                let release = release.clone();
-                thread::spawn(move || {
-                    SCENARIOS
-                        .iter()
-                        .chain([&SELFTESTS])
-                        .map(|sc| {
-                            let b = boot(&release, sc);
-                            say(&format!(
-                                "qemu: {} {}: {:.1}s, {} case markers{}",
-                                b.release,
-                                b.scenario,
-                                b.wall.as_secs_f64(),
-                                b.verdicts.len(),
-                                if b.done { "" } else { ", NO KLPTEST-DONE" }
-                            ));
-                            b
-                        })
-                        .collect::<Vec<_>>()
-                })
+    let queue: Vec<(usize, String, usize)> = kernels
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (_, release))| (0..=SCENARIOS.len()).map(move |s| (k, release.clone(), s)))
+        .collect();
+    let queue = Arc::new(Mutex::new(queue.into_iter()));
+    let handles: Vec<_> = (0..jobs)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().expect("boot queue poisoned").next();
+                    let Some((k, release, s)) = next else {
+                        break;
+                    };
+                    // The last scenario of each kernel is the kernel's own selftests.
+                    let b = boot(&release, SCENARIOS.get(s).unwrap_or(&SELFTESTS));
+                    say(&format!(
+                        "qemu: {} {}: {:.1}s, {} case markers{}",
+                        b.release,
+                        b.scenario,
+                        b.wall.as_secs_f64(),
+                        b.verdicts.len(),
+                        if b.done { "" } else { ", NO KLPTEST-DONE" }
+                    ));
+                    done.push(((k, s), b));
+                }
+                done
             })
-            .collect();
-        for h in handles {
-            boots.extend(h.join().expect("boot thread panicked"));
-        }
+        })
+        .collect();
+    let mut boots: Vec<((usize, usize), Boot)> = Vec::new();
+    for h in handles {
+        boots.extend(h.join().expect("boot thread panicked"));
     }
+    // Report in matrix order, whichever thread ran what.
+    boots.sort_by_key(|(order, _)| *order);
+    let boots: Vec<Boot> = boots.into_iter().map(|(_, b)| b).collect();
 
     let mut failures = Vec::new();
     let mut per_kernel: BTreeMap<&str, Vec<(&str, Duration)>> = BTreeMap::new();
