@@ -3,7 +3,9 @@
 # releases fetch-kernels.sh resolved) into target/qemu/build/<release>/.
 #
 # Kbuild wants the sources inside M=, so they are copied there with their
-# timestamps kept; make then rebuilds only what changed.
+# timestamps kept; make then rebuilds only what changed. 7.x releases build in
+# a trixie chroot instead (build-modules-trixie.sh, cached outside the clone)
+# and their modules are copied here.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,18 +22,28 @@ MODULES=(klp_basic klp_cumul_v1 klp_cumul_v2 klp_cumul_v3 klp_stall_target
 
 for arg in "${releases[@]}"; do
     release=$(to_release "$arg")
-    kdir=/usr/src/linux-headers-$release
-    [ -f "$kdir/Makefile" ] \
-        || die "no headers at $kdir: run qemu/fetch-kernels.sh first"
     bdir=$OUT_DIR/build/$release
-    mkdir -p "$bdir"
-    cp -p "$QEMU_DIR"/modules/Kbuild "$QEMU_DIR"/modules/*.c "$QEMU_DIR"/modules/*.h "$bdir/"
-    log "$release: building test modules in $bdir"
     blog=$bdir/build.log
-    if ! make -C "$kdir" M="$bdir" -j"$(nproc)" modules >"$blog" 2>&1; then
-        tail -n 40 "$blog" >&2
-        die "$release: module build failed (full log: $blog)"
-    fi
+    case "$release" in
+        7.*)
+            built=$("$QEMU_DIR/build-modules-trixie.sh" "$release")
+            rm -rf "$bdir"
+            mkdir -p "$bdir"
+            cp -p "$built"/*.ko "$built/build.log" "$bdir/"
+            ;;
+        *)
+            kdir=/usr/src/linux-headers-$release
+            [ -f "$kdir/Makefile" ] \
+                || die "no headers at $kdir: run qemu/fetch-kernels.sh first"
+            mkdir -p "$bdir"
+            cp -p "$QEMU_DIR"/modules/Kbuild "$QEMU_DIR"/modules/*.c "$QEMU_DIR"/modules/*.h "$bdir/"
+            log "$release: building test modules in $bdir"
+            if ! make -C "$kdir" M="$bdir" -j"$(nproc)" modules >"$blog" 2>&1; then
+                tail -n 40 "$blog" >&2
+                die "$release: module build failed (full log: $blog)"
+            fi
+            ;;
+    esac
     for m in "${MODULES[@]}"; do
         [ -s "$bdir/$m.ko" ] || die "$release: $m.ko was not built (see $blog)"
     done

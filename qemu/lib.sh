@@ -11,6 +11,24 @@ OUT_DIR=${KLPCTL_QEMU_OUT:-$REPO_DIR/target/qemu}
 # itself. Override with KLPCTL_CACHE.
 CACHE_DIR=${KLPCTL_CACHE:-/var/cache/klpctl-test}
 
+# with_cache_lock NAME CMD...: run CMD holding $CACHE_DIR/.NAME.lock, so two
+# runs that share the cache (two clones, CI beside a developer) never fill
+# the same entry at once. Entries are still built in a temp dir and renamed
+# into place, so an interrupted run leaves nothing half-made behind.
+with_cache_lock() {
+    local name=$1
+    shift
+    mkdir -p "$CACHE_DIR"
+    (
+        exec 9>"$CACHE_DIR/.$name.lock"
+        if ! flock -n 9; then
+            log "waiting for $CACHE_DIR/.$name.lock (another run fills the cache)"
+            flock 9
+        fi
+        "$@"
+    )
+}
+
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
@@ -70,7 +88,7 @@ resolved_releases() {
     awk '{print $2}' "$OUT_DIR/kernels/releases"
 }
 
-# release_for SERIES (6.1 or 6.12): the resolved release of that series.
+# release_for SERIES (6.1, 6.12 or 7.x): the resolved release of that series.
 release_for() {
     [ -s "$OUT_DIR/kernels/releases" ] \
         || die "no kernels resolved yet: run qemu/fetch-kernels.sh"
@@ -80,7 +98,7 @@ release_for() {
 # Accept either a series name or a full release.
 to_release() {
     case "$1" in
-        6.1|6.12) release_for "$1" ;;
+        6.1|6.12|7.x) release_for "$1" ;;
         *) printf '%s\n' "$1" ;;
     esac
 }

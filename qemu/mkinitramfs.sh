@@ -3,7 +3,8 @@
 #
 # usage: mkinitramfs.sh [options] RELEASE
 #   -s SCENARIO   guest script to run: main or sigenforce (the cases in
-#                 guest/cases/, run by guest/cases/run.sh), smoke, demo
+#                 guest/cases/, run by guest/cases/run.sh), selftests (the
+#                 kernel's own, guest/selftests/run.sh), smoke, demo
 #                 (default main)
 #   -k KLPCTL     static klpctl binary (default $KLPCTL or
 #                 target/x86_64-unknown-linux-musl/release/klpctl)
@@ -56,6 +57,7 @@ bdir=$OUT_DIR/build/$release
 script=$QEMU_DIR/guest/$scenario.sh
 case $scenario in
     main | sigenforce) script=$QEMU_DIR/guest/cases/run.sh ;;
+    selftests) script=$QEMU_DIR/guest/selftests/run.sh ;;
 esac
 [ -f "$script" ] || die "no guest script ${script#"$REPO_DIR"/}"
 
@@ -112,6 +114,29 @@ else
             [ -e "$k" ] && install -m 0644 "$k" "$root/etc/klpctl/keys.d/"
         done
     fi
+fi
+
+# The kernel's own livepatch selftests (made by mkselftests.sh), klpctl's
+# helpers for them, and bash, which the upstream scripts need.
+if [ "$scenario" = selftests ]; then
+    st=$OUT_DIR/selftests/$release
+    [ -s "$st/plan" ] || die "no selftests for $release: run qemu/mkselftests.sh $release"
+    mkdir -p "$root/klptest/st"
+    cp -r "$st/scripts" "$st/modules" "$st/bundles" "$st/plan" "$st/livepatches" "$st/source" \
+        "$root/klptest/st/"
+    install -m 0644 "$QEMU_DIR/guest/selftests/klpctl-loader.sh" "$root/klptest/st/"
+    bin=$OUT_DIR/tools/insmod1
+    if [ ! -x "$bin" ] || [ "$QEMU_DIR/tools/insmod1.c" -nt "$bin" ]; then
+        need_pkg gcc libc6-dev
+        mkdir -p "$OUT_DIR/tools"
+        gcc -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/insmod1.c" \
+            || die "cannot build qemu/tools/insmod1.c"
+        mv "$bin.tmp" "$bin"
+    fi
+    install -m 0755 "$bin" "$root/usr/bin/insmod1"
+    need_pkg bash-static
+    rm -f "$root/bin/bash"
+    install -m 0755 /bin/bash-static "$root/bin/bash"
 fi
 
 mkdir -p "$(dirname "$out")"

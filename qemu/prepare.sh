@@ -1,7 +1,8 @@
 #!/bin/bash
 # Everything the QEMU suite needs before booting, idempotent and cached:
 # kernels and headers, test modules, the static klpctl, test keys, bundles,
-# and one initramfs per kernel and scenario (main, sigenforce).
+# the kernel's own livepatch selftests (fetch-selftests.sh, mkselftests.sh),
+# and one initramfs per kernel and scenario (main, sigenforce, selftests).
 #
 # usage: prepare.sh
 # stdout: one line per kernel: "<series> <release>". Progress goes to stderr.
@@ -51,7 +52,8 @@ fi
 
 while read -r series release; do
     "$QEMU_DIR/mkbundles.sh" "$release" >/dev/null
-    for scenario in main sigenforce; do
+    "$QEMU_DIR/mkselftests.sh" "$release" >/dev/null
+    for scenario in main sigenforce selftests; do
         "$QEMU_DIR/mkinitramfs.sh" -k "$KLPCTL_DEVICE" -s "$scenario" "$release" >/dev/null
     done
     printf '%s %s\n' "$series" "$release"

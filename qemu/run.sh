@@ -3,7 +3,7 @@
 # serial console to target/qemu/logs/<release>-<scenario>.log.
 #
 # usage: run.sh [-s SCENARIO] [-i INITRD] [-t TIMEOUT_S] [-q] RELEASE [KERNEL_ARG...]
-#   RELEASE may be a series name (6.1, 6.12). The console is also copied to
+#   RELEASE may be a series name (6.1, 6.12, 7.x). The console is also copied to
 #   stdout unless -q. Exit status: 0 when the guest printed KLPTEST-DONE and
 #   powered off, 124 on host timeout, 1 otherwise.
 set -euo pipefail

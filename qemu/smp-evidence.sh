@@ -5,17 +5,19 @@
 # guest script qemu/guest/smp-evidence.sh) under fork/exec load, in several
 # configurations, then count oopses and transition times per configuration.
 #
-# usage: qemu/smp-evidence.sh [-b BOOTS] [-c CYCLES] [-p] [CONFIG...]
+# usage: qemu/smp-evidence.sh [-b BOOTS] [-c CYCLES] [-a] [-p] [CONFIG...]
 #   CONFIG   one or more of the names below, or "all"; default: a b c d
 #   -b N     boots per configuration (default: the configuration's own)
 #   -c N     cycles per boot (default: the configuration's own)
+#   -a       add the boots to the configuration's existing logs instead of
+#            starting again from boot 1
 #   -p       boot nothing; print the summary of the logs already there
 #
 # Needs the rig's caches (qemu/fetch-kernels.sh, qemu/build-modules.sh); it
 # only reads target/qemu/ and writes target/smp-evidence/:
 #   initramfs-<release>.cpio.gz, logs/<config>.<n>.log (serial console),
 #   logs/<config>.<n>.meta (qemu exit code, wall time, command), summary.md
-# Rerunning a configuration overwrites its logs from boot 1 on.
+# Rerunning a configuration overwrites its logs from boot 1 on, unless -a.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -30,7 +32,7 @@ c|6.1|tcg,thread=multi|2|livepatch|2|10|150|400|3|6.1, MTTCG, fork/exec load
 d|6.12|tcg,thread=multi|2|livepatch|0|10|150|400|3|6.12, MTTCG, no load
 e|6.12|tcg,thread=multi|2|preempt|2|10|150|400|3|6.12, MTTCG, load, no livepatch: preempt full<->voluntary
 f|6.1|tcg,thread=multi|2|preempt|2|10|150|400|3|6.1, MTTCG, load, no livepatch: preempt full<->voluntary
-g|6.12|kvm|2|livepatch|2|10|150|400|3|6.12, KVM (hardware), fork/exec load
+g|6.12|kvm|2|livepatch|2|10|150|400|3|6.12, KVM (hardware), fork/exec load (needs a working /dev/kvm)
 h|6.12|tcg,thread=multi|2|idle|2|10|150|400|2|6.12, MTTCG, load only (no patching at all)
 '
 
@@ -38,15 +40,17 @@ config_line() {
     printf '%s\n' "$CONFIGS" | awk -F'|' -v n="$1" '$1 == n'
 }
 
-usage() { die "usage: $0 [-b BOOTS] [-c CYCLES] [-p] [CONFIG...] (configs: $(printf '%s\n' "$CONFIGS" | awk -F'|' 'NF {printf "%s ", $1}')all)"; }
+usage() { die "usage: $0 [-b BOOTS] [-c CYCLES] [-a] [-p] [CONFIG...] (configs: $(printf '%s\n' "$CONFIGS" | awk -F'|' 'NF {printf "%s ", $1}')all)"; }
 
 boots_opt=
 cycles_opt=
 parse_only=0
-while getopts b:c:p opt; do
+append_boots=0
+while getopts b:c:ap opt; do
     case $opt in
         b) boots_opt=$OPTARG ;;
         c) cycles_opt=$OPTARG ;;
+        a) append_boots=1 ;;
         p) parse_only=1 ;;
         *) usage ;;
     esac
@@ -106,6 +110,7 @@ PY
 # Interrupted: do not leave a guest running.
 QEMU_PID=
 trap '[ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null; true' EXIT
+trap 'exit 130' INT TERM
 
 # --- one boot -------------------------------------------------------------
 boot_one() { # CONFIG N
@@ -123,8 +128,8 @@ boot_one() { # CONFIG N
     append="console=ttyS0 panic=-1 loglevel=5 smpev.mode=$mode smpev.cycles=$cycles smpev.bound=$bound smpev.load=$load"
     local cmd=(qemu-system-x86_64 -accel "$accel" -m 512 -smp "$smp" -nographic -no-reboot -nic none
         -kernel "$kernel" -initrd "$initrd" -append "$append")
-    # A guest that prints nothing for longer than its own longest wait is
-    # hung: dump its vCPUs' registers (twice, to tell a spin from a stop)
+    # The guest prints a line after every wait, and no wait lasts longer
+    # than the bound; a guest silent for longer than that is hung: dump its vCPUs' registers (twice, to tell a spin from a stop)
     # to <config>.<n>.regs and end it instead of waiting for the timeout.
     local silence=$((bound + 45)) sock=$EV_DIR/monitor.sock hung=0 age
     rm -f "$sock" "$LOG_DIR/$name.$n.regs"
@@ -187,7 +192,8 @@ boot_facts() { # LOGFILE META
         /Kernel panic/ { panic++ }
         /^SMPEV timeout/ { to++ }
         /^SMPEV-DONE/ { fin = 1 }
-        END { printf "%s %s %s %d %d %d %d %d %d %d %d %d\n", rc, wall, planned, done_c, oops, int3, bug, warn, panic, to, fin, hung }
+        END { if (fin) hung = 0
+              printf "%s %s %s %d %d %d %d %d %d %d %d %d\n", rc, wall, planned, done_c, oops, int3, bug, warn, panic, to, fin, hung }
     ' "$1"
 }
 
@@ -270,8 +276,13 @@ if [ "$parse_only" = 0 ]; then
         fi
         boots=$(config_line "$name" | cut -d'|' -f10)
         [ -n "$boots_opt" ] && boots=$boots_opt
-        rm -f "$LOG_DIR/$name".*.log "$LOG_DIR/$name".*.meta "$LOG_DIR/$name".*.regs
-        for n in $(seq 1 "$boots"); do
+        first=1
+        if [ "$append_boots" = 1 ]; then
+            while [ -e "$LOG_DIR/$name.$first.log" ]; do first=$((first + 1)); done
+        else
+            rm -f "$LOG_DIR/$name".*.log "$LOG_DIR/$name".*.meta "$LOG_DIR/$name".*.regs
+        fi
+        for n in $(seq "$first" $((first + boots - 1))); do
             boot_one "$name" "$n"
         done
     done

@@ -1,5 +1,5 @@
-//! Kernel tests: boot Debian 12's newest 6.1 and 6.12 kernels under QEMU and
-//! run klpctl against real livepatches.
+//! Kernel tests: boot Debian 12's newest 6.1 and 6.12 kernels and the newest
+//! 7.x of trixie-backports under QEMU and run klpctl against real livepatches.
 //!
 //! The shell scripts in `qemu/` do the work (fetch kernels, build the test
 //! modules and the static klpctl, pack and sign bundles, build initramfs
@@ -12,6 +12,14 @@
 //! exactly theirs, and every planned case to pass on every kernel. A missing
 //! marker is a failure.
 //!
+//! Each kernel also boots the `selftests` scenario: the kernel's own
+//! livepatch selftests, fetched from that kernel's Debian source package and
+//! run with klpctl as the loader (`qemu/fetch-selftests.sh`,
+//! `qemu/mkselftests.sh`, `qemu/guest/selftests/`). Its plan is
+//! `target/qemu/selftests/<release>/plan`, one marker per upstream script;
+//! every script must pass, and the guest's `KLPTEST-METRIC selftests` line
+//! must report cases run and none failed.
+//!
 //! This test never skips on its own: without QEMU, network or root it fails.
 //! For quick local loops `KLPCTL_SKIP_QEMU=1` skips it, except under
 //! `CI=true`, where that variable is itself a failure.
@@ -20,11 +28,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// Kernel series the matrix must cover.
-const SERIES: &[&str] = &["6.1", "6.12"];
+const SERIES: &[&str] = &["6.1", "6.12", "7.x"];
 
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
 const BOOT_TIMEOUT_S: u64 = 600;
@@ -47,6 +56,14 @@ const SCENARIOS: &[Scenario] = &[
         kernel_args: &["module.sig_enforce=1"],
     },
 ];
+
+/// The kernel's own livepatch selftests, run with klpctl as the loader.
+/// Not in `SCENARIOS`: its plan comes from the selftests that
+/// `qemu/mkselftests.sh` prepared for each kernel, not from case files.
+const SELFTESTS: Scenario = Scenario {
+    name: "selftests",
+    kernel_args: &[],
+};
 
 /// Marker every scenario prints first: `qemu/guest/init` checks the booted
 /// kernel before the scenario's plan runs.
@@ -247,7 +264,12 @@ fn parse_log(text: &str, boot: &mut Boot) {
         if line.contains("KLPTEST-DONE") {
             boot.done = true;
         }
-        for tag in ["KLPTEST-TIME ", "KLPTEST-METRIC "] {
+        for tag in [
+            "KLPTEST-TIME ",
+            "KLPTEST-METRIC ",
+            "KLPTEST-SELFTEST-EXCLUDED ",
+            "KLPTEST-SELFTEST-SOURCE ",
+        ] {
             if let Some(at) = line.find(tag) {
                 boot.extra.push(line[at..].to_owned());
             }
@@ -315,6 +337,72 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
         }
     }
     b
+}
+
+/// The marker of an upstream selftest script, as the guest's
+/// `qemu/guest/selftests/run.sh` names it: `test-shadow-vars.sh` ->
+/// `st_shadow_vars`.
+fn selftest_marker(script: &str) -> String {
+    let stem = script.strip_suffix(".sh").unwrap_or(script);
+    let stem = stem.strip_prefix("test-").unwrap_or(stem);
+    format!("st_{}", stem.replace('-', "_"))
+}
+
+/// The selftests plan `qemu/mkselftests.sh` wrote for `release`: the
+/// markers of the scripts to run. Missing or empty is an error, never a
+/// skip.
+fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
+    let path = repo().join(format!("target/qemu/selftests/{release}/plan"));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let plan: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("run "))
+        .map(|s| selftest_marker(s.trim()))
+        .collect();
+    if plan.is_empty() {
+        return Err(format!("{} lists no script to run", path.display()));
+    }
+    Ok(plan)
+}
+
+/// The `key=value` words of the guest's `KLPTEST-METRIC selftests` line.
+fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
+    let line = b
+        .extra
+        .iter()
+        .find(|l| l.starts_with("KLPTEST-METRIC selftests "))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+/// Problems with the selftests boot beyond its markers: the guest must say
+/// how many upstream cases ran, and that none failed.
+fn selftests_problems(b: &Boot) -> Vec<String> {
+    let Some(m) = selftests_metric(b) else {
+        return vec!["no KLPTEST-METRIC selftests line".into()];
+    };
+    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+    let mut p = Vec::new();
+    match num("cases") {
+        Some(n) if n > 0 => {}
+        _ => p.push("the selftests ran no case".into()),
+    }
+    if num("failed") != Some(0) {
+        p.push(format!(
+            "upstream selftest cases failed: {} ({})",
+            m.get("failed").map_or("?", String::as_str),
+            m.get("failures").map_or("?", String::as_str)
+        ));
+    }
+    if num("passed") != num("cases") {
+        p.push("not every selftest case that ran passed".into());
+    }
+    p
 }
 
 /// The cases one boot must pass: `env`, then the guest's plan, then any case
@@ -452,42 +540,54 @@ fn qemu_kernel_matrix() {
         Err(e) => say(&format!("qemu: cannot stat {}: {e}", bin.display())),
     }
 
-    // One thread per kernel, each booting its scenarios in turn; QEMU's TCG
-    // runs a single-vCPU guest on one host core, so kernels run side by side.
+    // Every (kernel, scenario) boot goes into one queue that `jobs` threads
+    // drain; QEMU's TCG runs a single-vCPU guest on one host core, so boots
+    // run side by side, and with three kernels on two cores neither core
+    // idles while the other still has a kernel's second boot to do.
     let jobs: usize = std::env::var("KLPCTL_QEMU_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get().min(2)))
         .max(1);
-    let mut boots: Vec<Boot> = Vec::new();
-    for chunk in kernels.chunks(jobs) {
-        let handles: Vec<_> = chunk
-            .iter()
-            .map(|(_, release)| {
-                let release = release.clone();
-                thread::spawn(move || {
-                    SCENARIOS
-                        .iter()
-                        .map(|sc| {
-                            let b = boot(&release, sc);
-                            say(&format!(
-                                "qemu: {} {}: {:.1}s, {} case markers{}",
-                                b.release,
-                                b.scenario,
-                                b.wall.as_secs_f64(),
-                                b.verdicts.len(),
-                                if b.done { "" } else { ", NO KLPTEST-DONE" }
-                            ));
-                            b
-                        })
-                        .collect::<Vec<_>>()
-                })
+    let queue: Vec<(usize, String, usize)> = kernels
+        .iter()
+        .enumerate()
+        .flat_map(|(k, (_, release))| (0..=SCENARIOS.len()).map(move |s| (k, release.clone(), s)))
+        .collect();
+    let queue = Arc::new(Mutex::new(queue.into_iter()));
+    let handles: Vec<_> = (0..jobs)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().expect("boot queue poisoned").next();
+                    let Some((k, release, s)) = next else {
+                        break;
+                    };
+                    // The last scenario of each kernel is the kernel's own selftests.
+                    let b = boot(&release, SCENARIOS.get(s).unwrap_or(&SELFTESTS));
+                    say(&format!(
+                        "qemu: {} {}: {:.1}s, {} case markers{}",
+                        b.release,
+                        b.scenario,
+                        b.wall.as_secs_f64(),
+                        b.verdicts.len(),
+                        if b.done { "" } else { ", NO KLPTEST-DONE" }
+                    ));
+                    done.push(((k, s), b));
+                }
+                done
             })
-            .collect();
-        for h in handles {
-            boots.extend(h.join().expect("boot thread panicked"));
-        }
+        })
+        .collect();
+    let mut boots: Vec<((usize, usize), Boot)> = Vec::new();
+    for h in handles {
+        boots.extend(h.join().expect("boot thread panicked"));
     }
+    // Report in matrix order, whichever thread ran what.
+    boots.sort_by_key(|(order, _)| *order);
+    let boots: Vec<Boot> = boots.into_iter().map(|(_, b)| b).collect();
 
     let mut failures = Vec::new();
     let mut per_kernel: BTreeMap<&str, Vec<(&str, Duration)>> = BTreeMap::new();
@@ -499,8 +599,15 @@ fn qemu_kernel_matrix() {
         for line in &b.extra {
             say(&format!("qemu: {} {}: {line}", b.release, b.scenario));
         }
-        let host_plan = plan_for(&files, b.scenario);
-        let p = problems(b, &host_plan);
+        let (host_plan, mut p) = if b.scenario == SELFTESTS.name {
+            match selftests_plan(&b.release) {
+                Ok(plan) => (plan, selftests_problems(b)),
+                Err(e) => (Vec::new(), vec![e]),
+            }
+        } else {
+            (plan_for(&files, b.scenario), Vec::new())
+        };
+        p.extend(problems(b, &host_plan));
         let expected = required(b, &host_plan);
         let passed = expected
             .iter()
@@ -525,6 +632,28 @@ fn qemu_kernel_matrix() {
                     .map(|x| format!("{} {}: {x}", b.release, b.scenario)),
             );
         }
+    }
+    // The kernel's own selftests, one row per kernel.
+    say("qemu: kernel livepatch selftests with klpctl as the loader:");
+    say(&format!(
+        "qemu:   {:<24} {:>7} {:>8} {:>5} {:>6} {:>7} {:>6} {:>7}  failures",
+        "kernel", "scripts", "excluded", "cases", "passed", "adapted", "failed", "wall_s"
+    ));
+    for b in boots.iter().filter(|b| b.scenario == SELFTESTS.name) {
+        let m = selftests_metric(b).unwrap_or_default();
+        let g = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
+        say(&format!(
+            "qemu:   {:<24} {:>7} {:>8} {:>5} {:>6} {:>7} {:>6} {:>7.1}  {}",
+            b.release,
+            g("scripts"),
+            g("excluded"),
+            g("cases"),
+            g("passed"),
+            g("adapted"),
+            g("failed"),
+            b.wall.as_secs_f64(),
+            g("failures")
+        ));
     }
     // Figures, not assertions: wall times depend on the machine and its load.
     for (release, walls) in &per_kernel {
@@ -673,6 +802,33 @@ fn the_plan_must_match_the_case_files_and_pass() {
     let twice = "KLPTEST-PLAN main c01_apply c02_reapply c03_final_clean";
     let p = check(&with_plan(&format!("{twice}\n{twice}")));
     assert_eq!(p, ["2 KLPTEST-PLAN lines, expected one"]);
+}
+
+#[test]
+fn selftests_markers_and_metric() {
+    assert_eq!(selftest_marker("test-shadow-vars.sh"), "st_shadow_vars");
+    assert_eq!(selftest_marker("test-livepatch.sh"), "st_livepatch");
+    let mut b = test_boot();
+    b.scenario = "selftests";
+    assert_eq!(selftests_problems(&b), ["no KLPTEST-METRIC selftests line"]);
+    parse_log(
+        "KLPTEST-METRIC selftests release=x scripts=6 excluded=0 cases=22 passed=22 adapted=21 failed=0 failures=none\n",
+        &mut b,
+    );
+    assert!(selftests_problems(&b).is_empty());
+    let mut b = test_boot();
+    parse_log(
+        "KLPTEST-METRIC selftests scripts=6 cases=22 passed=21 adapted=20 failed=1 failures=test-state.sh:x\n",
+        &mut b,
+    );
+    let p = selftests_problems(&b);
+    assert!(p.iter().any(|x| x.contains("test-state.sh:x")), "{p:?}");
+    let mut b = test_boot();
+    parse_log(
+        "KLPTEST-METRIC selftests scripts=0 cases=0 passed=0 failed=0\n",
+        &mut b,
+    );
+    assert_eq!(selftests_problems(&b), ["the selftests ran no case"]);
 }
 
 #[test]

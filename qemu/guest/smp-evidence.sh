@@ -23,6 +23,7 @@
 #
 # Output, one line each:
 #   SMPEV-BOOT release=R cpus=N mode=M cycles=N bound=S load=N
+#   SMPEV phase cycle N enabled|disabled ms X   (progress, livepatch mode)
 #   SMPEV cycle N enable_ms X disable_ms Y ktrans_en_ms A ktrans_dis_ms B forks F
 #   SMPEV timeout cycle N phase P after_ms X
 #   SMPEV fail cycle N REASON
@@ -113,6 +114,9 @@ check_load() {
 echo
 echo "SMPEV-BOOT release=$(uname -r) cpus=$cpus mode=$mode cycles=$cycles bound=$bound load=$load"
 [ -d /sys/kernel/livepatch ] || echo "SMPEV fail cycle 0 no /sys/kernel/livepatch"
+# Where the preemption entry points are, so a call target in an oops's Code:
+# bytes can be named.
+awk '$3 ~ /^(__cond_resched|klp_cond_resched|dynamic_cond_resched|dynamic_might_resched|raw_irqentry_exit_cond_resched|dynamic_irqentry_exit_cond_resched|irqentry_exit|unmap_page_range|zap_pte_range|copy_page_range|__tlb_batch_free_encoded_pages|cgroup_can_fork|mutex_lock_killable|shmem_get_folio_gfp|__SCT__cond_resched|__SCT__might_resched|__SCT__irqentry_exit_cond_resched)$/ {print "SMPEV-SYM", $3, $1}' /proc/kallsyms
 
 start_load
 boot_ms=$(now_ms)
@@ -134,6 +138,7 @@ while [ "$c" -le "$cycles" ]; do
             break
         fi
         t1=$(now_ms)
+        echo "SMPEV phase cycle $c enabled ms $((t1 - t0))"
         got=$(cat /proc/cmdline)
         [ "$got" = "klpctl-test: basic patched" ] \
             || echo "SMPEV fail cycle $c /proc/cmdline reads '$got' while patched"
@@ -143,6 +148,7 @@ while [ "$c" -le "$cycles" ]; do
             break
         fi
         t2=$(now_ms)
+        echo "SMPEV phase cycle $c disabled ms $((t2 - t1))"
         if ! wait_until "$bound" refcnt_zero; then
             echo "SMPEV timeout cycle $c phase refcnt after_ms $(( $(now_ms) - t2 ))"
             break

@@ -71,9 +71,13 @@ static struct task_struct *thread_parked, *thread_hold;
 
 /*
  * Not static and not inlined, so the symbol exists under this exact name and
- * the call really leaves a frame on the thread's stack.
+ * the call really leaves a frame on the thread's stack. noipa as well: the
+ * original always returns 0, and gcc 14 (7.x kernels) propagates that into
+ * the callers, which then store a constant 0 in hold_result even when the
+ * livepatch's replacement ran and returned 1. A patched function's callers
+ * must not assume anything about its body.
  */
-noinline int klp_stall_target_wait(const struct klp_stall_gate *gate)
+noinline __attribute__((__noipa__)) int klp_stall_target_wait(const struct klp_stall_gate *gate)
 {
 	while (gate->release && !READ_ONCE(*gate->release) && !kthread_should_stop())
 		msleep_interruptible(50);

@@ -104,6 +104,42 @@ expect_applied() {
     return 0
 }
 
+# kernel_at_least MAJOR MINOR: the running kernel is MAJOR.MINOR or newer.
+kernel_at_least() {
+    local r maj min
+    r=$(uname -r)
+    maj=${r%%.*}
+    r=${r#*.}
+    min=${r%%[!0-9]*}
+    [ "$maj" -gt "$1" ] || { [ "$maj" = "$1" ] && [ "$min" -ge "$2" ]; }
+}
+
+# expect_stack_order NAME [N]: status --json reports the patch's stack_order
+# as the number in /sys/kernel/livepatch/NAME/stack_order (and N, if given),
+# or null on a kernel without that file. From 6.14 the kernel has it, so a
+# kernel that new without it fails rather than passing as "absent".
+expect_stack_order() {
+    local f=/sys/kernel/livepatch/$1/stack_order got
+    status_json
+    got=$(status_field "$1" stack_order) \
+        || { klp_fail "status --json has no stack_order for $1"; return; }
+    if [ -e "$f" ]; then
+        case $got in
+            '' | *[!0-9]*) klp_fail "status --json: $1 stack_order is '$got', expected a number" ;;
+            *)
+                [ "$got" = "$(cat "$f")" ] \
+                    || klp_fail "status --json: $1 stack_order $got, sysfs says $(cat "$f")"
+                [ -z "$2" ] || [ "$got" = "$2" ] \
+                    || klp_fail "status --json: $1 stack_order $got, expected $2"
+                ;;
+        esac
+    else
+        kernel_at_least 6 14 && klp_fail "$(uname -r) has no $f (every kernel from 6.14 has it)"
+        [ "$got" = null ] || klp_fail "status --json: $1 stack_order is '$got' without $f, expected null"
+    fi
+    return 0
+}
+
 # expect_gone NAME: no trace of the patch in the kernel or in status.
 expect_gone() {
     klp_patch_present "$1" && klp_fail "$1 still in /sys/kernel/livepatch"
