@@ -141,8 +141,7 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf);
     let boot = lines(old)
-        .next()
-        .and_then(|l| l.strip_prefix(b"boot "))
+        .find_map(|l| l.strip_prefix(b"boot "))
         .unwrap_or(b"");
     if boot == now.as_bytes() {
         return Ok(());
@@ -201,15 +200,14 @@ pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64)
 
 /// Confirms this boot good: every payload it tried is marked good, and the
 /// journal says `ok`, so no later boot quarantines them. Returns how many
-/// payloads it tried.
+/// payloads it tried (0, changing nothing, when no klpctl run of this boot
+/// used this state directory).
 pub fn confirm(sd: &[u8]) -> Result<usize> {
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf);
     let now = crate::state::boot_id();
-    if lines(old).next().and_then(|l| l.strip_prefix(b"boot ")) != Some(now.as_bytes()) {
-        return Err(crate::error::Error::Usage(
-            "nothing to confirm: no klpctl apply with this --state-dir in this boot",
-        ));
+    if lines(old).find_map(|l| l.strip_prefix(b"boot ")) != Some(now.as_bytes()) {
+        return Ok(0);
     }
     let mut n = 0;
     rewrite(sd, old, &mut |l| l != b"ok", &mut |o| {

@@ -209,8 +209,10 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
     let (sd, after) = (k.state_dir, k.after_s);
     let sd = sd.ok_or(Error::Usage("confirm needs --state-dir DIR"))?;
     cli.ctx(sd.to_bytes());
+    // The window passes before the lock is taken: nothing waits on it.
+    boot::wait_until_up(after);
     let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
-    let n = boot::confirm(sd, after)?;
+    let n = boot::confirm(sd)?;
     Out::stdout()
         .s("boot confirmed good: ")
         .u(n as u64)

@@ -42,15 +42,19 @@ pub fn switched_off(sw: &Switches, ev: Sink) -> bool {
     sw.off
 }
 
-/// Confirms this boot good, once it has been up `after_s` seconds (waiting
-/// for that). Returns how many payloads the boot tried.
-#[inline(never)]
-pub fn confirm(sd: &CStr, after_s: u64) -> Result<usize> {
+/// Waits until the system has been up `after_s` seconds (the confirmation
+/// window), without holding anything.
+pub fn wait_until_up(after_s: u64) {
     // CLOCK_BOOTTIME: seconds since boot, suspend included.
     let up = crate::sys::clock(7).0;
     if after_s > up {
         crate::rt::sleep_ms((after_s - up) * 1000);
     }
+}
+
+/// Confirms this boot good. Returns how many payloads the boot tried.
+#[inline(never)]
+pub fn confirm(sd: &CStr) -> Result<usize> {
     let n = guard::confirm(sd.to_bytes())?;
     loader::audit(&[b"boot confirmed good"]);
     Ok(n)
