@@ -197,7 +197,7 @@ impl Error {
                 "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
             }
             Error::Quarantined => {
-                "quarantined: a boot that tried it crashed before it was confirmed good (klpctl unquarantine NAME, or apply it explicitly)"
+                "quarantined: a boot that tried it crashed before it was confirmed good (see klpctl unquarantine)"
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::KernelRefused(e) => explain_load_errno(e),
@@ -229,24 +229,24 @@ impl Error {
 fn explain_load_errno(e: Errno) -> &'static str {
     match e {
         Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
-            "kernel refused the module: module signatures are enforced (module.sig_enforce or lockdown); sign the .ko with a key in the kernel's keyring"
+            "kernel refused the module: module signatures are enforced; sign the .ko with a key in the kernel's keyring"
         }
         Errno::PERM => {
-            "kernel refused the module: not permitted (lockdown requires signed modules, kernel.modules_disabled=1, or no CAP_SYS_MODULE); sign the .ko with a key in the kernel's keyring, or run as real root"
+            "kernel refused the module: not permitted (lockdown wants signed modules, modules_disabled=1, or no CAP_SYS_MODULE)"
         }
         Errno::BUSY => {
-            "kernel refused the module: busy (another patch is in transition, kernel.ftrace_enabled=0, or a kprobe with a post handler sits on a patched function)"
+            "kernel refused the module: busy (another patch in transition, ftrace_enabled=0, or a kprobe on a patched function)"
         }
         Errno::INVAL => {
-            "kernel refused the module: invalid livepatch (malformed patch, missing livepatch=Y, or incompatible klp_state with the patches already applied)"
+            "kernel refused the module: invalid livepatch (malformed, no livepatch=Y, or klp_state incompatible with applied patches)"
         }
         Errno::NOEXEC => {
-            "kernel refused the module: not loadable here (wrong format, or kernel without CONFIG_LIVEPATCH)"
+            "kernel refused the module: not loadable here (wrong format, or no CONFIG_LIVEPATCH)"
         }
         Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
         Errno::NOMEM => "kernel refused the module: out of memory",
         _ => {
-            "kernel refused the module: its pre-patch callback or init failed (see the kernel log lines above)"
+            "kernel refused the module: its pre-patch callback or init failed (see the kernel log above)"
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct Lock {
 /// Takes `/run/klpctl/lock`. Waits up to `wait_s` seconds for another
 /// klpctl, calling `on_wait` once when it starts waiting, or fails at once
 /// with [`Error::Locked`] when `wait_s` is 0.
-pub fn lock(wait_s: u64, mut on_wait: impl FnMut()) -> Result<Lock> {
+pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
     use rustix::fs::{FlockOperation, Mode, OFlags};
     ensure_dirs()?;
     // Never through a symlink, never blocking on a FIFO planted there, and
@@ -223,35 +223,6 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         o.finish().ctx("cannot write klpctl record")?;
     }
     f.commit()
-}
-
-/// Changes the `state` line of a valid record for `name`, if there is one;
-/// every other line stays as written.
-pub fn mark(name: &str, state: &str) {
-    let mut buf = [0u8; MAX_RECORD];
-    let Some(text) = read_raw(name, &mut buf) else {
-        return;
-    };
-    let Ok(p) = record_path(name) else {
-        return;
-    };
-    let Ok(f) = AtomicFile::create(p.bytes(), 0o600) else {
-        return;
-    };
-    {
-        let mut o = Out::to(Some(f.fd()));
-        for line in text
-            .split(|&c| c == b'\n')
-            .filter(|l| !l.is_empty() && !l.starts_with(b"state "))
-        {
-            o.b(line).nl();
-        }
-        o.s("state ").s(state).nl();
-        if o.finish().is_err() {
-            return;
-        }
-    }
-    let _ = f.commit();
 }
 
 /// Removes the record for `name` (absent is fine).

@@ -193,7 +193,8 @@ unsafe extern "C" {
     fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
 }
 
-/// Reads `clock` (0 = CLOCK_REALTIME, 1 = CLOCK_MONOTONIC) as (seconds,
+/// Reads `clock` (0 = CLOCK_REALTIME, 1 = CLOCK_MONOTONIC, 7 =
+/// CLOCK_BOOTTIME) as (seconds,
 /// nanoseconds). musl's implementation is used rather than rustix's: both
 /// go through the vDSO, and musl's is already linked, which saves ~2 KiB.
 pub fn clock(clock: i32) -> (u64, u64) {

@@ -117,3 +117,94 @@ pub fn timeout(a: &mut Args) -> Result<u64> {
     }
     Ok(s * 1000)
 }
+
+/// Which options a kernel command takes (see [`kernel_args`]).
+pub mod opt {
+    /// `--timeout SECS`
+    pub const TIMEOUT: u16 = 1;
+    /// `--keyring DIR`
+    pub const KEYRING: u16 = 2;
+    /// `--allow-downgrade`
+    pub const DOWNGRADE: u16 = 4;
+    /// `--state-dir DIR`
+    pub const STATE: u16 = 8;
+    /// `--no-wait`
+    pub const NO_WAIT: u16 = 16;
+    /// `--json`
+    pub const JSON: u16 = 32;
+    /// `--dir DIR`
+    pub const DIR: u16 = 64;
+    /// `--after SECS`
+    pub const AFTER: u16 = 128;
+    /// More than one positional argument.
+    pub const MANY: u16 = 256;
+}
+
+/// The options of the kernel commands, parsed once for all of them.
+pub struct KernelArgs {
+    /// `--timeout`, in milliseconds (default 60 s).
+    pub timeout_ms: u64,
+    /// `--keyring`.
+    pub keyring: Option<&'static CStr>,
+    /// `--allow-downgrade`.
+    pub allow_downgrade: bool,
+    /// `--state-dir`.
+    pub state_dir: Option<&'static CStr>,
+    /// How long to wait for the lock: 300 s, or 0 with `--no-wait`.
+    pub lock_wait_s: u64,
+    /// `--json`.
+    pub json: bool,
+    /// `--dir`.
+    pub dir: Option<&'static CStr>,
+    /// `--after`, seconds.
+    pub after_s: u64,
+    /// The positional arguments (bundles, or one patch name).
+    pub args: heapless::Vec<&'static CStr, 64>,
+}
+
+/// Parses a kernel command's options; one that is not in `allowed`, or a
+/// second positional argument without [`opt::MANY`], is a usage error.
+pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelArgs> {
+    let mut k = KernelArgs {
+        timeout_ms: 60_000,
+        keyring: None,
+        allow_downgrade: false,
+        state_dir: None,
+        lock_wait_s: 300,
+        json: false,
+        dir: None,
+        after_s: 0,
+        args: heapless::Vec::new(),
+    };
+    while let Some(arg) = a.arg() {
+        let flag = match arg {
+            b"--timeout" => opt::TIMEOUT,
+            b"--keyring" => opt::KEYRING,
+            b"--allow-downgrade" => opt::DOWNGRADE,
+            b"--state-dir" => opt::STATE,
+            b"--no-wait" => opt::NO_WAIT,
+            b"--json" => opt::JSON,
+            b"--dir" => opt::DIR,
+            b"--after" => opt::AFTER,
+            _ if !arg.starts_with(b"-") && (k.args.is_empty() || allowed & opt::MANY != 0) => {
+                k.args
+                    .push(a.current_c())
+                    .map_err(|_| Error::Usage("at most 64 bundles"))?;
+                continue;
+            }
+            _ => 0,
+        };
+        match flag & allowed {
+            opt::TIMEOUT => k.timeout_ms = timeout(a)?,
+            opt::KEYRING => k.keyring = Some(a.value_c()?),
+            opt::DOWNGRADE => k.allow_downgrade = true,
+            opt::STATE => k.state_dir = Some(a.value_c()?),
+            opt::NO_WAIT => k.lock_wait_s = 0,
+            opt::JSON => k.json = true,
+            opt::DIR => k.dir = Some(a.value_c()?),
+            opt::AFTER => k.after_s = a.value_u64()?.min(86_400),
+            _ => return Err(unknown(cli, arg)),
+        }
+    }
+    Ok(k)
+}

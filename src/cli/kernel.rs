@@ -4,7 +4,7 @@
 //! the operation, and renders what comes back.
 #![forbid(unsafe_code)]
 
-use super::args::{self, Args, Cli, Res, unknown};
+use super::args::{Args, Cli, Res, kernel_args, opt};
 use super::render;
 use crate::error::{Error, Failure};
 use crate::json::Json;
@@ -21,13 +21,13 @@ fn on_event(ev: Event) {
     render::event(ev)
 }
 
-/// A valid patch name from the command line.
+/// The one patch name a command takes, checked.
 fn patch_name(
     cli: &mut Cli,
-    name: Option<&'static [u8]>,
+    args: &[&'static CStr],
     usage: &'static str,
 ) -> Result<&'static str, Failure> {
-    let name = name.ok_or(Error::Usage(usage))?;
+    let name = args.first().ok_or(Error::Usage(usage))?.to_bytes();
     cli.ctx(name);
     Ok(core::str::from_utf8(name)
         .ok()
@@ -39,30 +39,20 @@ fn patch_name(
 /// --dir DIR` (`install` true): the same options, the same lock, guard and
 /// rendering; install stores each bundle in DIR after applying it.
 pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
-    let mut opts = Options {
-        timeout_ms: 60_000,
-        allow_downgrade: false,
-        state_dir: None,
-        explicit: true,
-    };
-    let (mut keyring, mut lock_wait_s, mut json) = (None, LOCK_WAIT_S, false);
-    let mut paths: heapless::Vec<&'static CStr, 64> = heapless::Vec::new();
-    let mut dir = None;
-    while let Some(arg) = a.arg() {
-        match arg {
-            b"--timeout" => opts.timeout_ms = args::timeout(a)?,
-            b"--keyring" => keyring = Some(a.value_c()?),
-            b"--allow-downgrade" => opts.allow_downgrade = true,
-            b"--state-dir" => opts.state_dir = Some(a.value_c()?),
-            b"--no-wait" => lock_wait_s = 0,
-            b"--json" => json = true,
-            b"--dir" => dir = Some(a.value_c()?),
-            _ if !arg.starts_with(b"-") => paths
-                .push(a.current_c())
-                .map_err(|_| Error::Usage("at most 64 bundles"))?,
-            _ => return Err(unknown(cli, arg).into()),
-        }
-    }
+    let k = kernel_args(
+        cli,
+        a,
+        opt::TIMEOUT
+            | opt::KEYRING
+            | opt::DOWNGRADE
+            | opt::STATE
+            | opt::NO_WAIT
+            | opt::JSON
+            | opt::DIR
+            | opt::MANY,
+    )?;
+    let (keyring, lock_wait_s, json, dir, paths) =
+        (k.keyring, k.lock_wait_s, k.json, k.dir, k.args);
     if install && (paths.is_empty() || dir.is_none()) {
         return Err(Error::Usage("install needs BUNDLE... and --dir DIR").into());
     }
@@ -71,7 +61,12 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     }
     // Naming a bundle is the operator's choice (it lifts a quarantine);
     // apply --dir picks them itself.
-    opts.explicit = install || dir.is_none();
+    let opts = Options {
+        timeout_ms: k.timeout_ms,
+        allow_downgrade: k.allow_downgrade,
+        state_dir: k.state_dir,
+        explicit: install || dir.is_none(),
+    };
     let mut jo = Out::to(json.then(crate::sys::stdout));
     let mut j = Json::new(&mut jo);
     j.obj().key("results").arr();
@@ -82,7 +77,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let early = if install || sysfs::supported() {
         keyring::load(keyring).and_then(|ring| {
             cli.ctx(b"");
-            let lock = state::lock(lock_wait_s, || on_event(Event::LockWait))?;
+            let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;
             // The first run of a boot: the crash-loop guard's turn.
             boot::start(opts.state_dir, &mut on_event)?;
             Ok((ring, lock))
@@ -167,18 +162,9 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
 /// wanted): uninstall removes the patch's bundles from DIR first, so it
 /// cannot come back at the next boot, then disables it.
 pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
-    let (mut timeout_ms, mut lock_wait_s, mut json, mut name) = (60_000, LOCK_WAIT_S, false, None);
-    let mut dir = None;
-    while let Some(arg) = a.arg() {
-        match arg {
-            b"--timeout" => timeout_ms = args::timeout(a)?,
-            b"--no-wait" => lock_wait_s = 0,
-            b"--json" => json = true,
-            b"--dir" if uninstall => dir = Some(a.value_c()?),
-            _ if name.is_none() && !arg.starts_with(b"-") => name = Some(arg),
-            _ => return Err(unknown(cli, arg).into()),
-        }
-    }
+    let dir = if uninstall { opt::DIR } else { 0 };
+    let k = kernel_args(cli, a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | dir)?;
+    let (timeout_ms, lock_wait_s, json, dir) = (k.timeout_ms, k.lock_wait_s, k.json, k.dir);
     let usage = if uninstall {
         "uninstall needs NAME and --dir DIR"
     } else {
@@ -187,8 +173,8 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     if uninstall && dir.is_none() {
         return Err(Error::Usage(usage).into());
     }
-    let sname = patch_name(cli, name, usage)?;
-    let _lock = state::lock(lock_wait_s, || on_event(Event::LockWait))?;
+    let sname = patch_name(cli, &k.args, usage)?;
+    let _lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;
     let (removed, r) = match dir {
         Some(d) => match install::uninstall(sname, d, timeout_ms, &mut on_event) {
             Ok((n, done)) => (Some(n), Ok(done)),
@@ -205,31 +191,25 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
 
 /// `klpctl status [--state-dir DIR]`.
 pub fn status(cli: &mut Cli, a: &mut Args) -> Res {
-    let (mut json, mut sd) = (false, None);
-    while let Some(arg) = a.arg() {
-        match arg {
-            b"--json" => json = true,
-            b"--state-dir" => sd = Some(a.value_c()?),
-            _ => return Err(unknown(cli, arg).into()),
-        }
+    let k = kernel_args(cli, a, opt::JSON | opt::STATE)?;
+    if let Some(x) = k.args.first() {
+        return Err(super::args::unknown(cli, x.to_bytes()).into());
     }
+    let (json, sd) = (k.json, k.state_dir);
     render::status(&ops::status::facts(), sd, json)?;
     Ok(())
 }
 
 /// `klpctl confirm --state-dir DIR [--after SECS]`: this boot is good.
 pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
-    let (mut sd, mut after) = (None, 0);
-    while let Some(arg) = a.arg() {
-        match arg {
-            b"--state-dir" => sd = Some(a.value_c()?),
-            b"--after" => after = a.value_u64()?.min(86_400),
-            _ => return Err(unknown(cli, arg).into()),
-        }
+    let k = kernel_args(cli, a, opt::STATE | opt::AFTER)?;
+    if let Some(x) = k.args.first() {
+        return Err(super::args::unknown(cli, x.to_bytes()).into());
     }
+    let (sd, after) = (k.state_dir, k.after_s);
     let sd = sd.ok_or(Error::Usage("confirm needs --state-dir DIR"))?;
     cli.ctx(sd.to_bytes());
-    let _lock = state::lock(LOCK_WAIT_S, || on_event(Event::LockWait))?;
+    let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
     let n = boot::confirm(sd, after)?;
     Out::stdout()
         .s("boot confirmed good: ")
@@ -240,18 +220,11 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
 
 /// `klpctl unquarantine NAME --state-dir DIR`.
 pub fn unquarantine(cli: &mut Cli, a: &mut Args) -> Res {
-    let (mut sd, mut name) = (None, None);
-    while let Some(arg) = a.arg() {
-        match arg {
-            b"--state-dir" => sd = Some(a.value_c()?),
-            _ if name.is_none() && !arg.starts_with(b"-") => name = Some(arg),
-            _ => return Err(unknown(cli, arg).into()),
-        }
-    }
+    let k = kernel_args(cli, a, opt::STATE)?;
     let usage = "unquarantine needs NAME and --state-dir DIR";
-    let sd = sd.ok_or(Error::Usage(usage))?;
-    let sname = patch_name(cli, name, usage)?;
-    let _lock = state::lock(LOCK_WAIT_S, || on_event(Event::LockWait))?;
+    let sd = k.state_dir.ok_or(Error::Usage(usage))?;
+    let sname = patch_name(cli, &k.args, usage)?;
+    let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
     let n = crate::guard::release(sd.to_bytes(), sname.as_bytes(), None);
     Out::stdout()
         .s(sname)

@@ -33,12 +33,12 @@ const HELP_AUTHORING: &str = "  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
   klpctl manifest BUNDLE           write the exact signed manifest bytes to stdout
   klpctl attach BUNDLE SIGFILE     add a signify signature made over those bytes
   klpctl sign BUNDLE -s KEY.sec [-x SIGFILE]   add a signature (co-sign)
+  klpctl info BUNDLE [--json]      show the manifest without verifying it
 ";
 #[cfg(not(feature = "authoring"))]
-const HELP_AUTHORING: &str = "  (device build: no keygen, pack, manifest, attach or sign)\n";
+const HELP_AUTHORING: &str = "  (device build: no keygen, pack, manifest, attach, sign or info)\n";
 
 const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
-  klpctl info BUNDLE [--json]
   klpctl apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
                [--state-dir DIR] [--no-wait] [--json]
   klpctl apply --dir DIR [same options]
@@ -100,11 +100,12 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         #[cfg(feature = "authoring")]
         b"sign" => Ok(author::sign(cli, &mut a)?),
         #[cfg(not(feature = "authoring"))]
-        b"keygen" | b"pack" | b"manifest" | b"attach" | b"sign" => Err(Error::Usage(
-            "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign)",
+        b"keygen" | b"pack" | b"manifest" | b"attach" | b"sign" | b"info" => Err(Error::Usage(
+            "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)",
         )
         .into()),
         b"verify" => verify::verify(cli, &mut a),
+        #[cfg(feature = "authoring")]
         b"info" => verify::info(cli, &mut a),
         b"apply" => kernel::apply(cli, &mut a, false),
         b"install" => kernel::apply(cli, &mut a, true),

@@ -436,7 +436,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     h.nl();
     let mut n = 0;
     if f.livepatch {
-        status::each_patch(|p| {
+        status::each_patch(&mut |p| {
             patch(p, &mut j, &mut h);
             n += 1;
         })?;
@@ -445,7 +445,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
         h.s("no livepatches applied").nl();
     }
     j.end_arr().key("leftover").arr();
-    status::each_leftover(|name| {
+    status::each_leftover(&mut |name| {
         j.str(name);
         h.s("leftover module (patch gone, module still loaded): ")
             .b(name)
@@ -456,7 +456,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     if let Some(sd) = state_dir {
         j.key("quarantined").arr();
         let num = |b: &[u8]| crate::codec::parse_u64(b).unwrap_or(0);
-        crate::guard::each_quarantined(sd.to_bytes(), |e| {
+        crate::guard::each_quarantined(sd.to_bytes(), &mut |e| {
             j.obj().key("name").str(e.name).key("stream").str(e.stream);
             j.key("version")
                 .u(num(e.version))
@@ -518,7 +518,7 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
     }
     h.nl();
     j.key("objects").arr();
-    status::each_object(name, |ob, patched| {
+    status::each_object(name, &mut |ob, patched| {
         j.obj().key("name").str(ob).key("patched");
         match patched {
             Some(v) => j.bool(v),
@@ -531,7 +531,7 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
         });
         h.s(", functions:");
         j.key("functions").arr();
-        status::each_function(name, ob, |func| {
+        status::each_function(name, ob, &mut |func| {
             j.str(func);
             h.s(" ").b(func);
         });

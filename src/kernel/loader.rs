@@ -164,7 +164,7 @@ impl Kmsg {
     /// milliseconds of the failed load; at most 16). Not every reason names
     /// the module ("Loading of unsigned module is rejected"), so nothing is
     /// filtered out.
-    pub fn each_line(&self, mut f: impl FnMut(&[u8])) {
+    pub fn each_line(&self, f: &mut dyn FnMut(&[u8])) {
         let Some(fd) = &self.0 else { return };
         let mut rec = [0u8; 1024];
         for _ in 0..16 {

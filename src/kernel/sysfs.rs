@@ -87,7 +87,7 @@ pub fn disabled_now(name: &[u8]) -> bool {
 }
 
 /// Calls `f` with the name of every patch in `/sys/kernel/livepatch`.
-pub fn each_patch(mut f: impl FnMut(&[u8])) -> Result<()> {
+pub fn each_patch(f: &mut dyn FnMut(&[u8])) -> Result<()> {
     files::each_entry(
         c"/sys/kernel/livepatch",
         "cannot read /sys/kernel/livepatch",
@@ -101,14 +101,14 @@ pub fn each_patch(mut f: impl FnMut(&[u8])) -> Result<()> {
 /// Whether `name` is the only patch in `/sys/kernel/livepatch`.
 pub fn only_patch(name: &[u8]) -> bool {
     let mut only = true;
-    let _ = each_patch(|n| only &= n == name);
+    let _ = each_patch(&mut |n| only &= n == name);
     only
 }
 
 /// The name of a patch in transition, if any, copied into `buf`.
 pub fn in_transition(buf: &mut [u8; 64]) -> Option<&[u8]> {
     let mut found = 0;
-    let _ = each_patch(|n| {
+    let _ = each_patch(&mut |n| {
         if found == 0 && !settled(n) {
             found = n.len().min(64);
             buf[..found].copy_from_slice(&n[..found]);
@@ -136,7 +136,7 @@ pub fn is_livepatch_module(name: &[u8]) -> bool {
 /// Livepatch modules that are loaded but whose patch is no longer in
 /// `/sys/kernel/livepatch`: what an atomic replace (or a disable that was
 /// interrupted) leaves behind. Livepatch modules carry taint `K`.
-pub fn leftovers(mut f: impl FnMut(&[u8])) {
+pub fn leftovers(f: &mut dyn FnMut(&[u8])) {
     let _ = files::each_entry(c"/sys/module", "sysmodule", |m, _| {
         let mb = m.to_bytes();
         if is_livepatch_module(mb) && !active(mb) {

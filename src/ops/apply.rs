@@ -127,7 +127,7 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
         state::remove_record(m.name);
     }
     loaded?;
-    finish_transition(name, deadline, opts.timeout_ms, Stall::Apply, ev)?;
+    finish_transition(&record, deadline, opts.timeout_ms, Stall::Apply, ev)?;
     if !sysfs::enabled(name) {
         state::remove_record(m.name);
         return Err(
@@ -194,7 +194,7 @@ fn already_applied(
         )
         .into());
     }
-    finish_transition(name, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
+    finish_transition(record, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
     if loading {
         if m.replace {
             remove_replaced(name, deadline, &mut done.removed, ev);
@@ -292,7 +292,7 @@ fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink
     let mut newest = [0u8; 64];
     let before = loader::newest_module(&mut newest);
     if let Err(e) = loader::load(&memfd, signed.header.payload_len) {
-        kmsg.each_line(|l| ev(Event::KernelLog(l)));
+        kmsg.each_line(&mut |l| ev(Event::KernelLog(l)));
         if let Error::KernelRefused(Errno::EXIST) = e {
             return Err(Error::Conflict(
                 "a module of this name appeared while loading; nothing was changed",
@@ -325,15 +325,16 @@ fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink
     .into())
 }
 
-/// Waits for the transition of `name`; if it does not finish in time,
-/// tells who blocks it and reverts (exit 7, or 8).
+/// Waits for the transition of the patch of `record`; if it does not
+/// finish in time, tells who blocks it and reverts (exit 7, or 8).
 fn finish_transition(
-    name: &[u8],
+    record: &state::NewRecord,
     deadline: u64,
     timeout_ms: u64,
     stall: Stall,
     ev: Sink,
 ) -> Result<()> {
+    let name = record.manifest.name.as_bytes();
     if transition::wait(name, deadline) {
         return Ok(());
     }
@@ -342,20 +343,21 @@ fn finish_transition(
         stall,
         blockers: &transition::blockers(1),
     });
-    Err(revert(name, timeout_ms, ev))
+    Err(revert(record, timeout_ms, ev))
 }
 
 /// Reverts a patch whose transition timed out: disable, wait for the
 /// reverse transition (`timeout_ms`, at least 10 s), unload. Exit 7 when
 /// the system is back as it was, 8 when the revert itself stalls.
-fn revert(name: &[u8], timeout_ms: u64, ev: Sink) -> Error {
+fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
+    let name = record.manifest.name.as_bytes();
     if sysfs::write(name, attr::ENABLED, b"0").is_err() && sysfs::active(name) {
         return Error::Stuck(
             "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
         );
     }
-    let sname = core::str::from_utf8(name).unwrap_or("");
-    state::mark(sname, "reverting");
+    let sname = record.manifest.name;
+    let _ = state::write_record(record, "reverting");
     let deadline = crate::rt::now_ms() + timeout_ms.max(10_000);
     if !crate::rt::poll(deadline, || !sysfs::active(name)) {
         ev(Event::Stalled {
@@ -364,7 +366,7 @@ fn revert(name: &[u8], timeout_ms: u64, ev: Sink) -> Error {
             blockers: &transition::blockers(0),
         });
         return Error::Stuck(
-            "transition timed out and the revert stalled too; the patch is still in transition back to unpatched (not forced; see klpctl status, retry klpctl disable later)",
+            "transition timed out and the revert stalled too; still in transition (not forced; see klpctl status, retry klpctl disable later)",
         );
     }
     if loader::unload(name, deadline).is_err() {
@@ -384,7 +386,7 @@ fn remove_replaced(name: &[u8], deadline: u64, removed: &mut heapless::Vec<Name,
     // new patch is left, or a replaced module would still look active.
     crate::rt::poll(deadline, || sysfs::only_patch(name));
     let mut stale: heapless::Vec<Name, 8> = heapless::Vec::new();
-    sysfs::leftovers(|mb| {
+    sysfs::leftovers(&mut |mb| {
         if let Ok(t) = core::str::from_utf8(mb) {
             let _ = stale.push(copy(t));
         }

@@ -14,7 +14,7 @@ use core::ffi::CStr;
 #[inline(never)]
 pub fn start(state_dir: Option<&CStr>, ev: Sink) -> Result<()> {
     let Some(sd) = state_dir else { return Ok(()) };
-    guard::start_boot(sd.to_bytes(), |e| {
+    guard::start_boot(sd.to_bytes(), &mut |e| {
         loader::audit(&[
             b"quarantined ",
             e.name,
@@ -46,10 +46,8 @@ pub fn switched_off(sw: &Switches, ev: Sink) -> bool {
 /// for that). Returns how many payloads the boot tried.
 #[inline(never)]
 pub fn confirm(sd: &CStr, after_s: u64) -> Result<usize> {
-    let mut buf = [0u8; 64];
-    let up = crate::files::read_small(c"/proc/uptime", &mut buf, "cannot read /proc/uptime")?;
-    let secs = up.split(|&c| c == b'.').next().unwrap_or(b"");
-    let up = crate::codec::parse_u64(secs).unwrap_or(0);
+    // CLOCK_BOOTTIME: seconds since boot, suspend included.
+    let up = crate::sys::clock(7).0;
     if after_s > up {
         crate::rt::sleep_ms((after_s - up) * 1000);
     }

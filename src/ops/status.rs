@@ -67,8 +67,8 @@ pub struct Patch<'a> {
 }
 
 /// Calls `f` with every patch of `/sys/kernel/livepatch`.
-pub fn each_patch(mut f: impl FnMut(&Patch)) -> Result<()> {
-    sysfs::each_patch(|name| {
+pub fn each_patch(f: &mut dyn FnMut(&Patch)) -> Result<()> {
+    sysfs::each_patch(&mut |name| {
         let enabled = sysfs::enabled(name);
         let transition = !sysfs::settled(name);
         let mut rbuf = [0u8; state::MAX_RECORD];
@@ -89,7 +89,7 @@ pub fn each_patch(mut f: impl FnMut(&Patch)) -> Result<()> {
 
 /// Calls `f` with each object (`vmlinux` or a module) patch `name`
 /// patches, and whether it is patched now (`None` before 6.1).
-pub fn each_object(name: &[u8], mut f: impl FnMut(&[u8], Option<bool>)) {
+pub fn each_object(name: &[u8], f: &mut dyn FnMut(&[u8], Option<bool>)) {
     let Ok(dir) = sysfs::lp_path(name, b"") else {
         return;
     };
@@ -107,7 +107,7 @@ pub fn each_object(name: &[u8], mut f: impl FnMut(&[u8], Option<bool>)) {
 
 /// Calls `f` with each function (`name,sympos`) patch `name` replaces in
 /// object `obj`.
-pub fn each_function(name: &[u8], obj: &[u8], mut f: impl FnMut(&[u8])) {
+pub fn each_function(name: &[u8], obj: &[u8], f: &mut dyn FnMut(&[u8])) {
     let Ok(dir) = sysfs::lp_path(name, b"") else {
         return;
     };
@@ -123,6 +123,6 @@ pub fn each_function(name: &[u8], obj: &[u8], mut f: impl FnMut(&[u8])) {
 
 /// Calls `f` with each leftover module: a livepatch module still loaded
 /// whose patch is gone.
-pub fn each_leftover(f: impl FnMut(&[u8])) {
+pub fn each_leftover(f: &mut dyn FnMut(&[u8])) {
     sysfs::leftovers(f)
 }
