@@ -18,7 +18,7 @@ if [ "${#releases[@]}" = 0 ]; then
 fi
 
 MODULES=(klp_basic klp_cumul_v1 klp_cumul_v2 klp_cumul_v3 klp_stall_target
-    klp_stall klp_badcb klp_target klp_modobj klp_big klp_noreg)
+    klp_stall klp_badcb klp_target klp_modobj klp_big klp_noreg klp_panic)
 
 for arg in "${releases[@]}"; do
     release=$(to_release "$arg")

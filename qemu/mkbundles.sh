@@ -132,6 +132,23 @@ for v in 1 2 3; do
     cp "$tmp/cumul_v$v.klp" "$tmp/nsdir/cumul_v$v.klp"
 done
 
+# The crash-loop guard across real reboots (qemu/reboot.sh): klp_panic as
+# its own stream, and the bundle directory the persistent disk starts with:
+# a cumulative stream "base" (v1, v2; it sorts before "basic", so its
+# replace leaves klp_basic alone) and klp_basic. rebootnext/ holds bundles
+# for the other kernel, which the guest installs before booting into it.
+pack "$mods/klp_panic.ko" "$tmp/panic.klp" panic 1 --kernel-notes "$notes" -s "$SEC" \
+    --description "klpctl test: reading /proc/version panics the kernel"
+mkdir -p "$tmp/rebootdir" "$tmp/rebootnext"
+for v in 1 2; do
+    pack "$mods/klp_cumul_v$v.ko" "$tmp/rebootdir/base_v$v.klp" base "$v" --kernel-notes "$notes" \
+        --replace -s "$SEC"
+done
+cp "$tmp/basic.klp" "$tmp/rebootdir/basic.klp"
+pack "$omods/klp_cumul_v2.ko" "$tmp/rebootnext/base_v2.klp" base 2 --kernel-notes "$onotes" \
+    --replace -s "$SEC"
+pack "$omods/klp_basic.ko" "$tmp/rebootnext/basic.klp" basic 1 --kernel-notes "$onotes" -s "$SEC"
+
 rm -rf "$out"
 mv "$tmp" "$out"
 trap - EXIT

@@ -24,6 +24,10 @@
 //! For quick local loops `KLPCTL_SKIP_QEMU=1` skips it, except under
 //! `CI=true`, where that variable is itself a failure.
 
+// The crash-loop guard across real reboots (qemu/reboot.sh).
+#[path = "qemu_reboot/mod.rs"]
+mod reboot;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
