@@ -26,6 +26,7 @@
 #   KLPCTL_KERNELS="6.1 6.12 7.x"  the series to fetch (default all three)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/trixie.sh"
 
 SERIES=${KLPCTL_KERNELS:-6.1 6.12 7.x}
 # Per checkout: which releases it resolved, and links to the cached images.
@@ -43,43 +44,7 @@ need_pkg make gcc libc6-dev
 [ "${KLPCTL_APT_UPDATE:-0}" = 1 ] && apt_update_once
 
 # --- trixie-backports, through apt configuration of its own ----------------
-
-BPO=$CACHE_DIR/apt-trixie-backports
-BPO_LINE="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main"
-
-# bpo TOOL ARGS...: apt-get or apt-cache that sees trixie-backports and
-# nothing else: not the host's sources, preferences or dpkg status.
-# Sandbox::User=root: the lists and downloads are root-owned cache dirs.
-bpo() {
-    local tool=$1
-    shift
-    "$tool" -o Dir::Etc::sourcelist="$BPO/sources.list" \
-        -o Dir::Etc::sourceparts="$BPO/sources.list.d" \
-        -o Dir::Etc::preferences="$BPO/preferences" \
-        -o Dir::Etc::preferencesparts="$BPO/preferences.d" \
-        -o Dir::State="$BPO/state" -o Dir::State::status="$BPO/status" \
-        -o Dir::Cache="$BPO/cache" -o APT::Sandbox::User=root "$@"
-}
-
-bpo_setup() {
-    mkdir -p "$BPO/sources.list.d" "$BPO/preferences.d" "$BPO/state/lists/partial" \
-        "$BPO/cache/archives/partial"
-    [ -e "$BPO/status" ] || : >"$BPO/status"
-    if [ "$(cat "$BPO/sources.list" 2>/dev/null)" != "$BPO_LINE" ]; then
-        printf '%s\n' "$BPO_LINE" >"$BPO/sources.list.tmp"
-        mv "$BPO/sources.list.tmp" "$BPO/sources.list"
-    fi
-}
-
-_BPO_UPDATED=0
-bpo_update_once() {
-    if [ "$_BPO_UPDATED" = 0 ]; then
-        log "apt-get update (trixie-backports, $BPO)"
-        with_cache_lock apt-trixie-backports bpo apt-get update -qq >&2 \
-            || die "apt-get update of trixie-backports failed"
-        _BPO_UPDATED=1
-    fi
-}
+# (bpo, bpo_setup, bpo_update_once: qemu/trixie.sh)
 
 if [[ " $SERIES " == *" 7.x "* ]]; then
     bpo_setup

@@ -10,6 +10,13 @@
 #   version    the linux-source package version the files came from
 #   note       present when that version is not the running kernel's
 #
+# A 7.x release of trixie-backports (+deb13) takes linux-source-<major.minor>
+# from trixie-backports, through the rig's own apt configuration for it
+# (qemu/trixie.sh, as fetch-kernels.sh does), and the version to match from
+# the trixie build chroot's linux-headers-<release> (or, before the chroot
+# has them, from the trixie-backports index): the host's dpkg knows nothing
+# of that kernel.
+#
 # Nothing of the kernel's ends up in the repository. A warm run makes no
 # network access.
 #
@@ -17,6 +24,7 @@
 # stdout: one cache directory per release. Progress goes to stderr.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/trixie.sh"
 
 need_pkg xz-utils
 need_cmd dpkg-deb dpkg
@@ -30,9 +38,31 @@ fi
 # from. The headers are installed by fetch-kernels.sh and come from the same
 # source upload as the image, whatever the image package is called in that
 # series (linux-image-*-unsigned, linux-binary-*).
+# 7.x: the chroot's headers are the ones its modules are built against.
 image_version() {
+    if is_bpo_release "$1"; then
+        local v
+        v=$(chroot_headers_version "$1")
+        if [ -z "$v" ]; then
+            bpo_ensure_lists
+            v=$(bpo apt-cache show "linux-headers-$1" 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
+        fi
+        printf '%s' "$v"
+        return
+    fi
     dpkg-query -W -f='${Version}' "linux-headers-$1" 2>/dev/null \
         || apt-cache show "linux-headers-$1" 2>/dev/null | sed -n 's/^Version: //p' | head -n 1
+}
+
+# APT [apt-get|apt-cache] ARGS...: the host's apt for 6.x; for 7.x the apt
+# that sees trixie-backports only. $use_bpo is set per release by fetch.
+use_bpo=0
+APT() {
+    if [ "$use_bpo" = 1 ]; then bpo "$@"; else "$@"; fi
+}
+# update_once: refresh the lists APT reads.
+update_once() {
+    if [ "$use_bpo" = 1 ]; then bpo_update_once; else apt_update_once; fi
 }
 
 # fetch RELEASE: fills $CACHE_DIR/selftests/RELEASE unless it is complete.
@@ -46,33 +76,40 @@ fetch() {
     fi
     # 6.1.0-57-amd64 -> 6.1, 6.12.117+deb12-amd64 -> 6.12, 7.3.4+deb13-amd64 -> 7.3
     local series pkg want have
+    use_bpo=0
+    if is_bpo_release "$release"; then
+        use_bpo=1
+        bpo_ensure_lists
+    fi
     series=$(printf '%s\n' "$release" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
     pkg=linux-source-$series
     want=$(image_version "$release")
-    [ -n "$want" ] || die "$release: cannot tell the Debian version of this kernel (linux-headers-$release unknown to dpkg and apt)"
+    [ -n "$want" ] || die "$release: cannot tell the Debian version of this kernel (linux-headers-$release unknown to dpkg and apt$([ "$use_bpo" = 1 ] && echo ', the trixie chroot and trixie-backports' || true))"
 
     # The exact source of the running kernel when the archive still has it;
     # otherwise the newest of the series, and say so.
     local spec=$pkg=$want
-    if ! apt-cache show "$spec" >/dev/null 2>&1; then
-        apt_update_once
+    if ! APT apt-cache show "$spec" >/dev/null 2>&1; then
+        update_once
     fi
-    if apt-cache show "$spec" >/dev/null 2>&1; then
+    if APT apt-cache show "$spec" >/dev/null 2>&1; then
         have=$want
     else
-        have=$(apt-cache show "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)
+        have=$(APT apt-cache show "$pkg" 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)
         [ -n "$have" ] || die "$release: apt knows no $pkg"
         spec=$pkg=$have
     fi
 
     mkdir -p "$CACHE_DIR/selftests"
+    # Leftovers of an interrupted run; the lock says nobody else uses them.
+    rm -rf "$CACHE_DIR"/selftests/.fetch.*
     local tmp
     tmp=$(mktemp -d "$CACHE_DIR/selftests/.fetch.XXXXXX")
     # apt-get download runs as _apt, which cannot write to a root-owned
     # mktemp dir.
     chmod 0777 "$tmp"
-    log "$release: downloading $spec"
-    (cd "$tmp" && apt-get download -q "$spec" >&2) \
+    log "$release: downloading $spec$([ "$use_bpo" = 1 ] && echo ' (trixie-backports)' || true)"
+    (cd "$tmp" && APT apt-get download -q "$spec" >&2) \
         || { rm -rf "$tmp"; die "apt-get download $spec failed"; }
     dpkg-deb -x "$tmp"/linux-source-*.deb "$tmp/deb" \
         || { rm -rf "$tmp"; die "cannot unpack $spec"; }
@@ -124,6 +161,7 @@ fetch() {
 for arg in "${releases[@]}"; do
     release=$(to_release "$arg")
     [ -n "$release" ] || die "kernel series $arg not resolved: run qemu/fetch-kernels.sh"
-    fetch "$release"
+    # One run at a time fills the cache (another clone or CI may share it).
+    with_cache_lock selftests fetch "$release"
     printf '%s\n' "$CACHE_DIR/selftests/$release"
 done

@@ -21,9 +21,16 @@
 # parameters are only known at run time cannot be packed beforehand and is
 # excluded, with the reason in the plan.
 #
+# A 7.x release of trixie-backports is built in the trixie chroot with its
+# gcc-14 against the chroot's linux-headers-<release> (qemu/trixie.sh, the
+# machinery build-modules-trixie.sh uses; the chroot is made, and the
+# headers installed, when missing), holding the chroot's cache lock. 6.x
+# releases build on the host against /usr/src/linux-headers-<release>.
+#
 # usage: mkselftests.sh [-k KLPCTL] RELEASE
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/trixie.sh"
 
 klpctl=${KLPCTL:-$REPO_DIR/target/x86_64-unknown-linux-musl/release/klpctl}
 while getopts k: opt; do
@@ -44,7 +51,19 @@ src=$CACHE_DIR/selftests/$release
 [ -f "$src/complete" ] || "$QEMU_DIR/fetch-selftests.sh" "$release" >/dev/null
 [ -f "$src/complete" ] || die "no selftests for $release in $src"
 kdir=/usr/src/linux-headers-$release
-[ -f "$kdir/Makefile" ] || die "no headers at $kdir: run qemu/fetch-kernels.sh first"
+in_trixie=0
+if is_bpo_release "$release"; then
+    in_trixie=1
+    need_cmd unshare util-linux
+    chroot_ready() {
+        make_chroot
+        install_headers "$release"
+    }
+    with_cache_lock trixie chroot_ready
+    [ -f "$ROOT$kdir/Makefile" ] || die "no headers at $ROOT$kdir"
+else
+    [ -f "$kdir/Makefile" ] || die "no headers at $kdir: run qemu/fetch-kernels.sh first"
+fi
 SEC=$OUT_DIR/keys/secret/klptest.sec
 [ -s "$SEC" ] || die "no test key $SEC: run qemu/mkbundles.sh first"
 notes=$OUT_DIR/kernels/$release/notes
@@ -93,12 +112,20 @@ cmp -s "$b/base/Kbuild.new" "$b/base/Kbuild" 2>/dev/null || mv "$b/base/Kbuild.n
 rm -f "$b/base/Kbuild.new"
 
 kbuild() { # DIR
-    if ! make -C "$kdir" M="$1" -j"$(nproc)" modules >"$1/build.log" 2>&1; then
+    local rc=0
+    if [ "$in_trixie" = 1 ]; then
+        # The lock: install_headers of another run may swap the headers.
+        with_cache_lock trixie in_chroot_make "$release" "$1" -j"$(nproc)" modules \
+            >"$1/build.log" 2>&1 || rc=$?
+    else
+        make -C "$kdir" M="$1" -j"$(nproc)" modules >"$1/build.log" 2>&1 || rc=$?
+    fi
+    if [ "$rc" != 0 ]; then
         tail -n 40 "$1/build.log" >&2
         die "$release: selftest module build failed (full log: $1/build.log)"
     fi
 }
-log "$release: building the selftest modules in $b/base"
+log "$release: building the selftest modules in $b/base$([ "$in_trixie" = 1 ] && echo ' (trixie chroot, gcc-14)' || true)"
 kbuild "$b/base"
 
 livepatches=()

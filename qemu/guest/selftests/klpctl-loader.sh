@@ -189,10 +189,19 @@ function unload_lp() {
 
 # No procps sysctl in the guest: read and write /proc/sys, and log failures
 # in sysctl's words, as the expectations quote them.
+# 7.x's functions.sh also saves and restores the kprobes switch and the
+# function tracer (SYSFS_KPROBES_DIR, SYSFS_TRACING_DIR); so do these when
+# it defines them.
 function push_config() {
     DYNAMIC_DEBUG=$(grep '^kernel/livepatch' /sys/kernel/debug/dynamic_debug/control |
         awk -F'[: ]' '{print "file " $1 " line " $2 " " $4}')
     FTRACE_ENABLED=$(cat /proc/sys/kernel/ftrace_enabled)
+    if [[ -n "${SYSFS_TRACING_DIR:-}" ]]; then
+        KPROBE_ENABLED=$(cat "$SYSFS_KPROBES_DIR/enabled")
+        TRACING_ON=$(cat "$SYSFS_TRACING_DIR/tracing_on")
+        CURRENT_TRACER=$(cat "$SYSFS_TRACING_DIR/current_tracer")
+        FTRACE_FILTER=$(cat "$SYSFS_TRACING_DIR/set_ftrace_filter")
+    fi
 }
 
 function pop_config() {
@@ -202,6 +211,26 @@ function pop_config() {
     if [[ -n "$FTRACE_ENABLED" ]]; then
         echo "$FTRACE_ENABLED" >/proc/sys/kernel/ftrace_enabled 2>/dev/null
     fi
+    if [[ -n "${SYSFS_TRACING_DIR:-}" ]]; then
+        [[ -n "${KPROBE_ENABLED:-}" ]] && echo "$KPROBE_ENABLED" >"$SYSFS_KPROBES_DIR/enabled"
+        [[ -n "${TRACING_ON:-}" ]] && echo "$TRACING_ON" >"$SYSFS_TRACING_DIR/tracing_on"
+        [[ -n "${CURRENT_TRACER:-}" ]] && echo "$CURRENT_TRACER" >"$SYSFS_TRACING_DIR/current_tracer"
+        [[ -n "${FTRACE_FILTER:-}" ]] &&
+            echo "$FTRACE_FILTER" | sed -e '/#### all functions enabled ####/d' \
+                >"$SYSFS_TRACING_DIR/set_ftrace_filter"
+    fi
+    return 0
+}
+
+# 7.x: whether kernel.ftrace_enabled=0 still takes (newer kernels refuse it
+# with EOPNOTSUPP), probed through /proc/sys.
+function ftrace_disable_supported() {
+    local orig result
+    orig=$(cat /proc/sys/kernel/ftrace_enabled)
+    (echo 0 >/proc/sys/kernel/ftrace_enabled) 2>/dev/null
+    result=$(cat /proc/sys/kernel/ftrace_enabled)
+    (echo "$orig" >/proc/sys/kernel/ftrace_enabled) 2>/dev/null
+    [[ "$result" == "0" ]]
 }
 
 function set_ftrace_enabled() {
@@ -229,7 +258,8 @@ function cleanup() {
 }
 
 function check_sysfs_rights() {
-    local path="$KLP_SYSFS_DIR/$1/$2"
+    # KLP_SYSFS_DIR up to 6.x, SYSFS_KLP_DIR from 7.x.
+    local path="${SYSFS_KLP_DIR:-$KLP_SYSFS_DIR}/$1/$2"
     local rights
     rights=$(stat -c '%A' "$path")
     [ "$rights" = "$3" ] || die "Unexpected access rights of $path: $3 vs. $rights"
@@ -290,13 +320,15 @@ st_adapt() {
     echo "${tags:-none}" >"$ST_OUT/rules"
 }
 
-# The kernel log since the case's canary, filtered as upstream filters it,
-# without klpctl's own audit lines ("klpctl: applied ...").
+# The kernel log since the case's canary, filtered as upstream filters it
+# (7.x also strips a printk caller id, "[    T123] "), without klpctl's own
+# audit lines ("klpctl: applied ...").
 st_result() {
     dmesg | awk -v c="$ST_CANARY" 'p; index($0, c) { p = 1 }' |
         grep -e 'livepatch:' -e 'test_klp' |
         grep -v '\(tainting\|taints\) kernel' |
         sed 's/^\[[ 0-9.]*\] //' |
+        sed 's/^\[[ ]*[CT][0-9]*\] //' |
         grep -v '^klpctl: '
 }
 
