@@ -40,6 +40,12 @@ const SERIES: &[&str] = &["6.1", "6.12"];
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
 const BOOT_TIMEOUT_S: u64 = 600;
 
+/// The same for the `load` scenario: where `qemu/smp-modes` runs a kernel
+/// under load with single-threaded TCG, each transition takes about two
+/// minutes (the load case's klpctl allows 300 s per step), and the case
+/// makes at least 6 of them.
+const LOAD_BOOT_TIMEOUT_S: u64 = 2400;
+
 /// Where the guest's case files live; `mkinitramfs.sh` ships them all.
 const CASES_DIR: &str = "qemu/guest/cases";
 
@@ -314,7 +320,12 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
             "-s",
             sc.name,
             "-t",
-            &BOOT_TIMEOUT_S.to_string(),
+            &if sc.name == "load" {
+                LOAD_BOOT_TIMEOUT_S
+            } else {
+                BOOT_TIMEOUT_S
+            }
+            .to_string(),
             release,
         ])
         .args(sc.kernel_args)
