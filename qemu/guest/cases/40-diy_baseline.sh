@@ -51,9 +51,12 @@ klpctl_apply() { # RUN
     expect_file "$LP/transition" 0
 }
 
-# diy_report < the case's kernel log: "<way> <run> <total_us> <kernel_us>"
-# per run, where kernel_us is livepatch's "enabling patch" -> "patching
-# complete" inside that run.
+# diy_report < the case's kernel log, per run:
+#   "<way> <run> <total_us> <kernel_us> <before_us> <after_us>"
+# kernel_us: livepatch's "enabling patch" -> "patching complete" in that run;
+# before_us: start -> "enabling patch" (fork/exec, for klpctl its checks,
+# memfd and lock, then the kernel loading the module); after_us: "patching
+# complete" -> end (noticing it, for klpctl its records, exit).
 diy_report() {
     awk -v patch=klp_basic '
     function us(line,    t) {
@@ -76,7 +79,7 @@ diy_report() {
         for (k in t0) {
             split(k, w, SUBSEP)
             if (!(k in t1) || !(k in ten) || !(k in tdone)) { print "missing " w[1] " " w[2]; continue }
-            print w[1], w[2], t1[k] - t0[k], tdone[k] - ten[k]
+            print w[1], w[2], t1[k] - t0[k], tdone[k] - ten[k], ten[k] - t0[k], t1[k] - tdone[k]
         }
     }'
 }
@@ -103,11 +106,13 @@ run_case() {
     # Medians over the runs, in ms: total per way (ratio = klpctl / DIY),
     # the kernel's own enable -> complete, and each way's time beyond the
     # kernel's, per run, then the median: klpctl_overhead is what klpctl
-    # itself costs (exec, verify, memfd, lock, records, noticing the end),
-    # diy_overhead what insmod and the 10 ms poll cost. With 2 CPUs the
-    # kernel's transition either completes at once or waits for its 1 s
-    # retry, so the totals (and their ratio) swing by a second from run to
-    # run; the overheads do not.
+    # costs beyond the kernel's enable (exec, verify, memfd, lock, the
+    # kernel loading the module, noticing the end, records), diy_overhead
+    # the same for insmod and the 10 ms poll, so their difference is what
+    # klpctl adds over DIY; before/after split each at the kernel's enable.
+    # With 2 CPUs the kernel's transition either completes at once or waits
+    # for its 1 s retry, so the totals (and their ratio) swing by a second
+    # from run to run; the overheads do not.
     awk -v runs="$DIY_RUNS" '
     function med(key,    n, i, j, v, a) {
         n = 0
@@ -117,11 +122,15 @@ run_case() {
     }
     {
         val[$1, $2] = $3; val[$1 "_kernel", $2] = $4; val[$1 "_over", $2] = $3 - $4
+        val[$1 "_before", $2] = $5; val[$1 "_after", $2] = $6
     }
     END {
         k = med("klpctl"); d = med("diy")
         ko = med("klpctl_over"); dov = med("diy_over")
-        printf "KLPTEST-METRIC diy_baseline_ms runs=%d klpctl=%.1f diy=%.1f ratio=%.3f kernel_enable=%.1f klpctl_overhead=%.1f diy_overhead=%.1f overhead_ratio=%.2f klpctl_minus_diy=%.1f\n", \
-            runs, k, d, k / d, med("klpctl_kernel"), ko, dov, dov > 0 ? ko / dov : 0, k - d
-    }' "$T/diy"
+        printf "KLPTEST-METRIC diy_baseline_ms runs=%d klpctl=%.1f diy=%.1f ratio=%.3f kernel_enable=%.1f klpctl_overhead=%.1f diy_overhead=%.1f klpctl_minus_diy_overhead=%.1f klpctl_before=%.1f diy_before=%.1f klpctl_after=%.1f diy_after=%.1f\n", \
+            runs, k, d, k / d, med("klpctl_kernel"), ko, dov, ko - dov, \
+            med("klpctl_before"), med("diy_before"), med("klpctl_after"), med("diy_after")
+    }' "$T/diy" >"$T/diy.metric"
+    cat "$T/diy.metric"
+    grep -q '^KLPTEST-METRIC diy_baseline_ms ' "$T/diy.metric" || klp_fail "no diy_baseline_ms figures"
 }
