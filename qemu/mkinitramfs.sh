@@ -2,8 +2,8 @@
 # Build the gzip'd newc cpio initramfs for one kernel release and scenario.
 #
 # usage: mkinitramfs.sh [options] RELEASE
-#   -s SCENARIO   guest script to run: main or sigenforce (the cases in
-#                 guest/cases/, run by guest/cases/run.sh), selftests (the
+#   -s SCENARIO   guest script to run: main, sigenforce or load (the cases
+#                 in guest/cases/, run by guest/cases/run.sh), selftests (the
 #                 kernel's own, guest/selftests/run.sh), smoke, demo
 #                 (default main)
 #   -k KLPCTL     static klpctl binary (default $KLPCTL or
@@ -56,7 +56,7 @@ bdir=$OUT_DIR/build/$release
 [ -s "$bdir/klp_target.ko" ] || die "no modules for $release: run qemu/build-modules.sh"
 script=$QEMU_DIR/guest/$scenario.sh
 case $scenario in
-    main | sigenforce) script=$QEMU_DIR/guest/cases/run.sh ;;
+    main | sigenforce | load) script=$QEMU_DIR/guest/cases/run.sh ;;
     selftests) script=$QEMU_DIR/guest/selftests/run.sh ;;
 esac
 [ -f "$script" ] || die "no guest script ${script#"$REPO_DIR"/}"
@@ -114,6 +114,16 @@ else
             [ -e "$k" ] && install -m 0644 "$k" "$root/etc/klpctl/keys.d/"
         done
     fi
+fi
+
+# The load scenario's do-it-yourself baseline (c40_diy_baseline) loads
+# klp_basic.ko with plain insmod, next to klpctl applying basic.klp. Only
+# that scenario gets the plain livepatch, and in a directory of its own:
+# everywhere else a livepatch reaches the kernel only through a signed
+# bundle, and no case could load one by mistake.
+if [ "$scenario" = load ]; then
+    mkdir -p "$root/klptest/diy"
+    cp "$bdir/klp_basic.ko" "$root/klptest/diy/"
 fi
 
 # The kernel's own livepatch selftests (made by mkselftests.sh), klpctl's

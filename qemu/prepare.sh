@@ -2,7 +2,8 @@
 # Everything the QEMU suite needs before booting, idempotent and cached:
 # kernels and headers, test modules, the static klpctl, test keys, bundles,
 # the kernel's own livepatch selftests (fetch-selftests.sh, mkselftests.sh),
-# and one initramfs per kernel and scenario (main, sigenforce, selftests).
+# and one initramfs per kernel and scenario (main, sigenforce, selftests,
+# load).
 #
 # usage: prepare.sh
 # stdout: one line per kernel: "<series> <release>". Progress goes to stderr.
@@ -53,7 +54,7 @@ fi
 while read -r series release; do
     "$QEMU_DIR/mkbundles.sh" "$release" >/dev/null
     "$QEMU_DIR/mkselftests.sh" "$release" >/dev/null
-    for scenario in main sigenforce selftests; do
+    for scenario in main sigenforce selftests load; do
         "$QEMU_DIR/mkinitramfs.sh" -k "$KLPCTL_DEVICE" -s "$scenario" "$release" >/dev/null
     done
     printf '%s %s\n' "$series" "$release"

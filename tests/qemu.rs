@@ -3,9 +3,12 @@
 //!
 //! The shell scripts in `qemu/` do the work (fetch kernels, build the test
 //! modules and the static klpctl, pack and sign bundles, build initramfs
-//! images, boot). Each kernel boots twice: once for the main scenario, which
+//! images, boot). Each kernel boots three times for the cases: once for the main scenario, which
 //! runs the cases of `qemu/guest/cases/` in sequence, and once with
-//! `module.sig_enforce=1` for the signature-enforcement case. The guest
+//! `module.sig_enforce=1` for the signature-enforcement case, and once for
+//! the `load` scenario (busy tasks on every CPU, and the do-it-yourself
+//! baseline). Every boot has at least 2 vCPUs, in the TCG mode
+//! `qemu/smp-modes` gives the kernel's series and scenario. The guest
 //! prints its plan (`KLPTEST-PLAN <scenario> <case>...`), then
 //! `KLPTEST <case> PASS|FAIL <reason>` per case and `KLPTEST-DONE` at the
 //! end. This test reads the same case files, requires the guest's plan to be
@@ -42,6 +45,12 @@ const SERIES: &[&str] = &["6.1", "6.12", "7.x"];
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
 const BOOT_TIMEOUT_S: u64 = 600;
 
+/// The same for the `load` scenario: where `qemu/smp-modes` runs a kernel
+/// under load with single-threaded TCG, each transition takes about two
+/// minutes (the load case's klpctl allows 300 s per step), and the case
+/// makes at least 6 of them.
+const LOAD_BOOT_TIMEOUT_S: u64 = 2400;
+
 /// Where the guest's case files live; `mkinitramfs.sh` ships them all.
 const CASES_DIR: &str = "qemu/guest/cases";
 
@@ -58,6 +67,13 @@ const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "sigenforce",
         kernel_args: &["module.sig_enforce=1"],
+    },
+    // Busy tasks on every CPU while patches apply and disable, and the
+    // do-it-yourself baseline (cases 40 and 41). A boot of its own, because
+    // `qemu/smp-modes` may choose another TCG mode for a kernel under load.
+    Scenario {
+        name: "load",
+        kernel_args: &[],
     },
 ];
 
@@ -273,6 +289,7 @@ fn parse_log(text: &str, boot: &mut Boot) {
             "KLPTEST-METRIC ",
             "KLPTEST-SELFTEST-EXCLUDED ",
             "KLPTEST-SELFTEST-SOURCE ",
+            "KLPTEST-NOTE ",
         ] {
             if let Some(at) = line.find(tag) {
                 boot.extra.push(line[at..].to_owned());
@@ -308,7 +325,12 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
             "-s",
             sc.name,
             "-t",
-            &BOOT_TIMEOUT_S.to_string(),
+            &if sc.name == "load" {
+                LOAD_BOOT_TIMEOUT_S
+            } else {
+                BOOT_TIMEOUT_S
+            }
+            .to_string(),
             release,
         ])
         .args(sc.kernel_args)
@@ -481,6 +503,37 @@ fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
     p
 }
 
+/// The `key=value` words of the boot's `KLPTEST-METRIC <name>` line.
+fn metric(b: &Boot, name: &str) -> Option<BTreeMap<String, String>> {
+    let prefix = format!("KLPTEST-METRIC {name} ");
+    let line = b.extra.iter().find(|l| l.starts_with(&prefix))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|w| w.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+/// Every boot runs with at least 2 vCPUs (`qemu/smp-modes`), and says so:
+/// `qemu/guest/init` prints `KLPTEST-METRIC smp vcpus= online= accel= why=`.
+/// A boot without that line, or with fewer CPUs online than asked for, or
+/// fewer than 2, fails: SMP is never dropped silently.
+fn smp_problems(b: &Boot) -> Vec<String> {
+    let Some(m) = metric(b, "smp") else {
+        return vec!["no KLPTEST-METRIC smp line: vCPUs and TCG mode unknown".into()];
+    };
+    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u32>().ok());
+    match (num("vcpus"), num("online")) {
+        (Some(want), Some(online)) if online == want && online >= 2 => Vec::new(),
+        _ => vec![format!(
+            "SMP: vcpus={} online={}, expected at least 2 online, as many as asked for",
+            m.get("vcpus").map_or("?", String::as_str),
+            m.get("online").map_or("?", String::as_str)
+        )],
+    }
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -545,9 +598,9 @@ fn qemu_kernel_matrix() {
     }
 
     // Every (kernel, scenario) boot goes into one queue that `jobs` threads
-    // drain; QEMU's TCG runs a single-vCPU guest on one host core, so boots
-    // run side by side, and with three kernels on two cores neither core
-    // idles while the other still has a kernel's second boot to do.
+    // drain, so boots run side by side and neither core idles while the
+    // other still has boots to do. Every guest has 2 vCPUs; under
+    // multi-threaded TCG each is a host thread (qemu/smp-modes).
     let jobs: usize = std::env::var("KLPCTL_QEMU_JOBS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -612,6 +665,7 @@ fn qemu_kernel_matrix() {
             (plan_for(&files, b.scenario), Vec::new())
         };
         p.extend(problems(b, &host_plan));
+        p.extend(smp_problems(b));
         let expected = required(b, &host_plan);
         let passed = expected
             .iter()
@@ -657,6 +711,21 @@ fn qemu_kernel_matrix() {
             g("failed"),
             b.wall.as_secs_f64(),
             g("failures")
+        ));
+    }
+    // The vCPUs and TCG mode of every boot, as the guest saw them.
+    say("qemu: vCPUs and TCG mode per boot (qemu/smp-modes):");
+    for b in &boots {
+        let m = metric(b, "smp").unwrap_or_default();
+        let g = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
+        say(&format!(
+            "qemu:   {:<24} {:<10} vcpus={} online={} accel={} why={}",
+            b.release,
+            b.scenario,
+            g("vcpus"),
+            g("online"),
+            g("accel"),
+            g("why")
         ));
     }
     // Figures, not assertions: wall times depend on the machine and its load.
@@ -833,6 +902,30 @@ fn selftests_markers_and_metric() {
         &mut b,
     );
     assert_eq!(selftests_problems(&b), ["the selftests ran no case"]);
+}
+
+#[test]
+fn every_boot_must_report_smp() {
+    let mut b = test_boot();
+    assert_eq!(
+        smp_problems(&b),
+        ["no KLPTEST-METRIC smp line: vCPUs and TCG mode unknown"]
+    );
+    parse_log(
+        "KLPTEST-METRIC smp vcpus=2 online=2 accel=tcg,thread=multi why=x\n",
+        &mut b,
+    );
+    assert!(smp_problems(&b).is_empty());
+    for line in [
+        "KLPTEST-METRIC smp vcpus=2 online=1 accel=tcg why=x\n",
+        "KLPTEST-METRIC smp vcpus=1 online=1 accel=tcg why=x\n",
+        "KLPTEST-METRIC smp vcpus=? online=2 accel=tcg why=x\n",
+    ] {
+        let mut b = test_boot();
+        parse_log(line, &mut b);
+        let p = smp_problems(&b);
+        assert!(p.len() == 1 && p[0].starts_with("SMP: "), "{line}: {p:?}");
+    }
 }
 
 #[test]

@@ -246,3 +246,24 @@ end() {
     case_timer_end
     klp_case_end
 }
+
+# --- the load scenario's helpers (c40_diy_baseline, c41_load) -------------
+
+# boot_param NAME [DEFAULT]: klptest.NAME= from the kernel command line as
+# qemu/run.sh set it (vcpus, accel, load_cycles, smp_why). Read from
+# ORIG_CMDLINE: a patch may have replaced /proc/cmdline since.
+boot_param() {
+    local v
+    v=$(echo "$ORIG_CMDLINE" | tr ' ' '\n' | sed -n "s/^klptest\.$1=//p" | head -n 1)
+    echo "${v:-$2}"
+}
+
+# ms_stats < one figure in ns per line: "<median> <max>" in ms, one decimal.
+ms_stats() {
+    sort -n | awk '{ a[NR] = $1 }
+        END {
+            if (NR == 0) { print "- -"; exit }
+            m = NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+            printf "%.1f %.1f\n", m / 1e6, a[NR] / 1e6
+        }'
+}
