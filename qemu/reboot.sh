@@ -117,11 +117,19 @@ for s in "${STEPS[@]}"; do
     log "boot $n: $step on $r${args:+ ($args)}, expecting $expect; log $log"
     start=$(date +%s.%N)
     set +e
+    # 2 vCPUs and the TCG mode qemu/smp-modes gives this kernel's series
+    # (scenario "reboot" matches the '*' rows), as for every other guest.
+    series=$(awk -v rel="$r" '$2 == rel {print $1; exit}' "$OUT_DIR/kernels/releases")
+    read -r vcpus accel _ smp_why < <(awk -v s="${series:-?}" '
+        /^#/ || NF < 6 { next }
+        ($1 == s || $1 == "*") && ($2 == "reboot" || $2 == "*") { print $3, $4, $5, $6; exit }' \
+        "$QEMU_DIR/smp-modes")
+    [ "${vcpus:-0}" -ge 2 ] || die "no qemu/smp-modes row with 2+ vCPUs for $r"
     timeout --kill-after=10 "$limit" qemu-system-x86_64 \
-        -accel tcg -m 512 -smp 1 -nographic -no-reboot -nic none \
+        -accel "$accel" -m 512 -smp "$vcpus" -nographic -no-reboot -nic none \
         -drive "file=$work/disk.img,if=virtio,format=raw" \
         -kernel "$OUT_DIR/kernels/$r/vmlinuz" -initrd "$work/$r.cpio.gz" \
-        -append "console=ttyS0 panic=-1 loglevel=4 klptest.step=$step $args" \
+        -append "console=ttyS0 panic=-1 loglevel=4 no_timer_check klptest.vcpus=$vcpus klptest.accel=$accel klptest.smp_why=$smp_why klptest.step=$step $args" \
         </dev/null >"$log" 2>&1
     rc=$?
     set -e
