@@ -215,14 +215,6 @@ impl Error {
             }
         }
     }
-
-    /// The errno behind this error, if any.
-    pub fn errno(self) -> Option<Errno> {
-        match self {
-            Error::Io(_, e) | Error::KernelRefused(e) | Error::StateNotSaved(_, e) => Some(e),
-            _ => None,
-        }
-    }
 }
 
 /// What a module-load errno means for a livepatch, and what to do about it.
