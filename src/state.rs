@@ -106,6 +106,9 @@ pub struct Record<'a> {
     pub keys: &'a str,
     /// CVEs, comma-separated.
     pub cves: &'a str,
+    /// Products (purls, CPEs) from the manifest, space-separated; empty in
+    /// records written before klpctl knew them.
+    pub products: &'a str,
     /// Unix time of the apply.
     pub time: u64,
     /// Atomic-replace patch.
@@ -125,11 +128,12 @@ fn record_path(name: &str) -> Result<PathBuf> {
 /// Parses record text; `None` on anything unexpected.
 pub fn parse_record(text: &str) -> Option<Record<'_>> {
     // Every key exactly once, in any order.
-    const KEYS: [&str; 10] = [
+    // `products` (bit 10) is optional: older records lack it.
+    const KEYS: [&str; 11] = [
         "boot_id", "name", "stream", "version", "sha256", "keys", "cves", "time", "replace",
-        "state",
+        "state", "products",
     ];
-    let mut v = [""; 10];
+    let mut v = [""; 11];
     let mut seen = 0u16;
     for line in text.lines() {
         let (k, val) = line.split_once(' ').unwrap_or((line, ""));
@@ -152,9 +156,10 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         time: num(v[7])?,
         replace: num(v[8])? == 1,
         state: v[9],
+        products: v[10],
     };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
-    let ok = seen == 0x3ff
+    let ok = seen & 0x3ff == 0x3ff
         && crate::trust::manifest::valid_name(r.name)
         && crate::trust::manifest::valid_stream(r.stream)
         && r.sha256.len() == 64
@@ -163,6 +168,9 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         && r.cves
             .split(',')
             .all(|c| c.is_empty() || crate::trust::manifest::valid_cve(c))
+        && r.products
+            .split(' ')
+            .all(|p| p.is_empty() || crate::trust::manifest::valid_product(p))
         && matches!(r.state, "loading" | "applied" | "reverting");
     ok.then_some(r)
 }
@@ -217,6 +225,10 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         o.s("\ncves ");
         for (i, c) in m.cves.iter().enumerate() {
             o.s(if i > 0 { "," } else { "" }).s(c);
+        }
+        o.s("\nproducts");
+        for p in &m.products {
+            o.s(" ").s(p);
         }
         o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64);
         o.s("\nstate ").s(state).nl();
@@ -443,6 +455,15 @@ mod tests {
             ("klp_a", "s", 3, 5, true, "applied")
         );
         assert_eq!(r.cves, "CVE-1,CVE-2");
+        // Records from before products existed have none.
+        assert_eq!(r.products, "");
+        let p = "pkg:deb/debian/linux-image-x@1 cpe:2.3:o:linux:linux_kernel:6.1";
+        let with = format!("{GOOD}products {p}\n");
+        assert_eq!(parse_record(&with).unwrap().products, p);
+        assert!(parse_record(&format!("{GOOD}products\n")).is_some());
+        assert!(parse_record(&format!("{GOOD}products pkg:a+b\n")).is_none());
+        assert!(parse_record(&format!("{GOOD}products http://x\n")).is_none());
+        assert!(parse_record(&format!("{with}products {p}\n")).is_none());
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut build_id: heapless::Vec<u8, { manifest::MAX_BUILD_ID }> = heapless::Vec::new();
     let (mut replace, mut unsigned, mut created) = (false, false, None);
     let mut cves: heapless::Vec<&str, { manifest::MAX_CVES }> = heapless::Vec::new();
+    let mut products: heapless::Vec<&str, { manifest::MAX_CVES }> = heapless::Vec::new();
     let mut desc_raw: &[u8] = b"";
     let mut secrets: heapless::Vec<&'static CStr, 4> = heapless::Vec::new();
     while let Some(arg) = a.arg() {
@@ -128,6 +129,19 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                     return Err(Error::Usage("--cve: 1-32 of [A-Za-z0-9._:-]"));
                 }
                 cves.push(c).map_err(|_| Error::Usage("at most 64 --cve"))?;
+            }
+            b"--product" => {
+                let p = a.value_str()?;
+                if !manifest::valid_product(p) {
+                    cli.ctx(p.as_bytes());
+                    return Err(Error::Usage(
+                        "--product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl",
+                    ));
+                }
+                if products.len() == manifest::MAX_PRODUCTS || products.contains(&p) {
+                    return Err(Error::Usage("at most 16 different --product"));
+                }
+                let _ = products.push(p);
             }
             b"--description" => desc_raw = a.value()?,
             b"-s" => secrets
@@ -193,6 +207,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
         arch: info.arch,
         replace,
         cves,
+        products,
         description,
         created: created.unwrap_or_else(crate::rt::unix_time),
         payload_size: size,

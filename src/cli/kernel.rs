@@ -153,6 +153,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
             break;
         }
     }
+    super::vex::keep_current();
     render::apply_end_json(&mut j, changed, result.as_ref().err().map(|f| &f.error));
     j.end_obj().nl();
     result
@@ -185,6 +186,7 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
             ops::disable::disable(sname, timeout_ms, &mut on_event),
         ),
     };
+    super::vex::keep_current();
     render::disabled(sname.as_bytes(), &r, removed, json);
     r.map(|_| ()).map_err(Failure::from)
 }

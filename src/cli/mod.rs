@@ -11,6 +11,7 @@ pub mod author;
 pub mod kernel;
 pub mod render;
 pub mod verify;
+pub mod vex;
 
 use crate::error::Error;
 use crate::out::Out;
@@ -28,7 +29,8 @@ usage:
 const HELP_AUTHORING: &str = "  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
   klpctl pack MODULE.ko -o BUNDLE --stream S --version N [--kernel-release R]
               [--kernel-build-id HEX | --kernel-notes FILE] [--arch A] [--replace]
-              [--cve ID]... [--description TEXT] [--created SECS]
+              [--cve ID]... [--product PURL|CPE]... [--description TEXT]
+              [--created SECS]
               (-s KEY.sec... | --unsigned)
   klpctl manifest BUNDLE           write the exact signed manifest bytes to stdout
   klpctl attach BUNDLE SIGFILE     add a signify signature made over those bytes
@@ -46,6 +48,7 @@ const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
   klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
   klpctl uninstall NAME --dir DIR [same options as disable]
   klpctl status [--state-dir DIR] [--json]
+  klpctl vex [--no-wait]           OpenVEX of the CVEs live patches fix now
   klpctl confirm --state-dir DIR [--after SECS]
   klpctl unquarantine NAME --state-dir DIR
   klpctl --help | --version
@@ -112,6 +115,7 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         b"disable" => kernel::disable(cli, &mut a, false),
         b"uninstall" => kernel::disable(cli, &mut a, true),
         b"status" => kernel::status(cli, &mut a),
+        b"vex" => vex::vex(cli, &mut a),
         b"confirm" => kernel::confirm(cli, &mut a),
         b"unquarantine" => kernel::unquarantine(cli, &mut a),
         _ => Err(unknown(cli, cmd).into()),

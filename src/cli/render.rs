@@ -444,7 +444,9 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     if n == 0 {
         h.s("no livepatches applied").nl();
     }
-    j.end_arr().key("leftover").arr();
+    j.end_arr();
+    patch_level(&mut j, &mut h);
+    j.key("leftover").arr();
     status::each_leftover(&mut |name| {
         j.str(name);
         h.s("leftover module (patch gone, module still loaded): ")
@@ -483,6 +485,49 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     }
     j.end_obj().nl();
     Ok(())
+}
+
+/// The effective patch level: per stream, the newest version klpctl
+/// claims live (applied, enabled, no transition) and the CVEs its live
+/// patches fix, the same claims `klpctl vex` makes.
+fn patch_level(j: &mut Json, h: &mut Out) {
+    let mut streams: heapless::Vec<(heapless::String<64>, u64), 32> = heapless::Vec::new();
+    let _ = crate::ops::vex::each_claim(
+        &mut |r| match streams.iter_mut().find(|s| s.0 == r.stream) {
+            Some(s) => s.1 = s.1.max(r.version),
+            None => {
+                let s = heapless::String::try_from(r.stream).unwrap_or_default();
+                let _ = streams.push((s, r.version));
+            }
+        },
+    );
+    j.key("patch_level").arr();
+    if streams.is_empty() {
+        h.s("patch level: no patch applied by klpctl is live").nl();
+    }
+    for (s, v) in &streams {
+        j.obj().key("stream").str(s.as_bytes()).key("version").u(*v);
+        h.s("patch level: stream ")
+            .s(s)
+            .s(" version ")
+            .u(*v)
+            .s(", fixes");
+        j.key("cves").arr();
+        let mut n = 0;
+        let _ = crate::ops::vex::each_claim(&mut |r| {
+            for c in r.cves.split(',').filter(|c| !c.is_empty() && r.stream == s) {
+                j.str(c.as_bytes());
+                h.s(" ").s(c);
+                n += 1;
+            }
+        });
+        if n == 0 {
+            h.s(" no listed CVE");
+        }
+        j.end_arr().end_obj();
+        h.nl();
+    }
+    j.end_arr();
 }
 
 /// One patch of `status`, as JSON into `j` and human text into `h`.

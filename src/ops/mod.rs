@@ -11,6 +11,7 @@ pub mod disable;
 pub mod install;
 pub mod select;
 pub mod status;
+pub mod vex;
 
 use crate::guard::Entry;
 use crate::kernel::transition::Blockers;

@@ -295,6 +295,7 @@ pub mod tests {
             arch: "x86_64",
             replace: false,
             cves: heapless::Vec::new(),
+            products: heapless::Vec::new(),
             description: "",
             created: 0,
             payload_size: payload.len() as u64,

@@ -29,6 +29,10 @@ pub const MAX_STREAM: usize = 64;
 pub const MAX_RELEASE: usize = 64;
 /// Longest CVE identifier.
 pub const MAX_CVE: usize = 32;
+/// Most product identifiers in one manifest.
+pub const MAX_PRODUCTS: usize = 16;
+/// Longest product identifier (a purl or a CPE).
+pub const MAX_PRODUCT: usize = 256;
 /// Longest architecture name.
 pub const MAX_ARCH: usize = 16;
 /// Longest build-id in bytes (GNU build-ids are 20 bytes with SHA-1).
@@ -50,6 +54,7 @@ struct Raw<'a> {
     arch: &'a str,
     replace: bool,
     cves: heapless::Vec<&'a str, MAX_CVES>,
+    products: heapless::Vec<&'a str, MAX_CVES>,
     description: &'a str,
     created: u64,
     payload_size: u64,
@@ -57,7 +62,7 @@ struct Raw<'a> {
 }
 
 /// The fields, in the order of the specification.
-const FIELDS: [&str; 13] = [
+const FIELDS: [&str; 14] = [
     "format",
     "name",
     "stream",
@@ -67,13 +72,15 @@ const FIELDS: [&str; 13] = [
     "arch",
     "replace",
     "cves",
+    "products",
     "description",
     "created",
     "payload_size",
     "payload_sha256",
 ];
-/// Every field but `build_id` (bit 5) must be present.
-const REQUIRED: u16 = 0x1fff & !(1 << 5);
+/// Every field but `build_id` (bit 5) and `products` (bit 9) must be
+/// present.
+const REQUIRED: u16 = 0x3fff & !(1 << 5) & !(1 << 9);
 
 const MALFORMED: Error = Error::Manifest(
     "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
@@ -144,6 +151,25 @@ impl<'a> Lexer<'a> {
         crate::codec::parse_u64(&self.b[start..self.i]).ok_or(WRONG_TYPE)
     }
 
+    /// An array of strings (`cves`, `products`).
+    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Result<()> {
+        if !self.eat(b'[')? {
+            return Err(WRONG_TYPE);
+        }
+        if !self.eat(b']')? {
+            loop {
+                v.push(self.string(WRONG_TYPE)?).map_err(|_| MALFORMED)?;
+                if self.eat(b']')? {
+                    break;
+                }
+                if !self.eat(b',')? {
+                    return Err(MALFORMED);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One value of field `f` into `raw`.
     fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Result<()> {
         let text = |l: &mut Self| l.string(WRONG_TYPE);
@@ -169,25 +195,11 @@ impl<'a> Lexer<'a> {
                     return Err(WRONG_TYPE);
                 }
             }
-            8 => {
-                if !self.eat(b'[')? {
-                    return Err(WRONG_TYPE);
-                }
-                if !self.eat(b']')? {
-                    loop {
-                        raw.cves.push(text(self)?).map_err(|_| MALFORMED)?;
-                        if self.eat(b']')? {
-                            break;
-                        }
-                        if !self.eat(b',')? {
-                            return Err(MALFORMED);
-                        }
-                    }
-                }
-            }
-            9 => raw.description = text(self)?,
-            10 => raw.created = self.number()?,
-            11 => raw.payload_size = self.number()?,
+            8 => self.list(&mut raw.cves)?,
+            9 => self.list(&mut raw.products)?,
+            10 => raw.description = text(self)?,
+            11 => raw.created = self.number()?,
+            12 => raw.payload_size = self.number()?,
             _ => raw.payload_sha256 = text(self)?,
         }
         Ok(())
@@ -247,6 +259,9 @@ pub struct Manifest<'a> {
     pub replace: bool,
     /// CVE identifiers fixed by the patch.
     pub cves: heapless::Vec<&'a str, MAX_CVES>,
+    /// The products (package URLs or CPEs) the patch fixes: what a VEX
+    /// statement names beside the running kernel. Often empty.
+    pub products: heapless::Vec<&'a str, MAX_CVES>,
     /// Free text, in its JSON-escaped form (only `\"` and `\\` escapes).
     pub description: &'a str,
     /// Creation time, seconds since the Unix epoch.
@@ -290,6 +305,18 @@ pub fn valid_arch(s: &str) -> bool {
 /// CVE and advisory identifiers.
 pub fn valid_cve(s: &str) -> bool {
     charset_ok(s, MAX_CVE, b"._:-")
+}
+
+/// Product identifiers: a package URL (`pkg:`) or a CPE (`cpe:`) of 5 to
+/// 256 printable ASCII characters that JSON needs no escape for (no space,
+/// `"`, `\`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`). A purl spells `+`
+/// as `%2B`: a literal `+` there is ambiguous, so it is refused.
+pub fn valid_product(s: &str) -> bool {
+    let purl = s.starts_with("pkg:");
+    s.len() > 4
+        && (purl || s.starts_with("cpe:"))
+        && charset_ok(s, MAX_PRODUCT, b"-._~:/?#[]@!$&'()*+,;=%")
+        && !(purl && s.contains('+'))
 }
 
 /// A description in its stored (escaped) form: no control characters, and
@@ -381,6 +408,11 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad("manifest field cves: each 1-32 of [A-Za-z0-9._:-]");
     }
+    if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
+        return bad(
+            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl",
+        );
+    }
     if !valid_description(raw.description) {
         return bad(
             "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes",
@@ -402,6 +434,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         arch: raw.arch,
         replace: raw.replace,
         cves: raw.cves,
+        products: raw.products,
         description: raw.description,
         created: raw.created,
         payload_size: raw.payload_size,
@@ -448,6 +481,18 @@ impl Cursor<'_> {
         self.put(b"\"")
     }
 
+    fn list(&mut self, key: &str, v: &[&str]) -> Result<()> {
+        self.field(key, false)?;
+        self.put(b"[")?;
+        for (i, x) in v.iter().enumerate() {
+            if i > 0 {
+                self.put(b",")?;
+            }
+            self.string(x.as_bytes())?;
+        }
+        self.put(b"]")
+    }
+
     fn num(&mut self, v: u64) -> Result<()> {
         let mut tmp = [0u8; 20];
         self.put(crate::codec::fmt_u64(v, &mut tmp))
@@ -482,15 +527,10 @@ impl Manifest<'_> {
         c.string(self.arch.as_bytes())?;
         c.field("replace", false)?;
         c.put(if self.replace { b"true" } else { b"false" })?;
-        c.field("cves", false)?;
-        c.put(b"[")?;
-        for (i, cve) in self.cves.iter().enumerate() {
-            if i > 0 {
-                c.put(b",")?;
-            }
-            c.string(cve.as_bytes())?;
+        c.list("cves", &self.cves)?;
+        if !self.products.is_empty() {
+            c.list("products", &self.products)?;
         }
-        c.put(b"]")?;
         c.field("description", false)?;
         c.string(self.description.as_bytes())?;
         c.field("created", false)?;
@@ -583,6 +623,52 @@ mod tests {
         assert_eq!(m.description, r#"fix \"x\" \\ y"#);
         let mut buf = [0u8; 2048];
         assert_eq!(m.write(&mut buf).unwrap(), GOOD.as_bytes());
+    }
+
+    #[test]
+    fn products_are_optional_signed_and_checked() {
+        let cves = r#""cves":["CVE-2024-1234","CVE-2025-0001"],"#;
+        let purl = "pkg:deb/debian/linux-image-6.1.0-41-amd64@6.1.158-1?arch=amd64";
+        let cpe = "cpe:2.3:o:linux:linux_kernel:6.1.158:*:*:*:*:*:*:*";
+        let s = with(cves, &format!(r#"{cves}"products":["{purl}","{cpe}"],"#));
+        let m = parse(s.as_bytes()).unwrap();
+        assert_eq!(&m.products[..], &[purl, cpe]);
+        let mut buf = [0u8; 2048];
+        assert_eq!(m.write(&mut buf).unwrap(), s.as_bytes());
+        // A manifest without the field (every bundle made before it
+        // existed) has none, and is written back without it.
+        let m = parse(GOOD.as_bytes()).unwrap();
+        assert!(m.products.is_empty());
+        let one = |p: &str| with(cves, &format!(r#"{cves}"products":["{p}"],"#));
+        for bad in [
+            // '+' must be %2B in a purl; no other schemes; no JSON escapes,
+            // spaces or quotes; not empty; not too long.
+            "pkg:deb/debian/linux-image-6.12.117+deb12-amd64@6.12.117+deb12",
+            "http://example.com/x",
+            "pkg:",
+            "pkg:deb/a b",
+            r#"pkg:deb/a"b"#,
+            r"pkg:deb/a\b",
+            &format!("pkg:deb/{}", "a".repeat(252)),
+        ] {
+            assert!(parse(one(bad).as_bytes()).is_err(), "{bad}");
+            assert!(!valid_product(bad), "{bad}");
+        }
+        let encoded = "pkg:deb/debian/linux-image-6.12.117%2Bdeb12-amd64@6.12.117%2Bdeb12";
+        assert!(parse(one(encoded).as_bytes()).is_ok());
+        assert!(parse(one(&format!("pkg:deb/{}", "a".repeat(248))).as_bytes()).is_ok());
+        // An empty list is another spelling of "none": not canonical.
+        assert!(parse(with(cves, &format!(r#"{cves}"products":[],"#)).as_bytes()).is_err());
+        // At most 16, and in their place after cves.
+        let many = vec![format!(r#""{purl}""#); 17].join(",");
+        assert!(parse(with(cves, &format!(r#"{cves}"products":[{many}],"#)).as_bytes()).is_err());
+        let moved = with(cves, "").replace(
+            r#""description""#,
+            &format!(r#"{}"products":["{purl}"],"description""#, cves),
+        );
+        assert!(parse(moved.as_bytes()).is_ok());
+        let wrong_place = with(cves, &format!(r#""products":["{purl}"],{cves}"#));
+        assert!(parse(wrong_place.as_bytes()).is_err());
     }
 
     #[test]
