@@ -73,11 +73,21 @@ pack() {
 
 pack "$mods/klp_basic.ko" "$tmp/basic.klp" basic 1 --kernel-notes "$notes" -s "$SEC" \
     --description "klpctl test: /proc/cmdline says basic patched" --cve CVE-0000-0001
+# The cumulative chain fixes CVEs for c28_vex: each version drops one and
+# adds one, so the CVEs claimed after v3 tell v3's from the others'. It
+# names the kernel package the way Trivy and Grype name an installed Debian
+# kernel (purl version with '+' as %2B), and a CPE.
+kpurl="pkg:deb/debian/linux-image-${release//+/%2B}?arch=amd64"
+cumul_cves=("" "--cve CVE-0000-1001 --cve CVE-0000-1002"
+    "--cve CVE-0000-1002 --cve CVE-0000-1003" "--cve CVE-0000-1003 --cve CVE-0000-1004")
 for v in 1 2 3; do
+    # shellcheck disable=SC2086 # the CVE options are words on purpose
     pack "$mods/klp_cumul_v$v.ko" "$tmp/cumul_v$v.klp" cumul "$v" --kernel-notes "$notes" \
-        --replace -s "$SEC"
+        --replace -s "$SEC" ${cumul_cves[$v]} --product "$kpurl" \
+        --product "cpe:2.3:o:linux:linux_kernel:${release%%-*}:*:*:*:*:*:*:*"
 done
-pack "$mods/klp_stall.ko" "$tmp/stall.klp" stall 1 --kernel-notes "$notes" -s "$SEC"
+pack "$mods/klp_stall.ko" "$tmp/stall.klp" stall 1 --kernel-notes "$notes" -s "$SEC" \
+    --cve CVE-0000-9001
 pack "$mods/klp_badcb.ko" "$tmp/badcb.klp" badcb 1 --kernel-notes "$notes" -s "$SEC"
 pack "$mods/klp_modobj.ko" "$tmp/modobj.klp" modobj 1 --kernel-notes "$notes" -s "$SEC"
 pack "$mods/klp_big.ko" "$tmp/big.klp" big 1 --kernel-notes "$notes" -s "$SEC"

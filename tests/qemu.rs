@@ -195,6 +195,8 @@ struct Boot {
     done: bool,
     booted_release: Option<String>,
     extra: Vec<String>,
+    /// Every `KLPTEST-VEX <label> <document>` line: (label, document).
+    vex: Vec<(String, String)>,
 }
 
 /// Writes straight to the process's stderr, which the test harness does not
@@ -281,6 +283,11 @@ fn parse_log(text: &str, boot: &mut Boot) {
                 .find_map(|w| w.strip_prefix("release="))
                 .map(str::to_owned);
         }
+        if let Some(at) = line.find("KLPTEST-VEX ") {
+            let rest = &line[at + "KLPTEST-VEX ".len()..];
+            let (label, doc) = rest.split_once(' ').unwrap_or((rest, ""));
+            boot.vex.push((label.to_owned(), doc.to_owned()));
+        }
         if line.contains("KLPTEST-DONE") {
             boot.done = true;
         }
@@ -352,6 +359,7 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
         done: false,
         booted_release: None,
         extra: Vec::new(),
+        vex: Vec::new(),
     };
     match std::fs::read(&log) {
         Ok(bytes) => parse_log(&String::from_utf8_lossy(&bytes), &mut b),
@@ -534,6 +542,65 @@ fn smp_problems(b: &Boot) -> Vec<String> {
     }
 }
 
+/// The documents c28_vex printed (`KLPTEST-VEX <label> <json>`): each one
+/// the case needs must be there, and every one must pass the OpenVEX schema
+/// and klpctl's own (tests/vex/), checked by the validator dev tool.
+const VEX_LABELS: &[&str] = &[
+    "start",
+    "after_apply",
+    "after_apply_cmd",
+    "after_disable",
+    "after_chain",
+    "behind_back",
+    "after_stall",
+];
+
+fn vex_problems(b: &Boot) -> Vec<String> {
+    let mut p = Vec::new();
+    for label in VEX_LABELS {
+        if !b.vex.iter().any(|(l, _)| l == label) {
+            p.push(format!("no KLPTEST-VEX {label} document"));
+        }
+    }
+    if b.vex.is_empty() {
+        return p;
+    }
+    let dir = repo()
+        .join("target/qemu/vex")
+        .join(format!("{}-{}", b.release, b.scenario));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create target/qemu/vex");
+    let mut files = Vec::new();
+    for (i, (label, doc)) in b.vex.iter().enumerate() {
+        let f = dir.join(format!("{i:02}-{label}.json"));
+        std::fs::write(&f, doc).expect("write a VEX document");
+        files.push(f);
+    }
+    for schema in ["openvex-0.2.0.schema.json", "klpctl-vex.schema.json"] {
+        let out = Command::new("python3")
+            .arg(repo().join("tests/vex/validate.py"))
+            .arg(repo().join("tests/vex").join(schema))
+            .args(&files)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => say(&format!(
+                "qemu: {} {}: {} VEX documents valid against {schema}",
+                b.release,
+                b.scenario,
+                files.len()
+            )),
+            Ok(o) => p.push(format!(
+                "VEX documents in {} fail {schema}: {}{}",
+                dir.display(),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => p.push(format!("cannot run tests/vex/validate.py: {e}")),
+        }
+    }
+    p
+}
+
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -666,6 +733,9 @@ fn qemu_kernel_matrix() {
         };
         p.extend(problems(b, &host_plan));
         p.extend(smp_problems(b));
+        if b.scenario == "main" {
+            p.extend(vex_problems(b));
+        }
         let expected = required(b, &host_plan);
         let passed = expected
             .iter()
@@ -765,6 +835,7 @@ fn test_boot() -> Boot {
         done: false,
         booted_release: None,
         extra: Vec::new(),
+        vex: Vec::new(),
     }
 }
 

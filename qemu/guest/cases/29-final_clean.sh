@@ -1,4 +1,4 @@
-# c28_final_clean: last in every scenario: no livepatch and no module left
+# c29_final_clean: last in every scenario: no livepatch and no module left
 # loaded.
 # scenarios: main sigenforce
 

@@ -1,0 +1,124 @@
+# c28_vex: what klpctl tells scanners. /run/klpctl/vex.json, kept by apply
+# and disable, and `klpctl vex` (which must print the same document) claim
+# exactly the CVEs of the patches that are live: after an apply, after a
+# disable, after the cumulative chain v1 -> v2 -> v3 (v3's CVEs only), not a
+# patch disabled in sysfs behind klpctl's back, and nothing after a stall
+# that was reverted. The document's version grows with every change and
+# only then; `status` shows the same patch level. Each document is printed
+# as `KLPTEST-VEX <label> <json>` for the host, which validates it against
+# the OpenVEX schema (tests/vex/).
+# scenarios: main
+
+# vex_file LABEL: /run/klpctl/vex.json, as apply or disable left it.
+vex_file() {
+    cp /run/klpctl/vex.json "$T/vex" 2>/dev/null \
+        || { klp_fail "$1: no /run/klpctl/vex.json"; return 1; }
+    vex_seen "$1"
+}
+
+# vex_cmd LABEL: `klpctl vex`; its output must equal the file it updates.
+vex_cmd() {
+    kl vex
+    expect_rc 0 "vex $1"
+    cmp -s "$T/out" /run/klpctl/vex.json \
+        || klp_fail "$1: klpctl vex printed another document than /run/klpctl/vex.json"
+    cp "$T/out" "$T/vex"
+    vex_seen "$1"
+}
+
+vex_seen() {
+    echo "KLPTEST-VEX $1 $(cat "$T/vex")"
+    klp_json_flat <"$T/vex" >"$T/vex.flat" || klp_fail "$1: the VEX document is not JSON"
+    VEX_VERSION=$(sed -n 's/^version=//p' "$T/vex.flat")
+    VEX_CVES=$(sed -n 's/^statements\.[0-9]*\.vulnerability\.name=//p' "$T/vex.flat" \
+        | sort | tr '\n' ' ')
+    VEX_ID=$(sed -n 's/^@id=//p' "$T/vex.flat")
+}
+
+# expect_vex LABEL "CVE... " VERSION: the claims and the version.
+expect_vex() {
+    [ "$VEX_CVES" = "$2" ] || klp_fail "$1: claims '$VEX_CVES', expected '$2'"
+    [ "$VEX_VERSION" = "$3" ] || klp_fail "$1: version $VEX_VERSION, expected $3"
+    [ "$VEX_ID" = "urn:uuid:$(cat /proc/sys/kernel/random/boot_id)" ] \
+        || klp_fail "$1: @id is '$VEX_ID', expected urn:uuid:<boot id>"
+}
+
+# vex_has LABEL PATTERN: a line of the flattened document matches.
+vex_has() {
+    grep -qE "$2" "$T/vex.flat" || klp_fail "$1: the document has no line /$2/"
+}
+
+# expect_level "STREAM VERSION CVE..." or "": status's patch level.
+expect_level() {
+    status_json
+    local got
+    got=$(awk -F= '
+        /^patch_level\.[0-9]+\.stream=/ { printf "%s%s", sep, $2; sep = "; " }
+        /^patch_level\.[0-9]+\.version=/ { printf " %s", $2 }
+        /^patch_level\.[0-9]+\.cves\.[0-9]+=/ { printf " %s", $2 }' "$T/status.flat")
+    [ "$got" = "$1" ] || klp_fail "status patch level is '$got', expected '$1'"
+}
+
+run_case() {
+    local v0 kp
+    kp="pkg:generic/linux-kernel@$(uname -r | sed 's/+/%2B/g')"
+    vex_cmd start
+    expect_vex start "" "$VEX_VERSION"
+    v0=$VEX_VERSION
+    expect_level ""
+    # Nothing changed: the same document, the same version.
+    vex_cmd again
+    expect_vex again "" "$v0"
+
+    kl apply "$B/basic.klp"
+    expect_rc 0 "apply basic"
+    vex_file after_apply
+    expect_vex after_apply "CVE-0000-0001 " $((v0 + 1))
+    vex_has after_apply '^statements\.0\.status=fixed$'
+    vex_has after_apply "^statements\\.0\\.products\\.0\\.@id=$kp\$"
+    vex_has after_apply '^statements\.0\.status_notes=.*klp_basic \(stream basic, version 1; payload sha256 [0-9a-f]{64}\).*does not persist across reboot'
+    vex_has after_apply '^@context=https://openvex.dev/ns/v0.2.0$'
+    expect_level "basic 1 CVE-0000-0001"
+    vex_cmd after_apply_cmd
+    expect_vex after_apply_cmd "CVE-0000-0001 " $((v0 + 1))
+
+    kl disable klp_basic
+    expect_rc 0 "disable basic"
+    vex_file after_disable
+    expect_vex after_disable "" $((v0 + 2))
+    expect_level ""
+
+    for v in 1 2 3; do
+        kl apply "$B/cumul_v$v.klp"
+        expect_rc 0 "apply cumul v$v"
+    done
+    vex_file after_chain
+    expect_vex after_chain "CVE-0000-1003 CVE-0000-1004 " $((v0 + 5))
+    vex_has after_chain '^statements\.[01]\.products\.1\.@id=pkg:deb/debian/linux-image-[^+]*\?arch=amd64$'
+    vex_has after_chain '^statements\.[01]\.products\.2\.@id=cpe:2\.3:o:linux:linux_kernel:'
+    vex_has after_chain '^statements\.[01]\.status_notes=.*klp_cumul_v3 \(stream cumul, version 3;'
+    expect_level "cumul 3 CVE-0000-1003 CVE-0000-1004"
+
+    # Behind klpctl's back: the record still says applied, sysfs does not.
+    echo 0 >/sys/kernel/livepatch/klp_cumul_v3/enabled
+    klp_wait_for 60 sh -c '[ ! -d /sys/kernel/livepatch/klp_cumul_v3 ] || [ "$(cat /sys/kernel/livepatch/klp_cumul_v3/transition)" = 0 ]' \
+        || klp_fail "the disable behind klpctl's back did not finish"
+    vex_cmd behind_back
+    expect_vex behind_back "" $((v0 + 6))
+    expect_level ""
+    kl disable klp_cumul_v3
+    expect_rc 0 "disable the patch disabled behind klpctl's back"
+    expect_gone klp_cumul_v3
+
+    # A stall that was reverted: nothing claimed, and (nothing live having
+    # changed) the version stays.
+    stall_target_load
+    kl apply --timeout 5 "$B/stall.klp"
+    expect_rc 7 "stalled apply"
+    vex_file after_stall
+    expect_vex after_stall "" $((v0 + 6))
+    expect_level ""
+    stall_release
+    expect_gone klp_stall
+    target_unload klp_stall_target
+}
