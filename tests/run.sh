@@ -12,8 +12,12 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
 # Host tools the tests call: signify (interop), time (RSS), openssl (bench),
-# python3 (fixtures), QEMU and busybox (kernel rig), compiler for modules.
+# python3 (fixtures), QEMU and busybox (kernel rig), compiler for modules,
+# jsonschema and rfc3987 for Debian's /usr/bin/python3 (tests/vex/validate.py:
+# the OpenVEX schema check; rfc3987 checks the "iri" format and is only a
+# Recommends of python3-jsonschema, which need_pkg does not install).
 need_pkg signify-openbsd time openssl python3 busybox-static gcc make
+need_pkg python3-jsonschema python3-rfc3987
 need_pkg qemu-system-x86 seabios ipxe-qemu
 if command -v rustup >/dev/null; then
     rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
