@@ -95,6 +95,8 @@ def main():
     full = pack("valid-full.klp", "--version", "2", "--kernel-build-id",
                 "00112233445566778899aabbccddeeff00112233", "--replace",
                 "--cve", "CVE-2024-1234", "--cve", "CVE-2025-0001",
+                "--product", "pkg:deb/debian/linux-image-6.1.0-41-amd64@6.1.158-1",
+                "--product", "cpe:2.3:o:linux:linux_kernel:6.1.158:*:*:*:*:*:*:*",
                 "--description", 'fixes "x" \\ y', "-s", SEC, "-s", UNTRUSTED_SEC)
     man, sigs, payload = parse(valid)
     dup = build(man, sigs * 2, payload)
@@ -155,6 +157,16 @@ def main():
            "signed manifest whose name has a dash")
     reject("manifest-uppercase-digest", signed(_upper_digest(man)), "payload_sha256",
            "signed manifest with the digest in uppercase hex")
+    with_cves = b'"cves":[],'
+    assert with_cves in man
+    reject("manifest-products-empty", signed(man.replace(with_cves, with_cves + b'"products":[],')),
+           "not canonical", "signed manifest with an empty products list (canonically omitted)")
+    reject("manifest-products-plus", signed(man.replace(
+        with_cves, with_cves + b'"products":["pkg:deb/debian/linux-image-6.12.1+deb12-amd64@6.12.1-1"],')),
+        "field products", "signed manifest with a literal '+' in a purl (must be %2B)")
+    reject("manifest-products-misplaced", signed(man.replace(
+        with_cves, b'"products":["pkg:generic/x@1"],' + with_cves)),
+        "not canonical", "signed manifest with products before cves")
     big = man.replace(b'"payload_size":%d' % len(payload), b'"payload_size":%d' % (len(payload) + 1))
     reject("size-mismatch", signed(big), "header payload length differs",
            "signed manifest payload_size is one more than the header's payload length")

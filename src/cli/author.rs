@@ -139,7 +139,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                     ));
                 }
                 if products.len() == manifest::MAX_PRODUCTS || products.contains(&p) {
-                    return Err(Error::Usage("at most 16 different --product"));
+                    return Err(Error::Usage("--product: at most 16, each given once"));
                 }
                 let _ = products.push(p);
             }

@@ -157,12 +157,15 @@ pub fn manifest_json(j: &mut Json, m: &Manifest) {
     }
     j.key("arch").str(m.arch.as_bytes());
     j.key("replace").bool(m.replace);
-    j.key("cves").arr();
-    for c in &m.cves {
-        j.str(c.as_bytes());
+    for (k, list) in [("cves", &m.cves), ("products", &m.products)] {
+        j.key(k).arr();
+        for c in list {
+            j.str(c.as_bytes());
+        }
+        j.end_arr();
     }
     // The stored description is already valid JSON string content.
-    j.end_arr().key("description").escaped(m.description);
+    j.key("description").escaped(m.description);
     j.key("created").u(m.created);
     j.key("payload_size").u(m.payload_size);
     j.key("payload_sha256").hex(&m.payload_sha256).end_obj();
@@ -178,12 +181,14 @@ pub fn manifest_human(o: &mut Out, m: &Manifest) {
     o.s("  replace: ")
         .s(if m.replace { "yes (cumulative)" } else { "no" })
         .nl();
-    if !m.cves.is_empty() {
-        o.s("  cves:   ");
-        for c in &m.cves {
-            o.s(" ").s(c);
+    for (k, list) in [("  cves:   ", &m.cves), ("  products:", &m.products)] {
+        if !list.is_empty() {
+            o.s(k);
+            for c in list {
+                o.s(" ").s(c);
+            }
+            o.nl();
         }
-        o.nl();
     }
     if !m.description.is_empty() {
         o.s("  description: ");

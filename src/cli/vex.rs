@@ -1,11 +1,13 @@
 //! `klpctl vex`: an OpenVEX 0.2.0 document of the CVEs the live patches
 //! klpctl claims (see [`crate::ops::vex`]) fix right now, one `fixed`
 //! statement per CVE and patch. `apply` and `disable` keep the same
-//! document in `/run/klpctl/vex.json`, replaced atomically.
+//! document in `/run/klpctl/vex.json`, replaced atomically. When nothing
+//! is claimed there is no document (OpenVEX requires a statement): the
+//! file is removed and `klpctl vex` prints nothing on stdout.
 #![forbid(unsafe_code)]
 
 use super::args::{Args, Cli, Res, kernel_args, opt};
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::files::AtomicFile;
 use crate::json::Json;
 use crate::kernel::Running;
@@ -40,6 +42,19 @@ pub fn keep_current() {
 #[inline(never)]
 fn refresh(stdout: bool) -> Result<()> {
     let d = vex::doc()?;
+    if d.statements == 0 {
+        // No statement to make, and OpenVEX has no empty document: no
+        // file, so nothing stale is left for a scanner to believe.
+        match rustix::fs::unlink(c"/run/klpctl/vex.json") {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(Error::Io("cannot remove /run/klpctl/vex.json", e)),
+        }
+        if stdout {
+            Out::stderr()
+                .s("klpctl: no CVE fixed by a live patch klpctl applied: no VEX document\n");
+        }
+        return Ok(());
+    }
     let k = Running::read();
     let f = AtomicFile::create(vex::FILE, 0o644)?;
     {

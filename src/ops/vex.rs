@@ -54,6 +54,9 @@ pub struct Doc {
     pub issued: u64,
     /// When the current version was issued.
     pub updated: u64,
+    /// How many statements it makes now (CVEs of claimed patches). With
+    /// none there is no document: OpenVEX needs at least one statement.
+    pub statements: usize,
 }
 
 /// The bookkeeping's size: version, issued, updated (little-endian u64s),
@@ -72,6 +75,7 @@ pub fn parse_doc(t: &[u8], boot_id: &str) -> Option<(Doc, [u8; DIGEST])> {
         version: num(0),
         issued: num(1),
         updated: num(2),
+        statements: 0,
     };
     let same_boot =
         id.starts_with(boot_id.as_bytes()) && id[boot_id.len()..].iter().all(|&c| c == 0);
@@ -82,9 +86,11 @@ pub fn parse_doc(t: &[u8], boot_id: &str) -> Option<(Doc, [u8; DIGEST])> {
 /// The digest of a set of claims: each claim's payload SHA-256 (hex) and
 /// apply time folded in by XOR, so the order sysfs lists them in does not
 /// matter; a patch disabled and applied again has a new time.
-fn digest() -> Result<[u8; DIGEST]> {
+fn digest() -> Result<([u8; DIGEST], usize)> {
     let mut x = [0u8; DIGEST];
+    let mut n = 0;
     each_claim(&mut |r| {
+        n += r.cves.split(',').filter(|c| !c.is_empty()).count();
         for (a, b) in x
             .iter_mut()
             .zip(r.sha256.bytes().chain(r.time.to_le_bytes()))
@@ -92,7 +98,7 @@ fn digest() -> Result<[u8; DIGEST]> {
             *a ^= b;
         }
     })?;
-    Ok(x)
+    Ok((x, n))
 }
 
 /// The document that describes the claims now. When they changed since
@@ -100,7 +106,7 @@ fn digest() -> Result<[u8; DIGEST]> {
 /// version is raised and stored; reading never lowers it.
 #[inline(never)]
 pub fn doc() -> Result<Doc> {
-    let x = digest()?;
+    let (x, statements) = digest()?;
     let boot_id = state::boot_id();
     let mut buf = [0u8; STORED + 1];
     let old = files::open_own(c"/run/klpctl/vex.doc", "vex.doc")
@@ -109,7 +115,7 @@ pub fn doc() -> Result<Doc> {
         .and_then(|t| parse_doc(t, &boot_id));
     let now = crate::rt::unix_time();
     let (version, issued) = match old {
-        Some((o, ox)) if ox == x => return Ok(o),
+        Some((o, ox)) if ox == x => return Ok(Doc { statements, ..o }),
         Some((o, _)) => (o.version + 1, o.issued),
         None => (1, now),
     };
@@ -125,6 +131,7 @@ pub fn doc() -> Result<Doc> {
         version,
         issued,
         updated: now,
+        statements,
     })
 }
 

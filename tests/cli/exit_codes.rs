@@ -176,6 +176,30 @@ fn every_exit_code_so_far() {
             "klpctl: CVE-1\"]: --cve: 1-32 of [A-Za-z0-9._:-]",
         ),
         (
+            &pack(&[
+                "--unsigned",
+                "--product",
+                "pkg:deb/debian/linux-image-6.12.1+deb12-amd64",
+            ]),
+            2,
+            "klpctl: pkg:deb/debian/linux-image-6.12.1+deb12-amd64: --product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl",
+        ),
+        (
+            &pack(&["--unsigned", "--product", "https://example.com/x"]),
+            2,
+            "klpctl: https://example.com/x: --product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl",
+        ),
+        (
+            &pack(&["--unsigned", "--product", "pkg:a/b\"c"]),
+            2,
+            "klpctl: pkg:a/b\"c: --product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl",
+        ),
+        (
+            &pack(&["--unsigned", "--product", "pkg:a/b", "--product", "pkg:a/b"]),
+            2,
+            "klpctl: --product: at most 16, each given once",
+        ),
+        (
             &pack(&["--unsigned", "--description", "two\nlines"]),
             2,
             "klpctl: --description must not contain control characters",

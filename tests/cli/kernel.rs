@@ -74,7 +74,9 @@ fn status_json_describes_the_running_kernel() {
     assert_same(&before, &d.snapshot(), &r);
     r.code(0);
     let j = Json::parse(r.out().trim_end());
-    assert_eq!(j.keys(), ["kernel", "patches", "leftover"]);
+    assert_eq!(j.keys(), ["kernel", "patches", "patch_level", "leftover"]);
+    // Nothing klpctl applied is live on the host: no patch level.
+    assert_eq!(j.get("patch_level").arr().len(), 0);
     let k = j.get("kernel");
     assert_eq!(
         k.keys(),

@@ -146,6 +146,59 @@ fn pack_refuses_bad_input_and_leaves_no_output() {
 }
 
 #[test]
+fn pack_products_are_signed_and_shown() {
+    let s = setup();
+    let d = &s.dir;
+    let purl = "pkg:deb/debian/linux-image-6.12.117%2Bdeb12-amd64@6.12.117-1~bpo12%2B1";
+    let cpe = "cpe:2.3:o:linux:linux_kernel:6.12.117:*:*:*:*:*:*:*";
+    pack_m(
+        d,
+        "p.klp",
+        &["--unsigned", "--product", purl, "--product", cpe],
+    )
+    .code(0);
+    let man = d.klpctl(&["manifest", "p.klp"]);
+    let text = man.code(0).out();
+    assert!(
+        text.contains(&format!(
+            r#""cves":[],"products":["{purl}","{cpe}"],"description""#
+        )),
+        "{text}"
+    );
+    let info = d.klpctl(&["info", "p.klp", "--json"]);
+    assert!(
+        info.code(0)
+            .out()
+            .contains(&format!(r#""products":["{purl}","{cpe}"]"#)),
+        "{}",
+        info.out()
+    );
+    let info = d.klpctl(&["info", "p.klp"]);
+    assert!(
+        info.code(0)
+            .out()
+            .contains(&format!("  products: {purl} {cpe}\n")),
+        "{}",
+        info.out()
+    );
+    // Without --product the field is absent: the manifest an earlier klpctl
+    // wrote, byte for byte.
+    pack_m(d, "none.klp", &["--unsigned"]).code(0);
+    let none = d.klpctl(&["manifest", "none.klp"]);
+    assert!(!none.code(0).out().contains("products"), "{}", none.out());
+    // 16 are allowed, a 17th is refused and writes nothing.
+    let many: Vec<String> = (0..17).map(|i| format!("pkg:generic/p{i}@1")).collect();
+    let mut args = vec!["--unsigned"];
+    for p in &many[..16] {
+        args.extend(["--product", p.as_str()]);
+    }
+    pack_m(d, "16.klp", &args).code(0);
+    args.extend(["--product", many[16].as_str()]);
+    pack_m(d, "17.klp", &args).fails(2, "klpctl: --product: at most 16, each given once");
+    assert!(!d.join("17.klp").exists());
+}
+
+#[test]
 fn pack_signs_with_several_keys_once_each() {
     let s = setup();
     let d = &s.dir;

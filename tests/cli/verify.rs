@@ -22,6 +22,7 @@ fn verify_and_info_json() {
                 "arch",
                 "replace",
                 "cves",
+                "products",
                 "description",
                 "created",
                 "payload_size",
