@@ -125,6 +125,9 @@ pub struct Failure {
 }
 
 impl From<Error> for Failure {
+    // Not inlined: every `?` from an Error into a Failure calls this one
+    // copy (smaller binary).
+    #[inline(never)]
     fn from(error: Error) -> Failure {
         Failure {
             error,
@@ -135,6 +138,7 @@ impl From<Error> for Failure {
 
 impl Error {
     /// This error with a detail made of `parts`.
+    #[inline(never)]
     pub fn with(self, parts: &[&[u8]]) -> Failure {
         Failure {
             error: self,

@@ -37,9 +37,30 @@ fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> &'b [u8] {
         .unwrap_or(b"")
 }
 
-/// The file's lines, and each line's words.
-fn lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
-    text.split(|&c| c == b'\n').filter(|l| !l.is_empty())
+/// The file's non-empty lines, and each line's words.
+fn lines(text: &[u8]) -> Lines<'_> {
+    Lines(text)
+}
+
+/// The iterator of [`lines`]: one out-of-line `next` for the many loops
+/// over the file (smaller binary than an inlined split and filter each).
+struct Lines<'a>(&'a [u8]);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    #[inline(never)]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while !self.0.is_empty() {
+            let n = self.0.iter().position(|&c| c == b'\n');
+            let line = &self.0[..n.unwrap_or(self.0.len())];
+            self.0 = n.map_or(&[][..], |n| &self.0[n + 1..]);
+            if !line.is_empty() {
+                return Some(line);
+            }
+        }
+        None
+    }
 }
 
 fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -234,4 +255,27 @@ pub fn release(sd: &[u8], name: &[u8], sha: Option<&[u8]>) -> usize {
         return 0;
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_the_non_empty_lines() {
+        for text in [
+            &b""[..],
+            b"\n",
+            b"a",
+            b"a\n",
+            b"\n\na\n\nbb c\n",
+            b"boot x\ntry 1 2\nok",
+        ] {
+            let want: Vec<&[u8]> = text
+                .split(|&c| c == b'\n')
+                .filter(|l| !l.is_empty())
+                .collect();
+            assert_eq!(lines(text).collect::<Vec<_>>(), want);
+        }
+    }
 }

@@ -189,26 +189,54 @@ struct Timespec {
     tv_nsec: i64,
 }
 
-unsafe extern "C" {
-    fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
-}
-
 /// Reads `clock` (0 = CLOCK_REALTIME, 1 = CLOCK_MONOTONIC, 7 =
-/// CLOCK_BOOTTIME) as (seconds,
-/// nanoseconds). musl's implementation is used rather than rustix's: both
-/// go through the vDSO, and musl's is already linked, which saves ~2 KiB.
+/// CLOCK_BOOTTIME) as (seconds, nanoseconds). On x86_64 this is the raw
+/// system call: klpctl reads the clock a few times per poll step at most,
+/// so the vDSO buys nothing, and leaving musl's vDSO lookup out of the
+/// image saves ~0.7 KiB (rustix's would cost ~2 KiB).
 pub fn clock(clock: i32) -> (u64, u64) {
     let mut ts = Timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: ts is a valid, writable timespec for the duration of the call;
-    // the clock ids used are supported by every Linux kernel klpctl targets.
-    let rc = unsafe { clock_gettime(clock, &mut ts) };
-    if rc != 0 {
+    if clock_gettime(clock, &mut ts) != 0 {
         return (0, 0);
     }
     (ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u64)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
+    /// `__NR_clock_gettime` on x86_64.
+    const NR: isize = 228;
+    let rc: isize;
+    // SAFETY: clock_gettime(2) writes one `struct timespec` through its
+    // second argument, which is a valid, exclusively borrowed Timespec; it
+    // touches no other memory. `syscall` clobbers rcx and r11 and nothing
+    // else, and needs no stack.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") NR => rc,
+            in("rdi") clock as isize,
+            in("rsi") core::ptr::from_mut(ts),
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    rc
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
+    unsafe extern "C" {
+        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+    }
+    // SAFETY: ts is a valid, writable timespec for the duration of the
+    // call; the clock ids used are supported by every Linux kernel klpctl
+    // targets.
+    unsafe { clock_gettime(clock, ts) as isize }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
     let fd = files::open_ro(path, "cannot open bundle")?;
     let src = FileSource::new(&fd, "cannot read bundle")?;
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let signed = bundle::read(&src, &mut mbuf)?.authenticate(ring).1?;
+    let signed = bundle::read_signed(&src, ring, &mut mbuf, false)?;
     let m = &signed.manifest;
     k.check(m)?;
     let name = m.name.as_bytes();

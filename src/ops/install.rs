@@ -37,8 +37,7 @@ pub fn install(
     let mut mbuf = [0u8; MAX_MANIFEST];
     let fd = files::open_ro(path, "cannot open bundle")?;
     let src = FileSource::new(&fd, "cannot read bundle")?;
-    let signed = bundle::read(&src, &mut mbuf)?.authenticate(ring).1?;
-    signed.check_payload(&src)?;
+    let signed = bundle::read_signed(&src, ring, &mut mbuf, true)?;
     let m = &signed.manifest;
     let applied = if sysfs::supported() && k.check(m).is_ok() {
         Some(apply::apply(path, ring, k, opts, ev)?)
@@ -68,10 +67,7 @@ fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
     let mut mbuf = [0u8; MAX_MANIFEST];
     let fd = files::open_ro(path, "cannot read the copy")?;
     let src = FileSource::new(&fd, "cannot read the copy")?;
-    bundle::read(&src, &mut mbuf)?
-        .authenticate(ring)
-        .1?
-        .check_payload(&src)
+    bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
 }
 
 /// Removes every bundle of patch `name` from `dir` (whatever kernel it is

@@ -213,6 +213,25 @@ impl<'m> Unverified<'m> {
     }
 }
 
+/// Reads the bundle in `src` and authenticates it ([`read`], then
+/// [`Unverified::authenticate`]); with `payload`, checks the payload digest
+/// too ([`Signed::check_payload`]). For callers that need no verdict when
+/// it fails.
+// Not inlined: one copy for every caller (smaller binary).
+#[inline(never)]
+pub fn read_signed<'m, S: Source>(
+    src: &S,
+    ring: &Keyring,
+    mbuf: &'m mut [u8; MAX_MANIFEST],
+    payload: bool,
+) -> Result<Signed<'m>> {
+    let signed = read(src, mbuf)?.authenticate(ring).1?;
+    if payload {
+        signed.check_payload(src)?;
+    }
+    Ok(signed)
+}
+
 impl Signed<'_> {
     /// Hashes the payload in `src` and compares it with the manifest.
     pub fn check_payload<S: Source>(&self, src: &S) -> Result<()> {
