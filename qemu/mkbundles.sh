@@ -76,7 +76,8 @@ pack "$mods/klp_basic.ko" "$tmp/basic.klp" basic 1 --kernel-notes "$notes" -s "$
 # The cumulative chain fixes CVEs for c28_vex: each version drops one and
 # adds one, so the CVEs claimed after v3 tell v3's from the others'. It
 # names the kernel package the way Trivy and Grype name an installed Debian
-# kernel (purl version with '+' as %2B), and a CPE.
+# kernel (with '+' as %2B), and a CPE (of the upstream version: '+' would
+# need a backslash there).
 kpurl="pkg:deb/debian/linux-image-${release//+/%2B}?arch=amd64"
 cumul_cves=("" "--cve CVE-0000-1001 --cve CVE-0000-1002"
     "--cve CVE-0000-1002 --cve CVE-0000-1003" "--cve CVE-0000-1003 --cve CVE-0000-1004")
@@ -84,7 +85,7 @@ for v in 1 2 3; do
     # shellcheck disable=SC2086 # the CVE options are words on purpose
     pack "$mods/klp_cumul_v$v.ko" "$tmp/cumul_v$v.klp" cumul "$v" --kernel-notes "$notes" \
         --replace -s "$SEC" ${cumul_cves[$v]} --product "$kpurl" \
-        --product "cpe:2.3:o:linux:linux_kernel:${release%%-*}:*:*:*:*:*:*:*"
+        --product "cpe:2.3:o:linux:linux_kernel:${release%%[-+]*}:*:*:*:*:*:*:*"
 done
 pack "$mods/klp_stall.ko" "$tmp/stall.klp" stall 1 --kernel-notes "$notes" -s "$SEC" \
     --cve CVE-0000-9001

@@ -83,41 +83,64 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         help(&mut Out::stderr());
         return Err(Error::Usage("no command given").into());
     };
-    match cmd {
-        b"--help" | b"-h" | b"help" => {
+    // By position in one table: smaller than a match on byte strings.
+    const CMDS: &[&[u8]] = &[
+        b"--help",
+        b"-h",
+        b"help",
+        b"--version",
+        b"-V",
+        b"keygen",
+        b"pack",
+        b"manifest",
+        b"attach",
+        b"sign",
+        b"info",
+        b"verify",
+        b"apply",
+        b"install",
+        b"disable",
+        b"uninstall",
+        b"status",
+        b"confirm",
+        b"unquarantine",
+        b"vex",
+    ];
+    match CMDS.iter().position(|c| *c == cmd) {
+        Some(0..=2) => {
             help(&mut Out::stdout());
             Ok(())
         }
-        b"--version" | b"-V" => {
+        Some(3 | 4) => {
             Out::stdout().s("klpctl ").s(env!("CARGO_PKG_VERSION")).nl();
             Ok(())
         }
         #[cfg(feature = "authoring")]
-        b"keygen" => Ok(author::keygen(cli, &mut a)?),
+        Some(5) => Ok(author::keygen(cli, &mut a)?),
         #[cfg(feature = "authoring")]
-        b"pack" => Ok(author::pack(cli, &mut a)?),
+        Some(6) => Ok(author::pack(cli, &mut a)?),
         #[cfg(feature = "authoring")]
-        b"manifest" => Ok(author::manifest_cmd(cli, &mut a)?),
+        Some(7) => Ok(author::manifest_cmd(cli, &mut a)?),
         #[cfg(feature = "authoring")]
-        b"attach" => Ok(author::attach(cli, &mut a)?),
+        Some(8) => Ok(author::attach(cli, &mut a)?),
         #[cfg(feature = "authoring")]
-        b"sign" => Ok(author::sign(cli, &mut a)?),
+        Some(9) => Ok(author::sign(cli, &mut a)?),
+        #[cfg(feature = "authoring")]
+        Some(10) => verify::info(cli, &mut a),
         #[cfg(not(feature = "authoring"))]
-        b"keygen" | b"pack" | b"manifest" | b"attach" | b"sign" | b"info" => Err(Error::Usage(
+        Some(5..=10) => Err(Error::Usage(
             "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)",
         )
         .into()),
-        b"verify" => verify::verify(cli, &mut a),
-        #[cfg(feature = "authoring")]
-        b"info" => verify::info(cli, &mut a),
-        b"apply" => kernel::apply(cli, &mut a, false),
-        b"install" => kernel::apply(cli, &mut a, true),
-        b"disable" => kernel::disable(cli, &mut a, false),
-        b"uninstall" => kernel::disable(cli, &mut a, true),
-        b"status" => kernel::status(cli, &mut a),
-        b"vex" => vex::vex(cli, &mut a),
-        b"confirm" => kernel::confirm(cli, &mut a),
-        b"unquarantine" => kernel::unquarantine(cli, &mut a),
+        Some(11) => verify::verify(cli, &mut a),
+        Some(12) => kernel::apply(cli, &mut a, false),
+        Some(13) => kernel::apply(cli, &mut a, true),
+        Some(14) => kernel::disable(cli, &mut a, false),
+        Some(15) => kernel::disable(cli, &mut a, true),
+        Some(16) => kernel::status(cli, &mut a),
+        Some(17) => kernel::confirm(cli, &mut a),
+        Some(18) => kernel::unquarantine(cli, &mut a),
+        Some(19) => vex::vex(cli, &mut a),
         _ => Err(unknown(cli, cmd).into()),
     }
 }

@@ -492,45 +492,33 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     Ok(())
 }
 
-/// The effective patch level: per stream, the newest version klpctl
-/// claims live (applied, enabled, no transition) and the CVEs its live
-/// patches fix, the same claims `klpctl vex` makes.
+/// The effective patch level, what `klpctl vex` claims: per stream, the
+/// version of each live patch klpctl applied (applied, enabled, no
+/// transition) and the CVEs it fixes. A cumulative stream has one; a
+/// non-cumulative one may have several.
 fn patch_level(j: &mut Json, h: &mut Out) {
-    let mut streams: heapless::Vec<(heapless::String<64>, u64), 32> = heapless::Vec::new();
-    let _ = crate::ops::vex::each_claim(
-        &mut |r| match streams.iter_mut().find(|s| s.0 == r.stream) {
-            Some(s) => s.1 = s.1.max(r.version),
-            None => {
-                let s = heapless::String::try_from(r.stream).unwrap_or_default();
-                let _ = streams.push((s, r.version));
-            }
-        },
-    );
     j.key("patch_level").arr();
-    if streams.is_empty() {
-        h.s("patch level: no patch applied by klpctl is live").nl();
-    }
-    for (s, v) in &streams {
-        j.obj().key("stream").str(s.as_bytes()).key("version").u(*v);
+    let mut n = 0;
+    let _ = crate::ops::vex::each_claim(&mut |r| {
+        j.obj().key("stream").str(r.stream.as_bytes());
+        j.key("version").u(r.version).key("patch");
+        j.str(r.name.as_bytes()).key("cves");
+        list_json(j, r.cves);
+        j.end_obj();
         h.s("patch level: stream ")
-            .s(s)
+            .s(r.stream)
             .s(" version ")
-            .u(*v)
-            .s(", fixes");
-        j.key("cves").arr();
-        let mut n = 0;
-        let _ = crate::ops::vex::each_claim(&mut |r| {
-            for c in r.cves.split(',').filter(|c| !c.is_empty() && r.stream == s) {
-                j.str(c.as_bytes());
-                h.s(" ").s(c);
-                n += 1;
-            }
+            .u(r.version);
+        h.s(" (").s(r.name).s("), fixes ").s(if r.cves.is_empty() {
+            "no listed CVE"
+        } else {
+            r.cves
         });
-        if n == 0 {
-            h.s(" no listed CVE");
-        }
-        j.end_arr().end_obj();
         h.nl();
+        n += 1;
+    });
+    if n == 0 {
+        h.s("patch level: no patch applied by klpctl is live").nl();
     }
     j.end_arr();
 }

@@ -9,7 +9,6 @@
 use super::args::{Args, Cli, Res, kernel_args, opt};
 use crate::error::{Context, Error, Result};
 use crate::files::AtomicFile;
-use crate::json::Json;
 use crate::kernel::Running;
 use crate::ops::vex::{self, Doc};
 use crate::out::Out;
@@ -72,16 +71,16 @@ fn refresh(stdout: bool) -> Result<()> {
 /// `t` (Unix seconds) as RFC 3339 UTC: `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn rfc3339(t: u64, out: &mut [u8; 20]) -> &[u8] {
     // Days to a civil date, counting in 400-year eras from 0000-03-01 so
-    // that the leap day ends a year.
-    let days = t / 86400 + 719_468;
+    // that the leap day ends a year (32-bit arithmetic: good to year 11 million).
+    let days = (t / 86400) as u32 + 719_468;
     let (era, doe) = (days / 146_097, days % 146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + yoe + (month <= 2) as u64;
-    let secs = t % 86400;
+    let year = era * 400 + yoe + (month <= 2) as u32;
+    let secs = (t % 86400) as u32;
     *out = *b"0000-00-00T00:00:00Z";
     // Each field's digits, right to left from the byte before its end.
     for (mut v, mut at) in [
@@ -101,84 +100,70 @@ pub fn rfc3339(t: u64, out: &mut [u8; 20]) -> &[u8] {
     &out[..]
 }
 
-/// One JSON string made of `parts` (all plain ASCII that needs no escape,
-/// or escaped as one).
-fn joined(j: &mut Json, parts: &[&[u8]]) {
-    let mut b: heapless::Vec<u8, 768> = heapless::Vec::new();
-    for p in parts {
-        let _ = b.extend_from_slice(p);
-    }
-    j.str(&b);
-}
-
-/// The document, one line of JSON.
+/// The document, one line of JSON. Every string in it is built from
+/// validated identifiers (names, streams, CVEs, products, hex, dates), none
+/// of which can hold `"`, `\` or a control character, so it is written as
+/// it is, in large constant pieces.
 #[inline(never)]
 fn write(o: &mut Out, d: &Doc, k: &Running) -> Result<()> {
     let (mut t1, mut t2) = ([0u8; 20], [0u8; 20]);
-    let mut j = Json::new(o);
-    j.obj()
-        .key("@context")
-        .str(b"https://openvex.dev/ns/v0.2.0");
-    j.key("@id");
-    joined(&mut j, &[b"urn:uuid:", d.boot_id.as_bytes()]);
-    j.key("author").str(b"klpctl");
-    j.key("timestamp").str(rfc3339(d.issued, &mut t1));
-    j.key("last_updated").str(rfc3339(d.updated, &mut t1));
-    j.key("version").u(d.version);
-    j.key("tooling")
-        .str(concat!("klpctl ", env!("CARGO_PKG_VERSION")).as_bytes());
-    // The running kernel as SBOM tools name an installed kernel; a purl
-    // version spells '+' as %2B.
-    let mut kp: heapless::Vec<u8, 160> = heapless::Vec::new();
-    let _ = kp.extend_from_slice(b"pkg:generic/linux-kernel@");
-    for &c in k.release.as_bytes() {
-        let _ = match c {
-            b'+' => kp.extend_from_slice(b"%2B"),
-            _ => kp.extend_from_slice(&[c]),
-        };
-    }
-    let mut bid = [0u8; 128];
-    let build_id = crate::codec::hex_encode(&k.build_id, &mut bid)
-        .filter(|b| !b.is_empty())
-        .unwrap_or(b"unknown");
-    j.key("statements").arr();
+    o.s("{\"@context\":\"https://openvex.dev/ns/v0.2.0\",\"@id\":\"urn:uuid:")
+        .s(&d.boot_id)
+        .s("\",\"author\":\"klpctl\",\"timestamp\":\"")
+        .b(rfc3339(d.issued, &mut t1))
+        .s("\",\"last_updated\":\"")
+        .b(rfc3339(d.updated, &mut t1))
+        .s("\",\"version\":")
+        .u(d.version)
+        .s(concat!(
+            ",\"tooling\":\"klpctl ",
+            env!("CARGO_PKG_VERSION"),
+            "\",\"statements\":["
+        ));
+    let mut sep = "";
     vex::each_claim(&mut |r: &Record| {
         let applied = rfc3339(r.time, &mut t2);
-        let mut vb = [0u8; 20];
-        let version = crate::codec::fmt_u64(r.version, &mut vb);
         for cve in r.cves.split(',').filter(|c| !c.is_empty()) {
-            j.obj().key("vulnerability").obj().key("name");
-            j.str(cve.as_bytes()).end_obj();
-            j.key("timestamp").str(applied);
-            j.key("products").arr();
-            j.obj().key("@id").str(&kp).end_obj();
-            for p in r.products.split(' ').filter(|p| !p.is_empty()) {
-                j.obj().key("@id").str(p.as_bytes()).end_obj();
+            o.s(sep)
+                .s("{\"vulnerability\":{\"name\":\"")
+                .s(cve)
+                .s("\"},\"timestamp\":\"")
+                .b(applied)
+                // The running kernel as SBOM tools name an installed kernel,
+                // percent-encoded as a purl version ('+' as %2B).
+                .s("\",\"products\":[{\"@id\":\"pkg:generic/linux-kernel@");
+            for &c in k.release.as_bytes() {
+                if c.is_ascii_alphanumeric() || b"._-~".contains(&c) {
+                    o.b(&[c]);
+                } else {
+                    let hex = b"0123456789ABCDEF";
+                    o.b(&[b'%', hex[c as usize >> 4], hex[c as usize & 15]]);
+                }
             }
-            j.end_arr().key("status").str(b"fixed");
-            j.key("status_notes");
-            joined(
-                &mut j,
-                &[
-                    b"Fixed in the running kernel by live patch ",
-                    r.name.as_bytes(),
-                    b" (stream ",
-                    r.stream.as_bytes(),
-                    b", version ",
-                    version,
-                    b"; payload sha256 ",
-                    r.sha256.as_bytes(),
-                    b"), applied by klpctl at ",
-                    applied,
-                    b" to kernel build-id ",
-                    build_id,
-                    b". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
-                ],
+            for p in r.products.split(' ').filter(|p| !p.is_empty()) {
+                o.s("\"},{\"@id\":\"").s(p);
+            }
+            o.s("\"}],\"status\":\"fixed\",\"status_notes\":\"Fixed in the running kernel by live patch ")
+                .s(r.name)
+                .s(" (stream ")
+                .s(r.stream)
+                .s(", version ")
+                .u(r.version)
+                .s("; payload sha256 ")
+                .s(r.sha256)
+                .s("), applied by klpctl at ")
+                .b(applied)
+                .s(" to kernel build-id ");
+            if k.build_id.is_empty() {
+                o.s("unknown");
+            }
+            o.hex(&k.build_id).s(
+                ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.\"}",
             );
-            j.end_obj();
+            sep = ",";
         }
     })?;
-    j.end_arr().end_obj().nl();
+    o.s("]}").nl();
     o.finish().ctx("cannot write the VEX document")
 }
 

@@ -60,45 +60,56 @@ pub struct Doc {
 }
 
 /// The bookkeeping's size: version, issued, updated (little-endian u64s),
-/// the claims' digest, and the boot id (NUL-padded).
+/// then the claims' digest and the boot id (NUL-padded), which together
+/// say what the version describes.
 const STORED: usize = 24 + DIGEST + 40;
 const DIGEST: usize = 72;
 
-/// The stored bookkeeping of this boot's document, if `t` is one: the
-/// right size, this boot's id, a version and times that make sense.
-pub fn parse_doc(t: &[u8], boot_id: &str) -> Option<(Doc, [u8; DIGEST])> {
-    let t: &[u8; STORED] = t.try_into().ok()?;
-    let num = |i: usize| u64::from_le_bytes(t[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-    let id = &t[24 + DIGEST..];
-    let d = Doc {
-        boot_id: boot_id.try_into().ok()?,
-        version: num(0),
-        issued: num(1),
-        updated: num(2),
-        statements: 0,
+fn num(t: &[u8], i: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&t[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// Fills in the version and times of `new`, whose digest and boot id are
+/// set, from the stored `old`: the same as `old` when it describes the same
+/// claims of the same boot; one more than `old`'s version, updated `now`,
+/// when only the claims changed; version 1 issued `now` otherwise
+/// (nothing, or anything malformed, stored). Returns whether it changed.
+pub fn advance(old: &[u8], new: &mut [u8; STORED], now: u64) -> bool {
+    let valid = old.len() == STORED && num(old, 0) > 0 && num(old, 1) <= num(old, 2);
+    let same_boot = valid && old[24 + DIGEST..] == new[24 + DIGEST..];
+    if same_boot && old[24..] == new[24..] {
+        new[..24].copy_from_slice(&old[..24]);
+        return false;
+    }
+    let (version, issued) = match same_boot {
+        true => (num(old, 0) + 1, num(old, 1)),
+        false => (1, now),
     };
-    let same_boot =
-        id.starts_with(boot_id.as_bytes()) && id[boot_id.len()..].iter().all(|&c| c == 0);
-    (same_boot && d.version > 0 && d.issued <= d.updated)
-        .then(|| (d, t[24..24 + DIGEST].try_into().unwrap_or([0; DIGEST])))
+    for (i, v) in [version, issued, now].into_iter().enumerate() {
+        new[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    true
 }
 
 /// The digest of a set of claims: each claim's payload SHA-256 (hex) and
 /// apply time folded in by XOR, so the order sysfs lists them in does not
-/// matter; a patch disabled and applied again has a new time.
-fn digest() -> Result<([u8; DIGEST], usize)> {
-    let mut x = [0u8; DIGEST];
+/// matter; a patch disabled and applied again has a new time. Also counts
+/// the statements they make (their CVEs).
+fn digest(x: &mut [u8]) -> Result<usize> {
     let mut n = 0;
     each_claim(&mut |r| {
         n += r.cves.split(',').filter(|c| !c.is_empty()).count();
-        for (a, b) in x
-            .iter_mut()
-            .zip(r.sha256.bytes().chain(r.time.to_le_bytes()))
-        {
-            *a ^= b;
+        let t = r.time.to_le_bytes();
+        for (i, b) in r.sha256.bytes().enumerate() {
+            x[i] ^= b;
+        }
+        for (i, b) in t.into_iter().enumerate() {
+            x[64 + i] ^= b;
         }
     })?;
-    Ok((x, n))
+    Ok(n)
 }
 
 /// The document that describes the claims now. When they changed since
@@ -106,31 +117,22 @@ fn digest() -> Result<([u8; DIGEST], usize)> {
 /// version is raised and stored; reading never lowers it.
 #[inline(never)]
 pub fn doc() -> Result<Doc> {
-    let (x, statements) = digest()?;
     let boot_id = state::boot_id();
+    let mut new = [0u8; STORED];
+    let statements = digest(&mut new[24..24 + DIGEST])?;
+    new[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
     let mut buf = [0u8; STORED + 1];
     let old = files::open_own(c"/run/klpctl/vex.doc", "vex.doc")
         .and_then(|fd| files::read_fd_small(&fd, &mut buf, "vex.doc"))
-        .ok()
-        .and_then(|t| parse_doc(t, &boot_id));
-    let now = crate::rt::unix_time();
-    let (version, issued) = match old {
-        Some((o, ox)) if ox == x => return Ok(Doc { statements, ..o }),
-        Some((o, _)) => (o.version + 1, o.issued),
-        None => (1, now),
-    };
-    let mut t = [0u8; STORED];
-    for (i, v) in [version, issued, now].into_iter().enumerate() {
-        t[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        .unwrap_or(b"");
+    if advance(old, &mut new, crate::rt::unix_time()) {
+        files::write_atomic(DOC, &new, 0o600)?;
     }
-    t[24..24 + DIGEST].copy_from_slice(&x);
-    t[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
-    files::write_atomic(DOC, &t, 0o600)?;
     Ok(Doc {
         boot_id,
-        version,
-        issued,
-        updated: now,
+        version: num(&new, 0),
+        issued: num(&new, 1),
+        updated: num(&new, 2),
         statements,
     })
 }
@@ -139,28 +141,48 @@ pub fn doc() -> Result<Doc> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn doc_bookkeeping_reads_strictly() {
+    fn stored(digest: u8, boot: &[u8]) -> [u8; STORED] {
         let mut t = [0u8; STORED];
-        t[0] = 3;
-        t[8] = 10;
-        t[16] = 20;
-        t[24] = 0xaa;
-        t[24 + DIGEST..24 + DIGEST + 4].copy_from_slice(b"boot");
-        let (d, x) = parse_doc(&t, "boot").unwrap();
-        assert_eq!((d.version, d.issued, d.updated), (3, 10, 20));
-        assert_eq!((d.boot_id.as_str(), x[0], x[1]), ("boot", 0xaa, 0));
-        // Another boot, a longer id, a short or long file, version 0, a
-        // first issue after the last update: all not this boot's document.
-        assert!(parse_doc(&t, "boots").is_none());
-        assert!(parse_doc(&t, "boo").is_none());
-        assert!(parse_doc(&t[1..], "boot").is_none());
-        assert!(parse_doc(&[&t[..], b"\0"].concat(), "boot").is_none());
-        let mut v0 = t;
-        v0[0] = 0;
-        assert!(parse_doc(&v0, "boot").is_none());
-        let mut late = t;
-        late[8] = 30;
-        assert!(parse_doc(&late, "boot").is_none());
+        t[24] = digest;
+        t[24 + DIGEST..24 + DIGEST + boot.len()].copy_from_slice(boot);
+        t
+    }
+
+    #[test]
+    fn versions_grow_with_changes_only() {
+        // Nothing stored: version 1, issued and updated now.
+        let mut a = stored(1, b"boot");
+        assert!(advance(b"", &mut a, 10));
+        assert_eq!((num(&a, 0), num(&a, 1), num(&a, 2)), (1, 10, 10));
+        // The same claims: the same version and times.
+        let mut same = stored(1, b"boot");
+        assert!(!advance(&a, &mut same, 20));
+        assert_eq!(same, a);
+        // Other claims: one more, first issue kept.
+        let mut b = stored(2, b"boot");
+        assert!(advance(&a, &mut b, 30));
+        assert_eq!((num(&b, 0), num(&b, 1), num(&b, 2)), (2, 10, 30));
+        // Back to the first claims is still a change.
+        let mut c = stored(1, b"boot");
+        assert!(advance(&b, &mut c, 40));
+        assert_eq!((num(&c, 0), num(&c, 1), num(&c, 2)), (3, 10, 40));
+        // Another boot, a short or long file, version 0, a first issue
+        // after the last update: a new document.
+        let mut bad_version = c;
+        bad_version[..8].fill(0);
+        let mut bad_times = c;
+        bad_times[8] = 99;
+        let long = [&c[..], b"\0"].concat();
+        for old in [
+            &stored(1, b"boots")[..],
+            &c[1..],
+            &long,
+            &bad_version,
+            &bad_times,
+        ] {
+            let mut n = stored(1, b"boot");
+            assert!(advance(old, &mut n, 50));
+            assert_eq!((num(&n, 0), num(&n, 1), num(&n, 2)), (1, 50, 50));
+        }
     }
 }

@@ -22,6 +22,12 @@ vex_file() {
 # prints nothing on stdout and says why on stderr.
 expect_no_vex() {
     [ ! -e /run/klpctl/vex.json ] || klp_fail "$1: /run/klpctl/vex.json exists: $(cat /run/klpctl/vex.json)"
+    vex_cmd_none "$1"
+}
+
+# vex_cmd_none LABEL: `klpctl vex` finds nothing to claim: nothing on
+# stdout, the reason on stderr, and no file left.
+vex_cmd_none() {
     kl vex
     expect_rc 0 "vex $1"
     [ ! -s "$T/out" ] || klp_fail "$1: klpctl vex printed a document"
@@ -61,13 +67,14 @@ vex_has() {
     grep -qE "$2" "$T/vex.flat" || klp_fail "$1: the document has no line /$2/"
 }
 
-# expect_level "STREAM VERSION CVE..." or "": status's patch level.
+# expect_level "STREAM VERSION PATCH CVE..." or "": status's patch level.
 expect_level() {
     status_json
     local got
     got=$(awk -F= '
         /^patch_level\.[0-9]+\.stream=/ { printf "%s%s", sep, $2; sep = "; " }
         /^patch_level\.[0-9]+\.version=/ { printf " %s", $2 }
+        /^patch_level\.[0-9]+\.patch=/ { printf " %s", $2 }
         /^patch_level\.[0-9]+\.cves\.[0-9]+=/ { printf " %s", $2 }' "$T/status.flat")
     [ "$got" = "$1" ] || klp_fail "status patch level is '$got', expected '$1'"
 }
@@ -88,7 +95,7 @@ run_case() {
     vex_has after_apply "^statements\\.0\\.products\\.0\\.@id=$kp\$"
     vex_has after_apply '^statements\.0\.status_notes=.*klp_basic \(stream basic, version 1; payload sha256 [0-9a-f]{64}\).*does not persist across reboot'
     vex_has after_apply '^@context=https://openvex.dev/ns/v0.2.0$'
-    expect_level "basic 1 CVE-0000-0001"
+    expect_level "basic 1 klp_basic CVE-0000-0001"
     # Nothing changed: the same document, the same version.
     vex_cmd after_apply_cmd
     expect_vex after_apply_cmd "CVE-0000-0001 " "$v"
@@ -108,14 +115,18 @@ run_case() {
     vex_has after_chain '^statements\.[01]\.products\.1\.@id=pkg:deb/debian/linux-image-[^+]*\?arch=amd64$'
     vex_has after_chain '^statements\.[01]\.products\.2\.@id=cpe:2\.3:o:linux:linux_kernel:'
     vex_has after_chain '^statements\.[01]\.status_notes=.*klp_cumul_v3 \(stream cumul, version 3;'
-    expect_level "cumul 3 CVE-0000-1003 CVE-0000-1004"
+    expect_level "cumul 3 klp_cumul_v3 CVE-0000-1003 CVE-0000-1004"
 
     # Behind klpctl's back: the record still says applied, sysfs does not.
     echo 0 >/sys/kernel/livepatch/klp_cumul_v3/enabled
     klp_wait_for 60 sh -c '[ ! -d /sys/kernel/livepatch/klp_cumul_v3 ] || [ "$(cat /sys/kernel/livepatch/klp_cumul_v3/transition)" = 0 ]' \
         || klp_fail "the disable behind klpctl's back did not finish"
     [ -e /run/klpctl/patches/klp_cumul_v3 ] || klp_fail "the record of klp_cumul_v3 is gone"
-    expect_no_vex behind_back
+    # The file says what the last klpctl command saw; `klpctl vex` looks
+    # again, claims nothing, and removes it.
+    vex_file behind_back_stale
+    expect_vex behind_back_stale "CVE-0000-1003 CVE-0000-1004 " $((v + 4))
+    vex_cmd_none behind_back
     expect_level ""
     kl disable klp_cumul_v3
     expect_rc 0 "disable the patch disabled behind klpctl's back"
