@@ -1079,3 +1079,34 @@ fn every_case_file_is_planned() {
         );
     }
 }
+
+#[test]
+fn vex_documents_are_required_and_validated() {
+    let mut b = test_boot();
+    b.release = "vex-selftest".into();
+    // A kernel message may precede the marker on its line.
+    parse_log(
+        "[  1.0] x KLPTEST-VEX after_apply {\"@context\":\"https://openvex.dev/ns/v0.2.0\"}\r\n\
+         KLPTEST-VEX reapplied {}\n",
+        &mut b,
+    );
+    assert_eq!(b.vex.len(), 2);
+    assert_eq!(b.vex[0].0, "after_apply");
+    assert!(b.vex[0].1.starts_with("{\"@context\""), "{:?}", b.vex[0]);
+    let p = vex_problems(&b);
+    for missing in ["after_apply_cmd", "after_chain"] {
+        assert!(
+            p.iter()
+                .any(|x| x == &format!("no KLPTEST-VEX {missing} document")),
+            "{p:?}"
+        );
+    }
+    // Both documents are invalid: each schema must say so.
+    for schema in ["openvex-0.2.0.schema.json", "klpctl-vex.schema.json"] {
+        assert!(
+            p.iter().any(|x| x.contains(&format!("fail {schema}"))),
+            "{p:?}"
+        );
+    }
+    assert!(!p.iter().any(|x| x.contains("cannot run")), "{p:?}");
+}
