@@ -430,6 +430,16 @@ fn every_exit_code_so_far() {
             "klpctl: frobnicate: unexpected argument (see klpctl --help)",
         ),
         (
+            &["vex", "--json"],
+            2,
+            "klpctl: --json: unknown option (see klpctl --help)",
+        ),
+        (
+            &["vex", "now"],
+            2,
+            "klpctl: now: unexpected argument (see klpctl --help)",
+        ),
+        (
             &["verify", "b.klp", "--frob"],
             2,
             "klpctl: --frob: unknown option (see klpctl --help)",
