@@ -82,12 +82,13 @@ const FIELDS: [&str; 14] = [
 /// present.
 const REQUIRED: u16 = 0x3fff & !(1 << 5) & !(1 << 9);
 
-const MALFORMED: Error = Error::Manifest(
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
-);
-const WRONG_TYPE: Error =
-    Error::Manifest("manifest JSON: a field has the wrong type or number format");
-const ENDS_EARLY: Error = Error::Manifest("manifest JSON ends early");
+const MALFORMED: Error = Error::Manifest(msg!(
+    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
+));
+const WRONG_TYPE: Error = Error::Manifest(msg!(
+    "manifest JSON: a field has the wrong type or number format"
+));
+const ENDS_EARLY: Error = Error::Manifest(msg!("manifest JSON ends early"));
 
 /// A cursor over manifest bytes that reads JSON tokens.
 struct Lexer<'a> {
@@ -134,7 +135,7 @@ impl<'a> Lexer<'a> {
         }
         let raw = self.b.get(start..self.i).ok_or(ENDS_EARLY)?;
         self.i += 1;
-        core::str::from_utf8(raw).map_err(|_| Error::Manifest("manifest JSON: invalid UTF-8"))
+        core::str::from_utf8(raw).map_err(|_| Error::Manifest(msg!("manifest JSON: invalid UTF-8")))
     }
 
     /// An unsigned decimal number.
@@ -230,7 +231,7 @@ impl<'a> Lexer<'a> {
                 return Err(MALFORMED);
             }
             if self.peek()? == b'}' {
-                return Err(Error::Manifest("manifest JSON has a trailing comma"));
+                return Err(Error::Manifest(msg!("manifest JSON has a trailing comma")));
             }
         }
         if seen & REQUIRED != REQUIRED {
@@ -360,36 +361,40 @@ fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
 /// Parses and validates manifest bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if bytes.len() > MAX_MANIFEST {
-        return Err(Error::Manifest("manifest too large (limit 16384 bytes)"));
+        return Err(Error::Manifest(msg!(
+            "manifest too large (limit 16384 bytes)"
+        )));
     }
     // The signed bytes are exactly one object: no whitespace around it, so a
     // manifest has no invisible variants.
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-        return Err(Error::Manifest(
-            "manifest must be exactly one JSON object with nothing before or after it",
-        ));
+        return Err(Error::Manifest(msg!(
+            "manifest must be exactly one JSON object with nothing before or after it"
+        )));
     }
     let mut raw = Raw::default();
     let used = Lexer { b: bytes, i: 0 }.object(&mut raw)?;
     if used != bytes.len() {
-        return Err(Error::Manifest(
-            "manifest has trailing bytes after the JSON object",
-        ));
+        return Err(Error::Manifest(msg!(
+            "manifest has trailing bytes after the JSON object"
+        )));
     }
     if raw.format != FORMAT as u64 {
-        return Err(Error::Manifest(
-            "unsupported manifest format (this klpctl reads format 1)",
-        ));
+        return Err(Error::Manifest(msg!(
+            "unsupported manifest format (this klpctl reads format 1)"
+        )));
     }
-    let bad = |f: &'static str| Err(Error::Manifest(f));
+    let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
     if !valid_name(raw.name) {
-        return bad("manifest field name: 1-55 of [A-Za-z0-9_]");
+        return bad(msg!("manifest field name: 1-55 of [A-Za-z0-9_]"));
     }
     if !valid_stream(raw.stream) {
-        return bad("manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'");
+        return bad(msg!(
+            "manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
+        ));
     }
     if !valid_release(raw.release) {
-        return bad("manifest field release: 1-64 of [A-Za-z0-9._+~-]");
+        return bad(msg!("manifest field release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
     if let Some(b) = raw.build_id {
@@ -399,31 +404,33 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             && crate::codec::hex_decode(b.as_bytes(), &mut tmp)
                 .is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
-            return bad("manifest field build_id: 2-64 lowercase hex digits");
+            return bad(msg!("manifest field build_id: 2-64 lowercase hex digits"));
         }
     }
     if !valid_arch(raw.arch) {
-        return bad("manifest field arch: 1-16 of [A-Za-z0-9_]");
+        return bad(msg!("manifest field arch: 1-16 of [A-Za-z0-9_]"));
     }
     if !raw.cves.iter().all(|c| valid_cve(c)) {
-        return bad("manifest field cves: each 1-32 of [A-Za-z0-9._:-]");
+        return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
-        return bad(
-            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl",
-        );
+        return bad(msg!(
+            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl"
+        ));
     }
     if !valid_description(raw.description) {
-        return bad(
-            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes",
-        );
+        return bad(msg!(
+            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
+        ));
     }
     if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
-        return bad("manifest field payload_size: 1 to 1073741824");
+        return bad(msg!("manifest field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
     if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
-        return bad("manifest field payload_sha256: 64 lowercase hex digits");
+        return bad(msg!(
+            "manifest field payload_sha256: 64 lowercase hex digits"
+        ));
     }
     let m = Manifest {
         name: raw.name,
@@ -445,9 +452,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // signed manifest has exactly one byte form.
     let mut canon = [0u8; MAX_MANIFEST];
     if m.write(&mut canon)? != bytes {
-        return bad(
-            "manifest is not canonical: fields in specification order, no whitespace, no null build_id",
-        );
+        return bad(msg!(
+            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
+        ));
     }
     Ok(m)
 }
@@ -463,7 +470,9 @@ impl Cursor<'_> {
         let dst = self
             .out
             .get_mut(self.n..self.n + b.len())
-            .ok_or(Error::Manifest("manifest too large (limit 16384 bytes)"))?;
+            .ok_or(Error::Manifest(msg!(
+                "manifest too large (limit 16384 bytes)"
+            )))?;
         dst.copy_from_slice(b);
         self.n += b.len();
         Ok(())
@@ -519,7 +528,7 @@ impl Manifest<'_> {
         if !self.build_id.is_empty() {
             let mut hex = [0u8; 2 * MAX_BUILD_ID];
             let h = crate::codec::hex_encode(&self.build_id, &mut hex)
-                .ok_or(Error::Internal("build-id"))?;
+                .ok_or(Error::Internal(msg!("build-id")))?;
             c.field("build_id", false)?;
             c.string(h)?;
         }
@@ -540,7 +549,7 @@ impl Manifest<'_> {
         c.field("payload_sha256", false)?;
         let mut hex = [0u8; 64];
         let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
-            .ok_or(Error::Internal("sha256"))?;
+            .ok_or(Error::Internal(msg!("sha256")))?;
         c.string(h)?;
         c.put(b"}")?;
         let n = c.n;
@@ -554,32 +563,32 @@ pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str>
     let mut n = 0;
     for &c in text {
         if c < 0x20 || c == 0x7f {
-            return Err(Error::Usage(
-                "--description must not contain control characters",
-            ));
+            return Err(Error::Usage(msg!(
+                "--description must not contain control characters"
+            )));
         }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             _ => core::slice::from_ref(&c),
         };
-        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage(
-            "--description is too long (1024 bytes escaped)",
-        ))?;
+        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage(msg!(
+            "--description is too long (1024 bytes escaped)"
+        )))?;
         dst.copy_from_slice(esc);
         n += esc.len();
     }
     if n > MAX_DESCRIPTION {
-        return Err(Error::Usage(
-            "--description is too long (1024 bytes escaped)",
-        ));
+        return Err(Error::Usage(msg!(
+            "--description is too long (1024 bytes escaped)"
+        )));
     }
-    let d =
-        core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))?;
+    let d = core::str::from_utf8(&out[..n])
+        .map_err(|_| Error::Usage(msg!("--description must be UTF-8")))?;
     if d.chars().any(hidden_char) {
-        return Err(Error::Usage(
-            "--description must not contain C1 controls or bidirectional overrides",
-        ));
+        return Err(Error::Usage(msg!(
+            "--description must not contain C1 controls or bidirectional overrides"
+        )));
     }
     Ok(d)
 }
@@ -721,9 +730,9 @@ mod tests {
         ] {
             assert_eq!(
                 parse(variant.as_bytes()),
-                Err(Error::Manifest(
+                Err(Error::Manifest(msg!(
                     "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-                )),
+                ))),
                 "{variant}"
             );
         }
