@@ -459,52 +459,64 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     Ok(m)
 }
 
-/// Writes bytes into a fixed buffer, failing instead of overflowing.
+/// Writes bytes into a fixed buffer. Overflow is sticky: later writes are
+/// dropped and [`Cursor::done`] reports it, so the writer has one error
+/// path instead of one per piece.
 struct Cursor<'o> {
     out: &'o mut [u8],
     n: usize,
+    full: bool,
 }
 
-impl Cursor<'_> {
-    fn put(&mut self, b: &[u8]) -> Result<()> {
-        let dst = self
-            .out
-            .get_mut(self.n..self.n + b.len())
-            .ok_or(Error::Manifest(msg!(
-                "manifest too large (limit 16384 bytes)"
-            )))?;
-        dst.copy_from_slice(b);
-        self.n += b.len();
-        Ok(())
+impl<'o> Cursor<'o> {
+    #[inline(never)]
+    fn put(&mut self, b: &[u8]) {
+        match self.out.get_mut(self.n..self.n + b.len()) {
+            Some(dst) if !self.full => {
+                dst.copy_from_slice(b);
+                self.n += b.len();
+            }
+            _ => self.full = true,
+        }
     }
 
-    fn field(&mut self, key: &str, first: bool) -> Result<()> {
-        self.put(if first { b"{\"" } else { b",\"" })?;
-        self.put(key.as_bytes())?;
-        self.put(b"\":")
+    fn field(&mut self, key: &str, first: bool) {
+        self.put(if first { b"{\"" } else { b",\"" });
+        self.put(key.as_bytes());
+        self.put(b"\":");
     }
 
-    fn string(&mut self, s: &[u8]) -> Result<()> {
-        self.put(b"\"")?;
-        self.put(s)?;
-        self.put(b"\"")
+    #[inline(never)]
+    fn string(&mut self, s: &[u8]) {
+        self.put(b"\"");
+        self.put(s);
+        self.put(b"\"");
     }
 
-    fn list(&mut self, key: &str, v: &[&str]) -> Result<()> {
-        self.field(key, false)?;
-        self.put(b"[")?;
+    fn list(&mut self, key: &str, v: &[&str]) {
+        self.field(key, false);
+        self.put(b"[");
         for (i, x) in v.iter().enumerate() {
             if i > 0 {
-                self.put(b",")?;
+                self.put(b",");
             }
-            self.string(x.as_bytes())?;
+            self.string(x.as_bytes());
         }
-        self.put(b"]")
+        self.put(b"]");
     }
 
-    fn num(&mut self, v: u64) -> Result<()> {
+    fn num(&mut self, v: u64) {
         let mut tmp = [0u8; 20];
-        self.put(crate::codec::fmt_u64(v, &mut tmp))
+        self.put(crate::codec::fmt_u64(v, &mut tmp));
+    }
+
+    fn done(self) -> Result<&'o [u8]> {
+        if self.full {
+            return Err(Error::Manifest(msg!(
+                "manifest too large (limit 16384 bytes)"
+            )));
+        }
+        Ok(&self.out[..self.n])
     }
 }
 
@@ -514,46 +526,49 @@ impl Manifest<'_> {
     /// newline. Every value must already be valid (see the `valid_*`
     /// functions); `parse` of the result gives back an equal manifest.
     pub fn write<'o>(&self, out: &'o mut [u8]) -> Result<&'o [u8]> {
-        let mut c = Cursor { out, n: 0 };
-        c.field("format", true)?;
-        c.num(FORMAT as u64)?;
-        c.field("name", false)?;
-        c.string(self.name.as_bytes())?;
-        c.field("stream", false)?;
-        c.string(self.stream.as_bytes())?;
-        c.field("version", false)?;
-        c.num(self.version)?;
-        c.field("release", false)?;
-        c.string(self.release.as_bytes())?;
+        let mut c = Cursor {
+            out,
+            n: 0,
+            full: false,
+        };
+        c.field("format", true);
+        c.num(FORMAT as u64);
+        c.field("name", false);
+        c.string(self.name.as_bytes());
+        c.field("stream", false);
+        c.string(self.stream.as_bytes());
+        c.field("version", false);
+        c.num(self.version);
+        c.field("release", false);
+        c.string(self.release.as_bytes());
         if !self.build_id.is_empty() {
             let mut hex = [0u8; 2 * MAX_BUILD_ID];
             let h = crate::codec::hex_encode(&self.build_id, &mut hex)
                 .ok_or(Error::Internal(msg!("build-id")))?;
-            c.field("build_id", false)?;
-            c.string(h)?;
+            c.field("build_id", false);
+            c.string(h);
         }
-        c.field("arch", false)?;
-        c.string(self.arch.as_bytes())?;
-        c.field("replace", false)?;
-        c.put(if self.replace { b"true" } else { b"false" })?;
-        c.list("cves", &self.cves)?;
+        c.field("arch", false);
+        c.string(self.arch.as_bytes());
+        c.field("replace", false);
+        c.put(if self.replace { b"true" } else { b"false" });
+        c.list("cves", &self.cves);
         if !self.products.is_empty() {
-            c.list("products", &self.products)?;
+            c.list("products", &self.products);
         }
-        c.field("description", false)?;
-        c.string(self.description.as_bytes())?;
-        c.field("created", false)?;
-        c.num(self.created)?;
-        c.field("payload_size", false)?;
-        c.num(self.payload_size)?;
-        c.field("payload_sha256", false)?;
+        c.field("description", false);
+        c.string(self.description.as_bytes());
+        c.field("created", false);
+        c.num(self.created);
+        c.field("payload_size", false);
+        c.num(self.payload_size);
+        c.field("payload_sha256", false);
         let mut hex = [0u8; 64];
         let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
             .ok_or(Error::Internal(msg!("sha256")))?;
-        c.string(h)?;
-        c.put(b"}")?;
-        let n = c.n;
-        Ok(&c.out[..n])
+        c.string(h);
+        c.put(b"}");
+        c.done()
     }
 }
 
