@@ -90,26 +90,44 @@ const WRONG_TYPE: Error = Error::Manifest(msg!(
 ));
 const ENDS_EARLY: Error = Error::Manifest(msg!("manifest JSON ends early"));
 
-/// A cursor over manifest bytes that reads JSON tokens.
+/// A cursor over manifest bytes that reads JSON tokens. A method that
+/// fails records why in `err` and returns `None`: an `Option` comes back
+/// in registers, a `Result` of this size through memory.
 struct Lexer<'a> {
     b: &'a [u8],
     i: usize,
+    err: Error,
 }
 
 impl<'a> Lexer<'a> {
+    /// Records `e` as the reason of the failure.
+    #[inline(never)]
+    fn fail<T>(&mut self, e: Error) -> Option<T> {
+        self.err = e;
+        None
+    }
+
     /// The next byte that is not JSON whitespace, not consumed.
-    fn peek(&mut self) -> Result<u8> {
+    fn peek(&mut self) -> Option<u8> {
         while self.b.get(self.i).is_some_and(|c| b" \t\n\r".contains(c)) {
             self.i += 1;
         }
-        self.b.get(self.i).copied().ok_or(ENDS_EARLY)
+        match self.b.get(self.i) {
+            Some(&c) => Some(c),
+            None => self.fail(ENDS_EARLY),
+        }
     }
 
     /// Consumes `c` if it comes next.
-    fn eat(&mut self, c: u8) -> Result<bool> {
+    fn eat(&mut self, c: u8) -> Option<bool> {
         let next = self.peek()? == c;
         self.i += next as usize;
-        Ok(next)
+        Some(next)
+    }
+
+    /// Consumes `c`, which must come next, or fails with `e`.
+    fn expect(&mut self, c: u8, e: Error) -> Option<()> {
+        if self.eat(c)? { Some(()) } else { self.fail(e) }
     }
 
     /// `lit` must come next (a literal such as `true`).
@@ -120,26 +138,29 @@ impl<'a> Lexer<'a> {
     }
 
     /// A string, as written between its quotes (escapes left in place).
-    fn string(&mut self, wrong: Error) -> Result<&'a str> {
-        if !self.eat(b'"')? {
-            return Err(wrong);
-        }
+    fn string(&mut self, wrong: Error) -> Option<&'a str> {
+        self.expect(b'"', wrong)?;
         let start = self.i;
         loop {
             match self.b.get(self.i) {
-                None => return Err(ENDS_EARLY),
+                None => return self.fail(ENDS_EARLY),
                 Some(b'"') => break,
                 Some(b'\\') => self.i += 2,
                 Some(_) => self.i += 1,
             }
         }
-        let raw = self.b.get(start..self.i).ok_or(ENDS_EARLY)?;
+        let Some(raw) = self.b.get(start..self.i) else {
+            return self.fail(ENDS_EARLY);
+        };
         self.i += 1;
-        core::str::from_utf8(raw).map_err(|_| Error::Manifest(msg!("manifest JSON: invalid UTF-8")))
+        match core::str::from_utf8(raw) {
+            Ok(s) => Some(s),
+            Err(_) => self.fail(Error::Manifest(msg!("manifest JSON: invalid UTF-8"))),
+        }
     }
 
     /// An unsigned decimal number.
-    fn number(&mut self) -> Result<u64> {
+    fn number(&mut self) -> Option<u64> {
         self.peek()?;
         let start = self.i;
         while self
@@ -149,30 +170,32 @@ impl<'a> Lexer<'a> {
         {
             self.i += 1;
         }
-        crate::codec::parse_u64(&self.b[start..self.i]).ok_or(WRONG_TYPE)
+        match crate::codec::parse_u64(&self.b[start..self.i]) {
+            Some(n) => Some(n),
+            None => self.fail(WRONG_TYPE),
+        }
     }
 
     /// An array of strings (`cves`, `products`).
-    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Result<()> {
-        if !self.eat(b'[')? {
-            return Err(WRONG_TYPE);
-        }
+    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Option<()> {
+        self.expect(b'[', WRONG_TYPE)?;
         if !self.eat(b']')? {
             loop {
-                v.push(self.string(WRONG_TYPE)?).map_err(|_| MALFORMED)?;
+                let s = self.string(WRONG_TYPE)?;
+                if v.push(s).is_err() {
+                    return self.fail(MALFORMED);
+                }
                 if self.eat(b']')? {
                     break;
                 }
-                if !self.eat(b',')? {
-                    return Err(MALFORMED);
-                }
+                self.expect(b',', MALFORMED)?;
             }
         }
-        Ok(())
+        Some(())
     }
 
     /// One value of field `f` into `raw`.
-    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Result<()> {
+    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Option<()> {
         let text = |l: &mut Self| l.string(WRONG_TYPE);
         match f {
             0 => raw.format = self.number()?,
@@ -193,7 +216,7 @@ impl<'a> Lexer<'a> {
                 self.peek()?;
                 raw.replace = self.literal(b"true");
                 if !raw.replace && !self.literal(b"false") {
-                    return Err(WRONG_TYPE);
+                    return self.fail(WRONG_TYPE);
                 }
             }
             8 => self.list(&mut raw.cves)?,
@@ -203,41 +226,35 @@ impl<'a> Lexer<'a> {
             12 => raw.payload_size = self.number()?,
             _ => raw.payload_sha256 = text(self)?,
         }
-        Ok(())
+        Some(())
     }
 
     /// The object: every field once, none unknown. Returns the bytes used.
-    fn object(&mut self, raw: &mut Raw<'a>) -> Result<usize> {
+    fn object(&mut self, raw: &mut Raw<'a>) -> Option<usize> {
         let mut seen = 0u16;
-        if !self.eat(b'{')? {
-            return Err(MALFORMED);
-        }
+        self.expect(b'{', MALFORMED)?;
         loop {
             let key = self.string(MALFORMED)?;
-            if !self.eat(b':')? {
-                return Err(MALFORMED);
-            }
+            self.expect(b':', MALFORMED)?;
             // An unknown field is refused before its value is read.
-            let f = FIELDS.iter().position(|k| *k == key).ok_or(MALFORMED)?;
-            if seen & (1 << f) != 0 {
-                return Err(MALFORMED);
-            }
+            let f = match FIELDS.iter().position(|k| *k == key) {
+                Some(f) if seen & (1 << f) == 0 => f,
+                _ => return self.fail(MALFORMED),
+            };
             seen |= 1 << f;
             self.value(f, raw)?;
             if self.eat(b'}')? {
                 break;
             }
-            if !self.eat(b',')? {
-                return Err(MALFORMED);
-            }
+            self.expect(b',', MALFORMED)?;
             if self.peek()? == b'}' {
-                return Err(Error::Manifest(msg!("manifest JSON has a trailing comma")));
+                return self.fail(Error::Manifest(msg!("manifest JSON has a trailing comma")));
             }
         }
         if seen & REQUIRED != REQUIRED {
-            return Err(MALFORMED);
+            return self.fail(MALFORMED);
         }
-        Ok(self.i)
+        Some(self.i)
     }
 }
 
@@ -373,7 +390,14 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         )));
     }
     let mut raw = Raw::default();
-    let used = Lexer { b: bytes, i: 0 }.object(&mut raw)?;
+    let mut lx = Lexer {
+        b: bytes,
+        i: 0,
+        err: MALFORMED,
+    };
+    let Some(used) = lx.object(&mut raw) else {
+        return Err(lx.err);
+    };
     if used != bytes.len() {
         return Err(Error::Manifest(msg!(
             "manifest has trailing bytes after the JSON object"
