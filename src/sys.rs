@@ -288,8 +288,9 @@ mod tests {
 
 /// A static message (error texts): a thin pointer to a NUL-terminated
 /// string literal, made by the `msg!` macro. Half the size of a `&str`, so
-/// an `Error` is 16 bytes and travels in two registers, which makes every
-/// `?` cheaper; and unlike a `&&str` it needs no 16-byte slice per message.
+/// an `Error` is 16 bytes rather than 24, which makes every `?` and every
+/// error construction cheaper; and unlike a `&&str` it needs no 16-byte
+/// slice per message in `.rodata`.
 #[derive(Clone, Copy)]
 pub struct Msg(*const core::ffi::c_char);
 
