@@ -5,31 +5,33 @@
 
 use rustix::io::Errno;
 
+pub use crate::sys::Msg;
+
 /// Everything that can go wrong in klpctl.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     // ---- exit 1: internal or I/O ----
     /// A system call on a named object failed.
-    Io(&'static str, Errno),
+    Io(Msg, Errno),
     /// A fixed-size buffer was too small for data we produced ourselves.
-    Internal(&'static str),
+    Internal(Msg),
     /// A path that must name a regular file names something else (a FIFO,
     /// a device, a directory); it was refused before anything was read.
-    NotRegular(&'static str),
+    NotRegular(Msg),
 
     // ---- exit 2: usage ----
     /// The command line is wrong; the text says how.
-    Usage(&'static str),
+    Usage(Msg),
     /// A key or signature file is malformed or of an unsupported kind.
-    KeyFile(&'static str),
+    KeyFile(Msg),
     /// A module file given to `pack` is unusable.
-    Module(&'static str),
+    Module(Msg),
 
     // ---- exit 3: bundle rejected ----
     /// The bundle's structure is wrong (magic, version, lengths, truncation).
-    Bundle(&'static str),
+    Bundle(Msg),
     /// The manifest is not valid manifest JSON or a field is out of bounds.
-    Manifest(&'static str),
+    Manifest(Msg),
     /// Not enough distinct trusted keys signed the manifest.
     NotEnoughSignatures,
     /// A signature by a trusted key does not verify.
@@ -39,7 +41,7 @@ pub enum Error {
 
     // ---- exit 4: not for this kernel ----
     /// The bundle targets another kernel (release, build-id or arch).
-    WrongKernel(&'static str),
+    WrongKernel(Msg),
     /// The running kernel has no livepatch support.
     NoLivepatch,
 
@@ -47,7 +49,7 @@ pub enum Error {
     /// A lower version than one already applied in the same stream.
     Downgrade,
     /// Something else of the same name is already loaded.
-    Conflict(&'static str),
+    Conflict(Msg),
     /// The stream's rollback floor exists but cannot be read or parsed, so
     /// a downgrade cannot be ruled out.
     DamagedFloor,
@@ -63,7 +65,7 @@ pub enum Error {
     /// The module is not a livepatch (no `livepatch=Y`, refused before
     /// loading), or it loaded and registered no livepatch under its name
     /// (unloaded again); the text says which.
-    NotALivepatch(&'static str),
+    NotALivepatch(Msg),
 
     // ---- exit 7 / 8: transitions ----
     /// The transition did not finish in time and was reverted.
@@ -71,7 +73,7 @@ pub enum Error {
     /// A disable did not finish in time; the patch was re-enabled.
     DisableTimedOut,
     /// The transition did not finish and the revert did not either.
-    Stuck(&'static str),
+    Stuck(Msg),
 
     // ---- exit 9 ----
     /// Another klpctl holds the lock and `--no-wait` was given.
@@ -80,7 +82,7 @@ pub enum Error {
     // ---- exit 10 ----
     /// The patch is applied and live, but klpctl could not write its own
     /// state afterwards (record or rollback floor): what failed, and why.
-    StateNotSaved(&'static str, Errno),
+    StateNotSaved(Msg, Errno),
 }
 
 /// Result type used throughout klpctl.
@@ -176,10 +178,10 @@ impl Error {
     /// string may follow).
     pub fn message(self) -> &'static str {
         match self {
-            Error::Io(what, _) => what,
-            Error::Internal(what) | Error::NotRegular(what) => what,
-            Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m,
-            Error::Bundle(m) | Error::Manifest(m) => m,
+            Error::Io(what, _) => what.text(),
+            Error::Internal(what) | Error::NotRegular(what) => what.text(),
+            Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
+            Error::Bundle(m) | Error::Manifest(m) => m.text(),
             Error::NotEnoughSignatures => {
                 "bundle rejected: not enough distinct trusted keys signed the manifest"
             }
@@ -189,14 +191,14 @@ impl Error {
             Error::Digest => {
                 "bundle rejected: payload does not match the SHA-256 in the signed manifest"
             }
-            Error::WrongKernel(m) => m,
+            Error::WrongKernel(m) => m.text(),
             Error::NoLivepatch => {
                 "this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)"
             }
             Error::Downgrade => {
                 "refusing downgrade: a newer version of this stream was applied (use --allow-downgrade to override)"
             }
-            Error::Conflict(m) => m,
+            Error::Conflict(m) => m.text(),
             Error::DamagedFloor => {
                 "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
             }
@@ -205,14 +207,14 @@ impl Error {
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::KernelRefused(e) => explain_load_errno(e),
-            Error::NotALivepatch(m) => m,
+            Error::NotALivepatch(m) => m.text(),
             Error::TimedOutReverted => {
                 "transition timed out; the patch was reverted and unloaded, the system is unchanged"
             }
             Error::DisableTimedOut => {
                 "disable timed out; the patch was switched back on and stays enabled, the system is unchanged"
             }
-            Error::Stuck(m) => m,
+            Error::Stuck(m) => m.text(),
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
             Error::StateNotSaved(..) => {
                 "applied and live, but klpctl could not save its state; rerun once it is writable"
@@ -250,7 +252,7 @@ fn explain_load_errno(e: Errno) -> &'static str {
 /// Adds a description of the failed operation to an errno.
 pub trait Context<T> {
     /// Maps an `Errno` into [`Error::Io`] naming `what` failed.
-    fn ctx(self, what: &'static str) -> Result<T>;
+    fn ctx(self, what: Msg) -> Result<T>;
 }
 
 impl Error {
@@ -265,7 +267,7 @@ impl Error {
 }
 
 impl<T> Context<T> for rustix::io::Result<T> {
-    fn ctx(self, what: &'static str) -> Result<T> {
+    fn ctx(self, what: Msg) -> Result<T> {
         self.map_err(|e| Error::Io(what, e))
     }
 }

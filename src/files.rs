@@ -40,7 +40,7 @@ impl PathBuf {
     /// overlong paths.
     pub fn push(&mut self, bytes: &[u8]) -> Result<&mut Self> {
         if bytes.contains(&0) || self.len + bytes.len() >= self.buf.len() {
-            return Err(Error::Usage("path too long or contains NUL"));
+            return Err(Error::Usage(msg!("path too long or contains NUL")));
         }
         self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
         self.len += bytes.len();
@@ -68,17 +68,17 @@ impl Default for PathBuf {
 /// Opens a file read-only (close-on-exec, no controlling tty) without
 /// blocking: opening a FIFO must not wait for a writer. Callers check the
 /// type (`regular_size`, `read_fd_small`) before reading anything.
-pub fn open_ro(path: &CStr, what: &'static str) -> Result<OwnedFd> {
+pub fn open_ro(path: &CStr, what: crate::error::Msg) -> Result<OwnedFd> {
     open_flags(path, OFlags::empty(), what)
 }
 
 /// Opens one of klpctl's own files (records, floors) like [`open_ro`], but
 /// never through a symlink: a link planted there is refused (`ELOOP`).
-pub fn open_own(path: &CStr, what: &'static str) -> Result<OwnedFd> {
+pub fn open_own(path: &CStr, what: crate::error::Msg) -> Result<OwnedFd> {
     open_flags(path, OFlags::NOFOLLOW, what)
 }
 
-fn open_flags(path: &CStr, extra: OFlags, what: &'static str) -> Result<OwnedFd> {
+fn open_flags(path: &CStr, extra: OFlags, what: crate::error::Msg) -> Result<OwnedFd> {
     rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK | extra,
@@ -89,7 +89,7 @@ fn open_flags(path: &CStr, extra: OFlags, what: &'static str) -> Result<OwnedFd>
 
 /// File size from fstat; refuses anything that is not a regular file
 /// ([`Error::NotRegular`]).
-pub fn regular_size(fd: impl AsFd, what: &'static str) -> Result<u64> {
+pub fn regular_size(fd: impl AsFd, what: crate::error::Msg) -> Result<u64> {
     let st = rustix::fs::fstat(fd).ctx(what)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(Error::NotRegular(what));
@@ -104,7 +104,7 @@ pub fn pread_exact(
     mut off: u64,
     mut buf: &mut [u8],
     short: Error,
-    what: &'static str,
+    what: crate::error::Msg,
 ) -> Result<()> {
     while !buf.is_empty() {
         match rustix::io::pread(&fd, &mut *buf, off) {
@@ -121,14 +121,14 @@ pub fn pread_exact(
 }
 
 /// Reads a whole small file into `buf`; larger than `buf` is an error.
-pub fn read_small<'b>(path: &CStr, buf: &'b mut [u8], what: &'static str) -> Result<&'b [u8]> {
+pub fn read_small<'b>(path: &CStr, buf: &'b mut [u8], what: crate::error::Msg) -> Result<&'b [u8]> {
     let fd = open_ro(path, what)?;
     read_fd_small(&fd, buf, what)
 }
 
 /// Reads from `fd` until EOF into `buf`; more than fits is an error, and so
 /// is anything but a regular file (checked before the first read).
-pub fn read_fd_small<'b>(fd: impl AsFd, buf: &'b mut [u8], what: &'static str) -> Result<&'b [u8]> {
+pub fn read_fd_small(fd: impl AsFd, buf: &mut [u8], what: crate::error::Msg) -> Result<&[u8]> {
     regular_size(&fd, what)?;
     let mut n = 0;
     loop {
@@ -155,7 +155,7 @@ pub fn sha256_range(
     off: u64,
     len: u64,
     short: Error,
-    what: &'static str,
+    what: crate::error::Msg,
 ) -> Result<[u8; 32]> {
     let mut h = sha2::Sha256::new();
     copy_range(&fd, off, len, short, what, |chunk| {
@@ -172,7 +172,7 @@ pub fn copy_range(
     off: u64,
     len: u64,
     short: Error,
-    what: &'static str,
+    what: crate::error::Msg,
     mut sink: impl FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     copy_range_dyn(fd.as_fd(), off, len, short, what, &mut sink)
@@ -184,7 +184,7 @@ fn copy_range_dyn(
     mut off: u64,
     len: u64,
     short: Error,
-    what: &'static str,
+    what: crate::error::Msg,
     sink: &mut dyn FnMut(&[u8]) -> Result<()>,
 ) -> Result<()> {
     let mut buf = [0u8; CHUNK];
@@ -247,7 +247,7 @@ impl AtomicFile {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode),
         )
-        .ctx("cannot create output file")?;
+        .ctx(msg!("cannot create output file"))?;
         Ok(AtomicFile {
             fd,
             tmp,
@@ -263,7 +263,7 @@ impl AtomicFile {
 
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        crate::sys::write_all(self.fd.as_fd(), bytes).ctx("cannot write output file")
+        crate::sys::write_all(self.fd.as_fd(), bytes).ctx(msg!("cannot write output file"))
     }
 
     /// The temporary file's path, to read back what was written.
@@ -273,9 +273,9 @@ impl AtomicFile {
 
     /// fsyncs and renames into place.
     pub fn commit(mut self) -> Result<()> {
-        rustix::fs::fsync(&self.fd).ctx("cannot fsync output file")?;
+        rustix::fs::fsync(&self.fd).ctx(msg!("cannot fsync output file"))?;
         rustix::fs::rename(self.tmp.c(), self.dst.c())
-            .ctx("cannot rename output file into place")?;
+            .ctx(msg!("cannot rename output file into place"))?;
         self.done = true;
         Ok(())
     }
@@ -301,7 +301,7 @@ pub fn write_atomic(path: &[u8], bytes: &[u8], mode: u32) -> Result<()> {
 /// call.
 pub fn each_entry(
     dir: &CStr,
-    what: &'static str,
+    what: crate::error::Msg,
     mut f: impl FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
 ) -> Result<()> {
     each_entry_dyn(dir, what, &mut f)
@@ -310,7 +310,7 @@ pub fn each_entry(
 // One copy of the loop for every caller (`dyn`): smaller binary.
 fn each_entry_dyn(
     dir: &CStr,
-    what: &'static str,
+    what: crate::error::Msg,
     f: &mut dyn FnMut(&CStr, rustix::fs::FileType) -> Result<()>,
 ) -> Result<()> {
     let fd = rustix::fs::open(
@@ -341,7 +341,7 @@ pub fn exists(path: &CStr) -> bool {
 /// integer, allowing a leading `-`. `None` if missing or malformed.
 pub fn read_i64(path: &CStr) -> Option<i64> {
     let mut buf = [0u8; 32];
-    let t = read_small(path, &mut buf, "read").ok()?.trim_ascii();
+    let t = read_small(path, &mut buf, msg!("read")).ok()?.trim_ascii();
     match t.strip_prefix(b"-") {
         Some(rest) => crate::codec::parse_u64(rest)
             .and_then(|v| i64::try_from(v).ok())
@@ -351,13 +351,13 @@ pub fn read_i64(path: &CStr) -> Option<i64> {
 }
 
 /// Writes `bytes` to an existing file (a sysfs attribute) in one write.
-pub fn write_existing(path: &CStr, bytes: &[u8], what: &'static str) -> Result<()> {
+pub fn write_existing(path: &CStr, bytes: &[u8], what: crate::error::Msg) -> Result<()> {
     let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
     crate::sys::write_all(fd.as_fd(), bytes).ctx(what)
 }
 
 /// Creates directory `path` with mode 0700 unless it exists.
-pub fn ensure_dir(path: &CStr, what: &'static str) -> Result<()> {
+pub fn ensure_dir(path: &CStr, what: crate::error::Msg) -> Result<()> {
     match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
         Err(e) => Err(Error::Io(what, e)),
@@ -388,7 +388,7 @@ pub trait Source {
 }
 
 /// Reading past the end of a [`Source`].
-pub const TRUNCATED: Error = Error::Bundle("bundle rejected: file is truncated");
+pub const TRUNCATED: Error = Error::Bundle(msg!("bundle rejected: file is truncated"));
 
 /// A bundle file opened for reading.
 pub struct FileSource<F: AsFd> {
@@ -399,7 +399,7 @@ pub struct FileSource<F: AsFd> {
 
 impl<F: AsFd> FileSource<F> {
     /// Wraps an open regular file; `what` names the failure otherwise.
-    pub fn new(fd: F, what: &'static str) -> Result<Self> {
+    pub fn new(fd: F, what: crate::error::Msg) -> Result<Self> {
         let len = regular_size(&fd, what)?;
         Ok(FileSource { fd, len })
     }
@@ -410,10 +410,10 @@ impl<F: AsFd> Source for FileSource<F> {
         self.len
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
-        pread_exact(&self.fd, off, buf, TRUNCATED, "cannot read bundle")
+        pread_exact(&self.fd, off, buf, TRUNCATED, msg!("cannot read bundle"))
     }
     fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
-        sha256_range(&self.fd, off, len, TRUNCATED, "cannot read bundle")
+        sha256_range(&self.fd, off, len, TRUNCATED, msg!("cannot read bundle"))
     }
 }
 

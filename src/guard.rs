@@ -32,8 +32,8 @@ const MAX_GUARD: usize = 16 * 1024;
 fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> &'b [u8] {
     PathBuf::of(&[sd, b"/guard"])
         .ok()
-        .and_then(|p| files::open_own(p.c(), "guard").ok())
-        .and_then(|fd| files::read_fd_small(&fd, &mut buf[..], "guard").ok())
+        .and_then(|p| files::open_own(p.c(), msg!("guard")).ok())
+        .and_then(|fd| files::read_fd_small(&fd, &mut buf[..], msg!("guard")).ok())
         .unwrap_or(b"")
 }
 
@@ -75,7 +75,10 @@ fn rewrite(
     keep: &mut dyn FnMut(&[u8]) -> bool,
     add: &mut dyn FnMut(&mut Out),
 ) -> Result<()> {
-    files::ensure_dir(PathBuf::of(&[sd])?.c(), "cannot create state directory")?;
+    files::ensure_dir(
+        PathBuf::of(&[sd])?.c(),
+        msg!("cannot create state directory"),
+    )?;
     let f = AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600)?;
     {
         let mut o = Out::to(Some(f.fd()));
@@ -83,7 +86,7 @@ fn rewrite(
             o.b(l).nl();
         }
         add(&mut o);
-        o.finish().ctx("cannot write the crash-loop guard")?;
+        o.finish().ctx(msg!("cannot write the crash-loop guard"))?;
     }
     f.commit()?;
     files::sync_dir(PathBuf::of(&[sd])?.c());

@@ -8,6 +8,20 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// A [`sys::Msg`] of a string literal: `msg!("cannot open bundle")`.
+macro_rules! msg {
+    ($s:literal) => {
+        $crate::sys::Msg::new(
+            const {
+                match core::ffi::CStr::from_bytes_with_nul(concat!($s, "\0").as_bytes()) {
+                    Ok(c) => c,
+                    Err(_) => panic!("a message has no NUL inside"),
+                }
+            },
+        )
+    };
+}
+
 // Layers, lowest first (docs/architecture.md); no module imports from a
 // layer above its own (tests/layers.rs checks that).
 pub mod sys;

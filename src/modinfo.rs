@@ -12,8 +12,10 @@ pub const MAX_MODINFO: usize = 64 * 1024;
 /// Most section headers examined.
 pub const MAX_SECTIONS: u16 = 4096;
 
-const NOT_ELF: Error = Error::Module("not a 64-bit little-endian ELF relocatable file (.ko)");
-const NO_MODINFO: Error = Error::Module("module has no usable .modinfo section");
+const NOT_ELF: Error = Error::Module(msg!(
+    "not a 64-bit little-endian ELF relocatable file (.ko)"
+));
+const NO_MODINFO: Error = Error::Module(msg!("module has no usable .modinfo section"));
 
 /// What `pack` needs to know about a module.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,8 +67,8 @@ pub fn read_section<'b, S: Source>(
     if eh[..4] != *b"\x7fELF" || eh[4] != 2 || eh[5] != 1 || u16le(&eh, 16) != 1 {
         return Err(NOT_ELF);
     }
-    let arch =
-        arch_of(u16le(&eh, 18)).ok_or(Error::Module("module is for an unknown machine type"))?;
+    let arch = arch_of(u16le(&eh, 18))
+        .ok_or(Error::Module(msg!("module is for an unknown machine type")))?;
     let shoff = u64le(&eh, 0x28);
     let shentsize = u16le(&eh, 0x3a);
     let shnum = u16le(&eh, 0x3c);
@@ -125,21 +127,21 @@ pub fn get<'a>(section: &'a [u8], key: &str) -> Option<&'a str> {
 /// Parses a module: `.modinfo` must carry `name=` and `vermagic=`.
 pub fn parse<'b, S: Source>(src: &S, buf: &'b mut [u8; MAX_MODINFO]) -> Result<Modinfo<'b>> {
     let (section, arch) = read_section(src, buf)?;
-    let name = get(section, "name").ok_or(Error::Module(
-        "module .modinfo has no name= (built by an old kernel?)",
-    ))?;
+    let name = get(section, "name").ok_or(Error::Module(msg!(
+        "module .modinfo has no name= (built by an old kernel?)"
+    )))?;
     let vermagic =
-        get(section, "vermagic").ok_or(Error::Module("module .modinfo has no vermagic="))?;
+        get(section, "vermagic").ok_or(Error::Module(msg!("module .modinfo has no vermagic=")))?;
     let release = vermagic.split(' ').next().unwrap_or("");
     if !crate::trust::manifest::valid_name(name) {
-        return Err(Error::Module(
-            "module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)",
-        ));
+        return Err(Error::Module(msg!(
+            "module name= is not a valid livepatch name ([A-Za-z0-9_], 1-55)"
+        )));
     }
     if !crate::trust::manifest::valid_release(release) {
-        return Err(Error::Module(
-            "module vermagic= does not start with a valid kernel release",
-        ));
+        return Err(Error::Module(msg!(
+            "module vermagic= does not start with a valid kernel release"
+        )));
     }
     let livepatch = get(section, "livepatch") == Some("Y");
     Ok(Modinfo {

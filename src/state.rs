@@ -48,15 +48,15 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
         OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         Mode::from_raw_mode(0o600),
     )
-    .ctx("cannot open /run/klpctl/lock")?;
-    files::regular_size(&fd, "cannot open /run/klpctl/lock")?;
+    .ctx(msg!("cannot open /run/klpctl/lock"))?;
+    files::regular_size(&fd, msg!("cannot open /run/klpctl/lock"))?;
     let start = crate::rt::now_ms();
     let mut said = false;
     loop {
         match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(Lock { _fd: fd }),
             Err(rustix::io::Errno::WOULDBLOCK) => {}
-            Err(e) => return Err(Error::Io("cannot lock /run/klpctl/lock", e)),
+            Err(e) => return Err(Error::Io(msg!("cannot lock /run/klpctl/lock"), e)),
         }
         if crate::rt::now_ms() - start >= wait_s * 1000 {
             return Err(Error::Locked);
@@ -70,17 +70,26 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
 }
 
 fn ensure_dirs() -> Result<()> {
-    files::ensure_dir(c"/run/klpctl", "cannot create /run/klpctl")?;
-    files::ensure_dir(c"/run/klpctl/patches", "cannot create /run/klpctl/patches")?;
-    files::ensure_dir(c"/run/klpctl/streams", "cannot create /run/klpctl/streams")
+    files::ensure_dir(c"/run/klpctl", msg!("cannot create /run/klpctl"))?;
+    files::ensure_dir(
+        c"/run/klpctl/patches",
+        msg!("cannot create /run/klpctl/patches"),
+    )?;
+    files::ensure_dir(
+        c"/run/klpctl/streams",
+        msg!("cannot create /run/klpctl/streams"),
+    )
 }
 
 /// The kernel's boot id, or empty if unavailable.
 pub fn boot_id() -> heapless::String<40> {
     let mut buf = [0u8; 64];
     let mut s = heapless::String::new();
-    if let Ok(t) = files::read_small(c"/proc/sys/kernel/random/boot_id", &mut buf, "boot_id")
-        && let Ok(t) = core::str::from_utf8(t.trim_ascii())
+    if let Ok(t) = files::read_small(
+        c"/proc/sys/kernel/random/boot_id",
+        &mut buf,
+        msg!("boot_id"),
+    ) && let Ok(t) = core::str::from_utf8(t.trim_ascii())
     {
         let _ = s.push_str(t);
     }
@@ -120,7 +129,9 @@ pub struct Record<'a> {
 
 fn record_path(name: &str) -> Result<PathBuf> {
     if !crate::trust::manifest::valid_name(name) {
-        return Err(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"));
+        return Err(Error::Usage(msg!(
+            "invalid patch name ([A-Za-z0-9_], 1-55)"
+        )));
     }
     PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
 }
@@ -184,8 +195,8 @@ pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Reco
 /// The text of a valid record for `name` of this boot.
 fn read_raw<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<&'b [u8]> {
     let p = record_path(name).ok()?;
-    let fd = files::open_own(p.c(), "record").ok()?;
-    let bytes = files::read_fd_small(&fd, buf, "record").ok()?;
+    let fd = files::open_own(p.c(), msg!("record")).ok()?;
+    let bytes = files::read_fd_small(&fd, buf, msg!("record")).ok()?;
     let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
     (r.name == name && r.boot_id == boot_id().as_str()).then_some(bytes)
 }
@@ -232,7 +243,7 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         }
         o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64);
         o.s("\nstate ").s(state).nl();
-        o.finish().ctx("cannot write klpctl record")?;
+        o.finish().ctx(msg!("cannot write klpctl record"))?;
     }
     f.commit()
 }
@@ -246,7 +257,7 @@ pub fn remove_record(name: &str) {
 
 fn stream_path(base: &[u8], stream: &str) -> Result<PathBuf> {
     if !crate::trust::manifest::valid_stream(stream) {
-        return Err(Error::Internal("invalid stream name"));
+        return Err(Error::Internal(msg!("invalid stream name")));
     }
     PathBuf::of(&[base, b"/streams/", stream.as_bytes()])
 }
@@ -332,7 +343,7 @@ fn read_floor<'a>(
     stream: &str,
 ) -> core::result::Result<Option<Floor>, Damaged<'a>> {
     let p = stream_path(base, stream).map_err(|_| Damaged(base))?;
-    let fd = match files::open_own(p.c(), "floor") {
+    let fd = match files::open_own(p.c(), msg!("floor")) {
         // No file, or no streams directory for one to be in (whether the
         // state can be written is checked apart, before anything loads).
         Err(Error::Io(_, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)) => {
@@ -342,7 +353,7 @@ fn read_floor<'a>(
         Ok(fd) => fd,
     };
     let mut buf = [0u8; 64];
-    match files::read_fd_small(&fd, &mut buf, "floor").map(parse_floor) {
+    match files::read_fd_small(&fd, &mut buf, msg!("floor")).map(parse_floor) {
         Ok(Some(f)) => Ok(Some(f)),
         _ => Err(Damaged(base)),
     }
@@ -368,9 +379,12 @@ pub fn floor<'a>(
 
 /// Creates `<base>/streams` (and `base`) if missing; returns its path.
 fn streams_dir(base: &[u8]) -> Result<PathBuf> {
-    files::ensure_dir(PathBuf::of(&[base])?.c(), "cannot create state directory")?;
+    files::ensure_dir(
+        PathBuf::of(&[base])?.c(),
+        msg!("cannot create state directory"),
+    )?;
     let dir = PathBuf::of(&[base, b"/streams"])?;
-    files::ensure_dir(dir.c(), "cannot create state directory")?;
+    files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
     Ok(dir)
 }
 
@@ -385,7 +399,7 @@ pub fn check_writable(state_dir: Option<&CStr>) -> Result<()> {
         AtomicFile::create(p.bytes(), 0o600)
             .map(drop)
             .map_err(|e| match e {
-                Error::Io(_, n) => Error::Io("cannot write the state directory", n),
+                Error::Io(_, n) => Error::Io(msg!("cannot write the state directory"), n),
                 other => other,
             })
     };
@@ -427,7 +441,7 @@ pub fn raise_floor(
             .u(new.cumulative)
             .nl()
             .finish()
-            .ctx("cannot write rollback floor")?;
+            .ctx(msg!("cannot write rollback floor"))?;
         f.commit()?;
         files::sync_dir(dir.c());
         Ok(())

@@ -49,9 +49,9 @@ impl<'a> Args<'a> {
             .v
             .get(self.i)
             .filter(|v| !v.to_bytes().starts_with(b"--"))
-            .ok_or(Error::Usage(
-                "an option is missing its value (see klpctl --help)",
-            ))?;
+            .ok_or(Error::Usage(msg!(
+                "an option is missing its value (see klpctl --help)"
+            )))?;
         self.i += 1;
         Ok(a)
     }
@@ -63,13 +63,14 @@ impl<'a> Args<'a> {
 
     /// The value as UTF-8.
     pub fn value_str(&mut self) -> Result<&'static str> {
-        core::str::from_utf8(self.value()?).map_err(|_| Error::Usage("option values must be UTF-8"))
+        core::str::from_utf8(self.value()?)
+            .map_err(|_| Error::Usage(msg!("option values must be UTF-8")))
     }
 
     /// The value as a decimal u64.
     pub fn value_u64(&mut self) -> Result<u64> {
         crate::codec::parse_u64(self.value()?)
-            .ok_or(Error::Usage("expected a non-negative decimal number"))
+            .ok_or(Error::Usage(msg!("expected a non-negative decimal number")))
     }
 
     /// The argument just read, as a C string (for positional paths).
@@ -82,9 +83,9 @@ impl<'a> Args<'a> {
 pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
     cli.ctx(arg);
     if arg.starts_with(b"-") {
-        Error::Usage("unknown option (see klpctl --help)")
+        Error::Usage(msg!("unknown option (see klpctl --help)"))
     } else {
-        Error::Usage("unexpected argument (see klpctl --help)")
+        Error::Usage(msg!("unexpected argument (see klpctl --help)"))
     }
 }
 
@@ -106,14 +107,14 @@ pub fn bundle_path(
             return Err(unknown(cli, arg));
         }
     }
-    path.ok_or(Error::Usage("missing BUNDLE argument"))
+    path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))
 }
 
 /// `--timeout SECS`, 1 to 86400, in milliseconds.
 pub fn timeout(a: &mut Args) -> Result<u64> {
     let s = a.value_u64()?;
     if s == 0 || s > 86_400 {
-        return Err(Error::Usage("--timeout must be 1 to 86400 seconds"));
+        return Err(Error::Usage(msg!("--timeout must be 1 to 86400 seconds")));
     }
     Ok(s * 1000)
 }
@@ -195,7 +196,7 @@ pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelAr
             None if !arg.starts_with(b"-") && (k.args.is_empty() || allowed & opt::MANY != 0) => {
                 k.args
                     .push(a.current_c())
-                    .map_err(|_| Error::Usage("at most 64 bundles"))?;
+                    .map_err(|_| Error::Usage(msg!("at most 64 bundles")))?;
                 continue;
             }
             None => 0,

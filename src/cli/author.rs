@@ -21,9 +21,9 @@ fn create_new(path: &CStr, mode: u32, bytes: &[u8]) -> Result<()> {
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )
-    .ctx("cannot create file (klpctl never overwrites keys)")?;
-    crate::sys::write_all(fd.as_fd(), bytes).ctx("cannot write file")?;
-    rustix::fs::fsync(&fd).ctx("cannot write file")
+    .ctx(msg!("cannot create file (klpctl never overwrites keys)"))?;
+    crate::sys::write_all(fd.as_fd(), bytes).ctx(msg!("cannot write file"))?;
+    rustix::fs::fsync(&fd).ctx(msg!("cannot write file"))
 }
 
 /// `klpctl keygen`: a new signify key pair; never overwrites a file.
@@ -39,12 +39,12 @@ pub fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
     }
     let (Some(pubp), Some(secp)) = (pubp, secp) else {
-        return Err(Error::Usage("keygen needs -p KEY.pub and -s KEY.sec"));
+        return Err(Error::Usage(msg!("keygen needs -p KEY.pub and -s KEY.sec")));
     };
     keys::check_comment(comment)?;
     let mut rnd = [0u8; 40];
     rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
-        .ctx("getrandom failed")?;
+        .ctx(msg!("getrandom failed"))?;
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&rnd[..32]);
     let mut id = [0u8; 8];
@@ -71,7 +71,11 @@ pub fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
 fn read_secret(cli: &mut Cli, path: &'static CStr) -> Result<SecretKey> {
     cli.ctx(path.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
-    let k = keys::parse_secret(files::read_small(path, &mut buf, "cannot read secret key")?)?;
+    let k = keys::parse_secret(files::read_small(
+        path,
+        &mut buf,
+        msg!("cannot read secret key"),
+    )?)?;
     cli.ctx(b"");
     Ok(k)
 }
@@ -95,27 +99,29 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
             b"--kernel-release" => release = Some(a.value_str()?),
             b"--arch" => arch = Some(a.value_str()?),
             b"--kernel-build-id" | b"--kernel-notes" if !build_id.is_empty() => {
-                return Err(Error::Usage(
-                    "give --kernel-build-id or --kernel-notes once",
-                ));
+                return Err(Error::Usage(msg!(
+                    "give --kernel-build-id or --kernel-notes once"
+                )));
             }
             b"--kernel-build-id" => {
                 let mut tmp = [0u8; manifest::MAX_BUILD_ID];
                 let id = crate::codec::hex_decode(a.value()?, &mut tmp)
                     .filter(|d| !d.is_empty())
-                    .ok_or(Error::Usage("--kernel-build-id must be 2-64 hex digits"))?;
+                    .ok_or(Error::Usage(msg!(
+                        "--kernel-build-id must be 2-64 hex digits"
+                    )))?;
                 let _ = build_id.extend_from_slice(id);
             }
             b"--kernel-notes" => {
                 let p = a.value_c()?;
                 cli.ctx(p.to_bytes());
                 let mut buf = [0u8; crate::kernel::MAX_NOTES];
-                let notes = files::read_small(p, &mut buf, "cannot read kernel notes file")?;
+                let notes = files::read_small(p, &mut buf, msg!("cannot read kernel notes file"))?;
                 let id = crate::kernel::build_id_from_notes(notes)
                     .filter(|id| id.len() <= manifest::MAX_BUILD_ID)
-                    .ok_or(Error::Usage(
-                        "no GNU build-id note in the kernel notes file",
-                    ))?;
+                    .ok_or(Error::Usage(msg!(
+                        "no GNU build-id note in the kernel notes file"
+                    )))?;
                 let _ = build_id.extend_from_slice(id);
                 cli.ctx(b"");
             }
@@ -126,27 +132,28 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                 let c = a.value_str()?;
                 if !manifest::valid_cve(c) {
                     cli.ctx(c.as_bytes());
-                    return Err(Error::Usage("--cve: 1-32 of [A-Za-z0-9._:-]"));
+                    return Err(Error::Usage(msg!("--cve: 1-32 of [A-Za-z0-9._:-]")));
                 }
-                cves.push(c).map_err(|_| Error::Usage("at most 64 --cve"))?;
+                cves.push(c)
+                    .map_err(|_| Error::Usage(msg!("at most 64 --cve")))?;
             }
             b"--product" => {
                 let p = a.value_str()?;
                 if !manifest::valid_product(p) {
                     cli.ctx(p.as_bytes());
-                    return Err(Error::Usage(
-                        "--product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl",
-                    ));
+                    return Err(Error::Usage(msg!(
+                        "--product: a pkg: or cpe: identifier of 5-256 URL characters; write '+' as %2B in a purl"
+                    )));
                 }
                 if products.len() == manifest::MAX_PRODUCTS || products.contains(&p) {
-                    return Err(Error::Usage("--product: at most 16, each given once"));
+                    return Err(Error::Usage(msg!("--product: at most 16, each given once")));
                 }
                 let _ = products.push(p);
             }
             b"--description" => desc_raw = a.value()?,
             b"-s" => secrets
                 .push(a.value_c()?)
-                .map_err(|_| Error::Usage("at most 4 -s keys"))?,
+                .map_err(|_| Error::Usage(msg!("at most 4 -s keys")))?,
             _ if module.is_none() && !arg.starts_with(b"-") => module = Some(a.current_c()),
             _ => return Err(unknown(cli, arg)),
         }
@@ -154,19 +161,19 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let (Some(module), Some(output), Some(stream), Some(version)) =
         (module, output, stream, version)
     else {
-        return Err(Error::Usage(
-            "pack needs MODULE.ko, -o BUNDLE, --stream S and --version N",
-        ));
+        return Err(Error::Usage(msg!(
+            "pack needs MODULE.ko, -o BUNDLE, --stream S and --version N"
+        )));
     };
     if secrets.is_empty() && !unsigned {
-        return Err(Error::Usage(
-            "pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)",
-        ));
+        return Err(Error::Usage(msg!(
+            "pack needs -s KEY.sec (or --unsigned to sign later with sign/attach)"
+        )));
     }
     if !manifest::valid_stream(stream) {
-        return Err(Error::Usage(
-            "--stream: 1-64 of [A-Za-z0-9._-], not starting with '.'",
-        ));
+        return Err(Error::Usage(msg!(
+            "--stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
+        )));
     }
     let mut sks: heapless::Vec<SecretKey, 4> = heapless::Vec::new();
     for p in &secrets {
@@ -176,26 +183,30 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let description = manifest::escape_description(desc_raw, &mut dbuf)?;
 
     cli.ctx(module.to_bytes());
-    let fd = files::open_ro(module, "cannot open module")?;
-    let src = FileSource::new(&fd, "not a regular file")?;
+    let fd = files::open_ro(module, msg!("cannot open module"))?;
+    let src = FileSource::new(&fd, msg!("not a regular file"))?;
     let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
     let info = crate::modinfo::parse(&src, &mut mibuf)?;
     if !info.livepatch {
-        return Err(Error::Module(
-            "not a livepatch module (.modinfo has no livepatch=Y)",
-        ));
+        return Err(Error::Module(msg!(
+            "not a livepatch module (.modinfo has no livepatch=Y)"
+        )));
     }
     if release.is_some_and(|r| r != info.release) {
-        return Err(Error::Module(
-            "module vermagic names a different kernel release than --kernel-release",
-        ));
+        return Err(Error::Module(msg!(
+            "module vermagic names a different kernel release than --kernel-release"
+        )));
     }
     if arch.is_some_and(|x| x != info.arch) {
-        return Err(Error::Module("module ELF machine differs from --arch"));
+        return Err(Error::Module(msg!(
+            "module ELF machine differs from --arch"
+        )));
     }
     let size = src.size();
     if size == 0 || size > manifest::MAX_PAYLOAD {
-        return Err(Error::Module("module size out of bounds (1 byte to 1 GiB)"));
+        return Err(Error::Module(msg!(
+            "module size out of bounds (1 byte to 1 GiB)"
+        )));
     }
     let digest = src.sha256(0, size)?;
     let m = Manifest {
@@ -249,7 +260,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
 pub fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let path = bundle_path(cli, a, &mut |_, _| Ok(false))?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     Out::stdout().b(u.manifest);
@@ -268,7 +279,7 @@ fn add_signature(
     before_write: impl FnOnce(&mut Cli) -> Result<()>,
 ) -> Result<bool> {
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     let m = u.manifest_unverified()?;
@@ -291,14 +302,14 @@ fn add_signature(
             // key was made over other bytes. `sign` (which signs these very
             // bytes) may repair a bad one; `attach` must not replace a
             // possibly good one with it.
-            return Err(Error::Bundle(
-                "attach refused: the bundle already has a different signature by this key, so this one was made over other bytes",
-            ));
+            return Err(Error::Bundle(msg!(
+                "attach refused: the bundle already has a different signature by this key, so this one was made over other bytes"
+            )));
         }
         *old = sig;
     } else {
         sigs.push(sig)
-            .map_err(|_| Error::Usage("bundle already holds 4 signatures"))?;
+            .map_err(|_| Error::Usage(msg!("bundle already holds 4 signatures")))?;
     }
     let mut outf = AtomicFile::create(path.to_bytes(), 0o644)?;
     bundle::write(
@@ -322,14 +333,14 @@ pub fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
     }
     let [path, sigpath] = pos[..] else {
-        return Err(Error::Usage("attach needs BUNDLE and SIGFILE"));
+        return Err(Error::Usage(msg!("attach needs BUNDLE and SIGFILE")));
     };
     cli.ctx(sigpath.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
     let sig = keys::parse_signature(files::read_small(
         sigpath,
         &mut buf,
-        "cannot read signature file",
+        msg!("cannot read signature file"),
     )?)?;
     let changed = add_signature(cli, path, sig, false, |_| Ok(()))?;
     let mut o = Out::stdout();
@@ -354,11 +365,11 @@ pub fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
         }
         Ok(true)
     })?;
-    let key = key.ok_or(Error::Usage("sign needs -s KEY.sec"))?;
+    let key = key.ok_or(Error::Usage(msg!("sign needs -s KEY.sec")))?;
     let sk = read_secret(cli, key)?;
     let sig = {
         let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd, "cannot read bundle")?;
+        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
         let mut mbuf = [0u8; MAX_MANIFEST];
         let u = bundle::read(&src, &mut mbuf)?;
         sk.sign(u.manifest)

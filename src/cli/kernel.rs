@@ -25,14 +25,16 @@ fn on_event(ev: Event) {
 fn patch_name(
     cli: &mut Cli,
     args: &[&'static CStr],
-    usage: &'static str,
+    usage: crate::error::Msg,
 ) -> Result<&'static str, Failure> {
     let name = args.first().ok_or(Error::Usage(usage))?.to_bytes();
     cli.ctx(name);
     Ok(core::str::from_utf8(name)
         .ok()
         .filter(|n| crate::trust::manifest::valid_name(n))
-        .ok_or(Error::Usage("invalid patch name ([A-Za-z0-9_], 1-55)"))?)
+        .ok_or(Error::Usage(msg!(
+            "invalid patch name ([A-Za-z0-9_], 1-55)"
+        )))?)
 }
 
 /// `klpctl apply BUNDLE... | --dir DIR`, and `klpctl install BUNDLE...
@@ -54,10 +56,10 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let (keyring, lock_wait_s, json, dir, paths) =
         (k.keyring, k.lock_wait_s, k.json, k.dir, k.args);
     if install && (paths.is_empty() || dir.is_none()) {
-        return Err(Error::Usage("install needs BUNDLE... and --dir DIR").into());
+        return Err(Error::Usage(msg!("install needs BUNDLE... and --dir DIR")).into());
     }
     if !install && paths.is_empty() == dir.is_none() {
-        return Err(Error::Usage("apply needs BUNDLE... or --dir DIR (not both)").into());
+        return Err(Error::Usage(msg!("apply needs BUNDLE... or --dir DIR (not both)")).into());
     }
     // Naming a bundle is the operator's choice (it lifts a quarantine);
     // apply --dir picks them itself.
@@ -166,10 +168,10 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     let dir = if uninstall { opt::DIR } else { 0 };
     let k = kernel_args(cli, a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | dir)?;
     let (timeout_ms, lock_wait_s, json, dir) = (k.timeout_ms, k.lock_wait_s, k.json, k.dir);
-    let usage = if uninstall {
-        "uninstall needs NAME and --dir DIR"
+    let usage: crate::error::Msg = if uninstall {
+        msg!("uninstall needs NAME and --dir DIR")
     } else {
-        "disable needs NAME"
+        msg!("disable needs NAME")
     };
     if uninstall && dir.is_none() {
         return Err(Error::Usage(usage).into());
@@ -209,7 +211,7 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
         return Err(super::args::unknown(cli, x.to_bytes()).into());
     }
     let (sd, after) = (k.state_dir, k.after_s);
-    let sd = sd.ok_or(Error::Usage("confirm needs --state-dir DIR"))?;
+    let sd = sd.ok_or(Error::Usage(msg!("confirm needs --state-dir DIR")))?;
     cli.ctx(sd.to_bytes());
     // The window passes before the lock is taken: nothing waits on it.
     boot::wait_until_up(after);
@@ -225,7 +227,7 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
 /// `klpctl unquarantine NAME --state-dir DIR`.
 pub fn unquarantine(cli: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(cli, a, opt::STATE)?;
-    let usage = "unquarantine needs NAME and --state-dir DIR";
+    let usage = msg!("unquarantine needs NAME and --state-dir DIR");
     let sd = k.state_dir.ok_or(Error::Usage(usage))?;
     let sname = patch_name(cli, &k.args, usage)?;
     let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;

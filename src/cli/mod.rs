@@ -81,7 +81,7 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
     let mut a = Args::new(argv);
     let Some(cmd) = a.arg() else {
         help(&mut Out::stderr());
-        return Err(Error::Usage("no command given").into());
+        return Err(Error::Usage(msg!("no command given")).into());
     };
     // By position in one table: smaller than a match on byte strings.
     const CMDS: &[&[u8]] = &[
@@ -129,7 +129,7 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         Some(10) => verify::info(cli, &mut a),
         #[cfg(not(feature = "authoring"))]
         Some(5..=10) => Err(Error::Usage(
-            "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)",
+            msg!("this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)"),
         )
         .into()),
         Some(11) => verify::verify(cli, &mut a),

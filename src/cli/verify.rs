@@ -23,7 +23,7 @@ pub struct Opened {
 pub fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
     cli.ctx(path.to_bytes());
     Ok(Opened {
-        fd: files::open_ro(path, "cannot open bundle")?,
+        fd: files::open_ro(path, msg!("cannot open bundle"))?,
     })
 }
 
@@ -55,7 +55,7 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
     let mut verdict = None;
     let result = keyring::load(opts.keyring).and_then(|ring| {
         let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd, "cannot read bundle")?;
+        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
         let (v, signed) = bundle::read(&src, &mut mbuf)?.authenticate(&ring);
         let s = verdict.insert(v);
         let signed = signed?;
@@ -123,7 +123,7 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
         Ok(arg == b"--json")
     })?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, "cannot read bundle")?;
+    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     let m = u.manifest_unverified()?;

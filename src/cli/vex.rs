@@ -46,7 +46,7 @@ fn refresh(stdout: bool) -> Result<()> {
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(c"/run/klpctl/vex.json") {
             Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-            Err(e) => return Err(Error::Io("cannot remove /run/klpctl/vex.json", e)),
+            Err(e) => return Err(Error::Io(msg!("cannot remove /run/klpctl/vex.json"), e)),
         }
         if stdout {
             Out::stderr()
@@ -59,7 +59,7 @@ fn refresh(stdout: bool) -> Result<()> {
     {
         let mut o = Out::to(Some(f.fd()));
         write(&mut o, &d, &k)?;
-        o.finish().ctx("cannot write /run/klpctl/vex.json")?;
+        o.finish().ctx(msg!("cannot write /run/klpctl/vex.json"))?;
     }
     f.commit()?;
     if stdout {
@@ -164,7 +164,7 @@ fn write(o: &mut Out, d: &Doc, k: &Running) -> Result<()> {
         }
     })?;
     o.s("]}").nl();
-    o.finish().ctx("cannot write the VEX document")
+    o.finish().ctx(msg!("cannot write the VEX document"))
 }
 
 #[cfg(test)]

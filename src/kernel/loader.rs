@@ -21,23 +21,23 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
         c"klpctl-payload",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )
-    .ctx("memfd_create failed")?;
+    .ctx(msg!("memfd_create failed"))?;
     let len = signed.header.payload_len;
     files::copy_range(
         src.fd,
         signed.header.payload_offset(),
         len,
         Error::Digest,
-        "cannot read bundle",
-        |c| crate::sys::write_all(memfd.as_fd(), c).ctx("cannot write memfd"),
+        msg!("cannot read bundle"),
+        |c| crate::sys::write_all(memfd.as_fd(), c).ctx(msg!("cannot write memfd")),
     )?;
     rustix::fs::fcntl_add_seals(
         &memfd,
         SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
     )
-    .ctx("cannot seal memfd")?;
-    let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, "cannot read memfd")?;
-    let size = files::regular_size(&memfd, "cannot stat memfd")?;
+    .ctx(msg!("cannot seal memfd"))?;
+    let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, msg!("cannot read memfd"))?;
+    let size = files::regular_size(&memfd, msg!("cannot stat memfd"))?;
     if sealed != signed.manifest.payload_sha256 || size != len {
         return Err(Error::Digest);
     }
@@ -50,35 +50,39 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
 /// removes it by the manifest's), the same kernel release and architecture,
 /// and `livepatch=Y`.
 pub fn check_module(memfd: &OwnedFd, m: &Manifest) -> core::result::Result<(), Failure> {
-    let src = FileSource::new(memfd, "cannot stat memfd")?;
+    let src = FileSource::new(memfd, msg!("cannot stat memfd"))?;
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
-    let (section, arch) = crate::modinfo::read_section(&src, &mut buf)
-        .map_err(|_| Error::Bundle("bundle rejected: the payload has no readable .modinfo"))?;
+    let (section, arch) = crate::modinfo::read_section(&src, &mut buf).map_err(|_| {
+        Error::Bundle(msg!(
+            "bundle rejected: the payload has no readable .modinfo"
+        ))
+    })?;
     let get = |key| crate::modinfo::get(section, key).unwrap_or("");
     let name = get("name");
     let release = get("vermagic").split(' ').next().unwrap_or("");
     if name != m.name || release != m.release || arch != m.arch {
-        return Err(
-            Error::Bundle("bundle rejected: the module is not the one the manifest names").with(&[
-                b"manifest ",
-                m.name.as_bytes(),
-                b" for ",
-                m.release.as_bytes(),
-                b" ",
-                m.arch.as_bytes(),
-                b", module ",
-                name.as_bytes(),
-                b" for ",
-                release.as_bytes(),
-                b" ",
-                arch.as_bytes(),
-            ]),
-        );
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: the module is not the one the manifest names"
+        ))
+        .with(&[
+            b"manifest ",
+            m.name.as_bytes(),
+            b" for ",
+            m.release.as_bytes(),
+            b" ",
+            m.arch.as_bytes(),
+            b", module ",
+            name.as_bytes(),
+            b" for ",
+            release.as_bytes(),
+            b" ",
+            arch.as_bytes(),
+        ]));
     }
     if get("livepatch") != "Y" {
-        return Err(Error::NotALivepatch(
-            "not a livepatch (no livepatch=Y in .modinfo); not loaded",
-        )
+        return Err(Error::NotALivepatch(msg!(
+            "not a livepatch (no livepatch=Y in .modinfo); not loaded"
+        ))
         .into());
     }
     Ok(())
@@ -92,7 +96,8 @@ pub fn load(memfd: &OwnedFd, len: u64) -> Result<()> {
         Ok(()) => Ok(()),
         Err(Errno::NOSYS) | Err(Errno::BADF) | Err(Errno::NOTSUP) => {
             let len = usize::try_from(len).map_err(|_| Error::Digest)?;
-            let map = crate::sys::Mapping::sealed_read_only(memfd, len).ctx("cannot map memfd")?;
+            let map =
+                crate::sys::Mapping::sealed_read_only(memfd, len).ctx(msg!("cannot map memfd"))?;
             rustix::system::init_module(map.bytes(), c"").map_err(Error::KernelRefused)
         }
         Err(e) => Err(Error::KernelRefused(e)),
@@ -102,7 +107,7 @@ pub fn load(memfd: &OwnedFd, len: u64) -> Result<()> {
 /// The name of the most recently loaded module: the kernel lists the
 /// newest first in `/proc/modules`.
 pub fn newest_module(buf: &mut [u8; 64]) -> Option<&[u8]> {
-    let fd = files::open_ro(c"/proc/modules", "modules").ok()?;
+    let fd = files::open_ro(c"/proc/modules", msg!("modules")).ok()?;
     let n = rustix::io::read(&fd, &mut buf[..]).ok()?;
     let name = buf[..n].split(|&c| c == b' ').next()?;
     (name.len() < n).then_some(name)
@@ -114,7 +119,7 @@ pub fn delete(name: &[u8]) -> Result<()> {
         PathBuf::of(&[name])?.c(),
         rustix::fs::OFlags::NONBLOCK.bits() as i32,
     )
-    .map_err(|e| Error::Io("delete_module failed", e))
+    .map_err(|e| Error::Io(msg!("delete_module failed"), e))
 }
 
 /// Unloads livepatch module `name` once its sysfs directory is gone and its
@@ -125,11 +130,11 @@ pub fn unload(name: &[u8], deadline: u64) -> Result<()> {
         !sysfs::active(name) && sysfs::refcnt(name).is_none_or(|r| r == 0)
     });
     if !ready {
-        return Err(Error::Stuck(
-            "module cannot be removed: its livepatch is still active or it is still referenced",
-        ));
+        return Err(Error::Stuck(msg!(
+            "module cannot be removed: its livepatch is still active or it is still referenced"
+        )));
     }
-    let mut last = Error::Io("delete_module failed", Errno::BUSY);
+    let mut last = Error::Io(msg!("delete_module failed"), Errno::BUSY);
     let ok = crate::rt::poll(deadline, || match delete(name) {
         Ok(()) | Err(Error::Io(_, Errno::NOENT)) => true,
         Err(e) => {

@@ -63,7 +63,7 @@ impl Running {
         if let Ok(notes) = crate::files::read_small(
             c"/sys/kernel/notes",
             &mut buf,
-            "cannot read /sys/kernel/notes",
+            msg!("cannot read /sys/kernel/notes"),
         ) && let Some(id) = build_id_from_notes(notes)
         {
             let _ = build_id.extend_from_slice(id);
@@ -83,7 +83,7 @@ impl Running {
     pub fn check(&self, m: &Manifest) -> core::result::Result<(), Failure> {
         if m.release != self.release.as_str() {
             return Err(
-                Error::WrongKernel("not for this kernel: release differs").with(&[
+                Error::WrongKernel(msg!("not for this kernel: release differs")).with(&[
                     b"bundle is for ",
                     m.release.as_bytes(),
                     b", running ",
@@ -93,7 +93,7 @@ impl Running {
         }
         if m.arch != self.machine.as_str() {
             return Err(
-                Error::WrongKernel("not for this kernel: architecture differs").with(&[
+                Error::WrongKernel(msg!("not for this kernel: architecture differs")).with(&[
                     b"bundle is for ",
                     m.arch.as_bytes(),
                     b", running ",
@@ -110,9 +110,9 @@ impl Running {
             } else {
                 crate::codec::hex_encode(&self.build_id, &mut b).unwrap_or(b"?")
             };
-            return Err(Error::WrongKernel(
-                "not for this kernel: build-id differs (another build of this release)",
-            )
+            return Err(Error::WrongKernel(msg!(
+                "not for this kernel: build-id differs (another build of this release)"
+            ))
             .with(&[b"bundle build-id ", ha, b", running ", hb]));
         }
         Ok(())
@@ -137,7 +137,8 @@ impl Switches {
             skip: heapless::Vec::new(),
         };
         let mut buf = [0u8; 4096];
-        let line = crate::files::read_small(c"/proc/cmdline", &mut buf, "cmdline").unwrap_or(b"");
+        let line =
+            crate::files::read_small(c"/proc/cmdline", &mut buf, msg!("cmdline")).unwrap_or(b"");
         for w in line.split(|c| c.is_ascii_whitespace()) {
             if let Some(v) = w.strip_prefix(b"klpctl.enable=") {
                 s.off = v == b"0";
@@ -158,7 +159,8 @@ impl Switches {
 /// The active lockdown mode (`none`, `integrity`, `confidentiality`), or
 /// `None` when the kernel has no lockdown LSM or securityfs is not mounted.
 pub fn lockdown(buf: &mut [u8; 128]) -> Option<&str> {
-    let text = crate::files::read_small(c"/sys/kernel/security/lockdown", buf, "lockdown").ok()?;
+    let text =
+        crate::files::read_small(c"/sys/kernel/security/lockdown", buf, msg!("lockdown")).ok()?;
     let start = text.iter().position(|&c| c == b'[')? + 1;
     let len = text[start..].iter().position(|&c| c == b']')?;
     core::str::from_utf8(&text[start..start + len]).ok()
@@ -170,7 +172,7 @@ pub fn taint() -> Result<u64> {
     let t = crate::files::read_small(
         c"/proc/sys/kernel/tainted",
         &mut buf,
-        "cannot read /proc/sys/kernel/tainted",
+        msg!("cannot read /proc/sys/kernel/tainted"),
     )?;
     Ok(crate::codec::parse_u64(t).unwrap_or(0))
 }

@@ -66,7 +66,7 @@ pub fn write(name: &[u8], attr: &[u8], value: &[u8]) -> Result<()> {
     files::write_existing(
         lp_path(name, attr)?.c(),
         value,
-        "cannot write livepatch attribute",
+        msg!("cannot write livepatch attribute"),
     )
 }
 
@@ -90,7 +90,7 @@ pub fn disabled_now(name: &[u8]) -> bool {
 pub fn each_patch(f: &mut dyn FnMut(&[u8])) -> Result<()> {
     files::each_entry(
         c"/sys/kernel/livepatch",
-        "cannot read /sys/kernel/livepatch",
+        msg!("cannot read /sys/kernel/livepatch"),
         |n, _| {
             f(n.to_bytes());
             Ok(())
@@ -129,7 +129,7 @@ pub fn is_livepatch_module(name: &[u8]) -> bool {
     let mut buf = [0u8; 64];
     mod_path(name, b"taint")
         .ok()
-        .and_then(|p| files::read_small(p.c(), &mut buf, "taint").ok())
+        .and_then(|p| files::read_small(p.c(), &mut buf, msg!("taint")).ok())
         .is_some_and(|t| t.contains(&b'K'))
 }
 
@@ -137,7 +137,7 @@ pub fn is_livepatch_module(name: &[u8]) -> bool {
 /// `/sys/kernel/livepatch`: what an atomic replace (or a disable that was
 /// interrupted) leaves behind. Livepatch modules carry taint `K`.
 pub fn leftovers(f: &mut dyn FnMut(&[u8])) {
-    let _ = files::each_entry(c"/sys/module", "sysmodule", |m, _| {
+    let _ = files::each_entry(c"/sys/module", msg!("sysmodule"), |m, _| {
         let mb = m.to_bytes();
         if is_livepatch_module(mb) && !active(mb) {
             f(mb);

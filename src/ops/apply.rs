@@ -78,8 +78,8 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
     // transition, module removal), counted from here: time spent inside
     // finit_module, which cannot be interrupted, counts against it too.
     let deadline = t0 + opts.timeout_ms;
-    let fd = files::open_ro(path, "cannot open bundle")?;
-    let src = FileSource::new(&fd, "cannot read bundle")?;
+    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
+    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let signed = bundle::read_signed(&src, ring, &mut mbuf, false)?;
     let m = &signed.manifest;
@@ -130,9 +130,10 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
     finish_transition(&record, deadline, opts.timeout_ms, Stall::Apply, ev)?;
     if !sysfs::enabled(name) {
         state::remove_record(m.name);
-        return Err(
-            Error::Conflict("the patch was disabled by someone else while klpctl waited").into(),
-        );
+        return Err(Error::Conflict(msg!(
+            "the patch was disabled by someone else while klpctl waited"
+        ))
+        .into());
     }
     if m.replace {
         remove_replaced(name, deadline, &mut done.removed, ev);
@@ -184,14 +185,14 @@ fn already_applied(
     signed.check_payload(src)?;
     if !same {
         return Err(Error::Conflict(
-            "a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first",
+            msg!("a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first"),
         )
         .with(&[b"bundle sha256 ", ours]));
     }
     if !sysfs::enabled(name) {
-        return Err(Error::Conflict(
-            "this livepatch is being disabled right now; retry when that finishes",
-        )
+        return Err(Error::Conflict(msg!(
+            "this livepatch is being disabled right now; retry when that finishes"
+        ))
         .into());
     }
     finish_transition(record, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
@@ -255,9 +256,10 @@ fn clear_stale_module(name: &[u8], deadline: u64) -> Res<()> {
         return Ok(());
     }
     if !sysfs::is_livepatch_module(name) {
-        return Err(
-            Error::Conflict("a module of this name is loaded and it is not a livepatch").into(),
-        );
+        return Err(Error::Conflict(msg!(
+            "a module of this name is loaded and it is not a livepatch"
+        ))
+        .into());
     }
     loader::unload(name, deadline)?;
     if let Ok(n) = core::str::from_utf8(name) {
@@ -273,8 +275,10 @@ fn wait_for_other_transitions(deadline: u64) -> Res<()> {
         && !crate::rt::poll(deadline, || sysfs::in_transition(&mut [0u8; 64]).is_none())
     {
         let n = sysfs::in_transition(&mut other).unwrap_or(b"");
-        return Err(Error::Conflict("another livepatch is still in transition")
-            .with(&[b"in transition: ", n]));
+        return Err(
+            Error::Conflict(msg!("another livepatch is still in transition"))
+                .with(&[b"in transition: ", n]),
+        );
     }
     Ok(())
 }
@@ -294,9 +298,9 @@ fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink
     if let Err(e) = loader::load(&memfd, signed.header.payload_len) {
         kmsg.each_line(&mut |l| ev(Event::KernelLog(l)));
         if let Error::KernelRefused(Errno::EXIST) = e {
-            return Err(Error::Conflict(
-                "a module of this name appeared while loading; nothing was changed",
-            )
+            return Err(Error::Conflict(msg!(
+                "a module of this name appeared while loading; nothing was changed"
+            ))
             .into());
         }
         return Err(e.into());
@@ -314,13 +318,13 @@ fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink
         .filter(|n| Some(*n) != before)
         .unwrap_or(name);
     if loader::delete(loaded_name).is_err() {
-        return Err(
-            Error::Stuck("the module registered no livepatch and could not be unloaded")
-                .with(&[b"module ", loaded_name]),
-        );
+        return Err(Error::Stuck(msg!(
+            "the module registered no livepatch and could not be unloaded"
+        ))
+        .with(&[b"module ", loaded_name]));
     }
     Err(Error::NotALivepatch(
-        "the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it",
+        msg!("the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it"),
     )
     .into())
 }
@@ -352,9 +356,9 @@ fn finish_transition(
 fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
     let name = record.manifest.name.as_bytes();
     if sysfs::write(name, attr::ENABLED, b"0").is_err() && sysfs::active(name) {
-        return Error::Stuck(
-            "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)",
-        );
+        return Error::Stuck(msg!(
+            "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)"
+        ));
     }
     let sname = record.manifest.name;
     let _ = state::write_record(record, "reverting");
@@ -365,9 +369,9 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
             stall: Stall::Revert,
             blockers: &transition::blockers(0),
         });
-        return Error::Stuck(
-            "transition timed out and the revert stalled too; still in transition (not forced; see klpctl status, retry klpctl disable later)",
-        );
+        return Error::Stuck(msg!(
+            "transition timed out and the revert stalled too; still in transition (not forced; see klpctl status, retry klpctl disable later)"
+        ));
     }
     if loader::unload(name, deadline).is_err() {
         ev(Event::RevertedLoaded(name));

@@ -21,9 +21,9 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
             return Ok(false);
         }
         if !sysfs::is_livepatch_module(name) {
-            return Err(Error::Conflict(
-                "a module of this name is loaded but it is not a livepatch; klpctl leaves it alone",
-            ));
+            return Err(Error::Conflict(msg!(
+                "a module of this name is loaded but it is not a livepatch; klpctl leaves it alone"
+            )));
         }
         // A module whose patch is already gone (replaced, or a disable that
         // was interrupted): finish the job.
@@ -37,9 +37,9 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
             sysfs::write(name, attr::ENABLED, b"0").is_ok() || !sysfs::enabled(name)
         })
     {
-        return Err(Error::Conflict(
-            "cannot start the disable: another livepatch stays in transition",
-        ));
+        return Err(Error::Conflict(msg!(
+            "cannot start the disable: another livepatch stays in transition"
+        )));
     }
     if !crate::rt::poll(deadline, || sysfs::disabled_now(name)) {
         ev(Event::Stalled {
@@ -61,9 +61,9 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
                 return Err(Error::DisableTimedOut);
             }
             _ => {
-                return Err(Error::Stuck(
-                    "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)",
-                ));
+                return Err(Error::Stuck(msg!(
+                    "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)"
+                )));
             }
         }
         ev(Event::DisableFinished(name));
@@ -71,9 +71,9 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
         deadline = crate::rt::now_ms() + 5_000;
     }
     if loader::unload(name, deadline).is_err() {
-        return Err(Error::Stuck(
-            "the patch is disabled but its module is still referenced and could not be removed",
-        ));
+        return Err(Error::Stuck(msg!(
+            "the patch is disabled but its module is still referenced and could not be removed"
+        )));
     }
     state::remove_record(sname);
     loader::audit(&[b"disabled ", name]);

@@ -35,8 +35,8 @@ pub fn install(
     ev: Sink,
 ) -> core::result::Result<Installed, Failure> {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let fd = files::open_ro(path, "cannot open bundle")?;
-    let src = FileSource::new(&fd, "cannot read bundle")?;
+    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
+    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
     let signed = bundle::read_signed(&src, ring, &mut mbuf, true)?;
     let m = &signed.manifest;
     let applied = if sysfs::supported() && k.check(m).is_ok() {
@@ -51,10 +51,10 @@ pub fn install(
         0,
         src.size(),
         Error::Digest,
-        "cannot read bundle",
+        msg!("cannot read bundle"),
         |c| out.write(c),
     )?;
-    rustix::fs::fsync(out.fd()).ctx("cannot fsync output file")?;
+    rustix::fs::fsync(out.fd()).ctx(msg!("cannot fsync output file"))?;
     verify_copy(out.tmp_path(), ring)?;
     let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
     out.commit()?;
@@ -65,8 +65,8 @@ pub fn install(
 /// The copy verifies as the original did.
 fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let fd = files::open_ro(path, "cannot read the copy")?;
-    let src = FileSource::new(&fd, "cannot read the copy")?;
+    let fd = files::open_ro(path, msg!("cannot read the copy"))?;
+    let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
     bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
 }
 
@@ -77,13 +77,13 @@ fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
 #[inline(never)]
 pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(usize, bool)> {
     let mut removed = 0;
-    files::each_entry(dir, "cannot read bundle directory", |f, _| {
+    files::each_entry(dir, msg!("cannot read bundle directory"), |f, _| {
         let fb = f.to_bytes();
         let p = PathBuf::of(&[dir.to_bytes(), b"/", fb])?;
         if fb.starts_with(b".") || !is_bundle_of(&p, name) {
             return Ok(());
         }
-        rustix::fs::unlink(p.c()).ctx("cannot remove bundle")?;
+        rustix::fs::unlink(p.c()).ctx(msg!("cannot remove bundle"))?;
         removed += 1;
         Ok(())
     })?;
@@ -96,10 +96,10 @@ pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(u
 /// (read without verifying: only to find what to remove).
 fn is_bundle_of(p: &PathBuf, name: &str) -> bool {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let Ok(fd) = files::open_ro(p.c(), "bundle") else {
+    let Ok(fd) = files::open_ro(p.c(), msg!("bundle")) else {
         return false;
     };
-    let Ok(src) = FileSource::new(&fd, "bundle") else {
+    let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
         return false;
     };
     bundle::read(&src, &mut mbuf)

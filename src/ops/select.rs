@@ -42,7 +42,7 @@ pub fn select_dir(
     skip: &mut dyn FnMut(&[u8], Option<&Failure>),
 ) -> Result<heapless::Vec<Candidate, MAX_BUNDLES>, Error> {
     let mut all = heapless::Vec::new();
-    files::each_entry(dir, "cannot read bundle directory", |name, ty| {
+    files::each_entry(dir, msg!("cannot read bundle directory"), |name, ty| {
         let nb = name.to_bytes();
         if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
             return Ok(());
@@ -71,8 +71,8 @@ fn candidate(
     state_dir: Option<&CStr>,
     switches: &Switches,
 ) -> Result<Candidate, Failure> {
-    let fd = files::open_ro(path.c(), "cannot open bundle")?;
-    let src = FileSource::new(&fd, "cannot read bundle")?;
+    let fd = files::open_ro(path.c(), msg!("cannot open bundle"))?;
+    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let m = bundle::read_signed(&src, ring, &mut mbuf, false)?.manifest;
     k.check(&m)?;

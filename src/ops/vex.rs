@@ -122,8 +122,8 @@ pub fn doc() -> Result<Doc> {
     let statements = digest(&mut new[24..24 + DIGEST])?;
     new[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
     let mut buf = [0u8; STORED + 1];
-    let old = files::open_own(c"/run/klpctl/vex.doc", "vex.doc")
-        .and_then(|fd| files::read_fd_small(&fd, &mut buf, "vex.doc"))
+    let old = files::open_own(c"/run/klpctl/vex.doc", msg!("vex.doc"))
+        .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("vex.doc")))
         .unwrap_or(b"");
     if advance(old, &mut new, crate::rt::unix_time()) {
         files::write_atomic(DOC, &new, 0o600)?;

@@ -63,14 +63,14 @@ impl Header {
     /// Parses and bounds-checks the fixed header.
     pub fn parse(h: &[u8; HEADER]) -> Result<Header> {
         if h[..8] != MAGIC {
-            return Err(Error::Bundle(
-                "bundle rejected: not a klpctl bundle (bad magic)",
-            ));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: not a klpctl bundle (bad magic)"
+            )));
         }
         if u16::from_le_bytes([h[8], h[9]]) != FORMAT {
-            return Err(Error::Bundle(
-                "bundle rejected: unsupported bundle format version",
-            ));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: unsupported bundle format version"
+            )));
         }
         let sig_count = u16::from_le_bytes([h[10], h[11]]) as usize;
         let manifest_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
@@ -78,17 +78,19 @@ impl Header {
         p.copy_from_slice(&h[16..24]);
         let payload_len = u64::from_le_bytes(p);
         if sig_count > MAX_SIGS {
-            return Err(Error::Bundle("bundle rejected: more than 4 signatures"));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: more than 4 signatures"
+            )));
         }
         if !(2..=MAX_MANIFEST).contains(&manifest_len) {
-            return Err(Error::Bundle(
-                "bundle rejected: manifest length out of bounds (2..16384)",
-            ));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: manifest length out of bounds (2..16384)"
+            )));
         }
         if payload_len == 0 || payload_len > MAX_PAYLOAD {
-            return Err(Error::Bundle(
-                "bundle rejected: payload length out of bounds (1..2^30)",
-            ));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: payload length out of bounds (1..2^30)"
+            )));
         }
         Ok(Header {
             sig_count,
@@ -130,9 +132,9 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
     src.read_at(0, &mut h[..have])?;
     let m = have.min(MAGIC.len());
     if h[..m] != MAGIC[..m] {
-        return Err(Error::Bundle(
-            "bundle rejected: not a klpctl bundle (bad magic)",
-        ));
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: not a klpctl bundle (bad magic)"
+        )));
     }
     if have < HEADER {
         return Err(TRUNCATED);
@@ -143,9 +145,9 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
         return Err(TRUNCATED);
     }
     if src.size() > total {
-        return Err(Error::Bundle(
-            "bundle rejected: trailing bytes after the payload",
-        ));
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: trailing bytes after the payload"
+        )));
     }
     let manifest = &mut mbuf[..header.manifest_len];
     src.read_at(HEADER as u64, manifest)?;
@@ -188,9 +190,9 @@ impl<'m> Unverified<'m> {
     pub fn manifest_unverified(&self) -> Result<Manifest<'m>> {
         let m = manifest::parse(self.manifest)?;
         if m.payload_size != self.header.payload_len {
-            return Err(Error::Bundle(
-                "bundle rejected: header payload length differs from the manifest",
-            ));
+            return Err(Error::Bundle(msg!(
+                "bundle rejected: header payload length differs from the manifest"
+            )));
         }
         Ok(m)
     }
@@ -254,7 +256,7 @@ pub fn write(
     len: u64,
 ) -> Result<()> {
     if sigs.len() > MAX_SIGS {
-        return Err(Error::Usage("a bundle holds at most 4 signatures"));
+        return Err(Error::Usage(msg!("a bundle holds at most 4 signatures")));
     }
     let h = Header {
         sig_count: sigs.len(),
@@ -271,8 +273,8 @@ pub fn write(
         payload,
         off,
         len,
-        Error::Module("input file shrank while reading"),
-        "cannot read payload",
+        Error::Module(msg!("input file shrank while reading")),
+        msg!("cannot read payload"),
         |c| out.write(c),
     )
 }
@@ -381,9 +383,9 @@ pub mod tests {
         longer.push(0);
         assert_eq!(
             check(&longer),
-            Err(Error::Bundle(
+            Err(Error::Bundle(msg!(
                 "bundle rejected: trailing bytes after the payload"
-            ))
+            )))
         );
     }
 
@@ -411,7 +413,7 @@ pub mod tests {
 
     #[test]
     fn short_junk_is_not_a_bundle_but_a_short_bundle_is_truncated() {
-        let bad_magic = Error::Bundle("bundle rejected: not a klpctl bundle (bad magic)");
+        let bad_magic = Error::Bundle(msg!("bundle rejected: not a klpctl bundle (bad magic)"));
         assert_eq!(check(b"hello, world\n"), Err(bad_magic));
         assert_eq!(check(b""), Err(TRUNCATED));
         assert_eq!(check(&good()[..5]), Err(TRUNCATED));

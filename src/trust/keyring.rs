@@ -28,17 +28,17 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
     }
     if cfg!(feature = "no-runtime-keyring") {
         if dir.is_some() {
-            return Err(Error::Usage(
-                "this klpctl was built without a runtime keyring; --keyring is not available",
-            ));
+            return Err(Error::Usage(msg!(
+                "this klpctl was built without a runtime keyring; --keyring is not available"
+            )));
         }
     } else {
         load_dir(&mut ring, dir)?;
     }
     if ring.keys.is_empty() {
-        return Err(Error::Bundle(
-            "bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
-        ));
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)"
+        )));
     }
     Ok(ring)
 }
@@ -46,7 +46,7 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
 fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
     let found = files::each_entry(
         dir.unwrap_or(KEYRING_DIR),
-        "cannot open keyring directory",
+        msg!("cannot open keyring directory"),
         |name, _| {
             let nb = name.to_bytes();
             if !nb.ends_with(b".pub") || nb.starts_with(b".") {
@@ -56,8 +56,8 @@ fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
             // Never through a symlink, and not blocking: a FIFO named *.pub
             // must not wait for a writer.
             let parsed = files::PathBuf::of(&[dir.unwrap_or(KEYRING_DIR).to_bytes(), b"/", nb])
-                .and_then(|p| files::open_own(p.c(), "cannot open key file"))
-                .and_then(|fd| files::read_fd_small(&fd, &mut buf, "cannot read key file"))
+                .and_then(|p| files::open_own(p.c(), msg!("cannot open key file")))
+                .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("cannot read key file")))
                 .and_then(parse_public)
                 .and_then(|k| ring.add(k));
             if let Err(e) = parsed {

@@ -56,10 +56,7 @@ pub struct Signature {
 
 /// Splits a signify-style file into its comment and decoded payload, which
 /// must be exactly `N` bytes and start with `"Ed"`.
-fn decode_file<'a, const N: usize>(
-    text: &'a [u8],
-    what: &'static str,
-) -> Result<(&'a [u8], [u8; N])> {
+fn decode_file<const N: usize>(text: &[u8], what: crate::error::Msg) -> Result<(&[u8], [u8; N])> {
     let bad = Error::KeyFile(what);
     if text.len() > MAX_KEY_FILE {
         return Err(bad);
@@ -85,7 +82,7 @@ fn decode_file<'a, const N: usize>(
 
 /// Parses a signify/minisign public-key file.
 pub fn parse_public(text: &[u8]) -> Result<PublicKey> {
-    let (_, raw) = decode_file::<42>(text, "not a signify/minisign Ed25519 public key file")?;
+    let (_, raw) = decode_file::<42>(text, msg!("not a signify/minisign Ed25519 public key file"))?;
     let mut id = [0u8; 8];
     id.copy_from_slice(&raw[2..10]);
     let mut key = [0u8; 32];
@@ -95,7 +92,9 @@ pub fn parse_public(text: &[u8]) -> Result<PublicKey> {
     ed25519_compact::PublicKey::new(key)
         .validate()
         .map_err(|_| {
-            Error::KeyFile("public key is not a valid Ed25519 point (weak or malformed key)")
+            Error::KeyFile(msg!(
+                "public key is not a valid Ed25519 point (weak or malformed key)"
+            ))
         })?;
     Ok(PublicKey { id, key })
 }
@@ -103,31 +102,31 @@ pub fn parse_public(text: &[u8]) -> Result<PublicKey> {
 /// Parses a signify secret-key file. Only unencrypted keys (`signify -G -n`,
 /// `klpctl keygen`) are supported.
 pub fn parse_secret(text: &[u8]) -> Result<SecretKey> {
-    let (_, raw) = decode_file::<104>(text, "not a signify Ed25519 secret key file")?;
+    let (_, raw) = decode_file::<104>(text, msg!("not a signify Ed25519 secret key file"))?;
     if &raw[2..4] != b"BK" {
-        return Err(Error::KeyFile("secret key uses an unknown KDF"));
+        return Err(Error::KeyFile(msg!("secret key uses an unknown KDF")));
     }
     if raw[4..8] != [0, 0, 0, 0] {
-        return Err(Error::KeyFile(
-            "secret key is passphrase-protected; klpctl needs an unencrypted key (signify -G -n)",
-        ));
+        return Err(Error::KeyFile(msg!(
+            "secret key is passphrase-protected; klpctl needs an unencrypted key (signify -G -n)"
+        )));
     }
     let mut key = [0u8; 64];
     key.copy_from_slice(&raw[40..104]);
     let sum = ed25519_compact::sha512::Hash::hash(key);
     if sum[..8] != raw[24..32] {
-        return Err(Error::KeyFile(
-            "secret key checksum mismatch (corrupted key file)",
-        ));
+        return Err(Error::KeyFile(msg!(
+            "secret key checksum mismatch (corrupted key file)"
+        )));
     }
     // The stored public half must be the one the seed derives.
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&key[..32]);
     let kp = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
     if kp.sk[..] != key[..] {
-        return Err(Error::KeyFile(
-            "secret key is inconsistent (public half does not match seed)",
-        ));
+        return Err(Error::KeyFile(msg!(
+            "secret key is inconsistent (public half does not match seed)"
+        )));
     }
     let mut id = [0u8; 8];
     id.copy_from_slice(&raw[32..40]);
@@ -136,7 +135,7 @@ pub fn parse_secret(text: &[u8]) -> Result<SecretKey> {
 
 /// Parses a signify signature file (detached, not embedded).
 pub fn parse_signature(text: &[u8]) -> Result<Signature> {
-    let (_, raw) = decode_file::<74>(text, "not a signify Ed25519 signature file")?;
+    let (_, raw) = decode_file::<74>(text, msg!("not a signify Ed25519 signature file"))?;
     let mut key_id = [0u8; 8];
     key_id.copy_from_slice(&raw[2..10]);
     let mut sig = [0u8; 64];
@@ -170,7 +169,7 @@ impl SecretKey {
 
 /// Writes `untrusted comment: <comment>\n<base64>\n` into `out`.
 fn encode_file<'o>(comment: &[&[u8]], raw: &[u8], out: &'o mut [u8]) -> Result<&'o [u8]> {
-    let overflow = Error::Usage("comment too long");
+    let overflow = Error::Usage(msg!("comment too long"));
     let mut n = 0;
     let mut put = |bytes: &[u8], out: &mut [u8]| -> Result<()> {
         out.get_mut(n..n + bytes.len())
@@ -185,7 +184,7 @@ fn encode_file<'o>(comment: &[&[u8]], raw: &[u8], out: &'o mut [u8]) -> Result<&
     }
     put(b"\n", out)?;
     let mut b = [0u8; 140];
-    let enc = codec::b64_encode(raw, &mut b).ok_or(Error::Internal("base64 buffer"))?;
+    let enc = codec::b64_encode(raw, &mut b).ok_or(Error::Internal(msg!("base64 buffer")))?;
     put(enc, out)?;
     put(b"\n", out)?;
     Ok(&out[..n])
@@ -194,9 +193,9 @@ fn encode_file<'o>(comment: &[&[u8]], raw: &[u8], out: &'o mut [u8]) -> Result<&
 /// Checks a user-supplied key comment: one line, printable, bounded.
 pub fn check_comment(c: &[u8]) -> Result<()> {
     if c.len() > MAX_COMMENT - 16 || c.iter().any(|&x| x < 0x20 || x == 0x7f) {
-        return Err(Error::Usage(
-            "-c COMMENT must be one printable line of at most 1000 bytes",
-        ));
+        return Err(Error::Usage(msg!(
+            "-c COMMENT must be one printable line of at most 1000 bytes"
+        )));
     }
     Ok(())
 }
@@ -314,13 +313,13 @@ impl Keyring {
             return Ok(());
         }
         if self.keys.iter().any(|x| x.id == k.id) {
-            return Err(Error::KeyFile(
-                "two different trusted keys share one key id",
-            ));
+            return Err(Error::KeyFile(msg!(
+                "two different trusted keys share one key id"
+            )));
         }
         self.keys
             .push(k)
-            .map_err(|_| Error::KeyFile("too many trusted keys (at most 16)"))
+            .map_err(|_| Error::KeyFile(msg!("too many trusted keys (at most 16)")))
     }
 
     fn find(&self, id: &KeyId) -> Option<&PublicKey> {
@@ -414,9 +413,9 @@ mod tests {
         bad.extend_from_slice(enc);
         assert_eq!(
             parse_secret(&bad).err(),
-            Some(Error::KeyFile(
+            Some(Error::KeyFile(msg!(
                 "secret key checksum mismatch (corrupted key file)"
-            ))
+            )))
         );
     }
 
@@ -429,7 +428,9 @@ mod tests {
         let enc = codec::b64_encode(&raw, &mut enc).unwrap();
         let mut f = b"untrusted comment: x\n".to_vec();
         f.extend_from_slice(enc);
-        assert!(matches!(parse_secret(&f), Err(Error::KeyFile(m)) if m.contains("passphrase")));
+        assert!(
+            matches!(parse_secret(&f), Err(Error::KeyFile(m)) if m.text().contains("passphrase"))
+        );
     }
 
     #[test]
@@ -458,7 +459,7 @@ mod tests {
         let mut f = b"untrusted comment: weak\n".to_vec();
         f.extend_from_slice(enc);
         f.push(b'\n');
-        assert!(matches!(parse_public(&f), Err(Error::KeyFile(m)) if m.contains("weak")));
+        assert!(matches!(parse_public(&f), Err(Error::KeyFile(m)) if m.text().contains("weak")));
     }
 
     #[test]

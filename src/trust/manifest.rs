@@ -82,33 +82,52 @@ const FIELDS: [&str; 14] = [
 /// present.
 const REQUIRED: u16 = 0x3fff & !(1 << 5) & !(1 << 9);
 
-const MALFORMED: Error = Error::Manifest(
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves",
-);
-const WRONG_TYPE: Error =
-    Error::Manifest("manifest JSON: a field has the wrong type or number format");
-const ENDS_EARLY: Error = Error::Manifest("manifest JSON ends early");
+const MALFORMED: Error = Error::Manifest(msg!(
+    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
+));
+const WRONG_TYPE: Error = Error::Manifest(msg!(
+    "manifest JSON: a field has the wrong type or number format"
+));
+const ENDS_EARLY: Error = Error::Manifest(msg!("manifest JSON ends early"));
 
-/// A cursor over manifest bytes that reads JSON tokens.
+/// A cursor over manifest bytes that reads JSON tokens. A method that
+/// fails records why in `err` and returns `None`: an `Option` comes back
+/// in registers, a `Result` of this size through memory.
 struct Lexer<'a> {
     b: &'a [u8],
     i: usize,
+    err: Error,
 }
 
 impl<'a> Lexer<'a> {
+    /// Records `e` as the reason of the failure.
+    #[inline(never)]
+    fn fail<T>(&mut self, e: Error) -> Option<T> {
+        self.err = e;
+        None
+    }
+
     /// The next byte that is not JSON whitespace, not consumed.
-    fn peek(&mut self) -> Result<u8> {
+    fn peek(&mut self) -> Option<u8> {
         while self.b.get(self.i).is_some_and(|c| b" \t\n\r".contains(c)) {
             self.i += 1;
         }
-        self.b.get(self.i).copied().ok_or(ENDS_EARLY)
+        match self.b.get(self.i) {
+            Some(&c) => Some(c),
+            None => self.fail(ENDS_EARLY),
+        }
     }
 
     /// Consumes `c` if it comes next.
-    fn eat(&mut self, c: u8) -> Result<bool> {
+    fn eat(&mut self, c: u8) -> Option<bool> {
         let next = self.peek()? == c;
         self.i += next as usize;
-        Ok(next)
+        Some(next)
+    }
+
+    /// Consumes `c`, which must come next, or fails with `e`.
+    fn expect(&mut self, c: u8, e: Error) -> Option<()> {
+        if self.eat(c)? { Some(()) } else { self.fail(e) }
     }
 
     /// `lit` must come next (a literal such as `true`).
@@ -119,26 +138,29 @@ impl<'a> Lexer<'a> {
     }
 
     /// A string, as written between its quotes (escapes left in place).
-    fn string(&mut self, wrong: Error) -> Result<&'a str> {
-        if !self.eat(b'"')? {
-            return Err(wrong);
-        }
+    fn string(&mut self, wrong: Error) -> Option<&'a str> {
+        self.expect(b'"', wrong)?;
         let start = self.i;
         loop {
             match self.b.get(self.i) {
-                None => return Err(ENDS_EARLY),
+                None => return self.fail(ENDS_EARLY),
                 Some(b'"') => break,
                 Some(b'\\') => self.i += 2,
                 Some(_) => self.i += 1,
             }
         }
-        let raw = self.b.get(start..self.i).ok_or(ENDS_EARLY)?;
+        let Some(raw) = self.b.get(start..self.i) else {
+            return self.fail(ENDS_EARLY);
+        };
         self.i += 1;
-        core::str::from_utf8(raw).map_err(|_| Error::Manifest("manifest JSON: invalid UTF-8"))
+        match core::str::from_utf8(raw) {
+            Ok(s) => Some(s),
+            Err(_) => self.fail(Error::Manifest(msg!("manifest JSON: invalid UTF-8"))),
+        }
     }
 
     /// An unsigned decimal number.
-    fn number(&mut self) -> Result<u64> {
+    fn number(&mut self) -> Option<u64> {
         self.peek()?;
         let start = self.i;
         while self
@@ -148,30 +170,32 @@ impl<'a> Lexer<'a> {
         {
             self.i += 1;
         }
-        crate::codec::parse_u64(&self.b[start..self.i]).ok_or(WRONG_TYPE)
+        match crate::codec::parse_u64(&self.b[start..self.i]) {
+            Some(n) => Some(n),
+            None => self.fail(WRONG_TYPE),
+        }
     }
 
     /// An array of strings (`cves`, `products`).
-    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Result<()> {
-        if !self.eat(b'[')? {
-            return Err(WRONG_TYPE);
-        }
+    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Option<()> {
+        self.expect(b'[', WRONG_TYPE)?;
         if !self.eat(b']')? {
             loop {
-                v.push(self.string(WRONG_TYPE)?).map_err(|_| MALFORMED)?;
+                let s = self.string(WRONG_TYPE)?;
+                if v.push(s).is_err() {
+                    return self.fail(MALFORMED);
+                }
                 if self.eat(b']')? {
                     break;
                 }
-                if !self.eat(b',')? {
-                    return Err(MALFORMED);
-                }
+                self.expect(b',', MALFORMED)?;
             }
         }
-        Ok(())
+        Some(())
     }
 
     /// One value of field `f` into `raw`.
-    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Result<()> {
+    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Option<()> {
         let text = |l: &mut Self| l.string(WRONG_TYPE);
         match f {
             0 => raw.format = self.number()?,
@@ -192,7 +216,7 @@ impl<'a> Lexer<'a> {
                 self.peek()?;
                 raw.replace = self.literal(b"true");
                 if !raw.replace && !self.literal(b"false") {
-                    return Err(WRONG_TYPE);
+                    return self.fail(WRONG_TYPE);
                 }
             }
             8 => self.list(&mut raw.cves)?,
@@ -202,41 +226,35 @@ impl<'a> Lexer<'a> {
             12 => raw.payload_size = self.number()?,
             _ => raw.payload_sha256 = text(self)?,
         }
-        Ok(())
+        Some(())
     }
 
     /// The object: every field once, none unknown. Returns the bytes used.
-    fn object(&mut self, raw: &mut Raw<'a>) -> Result<usize> {
+    fn object(&mut self, raw: &mut Raw<'a>) -> Option<usize> {
         let mut seen = 0u16;
-        if !self.eat(b'{')? {
-            return Err(MALFORMED);
-        }
+        self.expect(b'{', MALFORMED)?;
         loop {
             let key = self.string(MALFORMED)?;
-            if !self.eat(b':')? {
-                return Err(MALFORMED);
-            }
+            self.expect(b':', MALFORMED)?;
             // An unknown field is refused before its value is read.
-            let f = FIELDS.iter().position(|k| *k == key).ok_or(MALFORMED)?;
-            if seen & (1 << f) != 0 {
-                return Err(MALFORMED);
-            }
+            let f = match FIELDS.iter().position(|k| *k == key) {
+                Some(f) if seen & (1 << f) == 0 => f,
+                _ => return self.fail(MALFORMED),
+            };
             seen |= 1 << f;
             self.value(f, raw)?;
             if self.eat(b'}')? {
                 break;
             }
-            if !self.eat(b',')? {
-                return Err(MALFORMED);
-            }
+            self.expect(b',', MALFORMED)?;
             if self.peek()? == b'}' {
-                return Err(Error::Manifest("manifest JSON has a trailing comma"));
+                return self.fail(Error::Manifest(msg!("manifest JSON has a trailing comma")));
             }
         }
         if seen & REQUIRED != REQUIRED {
-            return Err(MALFORMED);
+            return self.fail(MALFORMED);
         }
-        Ok(self.i)
+        Some(self.i)
     }
 }
 
@@ -360,36 +378,47 @@ fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
 /// Parses and validates manifest bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if bytes.len() > MAX_MANIFEST {
-        return Err(Error::Manifest("manifest too large (limit 16384 bytes)"));
+        return Err(Error::Manifest(msg!(
+            "manifest too large (limit 16384 bytes)"
+        )));
     }
     // The signed bytes are exactly one object: no whitespace around it, so a
     // manifest has no invisible variants.
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
-        return Err(Error::Manifest(
-            "manifest must be exactly one JSON object with nothing before or after it",
-        ));
+        return Err(Error::Manifest(msg!(
+            "manifest must be exactly one JSON object with nothing before or after it"
+        )));
     }
     let mut raw = Raw::default();
-    let used = Lexer { b: bytes, i: 0 }.object(&mut raw)?;
+    let mut lx = Lexer {
+        b: bytes,
+        i: 0,
+        err: MALFORMED,
+    };
+    let Some(used) = lx.object(&mut raw) else {
+        return Err(lx.err);
+    };
     if used != bytes.len() {
-        return Err(Error::Manifest(
-            "manifest has trailing bytes after the JSON object",
-        ));
+        return Err(Error::Manifest(msg!(
+            "manifest has trailing bytes after the JSON object"
+        )));
     }
     if raw.format != FORMAT as u64 {
-        return Err(Error::Manifest(
-            "unsupported manifest format (this klpctl reads format 1)",
-        ));
+        return Err(Error::Manifest(msg!(
+            "unsupported manifest format (this klpctl reads format 1)"
+        )));
     }
-    let bad = |f: &'static str| Err(Error::Manifest(f));
+    let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
     if !valid_name(raw.name) {
-        return bad("manifest field name: 1-55 of [A-Za-z0-9_]");
+        return bad(msg!("manifest field name: 1-55 of [A-Za-z0-9_]"));
     }
     if !valid_stream(raw.stream) {
-        return bad("manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'");
+        return bad(msg!(
+            "manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
+        ));
     }
     if !valid_release(raw.release) {
-        return bad("manifest field release: 1-64 of [A-Za-z0-9._+~-]");
+        return bad(msg!("manifest field release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
     if let Some(b) = raw.build_id {
@@ -399,31 +428,33 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             && crate::codec::hex_decode(b.as_bytes(), &mut tmp)
                 .is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
-            return bad("manifest field build_id: 2-64 lowercase hex digits");
+            return bad(msg!("manifest field build_id: 2-64 lowercase hex digits"));
         }
     }
     if !valid_arch(raw.arch) {
-        return bad("manifest field arch: 1-16 of [A-Za-z0-9_]");
+        return bad(msg!("manifest field arch: 1-16 of [A-Za-z0-9_]"));
     }
     if !raw.cves.iter().all(|c| valid_cve(c)) {
-        return bad("manifest field cves: each 1-32 of [A-Za-z0-9._:-]");
+        return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
-        return bad(
-            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl",
-        );
+        return bad(msg!(
+            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl"
+        ));
     }
     if !valid_description(raw.description) {
-        return bad(
-            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes",
-        );
+        return bad(msg!(
+            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
+        ));
     }
     if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
-        return bad("manifest field payload_size: 1 to 1073741824");
+        return bad(msg!("manifest field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
     if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
-        return bad("manifest field payload_sha256: 64 lowercase hex digits");
+        return bad(msg!(
+            "manifest field payload_sha256: 64 lowercase hex digits"
+        ));
     }
     let m = Manifest {
         name: raw.name,
@@ -445,57 +476,71 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // signed manifest has exactly one byte form.
     let mut canon = [0u8; MAX_MANIFEST];
     if m.write(&mut canon)? != bytes {
-        return bad(
-            "manifest is not canonical: fields in specification order, no whitespace, no null build_id",
-        );
+        return bad(msg!(
+            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
+        ));
     }
     Ok(m)
 }
 
-/// Writes bytes into a fixed buffer, failing instead of overflowing.
+/// Writes bytes into a fixed buffer. Overflow is sticky: later writes are
+/// dropped and [`Cursor::done`] reports it, so the writer has one error
+/// path instead of one per piece.
 struct Cursor<'o> {
     out: &'o mut [u8],
     n: usize,
+    full: bool,
 }
 
-impl Cursor<'_> {
-    fn put(&mut self, b: &[u8]) -> Result<()> {
-        let dst = self
-            .out
-            .get_mut(self.n..self.n + b.len())
-            .ok_or(Error::Manifest("manifest too large (limit 16384 bytes)"))?;
-        dst.copy_from_slice(b);
-        self.n += b.len();
-        Ok(())
+impl<'o> Cursor<'o> {
+    #[inline(never)]
+    fn put(&mut self, b: &[u8]) {
+        match self.out.get_mut(self.n..self.n + b.len()) {
+            Some(dst) if !self.full => {
+                dst.copy_from_slice(b);
+                self.n += b.len();
+            }
+            _ => self.full = true,
+        }
     }
 
-    fn field(&mut self, key: &str, first: bool) -> Result<()> {
-        self.put(if first { b"{\"" } else { b",\"" })?;
-        self.put(key.as_bytes())?;
-        self.put(b"\":")
+    fn field(&mut self, key: &str, first: bool) {
+        self.put(if first { b"{\"" } else { b",\"" });
+        self.put(key.as_bytes());
+        self.put(b"\":");
     }
 
-    fn string(&mut self, s: &[u8]) -> Result<()> {
-        self.put(b"\"")?;
-        self.put(s)?;
-        self.put(b"\"")
+    #[inline(never)]
+    fn string(&mut self, s: &[u8]) {
+        self.put(b"\"");
+        self.put(s);
+        self.put(b"\"");
     }
 
-    fn list(&mut self, key: &str, v: &[&str]) -> Result<()> {
-        self.field(key, false)?;
-        self.put(b"[")?;
+    fn list(&mut self, key: &str, v: &[&str]) {
+        self.field(key, false);
+        self.put(b"[");
         for (i, x) in v.iter().enumerate() {
             if i > 0 {
-                self.put(b",")?;
+                self.put(b",");
             }
-            self.string(x.as_bytes())?;
+            self.string(x.as_bytes());
         }
-        self.put(b"]")
+        self.put(b"]");
     }
 
-    fn num(&mut self, v: u64) -> Result<()> {
+    fn num(&mut self, v: u64) {
         let mut tmp = [0u8; 20];
-        self.put(crate::codec::fmt_u64(v, &mut tmp))
+        self.put(crate::codec::fmt_u64(v, &mut tmp));
+    }
+
+    fn done(self) -> Result<&'o [u8]> {
+        if self.full {
+            return Err(Error::Manifest(msg!(
+                "manifest too large (limit 16384 bytes)"
+            )));
+        }
+        Ok(&self.out[..self.n])
     }
 }
 
@@ -505,46 +550,49 @@ impl Manifest<'_> {
     /// newline. Every value must already be valid (see the `valid_*`
     /// functions); `parse` of the result gives back an equal manifest.
     pub fn write<'o>(&self, out: &'o mut [u8]) -> Result<&'o [u8]> {
-        let mut c = Cursor { out, n: 0 };
-        c.field("format", true)?;
-        c.num(FORMAT as u64)?;
-        c.field("name", false)?;
-        c.string(self.name.as_bytes())?;
-        c.field("stream", false)?;
-        c.string(self.stream.as_bytes())?;
-        c.field("version", false)?;
-        c.num(self.version)?;
-        c.field("release", false)?;
-        c.string(self.release.as_bytes())?;
+        let mut c = Cursor {
+            out,
+            n: 0,
+            full: false,
+        };
+        c.field("format", true);
+        c.num(FORMAT as u64);
+        c.field("name", false);
+        c.string(self.name.as_bytes());
+        c.field("stream", false);
+        c.string(self.stream.as_bytes());
+        c.field("version", false);
+        c.num(self.version);
+        c.field("release", false);
+        c.string(self.release.as_bytes());
         if !self.build_id.is_empty() {
             let mut hex = [0u8; 2 * MAX_BUILD_ID];
             let h = crate::codec::hex_encode(&self.build_id, &mut hex)
-                .ok_or(Error::Internal("build-id"))?;
-            c.field("build_id", false)?;
-            c.string(h)?;
+                .ok_or(Error::Internal(msg!("build-id")))?;
+            c.field("build_id", false);
+            c.string(h);
         }
-        c.field("arch", false)?;
-        c.string(self.arch.as_bytes())?;
-        c.field("replace", false)?;
-        c.put(if self.replace { b"true" } else { b"false" })?;
-        c.list("cves", &self.cves)?;
+        c.field("arch", false);
+        c.string(self.arch.as_bytes());
+        c.field("replace", false);
+        c.put(if self.replace { b"true" } else { b"false" });
+        c.list("cves", &self.cves);
         if !self.products.is_empty() {
-            c.list("products", &self.products)?;
+            c.list("products", &self.products);
         }
-        c.field("description", false)?;
-        c.string(self.description.as_bytes())?;
-        c.field("created", false)?;
-        c.num(self.created)?;
-        c.field("payload_size", false)?;
-        c.num(self.payload_size)?;
-        c.field("payload_sha256", false)?;
+        c.field("description", false);
+        c.string(self.description.as_bytes());
+        c.field("created", false);
+        c.num(self.created);
+        c.field("payload_size", false);
+        c.num(self.payload_size);
+        c.field("payload_sha256", false);
         let mut hex = [0u8; 64];
         let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
-            .ok_or(Error::Internal("sha256"))?;
-        c.string(h)?;
-        c.put(b"}")?;
-        let n = c.n;
-        Ok(&c.out[..n])
+            .ok_or(Error::Internal(msg!("sha256")))?;
+        c.string(h);
+        c.put(b"}");
+        c.done()
     }
 }
 
@@ -554,32 +602,32 @@ pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str>
     let mut n = 0;
     for &c in text {
         if c < 0x20 || c == 0x7f {
-            return Err(Error::Usage(
-                "--description must not contain control characters",
-            ));
+            return Err(Error::Usage(msg!(
+                "--description must not contain control characters"
+            )));
         }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
             _ => core::slice::from_ref(&c),
         };
-        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage(
-            "--description is too long (1024 bytes escaped)",
-        ))?;
+        let dst = out.get_mut(n..n + esc.len()).ok_or(Error::Usage(msg!(
+            "--description is too long (1024 bytes escaped)"
+        )))?;
         dst.copy_from_slice(esc);
         n += esc.len();
     }
     if n > MAX_DESCRIPTION {
-        return Err(Error::Usage(
-            "--description is too long (1024 bytes escaped)",
-        ));
+        return Err(Error::Usage(msg!(
+            "--description is too long (1024 bytes escaped)"
+        )));
     }
-    let d =
-        core::str::from_utf8(&out[..n]).map_err(|_| Error::Usage("--description must be UTF-8"))?;
+    let d = core::str::from_utf8(&out[..n])
+        .map_err(|_| Error::Usage(msg!("--description must be UTF-8")))?;
     if d.chars().any(hidden_char) {
-        return Err(Error::Usage(
-            "--description must not contain C1 controls or bidirectional overrides",
-        ));
+        return Err(Error::Usage(msg!(
+            "--description must not contain C1 controls or bidirectional overrides"
+        )));
     }
     Ok(d)
 }
@@ -721,9 +769,9 @@ mod tests {
         ] {
             assert_eq!(
                 parse(variant.as_bytes()),
-                Err(Error::Manifest(
+                Err(Error::Manifest(msg!(
                     "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-                )),
+                ))),
                 "{variant}"
             );
         }
