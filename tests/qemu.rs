@@ -545,7 +545,16 @@ fn smp_problems(b: &Boot) -> Vec<String> {
 /// The documents c28_vex printed (`KLPTEST-VEX <label> <json>`): each one
 /// the case needs must be there, and every one must pass the OpenVEX schema
 /// and klpctl's own (tests/vex/), checked by the validator dev tool.
-const VEX_LABELS: &[&str] = &["after_apply", "after_apply_cmd", "after_chain", "reapplied"];
+const VEX_LABELS: &[&str] = &[
+    "after_apply",
+    "after_apply_cmd",
+    "after_chain",
+    "with_basic",
+    "after_disable",
+    "after_stall",
+    "behind_back_stale",
+    "reapplied",
+];
 
 fn vex_problems(b: &Boot) -> Vec<String> {
     let mut p = Vec::new();

@@ -2,8 +2,8 @@
 # and disable, and `klpctl vex` (which must print the same document) claim
 # exactly the CVEs of the patches that are live: after an apply, after a
 # disable, after the cumulative chain v1 -> v2 -> v3 (v3's CVEs only), not a
-# patch disabled in sysfs behind klpctl's back, and nothing after a stall
-# that was reverted. With nothing to claim there is no document (OpenVEX
+# patch disabled in sysfs behind klpctl's back, and not a stall that was
+# reverted. With nothing to claim there is no document (OpenVEX
 # needs a statement): no file, nothing on stdout. The document's @id is the
 # boot's, and its version grows with every change and only then; `status`
 # shows the same patch level. Each document is printed as
@@ -100,22 +100,46 @@ run_case() {
     vex_cmd after_apply_cmd
     expect_vex after_apply_cmd "CVE-0000-0001 " "$v"
 
+    # The last claim disabled: no document.
     kl disable klp_basic
     expect_rc 0 "disable basic"
-    expect_no_vex after_disable
+    expect_no_vex disabled_last
     expect_level ""
 
+    # Versions: +1 for the disable, +1 for each of v1, v2, v3.
     for i in 1 2 3; do
         kl apply "$B/cumul_v$i.klp"
         expect_rc 0 "apply cumul v$i"
     done
-    # Versions: +1 for the disable, +1 for each of v1, v2, v3.
     vex_file after_chain
     expect_vex after_chain "CVE-0000-1003 CVE-0000-1004 " $((v + 4))
     vex_has after_chain '^statements\.[01]\.products\.1\.@id=pkg:deb/debian/linux-image-[^+]*\?arch=amd64$'
     vex_has after_chain '^statements\.[01]\.products\.2\.@id=cpe:2\.3:o:linux:linux_kernel:'
     vex_has after_chain '^statements\.[01]\.status_notes=.*klp_cumul_v3 \(stream cumul, version 3;'
     expect_level "cumul 3 klp_cumul_v3 CVE-0000-1003 CVE-0000-1004"
+
+    # A disable with another patch still live: the document goes on
+    # without the disabled patch's CVE.
+    kl apply "$B/basic.klp"
+    expect_rc 0 "apply basic beside the chain"
+    vex_file with_basic
+    expect_vex with_basic "CVE-0000-0001 CVE-0000-1003 CVE-0000-1004 " $((v + 5))
+    kl disable klp_basic
+    expect_rc 0 "disable basic beside the chain"
+    vex_file after_disable
+    expect_vex after_disable "CVE-0000-1003 CVE-0000-1004 " $((v + 6))
+
+    # A stall that was reverted: its CVE is not claimed, and nothing live
+    # changed, so neither does the version.
+    stall_target_load
+    kl apply --timeout 5 "$B/stall.klp"
+    expect_rc 7 "stalled apply"
+    vex_file after_stall
+    expect_vex after_stall "CVE-0000-1003 CVE-0000-1004 " $((v + 6))
+    expect_level "cumul 3 klp_cumul_v3 CVE-0000-1003 CVE-0000-1004"
+    stall_release
+    expect_gone klp_stall
+    target_unload klp_stall_target
 
     # Behind klpctl's back: the record still says applied, sysfs does not.
     echo 0 >/sys/kernel/livepatch/klp_cumul_v3/enabled
@@ -125,29 +149,19 @@ run_case() {
     # The file says what the last klpctl command saw; `klpctl vex` looks
     # again, claims nothing, and removes it.
     vex_file behind_back_stale
-    expect_vex behind_back_stale "CVE-0000-1003 CVE-0000-1004 " $((v + 4))
+    expect_vex behind_back_stale "CVE-0000-1003 CVE-0000-1004 " $((v + 6))
     vex_cmd_none behind_back
     expect_level ""
     kl disable klp_cumul_v3
     expect_rc 0 "disable the patch disabled behind klpctl's back"
     expect_gone klp_cumul_v3
 
-    # A stall that was reverted: nothing claimed, and nothing live changed.
-    stall_target_load
-    kl apply --timeout 5 "$B/stall.klp"
-    expect_rc 7 "stalled apply"
-    expect_no_vex after_stall
-    expect_level ""
-    stall_release
-    expect_gone klp_stall
-    target_unload klp_stall_target
-
     # The same @id goes on: +1 for the disable behind klpctl's back, +1 for
-    # basic again; the reverted stall changed nothing.
+    # basic again.
     kl apply "$B/basic.klp"
     expect_rc 0 "apply basic again"
     vex_file reapplied
-    expect_vex reapplied "CVE-0000-0001 " $((v + 6))
+    expect_vex reapplied "CVE-0000-0001 " $((v + 8))
     kl disable klp_basic
     expect_rc 0 "disable basic again"
     expect_no_vex end
