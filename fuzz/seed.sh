@@ -52,7 +52,9 @@ pack basic.ko untrusted.klp --stream s --version 3 -s "$other"
 pack basic.ko two.klp --stream s --version 4 -s "$sec" -s "$other"
 pack pad.ko full.klp --stream acme.lts-6.1 --version 18446744073709551615 --replace \
     --kernel-build-id 00112233445566778899aabbccddeeff00112233 \
-    --cve CVE-2024-1234 --cve GHSA-xxxx:1.2 --description 'fixes "x" \ y, ünïcode' -s "$sec"
+    --cve CVE-2024-1234 --cve GHSA-xxxx:1.2 --description 'fixes "x" \ y, ünïcode' -s "$sec" \
+    --product 'pkg:deb/debian/linux-image-6.12.117%2Bdeb12-amd64@6.12.117-1~bpo12%2B1?arch=amd64' \
+    --product 'cpe:2.3:o:linux:linux_kernel:6.12.117:*:*:*:*:*:*:*'
 pack arm.ko arm.klp --stream s --version 0 --arch aarch64 -s "$sec"
 pack long.ko long.klp --stream s --version 7 -s "$sec" -s "$other"
 
