@@ -43,7 +43,8 @@ bundle=$demo/bundles/klp_basic.klp
 rm -f "$bundle"
 "$klpctl" pack "$OUT_DIR/build/$release/klp_basic.ko" -o "$bundle" \
     --stream demo --version 1 --kernel-notes "$OUT_DIR/kernels/$release/notes" \
-    --description "demo: /proc/cmdline says it is patched" -s "$demo/secret/demo.sec"
+    --description "demo: /proc/cmdline says it is patched" -s "$demo/secret/demo.sec" \
+    --cve CVE-0000-0001 --product "pkg:deb/debian/linux-image-${release//+/%2B}"
 "$klpctl" info "$bundle"
 "$klpctl" verify "$bundle" --keyring "$demo/keys.d"
 

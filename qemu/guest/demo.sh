@@ -1,7 +1,7 @@
 #!/bin/sh
 # The README walk-through, run in the guest: the original /proc/cmdline, a
-# signed livepatch applied with klpctl, the patched output, status, disable,
-# and the original output again. Each step says what it shows; the host
+# signed livepatch applied with klpctl, the patched output, status, the VEX
+# document for scanners, disable, and the original output again. Each step says what it shows; the host
 # prints this transcript.
 . /klptest/lib.sh
 
@@ -44,14 +44,21 @@ show cat /proc/cmdline
 say "5. What is applied, as the kernel and klpctl see it."
 show klpctl status || klp_fail "status"
 
-say "6. Disable it: the reverse transition, then the module is removed."
-show klpctl disable klp_basic || klp_fail "disable"
+say "6. What scanners are told: an OpenVEX document saying which CVEs the live" \
+    "   patch fixes in this kernel (apply also keeps it in /run/klpctl/vex.json)."
+show klpctl vex || klp_fail "vex"
+grep -q '"status":"fixed"' /run/klpctl/vex.json || klp_fail "/run/klpctl/vex.json claims no fix"
 
-say "7. Back to the original output."
+say "7. Disable it: the reverse transition, then the module is removed, and" \
+    "   the VEX document with it (nothing left to claim)."
+show klpctl disable klp_basic || klp_fail "disable"
+[ ! -e /run/klpctl/vex.json ] || klp_fail "/run/klpctl/vex.json still there"
+
+say "8. Back to the original output."
 show cat /proc/cmdline
 [ "$(cat /proc/cmdline)" = "$orig" ] || klp_fail "/proc/cmdline is not restored"
 
-say "8. The kernel's log of all this, with klpctl's audit lines."
+say "9. The kernel's log of all this, with klpctl's audit lines."
 echo "guest# dmesg | grep -E 'livepatch: |klpctl: '"
 dmesg | sed -n '/klptest: case demo start/,$p' | grep -E 'livepatch: |klpctl: '
 
