@@ -8,11 +8,12 @@
 
 use super::args::{Args, Cli, Res, kernel_args, opt};
 use crate::error::{Context, Error, Result};
-use crate::files::AtomicFile;
+use crate::files::{self, AtomicFile};
 use crate::kernel::Running;
 use crate::ops::vex::{self, Doc};
 use crate::out::Out;
 use crate::state::Record;
+use rustix::io::Errno;
 
 /// `klpctl vex [--no-wait]`: prints the document, and brings
 /// `/run/klpctl/vex.json` up to date with it.
@@ -44,7 +45,7 @@ fn refresh(stdout: bool) -> Result<()> {
     if d.statements == 0 {
         // No statement to make, and OpenVEX has no empty document: no
         // file, so nothing stale is left for a scanner to believe.
-        match rustix::fs::unlink(c"/run/klpctl/vex.json") {
+        match rustix::fs::unlink(vex::FILE) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => {}
             Err(e) => return Err(Error::Io(msg!("cannot remove /run/klpctl/vex.json"), e)),
         }
@@ -54,16 +55,23 @@ fn refresh(stdout: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let k = Running::read();
-    let f = AtomicFile::create(vex::FILE, 0o644)?;
+    let f = AtomicFile::create(vex::FILE.to_bytes(), 0o644)?;
     {
         let mut o = Out::to(Some(f.fd()));
-        write(&mut o, &d, &k)?;
+        write(&mut o, &d, &Running::read())?;
         o.finish().ctx(msg!("cannot write /run/klpctl/vex.json"))?;
     }
     f.commit()?;
     if stdout {
-        write(&mut Out::stdout(), &d, &k)?;
+        // The file as written, so stdout is the same document byte for byte
+        // without a second look at sysfs.
+        let what = msg!("cannot read /run/klpctl/vex.json");
+        let fd = files::open_own(vex::FILE, what)?;
+        let size = files::regular_size(&fd, what)?;
+        files::copy_range(&fd, 0, size, Error::Io(what, Errno::IO), what, |c| {
+            crate::sys::write_all(crate::sys::stdout(), c)
+                .ctx(msg!("cannot write the VEX document"))
+        })?;
     }
     Ok(())
 }
@@ -164,7 +172,7 @@ fn write(o: &mut Out, d: &Doc, k: &Running) -> Result<()> {
         }
     })?;
     o.s("]}").nl();
-    o.finish().ctx(msg!("cannot write the VEX document"))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -21,11 +21,12 @@ use crate::error::Result;
 use crate::files;
 use crate::ops::status;
 use crate::state::{self, Record};
+use core::ffi::CStr;
 
 /// The document's bookkeeping file.
-pub const DOC: &[u8] = b"/run/klpctl/vex.doc";
+pub const DOC: &CStr = c"/run/klpctl/vex.doc";
 /// The current document, kept by `apply` and `disable`.
-pub const FILE: &[u8] = b"/run/klpctl/vex.json";
+pub const FILE: &CStr = c"/run/klpctl/vex.json";
 
 /// Calls `f` with the record of each patch klpctl may claim as fixed now.
 pub fn each_claim(f: &mut dyn FnMut(&Record)) -> Result<()> {
@@ -122,11 +123,11 @@ pub fn doc() -> Result<Doc> {
     let statements = digest(&mut new[24..24 + DIGEST])?;
     new[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
     let mut buf = [0u8; STORED + 1];
-    let old = files::open_own(c"/run/klpctl/vex.doc", msg!("vex.doc"))
+    let old = files::open_own(DOC, msg!("vex.doc"))
         .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("vex.doc")))
         .unwrap_or(b"");
     if advance(old, &mut new, crate::rt::unix_time()) {
-        files::write_atomic(DOC, &new, 0o600)?;
+        files::write_atomic(DOC.to_bytes(), &new, 0o600)?;
     }
     Ok(Doc {
         boot_id,
