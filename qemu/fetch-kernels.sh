@@ -19,10 +19,18 @@
 # are.
 #
 # stdout: one resolved release per line. Progress goes to stderr.
-# A warm second run makes no network access.
+#
+# "Newest" means newest on the mirror, not in whatever lists this machine
+# happens to hold: both sets of apt lists (the host's, and trixie-backports')
+# are refreshed first when the rig has not refreshed them for
+# KLPCTL_APT_MAX_AGE hours (default 6; stamps in $CACHE_DIR), so a fresh
+# machine always updates once. A warm run inside that window makes no
+# network access, and a new kernel then gets its own cache entry (the cache
+# is keyed by release).
 #
 # Environment:
-#   KLPCTL_APT_UPDATE=1   refresh apt's lists first (to pick up newer kernels)
+#   KLPCTL_APT_UPDATE=1   refresh apt's lists now, however fresh they are
+#   KLPCTL_APT_MAX_AGE=H  refresh lists older than H hours (0: every run)
 #   KLPCTL_KERNELS="6.1 6.12 7.x"  the series to fetch (default all three)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -41,16 +49,21 @@ PYTHON=/usr/bin/python3
 # 6.1 images are xz (python's lzma), 6.12 and 7.x images zstd (the zstd tool).
 need_cmd zstd zstd
 need_pkg make gcc libc6-dev
-[ "${KLPCTL_APT_UPDATE:-0}" = 1 ] && apt_update_once
+if [ "${KLPCTL_APT_UPDATE:-0}" = 1 ]; then
+    apt_update_once
+else
+    apt_refresh_if_stale
+fi
 
 # --- trixie-backports, through apt configuration of its own ----------------
 # (bpo, bpo_setup, bpo_update_once: qemu/trixie.sh)
 
 if [[ " $SERIES " == *" 7.x "* ]]; then
-    bpo_setup
-    if [ "${KLPCTL_APT_UPDATE:-0}" = 1 ] \
-        || ! compgen -G "$BPO/state/lists/*trixie-backports*Packages*" >/dev/null; then
+    if [ "${KLPCTL_APT_UPDATE:-0}" = 1 ]; then
+        bpo_setup
         bpo_update_once
+    else
+        bpo_ensure_lists
     fi
 fi
 

@@ -32,16 +32,60 @@ with_cache_lock() {
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { printf '[%s] error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
 
-# apt-get update at most once per script run, and only when something is
-# actually missing: a warm machine never touches the network.
+# apt-get update at most once per script run (needed when a package is
+# missing from the lists, or the lists are too old: apt_lists_fresh).
 _APT_UPDATED=0
 apt_update_once() {
     if [ "$_APT_UPDATED" = 0 ]; then
         log "apt-get update"
-        DEBIAN_FRONTEND=noninteractive apt-get update -qq -o DPkg::Lock::Timeout=300 >&2 \
+        with_cache_lock apt-lists apt_update_stamped "$APT_STAMP" "$(date +%s)" \
+            apt-get update -qq -o DPkg::Lock::Timeout=300 \
             || die "apt-get update failed"
         _APT_UPDATED=1
     fi
+}
+
+# How old apt's lists may be before the rig refreshes them, in hours
+# (KLPCTL_APT_MAX_AGE; 0 = refresh on every run). The rig always wants the
+# newest kernel of each series, and Debian replaces kernels with security
+# updates: lists left from an earlier day name a kernel that is no longer
+# the newest, or no longer on the mirror at all. apt gives its list files
+# the mirror's dates, not the time they were fetched, so the rig keeps a
+# stamp of its own per apt configuration, touched after each successful
+# update, and a machine whose lists the rig never refreshed (a fresh one)
+# is refreshed once before anything is resolved.
+APT_MAX_AGE_H=${KLPCTL_APT_MAX_AGE:-6}
+APT_STAMP=$CACHE_DIR/apt-host.updated
+
+# apt_lists_fresh STAMP: the lists behind STAMP were refreshed less than
+# APT_MAX_AGE_H hours ago.
+apt_lists_fresh() {
+    local stamp=$1 max
+    case $APT_MAX_AGE_H in '' | *[!0-9]*) die "KLPCTL_APT_MAX_AGE must be a whole number of hours" ;; esac
+    max=$((APT_MAX_AGE_H * 60))
+    [ "$max" -gt 0 ] && [ -e "$stamp" ] && [ -z "$(find "$stamp" -mmin +"$max")" ]
+}
+
+# apt_update_stamped STAMP SINCE CMD...: run the update CMD (under the
+# caller's cache lock) and touch STAMP when it succeeded; skipped when
+# another run refreshed the same lists after SINCE (epoch seconds: when
+# this run decided to refresh) while this one waited for the lock.
+apt_update_stamped() {
+    local stamp=$1 since=$2
+    shift 2
+    if [ -e "$stamp" ] && [ "$(stat -c %Y "$stamp")" -gt "$since" ]; then
+        log "apt's lists were refreshed by another run just now"
+        return 0
+    fi
+    DEBIAN_FRONTEND=noninteractive "$@" >&2 || return 1
+    mkdir -p "$(dirname "$stamp")" && touch "$stamp"
+}
+
+# apt_refresh_if_stale: the host's lists, refreshed when too old.
+apt_refresh_if_stale() {
+    apt_lists_fresh "$APT_STAMP" && return 0
+    log "apt's lists were refreshed more than ${APT_MAX_AGE_H} h ago (or never by this rig): refreshing, to see the newest kernels"
+    apt_update_once
 }
 
 # need_cmd CMD PACKAGE: install PACKAGE unless CMD is already on PATH.

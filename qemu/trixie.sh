@@ -54,19 +54,25 @@ bpo_setup() {
 }
 
 _BPO_UPDATED=0
+BPO_STAMP=$BPO/updated
 bpo_update_once() {
     if [ "$_BPO_UPDATED" = 0 ]; then
         log "apt-get update (trixie-backports, $BPO)"
-        with_cache_lock apt-trixie-backports bpo apt-get update -qq >&2 \
+        with_cache_lock apt-trixie-backports apt_update_stamped "$BPO_STAMP" "$(date +%s)" \
+            bpo apt-get update -qq \
             || die "apt-get update of trixie-backports failed"
         _BPO_UPDATED=1
     fi
 }
 
-# bpo_ensure_lists: set up, and update only when there are no lists yet.
+# bpo_ensure_lists: set up, and update when there are no lists yet or they
+# are older than KLPCTL_APT_MAX_AGE hours (apt_lists_fresh, lib.sh).
 bpo_ensure_lists() {
     bpo_setup
-    compgen -G "$BPO/state/lists/*trixie-backports*Packages*" >/dev/null || bpo_update_once
+    if ! compgen -G "$BPO/state/lists/*trixie-backports*Packages*" >/dev/null \
+        || ! apt_lists_fresh "$BPO_STAMP"; then
+        bpo_update_once
+    fi
 }
 
 # --- the trixie build chroot -----------------------------------------------
