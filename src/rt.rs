@@ -22,8 +22,16 @@ pub fn sleep_ms(ms: u64) {
     let _ = rustix::thread::nanosleep(&ts);
 }
 
-/// Polls until `done()` holds, backing off from 1 ms to 100 ms, or until
-/// `deadline` (monotonic ms). Returns whether `done()` held.
+/// The longest sleep between two looks. It bounds how late klpctl notices
+/// that a transition finished: the kernel tells no one (no event on the
+/// sysfs file), so the time between the kernel's "patching complete" and
+/// klpctl's exit is up to one step. 10 ms is what a hand-written loader
+/// polls at; a look is one small sysfs read, so 100 looks a second during
+/// a long transition cost nothing worth saving.
+pub const POLL_MAX_MS: u64 = 10;
+
+/// Polls until `done()` holds, backing off from 1 ms to [`POLL_MAX_MS`],
+/// or until `deadline` (monotonic ms). Returns whether `done()` held.
 pub fn poll(deadline: u64, mut done: impl FnMut() -> bool) -> bool {
     poll_dyn(deadline, &mut done)
 }
@@ -39,6 +47,6 @@ fn poll_dyn(deadline: u64, done: &mut dyn FnMut() -> bool) -> bool {
             return false;
         }
         sleep_ms(step.min(deadline.saturating_sub(now_ms())).max(1));
-        step = (step * 2).min(100);
+        step = (step * 2).min(POLL_MAX_MS);
     }
 }
