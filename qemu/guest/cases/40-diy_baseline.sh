@@ -3,8 +3,11 @@
 # /sys/kernel/livepatch/klp_basic/transition every 10 ms until it reads 0,
 # versus `klpctl apply basic.klp`. DIY_RUNS runs of each, interleaved (the
 # order alternates), each checked (patched /proc/cmdline, settled) and
-# cleaned up untimed. Prints KLPTEST-METRIC diy_baseline: medians, the ratio
-# klpctl / DIY, and klpctl's own overhead in ms.
+# cleaned up untimed. Each run also times `klpctl verify` of the same
+# bundle, the same way: the goal is klpctl within 1.1 x DIY plus the cost
+# of verifying. Prints KLPTEST-METRIC diy_baseline: medians, the ratio
+# klpctl / DIY, that ratio with the verify cost taken off klpctl, and
+# klpctl's own overhead in ms.
 # scenarios: load
 
 DIY_RUNS=6
@@ -39,6 +42,15 @@ diy_remove() {
         || klp_fail "klp_basic refcnt stays $(cat /sys/module/klp_basic/refcnt)"
     rmmod klp_basic || klp_fail "rmmod klp_basic"
     expect_cmdline "$ORIG_CMDLINE"
+}
+
+# verify_run RUN: `klpctl verify` of the bundle klpctl_apply applies.
+verify_run() {
+    mark verify "$1" start
+    klpctl verify "$B/basic.klp" >"$T/out" 2>"$T/err"
+    KL_RC=$?
+    mark verify "$1" end
+    expect_rc 0 "klpctl verify, run $1"
 }
 
 klpctl_apply() { # RUN
@@ -84,6 +96,20 @@ diy_report() {
     }'
 }
 
+# verify_report < the case's kernel log: "verify <run> <total_us>" per run.
+verify_report() {
+    awk '
+    function us(line,    t) {
+        t = line
+        sub(/^\[ */, "", t); sub(/\].*/, "", t)
+        split(t, p, ".")
+        sub(/^0+/, "", p[2])
+        return p[1] * 1000000 + p[2]
+    }
+    /klptime: verify [0-9]+ start$/ { t = $0; sub(/.*klptime: verify /, "", t); sub(/ .*/, "", t); t0[t] = us($0) }
+    /klptime: verify [0-9]+ end$/ { t = $0; sub(/.*klptime: verify /, "", t); sub(/ .*/, "", t); if (t in t0) print "verify", t, us($0) - t0[t] }'
+}
+
 run_case() {
     local i
     [ -f "$DIY_KO" ] || { klp_fail "no $DIY_KO in the initramfs"; return; }
@@ -95,11 +121,14 @@ run_case() {
             klpctl_apply "$i"; kl disable klp_basic; expect_rc 0 "disable, run $i"
             diy_apply "$i"; diy_remove
         fi
+        verify_run "$i"
         expect_no_livepatch
         [ "$KLP_CASE_FAILED" = 0 ] || return
     done
     klp_case_dmesg | grep -E 'klptime: |livepatch: ' | sed 's/^/  k| /'
     klp_case_dmesg | diy_report >"$T/diy"
+    klp_case_dmesg | verify_report >"$T/verify"
+    [ "$(wc -l <"$T/verify")" = "$DIY_RUNS" ] || { klp_fail "verify: $(wc -l <"$T/verify") runs timed, expected $DIY_RUNS"; return; }
     sed 's/^/  diy| /' "$T/diy"
     grep -q '^missing' "$T/diy" && { klp_fail "diy: $(grep '^missing' "$T/diy" | head -n 1)"; return; }
     [ "$(wc -l <"$T/diy")" = $((2 * DIY_RUNS)) ] || { klp_fail "diy: $(wc -l <"$T/diy") runs timed, expected $((2 * DIY_RUNS))"; return; }
@@ -113,7 +142,7 @@ run_case() {
     # With 2 CPUs the kernel's transition either completes at once or waits
     # for its 1 s retry, so the totals (and their ratio) swing by a second
     # from run to run; the overheads do not.
-    awk -v runs="$DIY_RUNS" '
+    awk -v runs="$DIY_RUNS" -v vfile="$T/verify" '
     function med(key,    n, i, j, v, a) {
         n = 0
         for (i = 1; i <= runs; i++) a[++n] = val[key, i]
@@ -125,10 +154,11 @@ run_case() {
         val[$1 "_before", $2] = $5; val[$1 "_after", $2] = $6
     }
     END {
-        k = med("klpctl"); d = med("diy")
+        while ((getline l < vfile) > 0) { split(l, f, " "); val["verify", f[2]] = f[3] }
+        k = med("klpctl"); d = med("diy"); v = med("verify")
         ko = med("klpctl_over"); dov = med("diy_over")
-        printf "KLPTEST-METRIC diy_baseline_ms runs=%d klpctl=%.1f diy=%.1f ratio=%.3f kernel_enable=%.1f klpctl_overhead=%.1f diy_overhead=%.1f klpctl_minus_diy_overhead=%.1f klpctl_before=%.1f diy_before=%.1f klpctl_after=%.1f diy_after=%.1f\n", \
-            runs, k, d, k / d, med("klpctl_kernel"), ko, dov, ko - dov, \
+        printf "KLPTEST-METRIC diy_baseline_ms runs=%d klpctl=%.1f diy=%.1f ratio=%.3f verify=%.1f ratio_beyond_verify=%.3f kernel_enable=%.1f klpctl_overhead=%.1f diy_overhead=%.1f klpctl_minus_diy_overhead=%.1f klpctl_before=%.1f diy_before=%.1f klpctl_after=%.1f diy_after=%.1f\n", \
+            runs, k, d, k / d, v, (k - v) / d, med("klpctl_kernel"), ko, dov, ko - dov, \
             med("klpctl_before"), med("diy_before"), med("klpctl_after"), med("diy_after")
     }' "$T/diy" >"$T/diy.metric"
     cat "$T/diy.metric"
