@@ -47,6 +47,41 @@ fn poll_dyn(deadline: u64, done: &mut dyn FnMut() -> bool) -> bool {
             return false;
         }
         sleep_ms(step.min(deadline.saturating_sub(now_ms())).max(1));
-        step = (step * 2).min(POLL_MAX_MS);
+        step = next_step(step);
+    }
+}
+
+/// The sleep after one of `step` ms: doubled, up to [`POLL_MAX_MS`].
+fn next_step(step: u64) -> u64 {
+    (step * 2).min(POLL_MAX_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_back_off_starts_at_1_ms_and_never_passes_the_cap() {
+        let mut step = 1;
+        let mut seen = [0u64; 8];
+        for s in seen.iter_mut() {
+            *s = step;
+            step = next_step(step);
+        }
+        assert_eq!(seen, [1, 2, 4, 8, 10, 10, 10, 10]);
+        assert_eq!(next_step(POLL_MAX_MS), POLL_MAX_MS);
+    }
+
+    #[test]
+    fn poll_returns_at_once_when_done_and_at_the_deadline_when_not() {
+        let mut looks = 0;
+        assert!(poll(now_ms() + 1000, || {
+            looks += 1;
+            true
+        }));
+        assert_eq!(looks, 1);
+        let start = now_ms();
+        assert!(!poll(start + 30, || false));
+        assert!(now_ms() >= start + 30);
     }
 }
