@@ -28,6 +28,7 @@ mod kernel;
 mod keygen;
 mod pack;
 mod sign;
+mod switches;
 mod tamper;
 mod vectors;
 mod verify;
