@@ -269,7 +269,8 @@ pub fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
-    Out::stdout().b(u.manifest);
+    // Byte for byte: what an external signer signs.
+    Out::stdout().exact().b(u.manifest);
     Ok(())
 }
 

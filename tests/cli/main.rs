@@ -20,6 +20,7 @@ mod common;
 mod adversarial;
 mod builds;
 mod corpus;
+mod escapes;
 mod exit_codes;
 mod help;
 mod hostile;
