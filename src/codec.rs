@@ -140,9 +140,105 @@ pub fn fmt_u64(mut n: u64, tmp: &mut [u8; 20]) -> &[u8] {
     &tmp[i..]
 }
 
+/// The last second RFC 3339 can write (four-digit years):
+/// 9999-12-31T23:59:59Z.
+pub const RFC3339_MAX: u64 = 253_402_300_799;
+
+/// `t` (Unix seconds) as RFC 3339 UTC: `YYYY-MM-DDTHH:MM:SSZ`. RFC 3339
+/// has four-digit years only, so a time past [`RFC3339_MAX`] (a damaged or
+/// hostile record, say) is written as that last second rather than as a
+/// wrong or malformed date. Defined for every `u64`.
+pub fn rfc3339(t: u64, out: &mut [u8; 20]) -> &[u8] {
+    let t = t.min(RFC3339_MAX);
+    // Days to a civil date, counting in 400-year eras from 0000-03-01 so
+    // that the leap day ends a year. With `t` bounded as above, every value
+    // here fits in 32 bits and the year has at most four digits.
+    let days = (t / 86400) as u32 + 719_468;
+    let (era, doe) = (days / 146_097, days % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = era * 400 + yoe + (month <= 2) as u32;
+    let secs = (t % 86400) as u32;
+    *out = *b"0000-00-00T00:00:00Z";
+    // Each field's digits, right to left from its last byte; a field
+    // never writes more digits than it has room for.
+    for (v, last, width) in [
+        (year, 3, 4),
+        (month, 6, 2),
+        (day, 9, 2),
+        (secs / 3600, 12, 2),
+        (secs / 60 % 60, 15, 2),
+        (secs % 60, 18, 2),
+    ] {
+        let mut v = v;
+        for i in 0..width {
+            out[last - i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    &out[..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        let mut b = [0u8; 20];
+        for (t, s) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_764_300_000, "2025-11-28T03:20:00Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (RFC3339_MAX, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(rfc3339(t, &mut b), s.as_bytes(), "{t}");
+        }
+        // Negative: past year 9999 the date does not grow a fifth digit
+        // or wrap around; it stays at the last second RFC 3339 can write.
+        for t in [
+            RFC3339_MAX + 1,
+            253_402_300_800 * 40,
+            u32::MAX as u64 * 86400,
+            u64::MAX,
+        ] {
+            assert_eq!(rfc3339(t, &mut b), b"9999-12-31T23:59:59Z", "{t}");
+        }
+    }
+
+    /// Every u64 shape (each bit alone, runs of ones, a pseudo-random
+    /// walk): never a panic, always 20 bytes of the RFC 3339 form, and
+    /// monotonic in `t`.
+    #[test]
+    fn rfc3339_is_total_and_well_formed() {
+        let mut times: Vec<u64> = (0..64).flat_map(|i| [1u64 << i, (1u64 << i) - 1]).collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            times.push(x >> (x % 64));
+        }
+        times.push(u64::MAX);
+        times.sort_unstable();
+        let mut prev = Vec::new();
+        for t in times {
+            let mut b = [0u8; 20];
+            let s = rfc3339(t, &mut b).to_vec();
+            assert_eq!(s.len(), 20);
+            for (i, &c) in s.iter().enumerate() {
+                let want_digit = !matches!(i, 4 | 7 | 10 | 13 | 16 | 19);
+                assert_eq!(c.is_ascii_digit(), want_digit, "{t}: {s:?}");
+            }
+            assert!(s >= prev, "{t}");
+            prev = s;
+        }
+    }
 
     #[test]
     fn numbers() {

@@ -20,6 +20,8 @@ pub struct Json<'o, 'w> {
 impl<'o, 'w> Json<'o, 'w> {
     /// A writer at the top level of `o`.
     pub fn new(o: &'o mut Out<'w>) -> Self {
+        // JSON escapes its own strings; the writer adds nothing.
+        o.exact();
         Json {
             o,
             filled: 0,

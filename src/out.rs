@@ -12,17 +12,23 @@ pub struct Out<'a> {
     buf: [u8; 2048],
     len: usize,
     failed: Option<Errno>,
+    /// Written for people (the standard streams): [`Out::b`] escapes what
+    /// a terminal would act on. Off for files and for JSON.
+    human: bool,
+    /// A UTF-8 character begun by [`Out::b`] and not yet complete.
+    pend: [u8; 4],
+    plen: usize,
 }
 
 impl Out<'static> {
     /// A writer to standard output.
     pub fn stdout() -> Out<'static> {
-        Out::to(Some(crate::sys::stdout()))
+        Out::to(Some(crate::sys::stdout())).for_people()
     }
 
     /// A writer to standard error.
     pub fn stderr() -> Out<'static> {
-        Out::to(Some(crate::sys::stderr()))
+        Out::to(Some(crate::sys::stderr())).for_people()
     }
 }
 
@@ -36,13 +42,29 @@ impl<'a> Out<'a> {
             buf: [0; 2048],
             len: 0,
             failed: None,
+            human: false,
+            pend: [0; 4],
+            plen: 0,
         }
+    }
+
+    fn for_people(mut self) -> Self {
+        self.human = true;
+        self
+    }
+
+    /// From here on, bytes as they are: a machine form (JSON, which
+    /// escapes its own strings) or an exact copy follows.
+    pub fn exact(&mut self) -> &mut Self {
+        self.human = false;
+        self
     }
 
     /// Writes the buffered bytes. The first error is remembered for
     /// [`Out::finish`]; on the standard streams nobody is left to tell.
     #[inline(never)]
     pub fn flush(&mut self) {
+        self.escape_pending();
         if let Some(fd) = self.fd
             && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len])
         {
@@ -57,9 +79,10 @@ impl<'a> Out<'a> {
         self.failed.map_or(Ok(()), Err)
     }
 
-    /// Raw bytes.
+    /// Bytes as they are (klpctl's own text, digits, hex).
     #[inline(never)]
-    pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
+    fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.escape_pending();
         for chunk in bytes.chunks(self.buf.len()) {
             if self.len + chunk.len() > self.buf.len() {
                 self.flush();
@@ -70,12 +93,70 @@ impl<'a> Out<'a> {
         self
     }
 
+    /// Bytes, which may come from outside klpctl (paths, file names,
+    /// names, details). Written for people, every byte a terminal could
+    /// act on is shown as `\xNN`: control bytes (newline and tab too),
+    /// DEL, the C1 controls U+0080..U+009F, and bytes that are not part of
+    /// valid UTF-8. Other UTF-8 text is written as it is, also when a
+    /// character arrives a byte per call. In machine forms, as is.
+    #[inline(never)]
+    pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
+        if !self.human {
+            return self.raw(bytes);
+        }
+        for &x in bytes {
+            if self.plen > 0 && x & 0xc0 == 0x80 {
+                self.pend[self.plen] = x;
+                self.plen += 1;
+                let n = match self.pend[0] {
+                    0xc2..=0xdf => 2,
+                    0xe0..=0xef => 3,
+                    _ => 4,
+                };
+                if self.plen == n {
+                    let ch = self.pend;
+                    let c1 = ch[0] == 0xc2 && ch[1] < 0xa0;
+                    if core::str::from_utf8(&ch[..n]).is_ok() && !c1 {
+                        self.plen = 0;
+                        self.raw(&ch[..n]);
+                    } else {
+                        self.escape_pending();
+                    }
+                }
+                continue;
+            }
+            self.escape_pending();
+            match x {
+                0x20..=0x7e => {
+                    self.raw(&[x]);
+                }
+                0xc2..=0xf4 => {
+                    self.pend[0] = x;
+                    self.plen = 1;
+                }
+                _ => {
+                    self.raw(b"\\x").raw(&crate::codec::hex_pair(x));
+                }
+            }
+        }
+        self
+    }
+
+    /// The start of a character that never completed, escaped.
+    fn escape_pending(&mut self) {
+        let (p, n) = (self.pend, self.plen);
+        self.plen = 0;
+        for &x in &p[..n] {
+            self.raw(b"\\x").raw(&crate::codec::hex_pair(x));
+        }
+    }
+
     /// Text from outside klpctl (task names, kernel log lines) for a
     /// terminal: anything but printable ASCII becomes `?`, so it cannot
     /// carry escape sequences.
     pub fn text(&mut self, bytes: &[u8]) -> &mut Self {
         for &c in bytes {
-            self.b(if (0x20..0x7f).contains(&c) {
+            self.raw(if (0x20..0x7f).contains(&c) {
                 core::slice::from_ref(&c)
             } else {
                 b"?"
@@ -86,12 +167,12 @@ impl<'a> Out<'a> {
 
     /// A string.
     pub fn s(&mut self, s: &str) -> &mut Self {
-        self.b(s.as_bytes())
+        self.raw(s.as_bytes())
     }
 
     /// A newline.
     pub fn nl(&mut self) -> &mut Self {
-        self.b(b"\n")
+        self.raw(b"\n")
     }
 
     /// An unsigned decimal number.
@@ -99,13 +180,13 @@ impl<'a> Out<'a> {
     pub fn u(&mut self, n: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
         let s = crate::codec::fmt_u64(n, &mut tmp);
-        self.b(s)
+        self.raw(s)
     }
 
     /// A signed decimal number.
     pub fn i(&mut self, n: i64) -> &mut Self {
         if n < 0 {
-            self.b(b"-");
+            self.raw(b"-");
         }
         self.u(n.unsigned_abs())
     }
@@ -115,7 +196,7 @@ impl<'a> Out<'a> {
     pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
         for &x in bytes {
             let pair = crate::codec::hex_pair(x);
-            self.b(&pair);
+            self.raw(&pair);
         }
         self
     }
@@ -183,6 +264,74 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn people(bytes: &[u8]) -> Vec<u8> {
+        let mut o = Out::to(None).for_people();
+        o.b(bytes);
+        // What flush would add: a character left incomplete at the end.
+        o.escape_pending();
+        o.buffered().to_vec()
+    }
+
+    #[test]
+    fn text_for_people_cannot_steer_a_terminal() {
+        // An OSC title sequence, CSI, newline, tab, DEL, C1 CSI (U+009B),
+        // and bytes that are not UTF-8.
+        assert_eq!(people(b"\x1b]0;owned\x07.klp"), b"\\x1b]0;owned\\x07.klp");
+        assert_eq!(
+            people(b"a\nklpctl: fake\tx\x7f"),
+            b"a\\x0aklpctl: fake\\x09x\\x7f"
+        );
+        assert_eq!(people("\u{9b}31m".as_bytes()), b"\\xc2\\x9b31m");
+        assert_eq!(people(b"\xff\xc3(\xe2\x82"), b"\\xff\\xc3(\\xe2\\x82");
+        // Negative: printable ASCII and other UTF-8 pass unchanged, and so
+        // does everything in a machine form.
+        let fine = "bundles/klp_a@6.1.0-41-amd64.klp caf\u{e9} \u{a0}\u{2603} a\\b \u{1f600}";
+        assert_eq!(people(fine.as_bytes()), fine.as_bytes());
+        // Also a byte per call, as a decoder hands them over.
+        let mut o = Out::to(None).for_people();
+        for b in fine.bytes() {
+            o.b(&[b]);
+        }
+        assert_eq!(o.buffered(), fine.as_bytes());
+        // A character cut short by klpctl's own text is escaped.
+        let mut o = Out::to(None).for_people();
+        o.b(b"\xe2\x82").s("!");
+        assert_eq!(o.buffered(), b"\\xe2\\x82!");
+        let mut o = Out::to(None);
+        o.b(b"\x1b]0;x\x07\n");
+        assert_eq!(o.buffered(), b"\x1b]0;x\x07\n");
+        let mut o = Out::to(None).for_people();
+        o.exact().b(b"\x1b\n");
+        assert_eq!(o.buffered(), b"\x1b\n");
+        // klpctl's own text keeps its newlines.
+        let mut o = Out::to(None).for_people();
+        o.s("one\n").nl();
+        assert_eq!(o.buffered(), b"one\n\n");
+    }
+
+    /// Any byte string: never a panic, and what comes out is printable
+    /// ASCII or UTF-8 above U+009F, with no control byte at all.
+    #[test]
+    fn escaping_is_total() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for n in 0..5000 {
+            let bytes: Vec<u8> = (0..n % 40)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let out = people(&bytes);
+            let text = core::str::from_utf8(&out).expect("UTF-8");
+            assert!(
+                text.chars().all(|c| !c.is_control()),
+                "{bytes:?} -> {text:?}"
+            );
+        }
+    }
 
     #[test]
     fn errno_names() {

@@ -480,6 +480,50 @@ mod tests {
         assert!(parse_record(&format!("{with}products {p}\n")).is_none());
     }
 
+    /// Record contents from a pseudo-random walk of edits (byte flips,
+    /// cuts, inserted digits, times up to u64::MAX): parsing never panics,
+    /// and whatever parses renders as a date without panicking.
+    #[test]
+    fn any_record_contents_parse_and_render_without_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut parsed = 0;
+        for round in 0..20_000 {
+            let mut t = GOOD.replace("time 5", &format!("time {}", next() >> (round % 64)));
+            let mut b = std::mem::take(&mut t).into_bytes();
+            for _ in 0..(next() % 4) {
+                let i = (next() as usize) % (b.len() + 1);
+                match next() % 4 {
+                    0 if i < b.len() => b[i] = next() as u8,
+                    1 => b.truncate(i),
+                    2 => b.insert(i, b"0123456789 \n"[(next() % 12) as usize]),
+                    _ => {}
+                }
+            }
+            let Ok(text) = core::str::from_utf8(&b) else {
+                continue;
+            };
+            if let Some(r) = parse_record(text) {
+                parsed += 1;
+                let mut d = [0u8; 20];
+                assert_eq!(crate::codec::rfc3339(r.time, &mut d).len(), 20);
+            }
+        }
+        // The walk reaches records that parse, huge times among them.
+        assert!(parsed > 1000, "{parsed}");
+        let huge = GOOD.replace("time 5", &format!("time {}", u64::MAX));
+        let r = parse_record(&huge).unwrap();
+        assert_eq!(
+            crate::codec::rfc3339(r.time, &mut [0; 20]),
+            b"9999-12-31T23:59:59Z"
+        );
+    }
+
     #[test]
     fn damaged_records_are_discarded() {
         assert!(parse_record(&GOOD.replace("state applied", "state weird")).is_none());

@@ -134,6 +134,12 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                     cli.ctx(c.as_bytes());
                     return Err(Error::Usage(msg!("--cve: 1-32 of [A-Za-z0-9._:-]")));
                 }
+                // Vulnerability ids compare without case (CVE-1 is cve-1):
+                // each would be its own VEX statement.
+                if cves.iter().any(|x| x.eq_ignore_ascii_case(c)) {
+                    cli.ctx(c.as_bytes());
+                    return Err(Error::Usage(msg!("--cve: each given once")));
+                }
                 cves.push(c)
                     .map_err(|_| Error::Usage(msg!("at most 64 --cve")))?;
             }
@@ -263,7 +269,8 @@ pub fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
-    Out::stdout().b(u.manifest);
+    // Byte for byte: what an external signer signs.
+    Out::stdout().exact().b(u.manifest);
     Ok(())
 }
 

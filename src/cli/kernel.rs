@@ -132,8 +132,15 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     if let Some(d) = dir.filter(|_| !install) {
         // Boot-time apply: the kernel command line has the last word.
         let switches = Switches::read();
+        if let Some(why) = switches.why {
+            // Failing closed: say why before the switch's own report.
+            render::switches_unreadable(why);
+        }
         if boot::switched_off(&switches, &mut on_event) {
             j.end_arr().key("switch").str(b"klpctl.enable=0");
+            if let Some(why) = switches.why {
+                j.key("why").str(why.text().as_bytes());
+            }
             j.key("changed").bool(false).key("exit").u(0).end_obj().nl();
             return Ok(());
         }

@@ -103,6 +103,15 @@ pub fn event(ev: Event) {
     }
 }
 
+/// klpctl's switches on the kernel command line cannot be read in full or
+/// understood, so boot-time apply fails closed: why, on stderr.
+pub fn switches_unreadable(why: crate::error::Msg) {
+    Out::stderr()
+        .s("klpctl: ")
+        .s(why.text())
+        .s(": failing closed, so klpctl.enable=0 holds\n");
+}
+
 /// The tasks holding a transition up, one line each.
 fn blockers_human(o: &mut Out, b: &Blockers) {
     for t in &b.list {

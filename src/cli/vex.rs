@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use super::args::{Args, Cli, Res, kernel_args, opt};
+use crate::codec::rfc3339;
 use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile};
 use crate::kernel::Running;
@@ -76,38 +77,6 @@ fn refresh(stdout: bool) -> Result<()> {
     Ok(())
 }
 
-/// `t` (Unix seconds) as RFC 3339 UTC: `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(t: u64, out: &mut [u8; 20]) -> &[u8] {
-    // Days to a civil date, counting in 400-year eras from 0000-03-01 so
-    // that the leap day ends a year (32-bit arithmetic: good to year 11 million).
-    let days = (t / 86400) as u32 + 719_468;
-    let (era, doe) = (days / 146_097, days % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + yoe + (month <= 2) as u32;
-    let secs = (t % 86400) as u32;
-    *out = *b"0000-00-00T00:00:00Z";
-    // Each field's digits, right to left from the byte before its end.
-    for (mut v, mut at) in [
-        (year, 3),
-        (month, 6),
-        (day, 9),
-        (secs / 3600, 12),
-        (secs / 60 % 60, 15),
-        (secs % 60, 18),
-    ] {
-        while v > 0 {
-            out[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            at -= 1;
-        }
-    }
-    &out[..]
-}
-
 /// The document, one line of JSON. Every string in it is built from
 /// validated identifiers (names, streams, CVEs, products, hex, dates), none
 /// of which can hold `"`, `\` or a control character, so it is written as
@@ -173,23 +142,4 @@ fn write(o: &mut Out, d: &Doc, k: &Running) -> Result<()> {
     })?;
     o.s("]}").nl();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        let mut b = [0u8; 20];
-        for (t, s) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_764_300_000, "2025-11-28T03:20:00Z"),
-            (4_107_542_399, "2100-02-28T23:59:59Z"),
-            (4_107_542_400, "2100-03-01T00:00:00Z"),
-        ] {
-            assert_eq!(rfc3339(t, &mut b), s.as_bytes(), "{t}");
-        }
-    }
 }

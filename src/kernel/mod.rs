@@ -5,6 +5,7 @@
 //! modules) and [`transition`] (waiting, and who blocks).
 #![forbid(unsafe_code)]
 
+pub mod cmdline;
 pub mod loader;
 pub mod sysfs;
 pub mod transition;
@@ -119,33 +120,99 @@ impl Running {
     }
 }
 
+/// Most bytes of `/proc/cmdline` klpctl reads. A longer command line (the
+/// kernel's own limit is 2048 on x86 and arm64, but a boot config can add
+/// more) is not read at all: the switches fail closed.
+pub const MAX_CMDLINE: usize = 4096;
+
+/// Most bytes of a `klpctl.skip=` value; a longer one fails closed rather
+/// than being cut, since a cut name could match a shorter one.
+pub const MAX_SKIP: usize = 256;
+
 /// klpctl's switches on the kernel command line, for boot-time
-/// `apply --dir`: `klpctl.enable=0` applies nothing, `klpctl.skip=A,B`
-/// skips the patches named.
+/// `apply --dir`: `klpctl.enable=` with a value the kernel's `kstrtobool`
+/// reads as false applies nothing, and `klpctl.skip=A,B` skips the patches
+/// named. The command line is split into parameters exactly as the kernel
+/// splits its own (quotes, and `--` ending the kernel's part). Whatever
+/// cannot be read in full or understood turns boot-time apply off
+/// (fail closed), and [`Switches::why`] says why.
 pub struct Switches {
-    /// `klpctl.enable=0` is set.
+    /// Boot-time apply applies nothing: `klpctl.enable` reads as off, or
+    /// the switches could not be read in full or understood.
     pub off: bool,
+    /// When `off` is a fail-closed decision rather than the operator's
+    /// `klpctl.enable` value: the reason, to report.
+    pub why: Option<crate::error::Msg>,
     /// The value of the last `klpctl.skip=`, comma-separated names.
-    pub skip: heapless::Vec<u8, 256>,
+    pub skip: heapless::Vec<u8, MAX_SKIP>,
 }
 
 impl Switches {
-    /// Reads `/proc/cmdline` (no switches when it cannot be read).
+    /// Reads `/proc/cmdline`. A command line that cannot be read, or is
+    /// longer than [`MAX_CMDLINE`], fails closed.
     pub fn read() -> Switches {
+        let mut buf = [0u8; MAX_CMDLINE];
+        match crate::files::read_small(c"/proc/cmdline", &mut buf, msg!("cmdline")) {
+            Ok(line) => Switches::parse(line),
+            Err(_) => Switches::closed(msg!(
+                "cannot read /proc/cmdline in full (unreadable, or over 4096 bytes)"
+            )),
+        }
+    }
+
+    fn closed(why: crate::error::Msg) -> Switches {
+        Switches {
+            off: true,
+            why: Some(why),
+            skip: heapless::Vec::new(),
+        }
+    }
+
+    /// The switches in command line `line` (the contents of
+    /// `/proc/cmdline`). For `klpctl.enable` the last valid value wins, as
+    /// in the kernel, and no value means on; but an invalid value anywhere
+    /// fails closed, so a typo never turns patching back on. For
+    /// `klpctl.skip` the last value wins; one with no `=`, or longer than
+    /// [`MAX_SKIP`], fails closed.
+    pub fn parse(line: &[u8]) -> Switches {
+        // The kernel's command line is a C string.
+        let line = line.split(|&c| c == 0).next().unwrap_or(b"");
         let mut s = Switches {
             off: false,
+            why: None,
             skip: heapless::Vec::new(),
         };
-        let mut buf = [0u8; 4096];
-        let line =
-            crate::files::read_small(c"/proc/cmdline", &mut buf, msg!("cmdline")).unwrap_or(b"");
-        for w in line.split(|c| c.is_ascii_whitespace()) {
-            if let Some(v) = w.strip_prefix(b"klpctl.enable=") {
-                s.off = v == b"0";
-            } else if let Some(v) = w.strip_prefix(b"klpctl.skip=") {
+        for (param, val) in cmdline::Args::new(line) {
+            if param == b"klpctl.enable" {
+                match cmdline::strtobool(val.unwrap_or(b"1")) {
+                    Some(on) => s.off = !on,
+                    None => {
+                        s.why.get_or_insert(msg!(
+                            "klpctl.enable on the kernel command line has a value that is neither on nor off"
+                        ));
+                    }
+                }
+            } else if param == b"klpctl.skip" {
                 s.skip.clear();
-                let _ = s.skip.extend_from_slice(&v[..v.len().min(256)]);
+                match val {
+                    None => {
+                        s.why.get_or_insert(msg!(
+                            "klpctl.skip on the kernel command line has no value"
+                        ));
+                    }
+                    Some(v) => {
+                        if s.skip.extend_from_slice(v).is_err() {
+                            s.why.get_or_insert(msg!(
+                                "klpctl.skip on the kernel command line is longer than 256 bytes"
+                            ));
+                        }
+                    }
+                }
             }
+        }
+        if s.why.is_some() {
+            s.off = true;
+            s.skip.clear();
         }
         s
     }
@@ -207,6 +274,92 @@ mod tests {
         notes.extend(note(b"GNU\0", 1, b"1234"));
         notes.extend(note(b"GNU\0", 3, &id));
         assert_eq!(build_id_from_notes(&notes), Some(&id[..]));
+    }
+
+    fn sw(line: &str) -> Switches {
+        Switches::parse(line.as_bytes())
+    }
+
+    #[test]
+    fn every_kernel_false_value_turns_boot_apply_off() {
+        for v in [
+            "0", "00", "n", "N", "no", "off", "OFF", "false", "F", "disable",
+        ] {
+            let s = sw(&format!("ro klpctl.enable={v} quiet"));
+            assert!(s.off && s.why.is_none(), "{v}");
+        }
+        // Negative: true values, no value, and no switch at all leave it on.
+        for line in [
+            "klpctl.enable=1",
+            "klpctl.enable=yes",
+            "klpctl.enable=on",
+            "klpctl.enable",
+            "ro",
+        ] {
+            let s = sw(line);
+            assert!(!s.off && s.why.is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_last_valid_value_wins_but_an_invalid_one_fails_closed() {
+        assert!(!sw("klpctl.enable=0 klpctl.enable=1").off);
+        assert!(sw("klpctl.enable=1 klpctl.enable=0").off);
+        for line in [
+            "klpctl.enable=0 klpctl.enable=maybe",
+            "klpctl.enable=maybe klpctl.enable=1",
+            "klpctl.enable=",
+            "klpctl.enable=o",
+        ] {
+            let s = sw(line);
+            assert!(s.off && s.why.is_some(), "{line}");
+        }
+    }
+
+    #[test]
+    fn switches_are_read_after_the_kernels_tokenizer() {
+        assert!(sw("\"klpctl.enable=0\"").off);
+        assert!(sw("klpctl.enable=\"0\"").off);
+        assert!(sw("klpctl.skip=\"a,b\"").skips(b"b"));
+        // Negative: init's arguments, another parameter's quoted value, a
+        // different name or case are not switches.
+        for line in [
+            "ro -- klpctl.enable=0",
+            "dyndbg=\"x klpctl.enable=0\"",
+            "KLPCTL.ENABLE=0",
+            "klpctl.enabled=0",
+            "xklpctl.enable=0",
+        ] {
+            assert!(!sw(line).off, "{line}");
+        }
+        assert!(!sw("ro -- klpctl.skip=a").skips(b"a"));
+        // A NUL ends the line, as it ends the kernel's string.
+        assert!(!sw("ro\0klpctl.enable=0").off);
+    }
+
+    #[test]
+    fn skip_names_whole_names_only() {
+        let s = sw("klpctl.skip=klp_a,klp_b klpctl.enable=1");
+        assert!(s.skips(b"klp_a") && s.skips(b"klp_b") && !s.off);
+        // Negative: no prefix, no other name, and the last value wins.
+        assert!(!s.skips(b"klp") && !s.skips(b"klp_c") && !s.skips(b""));
+        let s = sw("klpctl.skip=klp_a klpctl.skip=klp_b");
+        assert!(!s.skips(b"klp_a") && s.skips(b"klp_b"));
+        assert!(!sw("klpctl.skip=").off);
+    }
+
+    #[test]
+    fn skip_values_that_cannot_be_kept_whole_fail_closed() {
+        let fits = "a".repeat(MAX_SKIP);
+        let s = sw(&format!("klpctl.skip={fits}"));
+        assert!(!s.off && s.skips(fits.as_bytes()));
+        // One byte more: off, nothing kept, so no cut name can match.
+        let long = format!("{fits}x");
+        let s = sw(&format!("klpctl.skip={long}"));
+        assert!(s.off && s.why.is_some() && !s.skips(fits.as_bytes()));
+        // A later value does not reopen it; neither does a bare name.
+        assert!(sw(&format!("klpctl.skip={long} klpctl.skip=a")).off);
+        assert!(sw("klpctl.skip").off);
     }
 
     #[test]

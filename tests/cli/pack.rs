@@ -223,3 +223,51 @@ fn pack_signs_with_several_keys_once_each() {
         r.out()
     );
 }
+
+/// A CVE given twice (in any case) would become two identical VEX
+/// statements: refused like a repeated --product, writing nothing.
+#[test]
+fn pack_refuses_a_repeated_cve() {
+    let s = setup();
+    let d = &s.dir;
+    for (a, b) in [
+        ("CVE-2024-1086", "CVE-2024-1086"),
+        ("CVE-2024-1086", "cve-2024-1086"),
+    ] {
+        let args = [
+            "pack",
+            "m.ko",
+            "-o",
+            "dup.klp",
+            "--stream",
+            "s",
+            "--version",
+            "1",
+        ];
+        let mut args = args.to_vec();
+        args.extend(["--unsigned", "--cve", a, "--cve", "CVE-2023-1", "--cve", b]);
+        d.klpctl_unchanged(&args)
+            .fails(2, &format!("klpctl: {b}: --cve: each given once"));
+    }
+    // Negative: distinct CVEs are all kept, in order.
+    pack_m(
+        d,
+        "two.klp",
+        &[
+            "--unsigned",
+            "--cve",
+            "CVE-2024-1086",
+            "--cve",
+            "CVE-2024-1087",
+        ],
+    )
+    .code(0);
+    let man = d.klpctl(&["manifest", "two.klp"]);
+    assert!(
+        man.code(0)
+            .out()
+            .contains(r#""cves":["CVE-2024-1086","CVE-2024-1087"]"#),
+        "{}",
+        man.out()
+    );
+}
