@@ -21,6 +21,7 @@ mod adversarial;
 mod builds;
 mod corpus;
 mod exit_codes;
+mod guard;
 mod help;
 mod hostile;
 mod interop;
