@@ -505,7 +505,7 @@ mod tests {
             "\n".to_string(),
             format!("boot {BOOT}"),
             format!("boot {BOOT}\n\n"),
-            format!("boot x\n"),
+            "boot x\n".to_string(),
             format!("boot {BOOT}\ntry {SHA} klp_a s 3 1\nboot {BOOT}\n"),
             format!("boot {BOOT}\ntry {SHA} klp_a s 3 1 9\n"),
             format!("boot {BOOT}\ntry {SHA} klp-a s 3 1\n"),
