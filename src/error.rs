@@ -58,6 +58,10 @@ pub enum Error {
     Quarantined,
     /// `apply --dir` leaves out a patch named by `klpctl.skip=`.
     SkippedBySwitch,
+    /// The crash-loop guard cannot do its job (its file cannot be read in
+    /// full, would outgrow its bound, or the boot id is unreadable), so
+    /// nothing is done with the state directory (fail closed).
+    Guard(Msg),
 
     // ---- exit 6: the kernel refused the module ----
     /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
@@ -165,7 +169,8 @@ impl Error {
             | Error::Conflict(_)
             | Error::DamagedFloor
             | Error::Quarantined
-            | Error::SkippedBySwitch => 5,
+            | Error::SkippedBySwitch
+            | Error::Guard(_) => 5,
             Error::KernelRefused(_) | Error::NotALivepatch(_) => 6,
             Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
@@ -206,6 +211,7 @@ impl Error {
                 "quarantined: a boot that tried it crashed before it was confirmed good (see klpctl unquarantine)"
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
+            Error::Guard(m) => m.text(),
             Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m.text(),
             Error::TimedOutReverted => {

@@ -4,111 +4,250 @@
 //! atomically (temporary file, fsync, rename, directory fsync) at every
 //! change, one record per line:
 //!
-//! - `boot <id>`: the boot the journal lines below belong to (first line);
-//! - `try <sha256> <name> <stream> <version>`: this boot tries that payload,
-//!   written *before* its module is loaded;
-//! - `ok`: this boot was confirmed good (`klpctl confirm`: at a clean
-//!   shutdown, and after the confirmation window);
-//! - `good <sha256>`: a payload that has been through a confirmed boot;
+//! - `boot <id>`: the boot the `try` lines belong to (first line);
+//! - `try <sha256> <name> <stream> <version> <at>`: this boot tries that
+//!   payload, written *before* its module is loaded, `at` seconds after
+//!   boot (`CLOCK_BOOTTIME`). A try is a suspect until it is proven: by a
+//!   clean shutdown, or by its own confirmation window after it;
+//! - `good <sha256> <stream> <version>`: a payload that was live (enabled,
+//!   transition over) when a try of it was proven;
 //! - `quarantine <sha256> <name> <stream> <version> <boot id> <time>`: a
-//!   payload tried in a boot that ended without confirmation (a panic, a
-//!   hang and reset, a power loss inside the window).
+//!   payload tried in a boot that ended while the try was still a suspect
+//!   (a panic, a hang and reset, a power loss inside its window).
 //!
-//! At the first klpctl run of a boot ([`start_boot`]), an unconfirmed
-//! journal of an earlier boot quarantines what that boot tried, except the
-//! payloads already proven good. A clean shutdown, or a crash after the
-//! window, finds the journal confirmed and quarantines nothing.
+//! Bounded by construction: one `boot` line, one `try` per payload (a new
+//! try of the same payload replaces it), at most one `good` and one
+//! `quarantine` per payload, and the `try` lines of an earlier boot go at
+//! the next boot's start. A file that cannot be read in full (a symlink, a
+//! FIFO, over [`MAX_GUARD`], a line klpctl does not write) is never taken
+//! as empty and never replaced: every command that needs it fails with
+//! [`Error::Guard`], so boot-time apply applies nothing (fail closed). The
+//! operator resets it by moving the file aside after reading it.
+//!
+//! At the first klpctl run of a boot ([`start_boot`]), the suspects of an
+//! earlier boot are quarantined, except the payloads already proven good.
+//! Files written by older klpctl versions are read too (`ok`: every try
+//! before it was confirmed; `try` without `at`; `good` without stream and
+//! version).
 #![forbid(unsafe_code)]
 
-use crate::error::{Context, Result};
+use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile, PathBuf};
 use crate::out::Out;
+use crate::trust::manifest::{valid_name, valid_stream};
 
 /// Largest guard file.
-const MAX_GUARD: usize = 16 * 1024;
+pub const MAX_GUARD: usize = 16 * 1024;
 
-/// The guard file of state directory `sd`, read into `buf` (empty when
-/// missing or unreadable: a damaged file holds nothing klpctl can trust).
-fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> &'b [u8] {
-    PathBuf::of(&[sd, b"/guard"])
-        .ok()
-        .and_then(|p| files::open_own(p.c(), msg!("guard")).ok())
-        .and_then(|fd| files::read_fd_small(&fd, &mut buf[..], msg!("guard")).ok())
-        .unwrap_or(b"")
-}
+/// The guard file of one state directory, read in full and every line
+/// checked ([`load`]).
+#[derive(Clone, Copy)]
+pub struct Guard<'b>(&'b [u8]);
 
-/// The file's non-empty lines, and each line's words.
-fn lines(text: &[u8]) -> Lines<'_> {
-    Lines(text)
-}
-
-/// The iterator of [`lines`]: one out-of-line `next` for the many loops
-/// over the file (smaller binary than an inlined split and filter each).
-struct Lines<'a>(&'a [u8]);
-
-impl<'a> Iterator for Lines<'a> {
-    type Item = &'a [u8];
-
-    #[inline(never)]
-    fn next(&mut self) -> Option<&'a [u8]> {
-        while !self.0.is_empty() {
-            let n = self.0.iter().position(|&c| c == b'\n');
-            let line = &self.0[..n.unwrap_or(self.0.len())];
-            self.0 = n.map_or(&[][..], |n| &self.0[n + 1..]);
-            if !line.is_empty() {
-                return Some(line);
-            }
-        }
-        None
+/// The guard file of state directory `sd`, read into `buf`: empty when
+/// there is none, [`Error::Guard`] when there is one that cannot be read in
+/// full or holds a line klpctl does not write.
+pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
+    let p = PathBuf::of(&[sd, b"/guard"])?;
+    let text = match files::open_own(p.c(), msg!("guard")) {
+        Err(Error::Io(_, rustix::io::Errno::NOENT)) => return Ok(Guard(b"")),
+        Err(_) => None,
+        Ok(fd) => files::read_fd_small(&fd, &mut buf[..], msg!("guard")).ok(),
+    };
+    match text {
+        Some(t) if valid(t) => Ok(Guard(t)),
+        _ => Err(Error::Guard(msg!(
+            "the crash-loop guard file cannot be read in full (unreadable, not a regular file, over 16 KiB, or damaged): nothing is applied and it is left as it is; read it, then move it aside to reset the guard"
+        ))),
     }
 }
 
-fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&c| c == b' ')
+/// Whether `t` is a guard file as klpctl writes it: lines ended by a
+/// newline, each one a record of a known kind, `boot` only first.
+fn valid(t: &[u8]) -> bool {
+    let Some(body) = t.strip_suffix(b"\n") else {
+        return false;
+    };
+    body.split(|&c| c == b'\n')
+        .enumerate()
+        .all(|(i, l)| match parse(l) {
+            Some(Line::Boot(_)) => i == 0,
+            Some(_) => true,
+            None => false,
+        })
 }
 
-/// Writes a new guard file: the old lines that `keep` keeps, then what
-/// `add` writes.
-fn rewrite(
-    sd: &[u8],
-    old: &[u8],
-    keep: &mut dyn FnMut(&[u8]) -> bool,
-    add: &mut dyn FnMut(&mut Out),
-) -> Result<()> {
-    files::ensure_dir(
-        PathBuf::of(&[sd])?.c(),
-        msg!("cannot create state directory"),
-    )?;
-    let f = AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600)?;
-    {
-        let mut o = Out::to(Some(f.fd()));
-        for l in lines(old).filter(|l| keep(l)) {
-            o.b(l).nl();
-        }
-        add(&mut o);
-        o.finish().ctx(msg!("cannot write the crash-loop guard"))?;
+/// One record of the guard file.
+enum Line<'a> {
+    Boot(&'a [u8]),
+    Try(Try<'a>),
+    /// Legacy: every try before it was confirmed.
+    Ok,
+    Good {
+        sha: &'a [u8],
+        /// Stream and version; `None` in files of older versions.
+        of: Option<(&'a [u8], u64)>,
+    },
+    Quarantine(Entry<'a>),
+}
+
+/// A `try` line.
+struct Try<'a> {
+    sha: &'a [u8],
+    name: &'a [u8],
+    stream: &'a [u8],
+    version: &'a [u8],
+    /// Seconds after boot; 0 in files of older versions.
+    at: u64,
+}
+
+fn is_sha(w: &[u8]) -> bool {
+    w.len() == 64 && w.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn is_name(w: &[u8]) -> bool {
+    core::str::from_utf8(w).is_ok_and(valid_name)
+}
+
+fn is_stream(w: &[u8]) -> bool {
+    core::str::from_utf8(w).is_ok_and(valid_stream)
+}
+
+fn num(w: &[u8]) -> Option<u64> {
+    // Digits only: parse_u64 alone would also take surrounding blanks.
+    w.iter()
+        .all(u8::is_ascii_digit)
+        .then(|| crate::codec::parse_u64(w))?
+}
+
+/// A boot id as the kernel prints it (a UUID); never empty.
+pub fn is_boot_id(w: &[u8]) -> bool {
+    w.len() == 36
+        && w.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Parses one line; `None` for anything klpctl does not write.
+fn parse(l: &[u8]) -> Option<Line<'_>> {
+    let mut w = [&b""[..]; 8];
+    let mut n = 0;
+    for x in l.split(|&c| c == b' ') {
+        *w.get_mut(n)? = x;
+        n += 1;
     }
-    f.commit()?;
-    files::sync_dir(PathBuf::of(&[sd])?.c());
-    Ok(())
+    let line = match (w[0], n) {
+        (b"boot", 2) if is_boot_id(w[1]) => Line::Boot(w[1]),
+        (b"ok", 1) => Line::Ok,
+        (b"try", 5 | 6) => Line::Try(Try {
+            sha: w[1],
+            name: w[2],
+            stream: w[3],
+            version: w[4],
+            at: if n == 6 { num(w[5])? } else { 0 },
+        }),
+        (b"good", 2) => Line::Good {
+            sha: w[1],
+            of: None,
+        },
+        (b"good", 4) if is_stream(w[2]) => Line::Good {
+            sha: w[1],
+            of: Some((w[2], num(w[3])?)),
+        },
+        (b"quarantine", 7) if is_boot_id(w[5]) => {
+            num(w[6])?;
+            Line::Quarantine(Entry {
+                sha256: w[1],
+                name: w[2],
+                stream: w[3],
+                version: w[4],
+                boot_id: w[5],
+                time: w[6],
+            })
+        }
+        _ => return None,
+    };
+    let ok = match &line {
+        Line::Try(t) => {
+            is_sha(t.sha) && is_name(t.name) && is_stream(t.stream) && num(t.version).is_some()
+        }
+        Line::Quarantine(e) => {
+            is_sha(e.sha256) && is_name(e.name) && is_stream(e.stream) && num(e.version).is_some()
+        }
+        Line::Good { sha, .. } => is_sha(sha),
+        _ => true,
+    };
+    ok.then_some(line)
 }
 
-/// Whether the file has the line `<kind> <sha> ...`.
-fn has(text: &[u8], kind: &[u8], sha: &[u8]) -> bool {
-    lines(text).any(|l| {
-        let mut w = words(l);
-        w.next() == Some(kind) && w.next() == Some(sha)
-    })
-}
+impl<'b> Guard<'b> {
+    /// The records (the file was checked when it was loaded).
+    fn lines(self) -> impl Iterator<Item = Line<'b>> {
+        self.0
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(parse)
+    }
 
-/// Whether payload `sha` (hex) is quarantined.
-pub fn quarantined(sd: &[u8], sha: &[u8]) -> bool {
-    has(load(sd, &mut [0; MAX_GUARD]), b"quarantine", sha)
-}
+    fn boot(self) -> Option<&'b [u8]> {
+        self.lines().find_map(|l| match l {
+            Line::Boot(b) => Some(b),
+            _ => None,
+        })
+    }
 
-/// Whether payload `sha` (hex) has been through a confirmed boot.
-pub fn good(sd: &[u8], sha: &[u8]) -> bool {
-    has(load(sd, &mut [0; MAX_GUARD]), b"good", sha)
+    fn tries(self) -> impl Iterator<Item = Try<'b>> {
+        self.lines().filter_map(|l| match l {
+            Line::Try(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Whether payload `sha` (hex) is quarantined.
+    pub fn quarantined(self, sha: &[u8]) -> bool {
+        self.each_quarantined().any(|e| e.sha256 == sha)
+    }
+
+    /// Whether payload `sha` (hex) was live through a proven try.
+    pub fn good(self, sha: &[u8]) -> bool {
+        self.lines()
+            .any(|l| matches!(l, Line::Good { sha: s, .. } if s == sha))
+    }
+
+    /// The versions of `stream` proven good.
+    fn good_versions(self, stream: &[u8]) -> impl Iterator<Item = u64> {
+        self.lines().filter_map(move |l| match l {
+            Line::Good {
+                of: Some((s, v)), ..
+            } if s == stream => Some(v),
+            _ => None,
+        })
+    }
+
+    /// Every quarantined payload.
+    pub fn each_quarantined(self) -> impl Iterator<Item = Entry<'b>> {
+        self.lines().filter_map(|l| match l {
+            Line::Quarantine(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Whether version `version` (payload `sha`) of `stream` may go below
+    /// the stream's rollback floor `bound`: only as the way back from a
+    /// newer quarantined payload that is at or above the floor (the one
+    /// that raised it), and only to the newest version proven good below
+    /// that payload.
+    pub fn fallback_allowed(self, stream: &[u8], sha: &[u8], version: u64, bound: u64) -> bool {
+        self.good(sha)
+            && self.each_quarantined().any(|q| {
+                let qv = num(q.version).unwrap_or(0);
+                q.stream == stream
+                    && qv >= bound
+                    && qv > version
+                    && self.good_versions(stream).all(|v| v <= version || v >= qv)
+            })
+    }
 }
 
 /// One quarantined payload.
@@ -127,75 +266,106 @@ pub struct Entry<'a> {
     pub time: &'a [u8],
 }
 
-fn entry(line: &[u8]) -> Option<Entry<'_>> {
-    let mut w = words(line);
-    (w.next()? == b"quarantine").then_some(())?;
-    Some(Entry {
-        sha256: w.next()?,
-        name: w.next()?,
-        stream: w.next()?,
-        version: w.next()?,
-        boot_id: w.next()?,
-        time: w.next()?,
-    })
+/// Writes a new guard file: the old lines that `keep` keeps, then what
+/// `add` writes. A file that would not fit [`MAX_GUARD`] (so could not be
+/// read back) is not written: [`Error::Guard`].
+fn rewrite(
+    sd: &[u8],
+    old: Guard,
+    keep: &mut dyn FnMut(&[u8]) -> bool,
+    add: &mut dyn FnMut(&mut Out),
+) -> Result<()> {
+    files::ensure_dir(
+        PathBuf::of(&[sd])?.c(),
+        msg!("cannot create state directory"),
+    )?;
+    let f = AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600)?;
+    {
+        let mut o = Out::to(Some(f.fd()));
+        for l in old.0.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            if keep(l) {
+                o.b(l).nl();
+            }
+        }
+        add(&mut o);
+        o.finish().ctx(msg!("cannot write the crash-loop guard"))?;
+    }
+    if files::regular_size(f.fd(), msg!("cannot write the crash-loop guard"))? > MAX_GUARD as u64 {
+        // The temporary file is dropped; the old file stays.
+        return Err(Error::Guard(msg!(
+            "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines (klpctl unquarantine) or move the file aside after reading it"
+        )));
+    }
+    f.commit()?;
+    files::sync_dir(PathBuf::of(&[sd])?.c());
+    Ok(())
 }
 
-/// Calls `f` with every quarantined payload.
-pub fn each_quarantined(sd: &[u8], f: &mut dyn FnMut(&Entry)) {
-    let mut buf = [0; MAX_GUARD];
-    lines(load(sd, &mut buf))
-        .filter_map(entry)
-        .for_each(|e| f(&e));
+fn word(l: &[u8], i: usize) -> &[u8] {
+    l.split(|&c| c == b' ').nth(i).unwrap_or(b"")
 }
 
-/// Whether any payload of `stream` is quarantined.
-pub fn stream_quarantined(sd: &[u8], stream: &[u8]) -> bool {
-    let mut found = false;
-    each_quarantined(sd, &mut |e| found |= e.stream == stream);
-    found
+/// This boot's id, or [`Error::Guard`]: without it the guard cannot tell
+/// one boot from the next, so it refuses rather than guess.
+fn this_boot() -> Result<heapless::String<40>> {
+    let now = crate::state::boot_id();
+    if is_boot_id(now.as_bytes()) {
+        Ok(now)
+    } else {
+        Err(Error::Guard(msg!(
+            "cannot read the kernel's boot id (/proc/sys/kernel/random/boot_id): the crash-loop guard cannot tell boots apart, so nothing is done with --state-dir"
+        )))
+    }
+}
+
+/// Seconds since boot, suspend included.
+pub fn uptime() -> u64 {
+    crate::sys::clock(7).0
 }
 
 /// The start of a boot, at the first klpctl run of it with this state
-/// directory: an earlier boot's journal that was never confirmed
-/// quarantines what that boot tried (except payloads proven good), and a
-/// new journal starts. `quarantine` gets each new entry. Later runs in the
-/// same boot change nothing.
+/// directory: the suspects of an earlier boot (its tries never proven) are
+/// quarantined, except payloads proven good, and a new journal starts.
+/// `quarantine` gets each new entry. Later runs in the same boot change
+/// nothing.
 pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
-    let now = crate::state::boot_id();
+    let now = this_boot()?;
     let mut buf = [0; MAX_GUARD];
-    let old = load(sd, &mut buf);
-    let boot = lines(old)
-        .find_map(|l| l.strip_prefix(b"boot "))
-        .unwrap_or(b"");
+    let old = load(sd, &mut buf)?;
+    let boot = old.boot().unwrap_or(b"");
     if boot == now.as_bytes() {
         return Ok(());
     }
-    let crashed = !lines(old).any(|l| l == b"ok");
+    // Legacy files: an `ok` line confirmed every try before it.
+    let confirmed = old.lines().any(|l| matches!(l, Line::Ok));
     let mut tm = [0u8; 20];
     let time = crate::codec::fmt_u64(crate::rt::unix_time(), &mut tm);
     // The journal of the old boot goes; what was learnt stays.
     let mut keep = |l: &[u8]| l.starts_with(b"good ") || l.starts_with(b"quarantine ");
     let mut add = |o: &mut Out| {
         o.s("boot ").s(&now).nl();
-        for l in lines(old).filter(|_| crashed) {
-            let Some(t) = l.strip_prefix(b"try ") else {
-                continue;
-            };
-            let mut w = words(t);
-            let (Some(sha), Some(name), Some(stream), Some(version)) =
-                (w.next(), w.next(), w.next(), w.next())
-            else {
-                continue;
-            };
-            if has(old, b"good", sha) || has(old, b"quarantine", sha) {
+        for t in old.tries().filter(|_| !confirmed) {
+            if old.good(t.sha) || old.quarantined(t.sha) {
                 continue;
             }
-            o.s("quarantine ").b(t).s(" ").b(boot).s(" ").b(time).nl();
+            o.s("quarantine ")
+                .b(t.sha)
+                .s(" ")
+                .b(t.name)
+                .s(" ")
+                .b(t.stream)
+                .s(" ")
+                .b(t.version)
+                .s(" ")
+                .b(boot)
+                .s(" ")
+                .b(time)
+                .nl();
             quarantine(&Entry {
-                sha256: sha,
-                name,
-                stream,
-                version,
+                sha256: t.sha,
+                name: t.name,
+                stream: t.stream,
+                version: t.version,
                 boot_id: boot,
                 time,
             });
@@ -205,11 +375,15 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
 }
 
 /// Records, before its module is loaded, that this boot tries payload
-/// `sha` (hex) of patch `name`.
+/// `sha` (hex) of patch `name`, now: a suspect until proven. An earlier
+/// try of the same payload is replaced (its proof, if any, did not cover
+/// this try).
 pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64) -> Result<()> {
+    this_boot()?;
     let mut buf = [0; MAX_GUARD];
-    let old = load(sd, &mut buf);
-    rewrite(sd, old, &mut |_| true, &mut |o| {
+    let old = load(sd, &mut buf)?;
+    let same = |l: &[u8]| l.starts_with(b"try ") && word(l, 1) == sha;
+    rewrite(sd, old, &mut |l| !same(l), &mut |o| {
         o.s("try ")
             .b(sha)
             .s(" ")
@@ -218,67 +392,150 @@ pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64)
             .b(stream)
             .s(" ")
             .u(version)
+            .s(" ")
+            .u(uptime())
             .nl();
     })
 }
 
-/// Confirms this boot good: every payload it tried is marked good, and the
-/// journal says `ok`, so no later boot quarantines them. Returns how many
-/// payloads it tried (0, changing nothing, when no klpctl run of this boot
-/// used this state directory).
-pub fn confirm(sd: &[u8]) -> Result<usize> {
+/// What a confirmation proved.
+#[derive(Default, Clone, Copy)]
+pub struct Proven {
+    /// Tries proven.
+    pub tries: usize,
+    /// Of those, payloads live now and so marked good.
+    pub good: usize,
+    /// Tries still inside their own window, left suspects.
+    pub pending: usize,
+}
+
+/// Proves this boot's tries made at least `window` seconds ago (every try
+/// when `window` is 0: a clean shutdown). A proven try leaves the journal;
+/// its payload is marked good only when `live` says it is live now (a try
+/// that failed to load, timed out, or was disabled proves nothing). The
+/// file is not rewritten when nothing is proven.
+pub fn confirm(
+    sd: &[u8],
+    window: u64,
+    live: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<Proven> {
+    let now = this_boot()?;
     let mut buf = [0; MAX_GUARD];
-    let old = load(sd, &mut buf);
-    let now = crate::state::boot_id();
-    if lines(old).find_map(|l| l.strip_prefix(b"boot ")) != Some(now.as_bytes()) {
-        return Ok(0);
+    let old = load(sd, &mut buf)?;
+    let mut p = Proven::default();
+    if old.boot() != Some(now.as_bytes()) {
+        return Ok(p);
     }
-    let mut n = 0;
-    rewrite(sd, old, &mut |l| l != b"ok", &mut |o| {
-        for t in lines(old).filter_map(|l| l.strip_prefix(b"try ")) {
-            let sha = words(t).next().unwrap_or(b"");
-            if !has(old, b"good", sha) {
-                o.s("good ").b(sha).nl();
-            }
-            n += 1;
+    let up = uptime();
+    let due = |at: u64| window == 0 || at.saturating_add(window) <= up;
+    for t in old.tries() {
+        if due(t.at) {
+            p.tries += 1;
+        } else {
+            p.pending += 1;
         }
-        o.s("ok\n");
+    }
+    if p.tries == 0 {
+        return Ok(p);
+    }
+    let proven = |l: &[u8]| {
+        l.starts_with(b"try ") && parse(l).is_some_and(|x| matches!(x, Line::Try(t) if due(t.at)))
+    };
+    rewrite(sd, old, &mut |l| !proven(l), &mut |o| {
+        for t in old.tries().filter(|t| due(t.at)) {
+            if old.good(t.sha) || !live(t.name, t.sha) {
+                continue;
+            }
+            o.s("good ")
+                .b(t.sha)
+                .s(" ")
+                .b(t.stream)
+                .s(" ")
+                .b(t.version)
+                .nl();
+            p.good += 1;
+        }
     })?;
-    Ok(n)
+    Ok(p)
 }
 
 /// Lifts the quarantine of every payload of patch `name`, or of the one
-/// payload `sha` when given. Returns how many were lifted.
-pub fn release(sd: &[u8], name: &[u8], sha: Option<&[u8]>) -> usize {
+/// payload `sha` when given. Returns how many were lifted; a guard that
+/// cannot be read or written is an error, never "none".
+pub fn release(sd: &[u8], name: &[u8], sha: Option<&[u8]>) -> Result<usize> {
     let mut buf = [0; MAX_GUARD];
-    let old = load(sd, &mut buf);
-    let hit = |l: &[u8]| entry(l).is_some_and(|e| sha.map_or(e.name == name, |s| s == e.sha256));
-    let n = lines(old).filter(|l| hit(l)).count();
-    if n > 0 && rewrite(sd, old, &mut |l| !hit(l), &mut |_| {}).is_err() {
-        return 0;
+    let old = load(sd, &mut buf)?;
+    let hit = |l: &[u8]| {
+        l.starts_with(b"quarantine ") && sha.map_or(word(l, 2) == name, |s| s == word(l, 1))
+    };
+    let n = old.0.split(|&c| c == b'\n').filter(|l| hit(l)).count();
+    if n > 0 {
+        rewrite(sd, old, &mut |l| !hit(l), &mut |_| {})?;
     }
-    n
+    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const BOOT: &str = "0b7c4f1e-8a2d-4c3b-9e5f-1a2b3c4d5e6f";
+
     #[test]
-    fn lines_are_the_non_empty_lines() {
-        for text in [
-            &b""[..],
-            b"\n",
-            b"a",
-            b"a\n",
-            b"\n\na\n\nbb c\n",
-            b"boot x\ntry 1 2\nok",
-        ] {
-            let want: Vec<&[u8]> = text
-                .split(|&c| c == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
-            assert_eq!(lines(text).collect::<Vec<_>>(), want);
+    fn what_klpctl_writes_parses_and_anything_else_does_not() {
+        let good = [
+            format!("boot {BOOT}\n"),
+            format!("boot {BOOT}\ntry {SHA} klp_a s 3 17\ngood {SHA} s 3\n"),
+            format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT} 1700000000\n"),
+            // Older versions' lines.
+            format!("boot {BOOT}\ntry {SHA} klp_a s 3\nok\ngood {SHA}\n"),
+        ];
+        for t in &good {
+            assert!(valid(t.as_bytes()), "{t}");
         }
+        let bad = [
+            String::new(),
+            "\n".to_string(),
+            format!("boot {BOOT}"),
+            format!("boot {BOOT}\n\n"),
+            format!("boot x\n"),
+            format!("try {SHA} klp_a s 3 1\nboot {BOOT}\n"),
+            format!("boot {BOOT}\ntry {SHA} klp_a s 3 1 9\n"),
+            format!("boot {BOOT}\ntry {SHA} klp-a s 3 1\n"),
+            format!("boot {BOOT}\ntry {SHA} klp_a s x 1\n"),
+            format!("boot {BOOT}\ntry {SHA} klp_a s 3  1\n"),
+            format!("boot {BOOT}\ngood {}\n", SHA.to_uppercase()),
+            format!("boot {BOOT}\ngood {SHA} s\n"),
+            format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT}\n"),
+            format!("boot {BOOT}\nextra 1\n"),
+            format!("boot {BOOT}\nok 1\n"),
+        ];
+        for t in &bad {
+            assert!(!valid(t.as_bytes()), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn the_fallback_goes_only_from_a_newer_quarantine_to_the_newest_good_below_it() {
+        let sha = |c: char| c.to_string().repeat(64);
+        let text = format!(
+            "boot {BOOT}\nquarantine {} klp_1 s 1 {BOOT} 1\ngood {} s 2\ngood {} s 3\nquarantine {} klp_5 s 5 {BOOT} 1\ngood {} s 4\n",
+            sha('1'),
+            sha('2'),
+            sha('3'),
+            sha('5'),
+            sha('4'),
+        );
+        let g = Guard(text.as_bytes());
+        // v5 raised the floor to 5 and is quarantined: back to v4.
+        assert!(g.fallback_allowed(b"s", sha('4').as_bytes(), 4, 5));
+        // Not further than the newest good below it.
+        assert!(!g.fallback_allowed(b"s", sha('3').as_bytes(), 3, 5));
+        // The old quarantine of v1 opens nothing once v3 set the floor.
+        assert!(!g.fallback_allowed(b"s", sha('2').as_bytes(), 2, 3));
+        // Nor does a quarantine in another stream, or a payload not good.
+        assert!(!g.fallback_allowed(b"t", sha('4').as_bytes(), 4, 5));
+        assert!(!g.fallback_allowed(b"s", sha('9').as_bytes(), 4, 5));
     }
 }

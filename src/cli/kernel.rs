@@ -127,8 +127,6 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
         }
     };
     let mut result = Ok(());
-    let picked;
-    let mut todo: heapless::Vec<&CStr, 64> = paths;
     if let Some(d) = dir.filter(|_| !install) {
         // Boot-time apply: the kernel command line has the last word.
         let switches = Switches::read();
@@ -145,21 +143,42 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
             return Ok(());
         }
         cli.ctx(d.to_bytes());
-        let sd = opts.state_dir;
-        match select::select_dir(d, &ring, &k, sd, &switches, &mut |path, f| {
+        match select::select_dir(d, &ring, &k, &opts, &switches, &mut |path, f| {
             render::skipped(&mut j, json, path, f)
         }) {
-            Ok(list) => {
-                picked = list;
-                todo = picked.iter().map(|c| c.path.c()).collect();
+            Ok(picked) => {
+                // One stream's failure costs only the bundles stacked on
+                // it in that stream; the others still apply. Only state
+                // that cannot be saved stops everything.
+                let mut failed: heapless::Vec<&str, { select::MAX_BUNDLES }> = heapless::Vec::new();
+                for c in &picked {
+                    if failed.contains(&c.stream.as_str()) {
+                        let f = Error::Conflict(msg!(
+                            "skipped: an earlier bundle of its stream failed"
+                        ))
+                        .with(&[b"stream ", c.stream.as_bytes()]);
+                        render::skipped(&mut j, json, c.path.bytes(), Some(&f));
+                        continue;
+                    }
+                    if let Err(f) = one(cli, &mut j, c.path.c()) {
+                        let stop = f.error.exit_code() == 10;
+                        // Cannot fail: at most one entry per picked bundle.
+                        let _ = failed.push(&c.stream);
+                        result = result.and(Err(f));
+                        if stop {
+                            break;
+                        }
+                    }
+                }
             }
             Err(e) => result = Err(Failure::from(e)),
         }
-    }
-    for p in &todo {
-        result = one(cli, &mut j, p);
-        if result.is_err() {
-            break;
+    } else {
+        for p in &paths {
+            result = one(cli, &mut j, p);
+            if result.is_err() {
+                break;
+            }
         }
     }
     super::vex::keep_current();
@@ -223,11 +242,21 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
     // The window passes before the lock is taken: nothing waits on it.
     boot::wait_until_up(after);
     let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
-    let n = boot::confirm(sd)?;
-    Out::stdout()
-        .s("boot confirmed good: ")
-        .u(n as u64)
-        .s(" bundle(s) tried\n");
+    let p = boot::confirm(sd, after)?;
+    let mut o = Out::stdout();
+    o.s("confirmed: ")
+        .u(p.tries as u64)
+        .s(" bundle(s) tried, ")
+        .u(p.good as u64)
+        .s(" live and now good");
+    if p.pending > 0 {
+        o.s(", ")
+            .u(p.pending as u64)
+            .s(" tried less than ")
+            .u(after)
+            .s(" s ago (still suspects)");
+    }
+    o.nl();
     Ok(())
 }
 
@@ -238,7 +267,7 @@ pub fn unquarantine(cli: &mut Cli, a: &mut Args) -> Res {
     let sd = k.state_dir.ok_or(Error::Usage(usage))?;
     let sname = patch_name(cli, &k.args, usage)?;
     let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
-    let n = crate::guard::release(sd.to_bytes(), sname.as_bytes(), None);
+    let n = crate::guard::release(sd.to_bytes(), sname.as_bytes(), None)?;
     Out::stdout()
         .s(sname)
         .s(": ")

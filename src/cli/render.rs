@@ -329,11 +329,15 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         .key("result")
         .str(b"skipped");
     let Some(f) = f else {
-        j.key("error").str(b"more than 64 bundles").end_obj();
+        j.key("reason")
+            .str(b"limit")
+            .key("error")
+            .str(b"more than 64 bundles to apply")
+            .end_obj();
         Out::stderr()
-            .s("klpctl: ")
+            .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles in directory\n");
+            .s(": skipped: more than 64 bundles to apply in directory (the oldest of the largest stream is left out; remove superseded bundles)\n");
         return;
     };
     let other_kernel = f.error.exit_code() == 4;
@@ -468,37 +472,52 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
             .nl();
     });
     j.end_arr();
-    // The crash-loop guard's quarantine lives in the state directory.
+    // The crash-loop guard's quarantine lives in the state directory. A
+    // guard that cannot be read is said, never shown as "none".
+    let mut result = Ok(());
     if let Some(sd) = state_dir {
-        j.key("quarantined").arr();
-        let num = |b: &[u8]| crate::codec::parse_u64(b).unwrap_or(0);
-        crate::guard::each_quarantined(sd.to_bytes(), &mut |e| {
-            j.obj().key("name").str(e.name).key("stream").str(e.stream);
-            j.key("version")
-                .u(num(e.version))
-                .key("sha256")
-                .str(e.sha256);
-            j.key("boot_id")
-                .str(e.boot_id)
-                .key("time")
-                .u(num(e.time))
-                .end_obj();
-            h.s("quarantined: ")
-                .b(e.name)
-                .s(" stream ")
-                .b(e.stream)
-                .s(" version ")
-                .b(e.version)
-                .s(", sha256 ")
-                .b(e.sha256)
-                .s(" (boot ")
-                .b(e.boot_id)
-                .s(" crashed)\n");
-        });
-        j.end_arr();
+        let mut buf = [0; crate::guard::MAX_GUARD];
+        match crate::guard::load(sd.to_bytes(), &mut buf) {
+            Ok(g) => {
+                j.key("quarantined").arr();
+                for e in g.each_quarantined() {
+                    quarantined(&mut j, &mut h, &e);
+                }
+                j.end_arr();
+            }
+            Err(e) => {
+                j.key("guard_error").str(e.message().as_bytes());
+                result = Err(e);
+            }
+        }
     }
     j.end_obj().nl();
-    Ok(())
+    result
+}
+
+fn quarantined(j: &mut Json, h: &mut Out, e: &crate::guard::Entry) {
+    let num = |b: &[u8]| crate::codec::parse_u64(b).unwrap_or(0);
+    j.obj().key("name").str(e.name).key("stream").str(e.stream);
+    j.key("version")
+        .u(num(e.version))
+        .key("sha256")
+        .str(e.sha256);
+    j.key("boot_id")
+        .str(e.boot_id)
+        .key("time")
+        .u(num(e.time))
+        .end_obj();
+    h.s("quarantined: ")
+        .b(e.name)
+        .s(" stream ")
+        .b(e.stream)
+        .s(" version ")
+        .b(e.version)
+        .s(", sha256 ")
+        .b(e.sha256)
+        .s(" (boot ")
+        .b(e.boot_id)
+        .s(" crashed)\n");
 }
 
 /// The effective patch level, what `klpctl vex` claims: per stream, the

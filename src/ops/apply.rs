@@ -111,7 +111,7 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
     check_floor(m, sha, opts)?;
     state::check_writable(opts.state_dir)?;
     if let Some(sd) = opts.state_dir.map(CStr::to_bytes) {
-        if opts.explicit && guard::release(sd, name, Some(sha)) > 0 {
+        if opts.explicit && guard::release(sd, name, Some(sha))? > 0 {
             ev(Event::Released(name));
         }
         // Before the kernel sees it: if this boot dies now, the next one
@@ -209,43 +209,52 @@ fn already_applied(
 
 /// Rollback protection, before anything is touched. A floor that cannot
 /// be read refuses like a downgrade would: never "no floor". One exception:
-/// when a newer payload of the stream is quarantined, a version proven good
-/// on this machine by a confirmed boot (`sha`) is the way back.
-fn check_floor(m: &Manifest, sha: &[u8], opts: &Options) -> Res<()> {
+/// when a newer payload of the stream, the one that raised the floor, is
+/// quarantined, the newest version below it proven good on this machine
+/// (`sha`) is the way back (see [`guard::Guard::fallback_allowed`]).
+/// `apply --dir` asks this too, so it never picks a bundle it would refuse.
+pub fn check_floor(m: &Manifest, sha: &[u8], opts: &Options) -> Res<()> {
     if opts.allow_downgrade {
         return Ok(());
     }
-    match state::floor(m.stream, opts.state_dir) {
-        Err(state::Damaged(base)) => Err(Error::DamagedFloor.with(&[
-            b"stream ",
-            m.stream.as_bytes(),
-            b": damaged floor file ",
-            base,
-            b"/streams/",
-            m.stream.as_bytes(),
-        ])),
-        Ok(Some(f))
-            if m.version < f.bound(m.replace)
-                && !opts.state_dir.map(CStr::to_bytes).is_some_and(|sd| {
-                    guard::good(sd, sha) && guard::stream_quarantined(sd, m.stream.as_bytes())
-                }) =>
-        {
-            let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
-            Err(Error::Downgrade.with(&[
+    let f = match state::floor(m.stream, opts.state_dir) {
+        Err(state::Damaged(base)) => {
+            return Err(Error::DamagedFloor.with(&[
                 b"stream ",
                 m.stream.as_bytes(),
-                b": bundle version ",
-                crate::codec::fmt_u64(m.version, &mut a),
-                if m.replace {
-                    b" < applied "
-                } else {
-                    b" < applied cumulative "
-                },
-                crate::codec::fmt_u64(f.bound(m.replace), &mut b),
-            ]))
+                b": damaged floor file ",
+                base,
+                b"/streams/",
+                m.stream.as_bytes(),
+            ]));
         }
-        _ => Ok(()),
+        Ok(None) => return Ok(()),
+        Ok(Some(f)) => f,
+    };
+    let bound = f.bound(m.replace);
+    if m.version >= bound {
+        return Ok(());
     }
+    if let Some(sd) = opts.state_dir {
+        let mut buf = [0; guard::MAX_GUARD];
+        let g = guard::load(sd.to_bytes(), &mut buf)?;
+        if g.fallback_allowed(m.stream.as_bytes(), sha, m.version, bound) {
+            return Ok(());
+        }
+    }
+    let (mut a, mut b) = ([0u8; 20], [0u8; 20]);
+    Err(Error::Downgrade.with(&[
+        b"stream ",
+        m.stream.as_bytes(),
+        b": bundle version ",
+        crate::codec::fmt_u64(m.version, &mut a),
+        if m.replace {
+            b" < applied "
+        } else {
+            b" < applied cumulative "
+        },
+        crate::codec::fmt_u64(bound, &mut b),
+    ]))
 }
 
 /// A stale module of the same name whose patch is gone (replaced, or

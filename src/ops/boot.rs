@@ -5,7 +5,7 @@
 use super::{Event, Sink};
 use crate::error::Result;
 use crate::guard;
-use crate::kernel::{Switches, loader};
+use crate::kernel::{Switches, loader, sysfs};
 use core::ffi::CStr;
 
 /// The first klpctl run of a boot with a state directory: an earlier boot
@@ -42,20 +42,37 @@ pub fn switched_off(sw: &Switches, ev: Sink) -> bool {
     sw.off
 }
 
-/// Waits until the system has been up `after_s` seconds (the confirmation
-/// window), without holding anything.
+/// Waits until the system has been up `after_s` seconds, without holding
+/// anything.
 pub fn wait_until_up(after_s: u64) {
-    // CLOCK_BOOTTIME: seconds since boot, suspend included.
-    let up = crate::sys::clock(7).0;
+    let up = guard::uptime();
     if after_s > up {
         crate::rt::sleep_ms((after_s - up) * 1000);
     }
 }
 
-/// Confirms this boot good. Returns how many payloads the boot tried.
+/// Whether payload `sha` (hex) of patch `name` is live now: enabled, its
+/// transition over, and klpctl's record of this boot names that payload as
+/// applied. Only such a payload is proven good by a confirmation.
+fn live(name: &[u8], sha: &[u8]) -> bool {
+    let Ok(n) = core::str::from_utf8(name) else {
+        return false;
+    };
+    let mut buf = [0u8; crate::state::MAX_RECORD];
+    crate::state::read_record(n, &mut buf)
+        .is_some_and(|r| r.state == "applied" && r.sha256.as_bytes() == sha)
+        && sysfs::enabled(name)
+        && sysfs::settled(name)
+}
+
+/// Proves this boot's tries made at least `window` seconds ago (all of
+/// them when 0: a clean shutdown). Logs to the kernel log when it proved
+/// something.
 #[inline(never)]
-pub fn confirm(sd: &CStr) -> Result<usize> {
-    let n = guard::confirm(sd.to_bytes())?;
-    loader::audit(&[b"boot confirmed good"]);
-    Ok(n)
+pub fn confirm(sd: &CStr, window: u64) -> Result<guard::Proven> {
+    let p = guard::confirm(sd.to_bytes(), window, &mut live)?;
+    if p.tries > 0 {
+        loader::audit(&[b"boot confirmed good for the bundles it tried"]);
+    }
+    Ok(p)
 }

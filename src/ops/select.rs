@@ -5,6 +5,7 @@ use crate::error::{Error, Failure};
 use crate::files::{self, FileSource, PathBuf};
 use crate::guard;
 use crate::kernel::{Running, Switches};
+use crate::ops::apply::{Options, check_floor};
 use crate::trust::bundle;
 use crate::trust::keys::Keyring;
 use crate::trust::manifest::MAX_MANIFEST;
@@ -17,7 +18,8 @@ pub const MAX_BUNDLES: usize = 64;
 pub struct Candidate {
     /// Its path.
     pub path: PathBuf,
-    stream: heapless::String<64>,
+    /// Its stream.
+    pub stream: heapless::String<64>,
     version: u64,
     replace: bool,
     /// A newer cumulative bundle of the same stream makes this one moot.
@@ -27,17 +29,23 @@ pub struct Candidate {
 /// The bundles in `dir` that target the running kernel, in the order to
 /// apply them (see [`select`]). Every other file (not a valid, trusted
 /// bundle, or for another kernel; dot files and directories are not looked
-/// at) goes to `skip` with the reason, in directory order; `None` as the
-/// reason means it is one bundle more than [`MAX_BUNDLES`]. So do bundles
-/// named by `klpctl.skip=`, and payloads quarantined by the crash-loop
-/// guard in `state_dir`: those are left out before the policy runs, so
-/// their stream falls back to the newest bundle before them.
+/// at) goes to `skip` with the reason, in directory order. So do bundles
+/// named by `klpctl.skip=`, payloads quarantined by the crash-loop guard
+/// (left out before the policy runs, so their stream falls back to the
+/// newest bundle before them), and bundles the rollback floor refuses
+/// (never picked only to be refused).
+///
+/// At most [`MAX_BUNDLES`] are kept, chosen by stream and version, never
+/// by directory order: when the list is full, the bundles a newer
+/// cumulative one makes moot go first; only when every kept bundle is
+/// needed is one left out, the oldest of the stream with the most, and it
+/// goes to `skip` with `None` as the reason (the limit).
 #[inline(never)]
 pub fn select_dir(
     dir: &CStr,
     ring: &Keyring,
     k: &Running,
-    state_dir: Option<&CStr>,
+    opts: &Options,
     switches: &Switches,
     skip: &mut dyn FnMut(&[u8], Option<&Failure>),
 ) -> Result<heapless::Vec<Candidate, MAX_BUNDLES>, Error> {
@@ -50,10 +58,10 @@ pub fn select_dir(
         let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else {
             return Ok(());
         };
-        match candidate(&path, ring, k, state_dir, switches) {
+        match candidate(&path, ring, k, opts, switches) {
             Ok(c) => {
-                if all.push(c).is_err() {
-                    skip(path.bytes(), None);
+                if let Some(out) = keep(&mut all, c) {
+                    skip(out.path.bytes(), None);
                 }
             }
             Err(f) => skip(path.bytes(), Some(&f)),
@@ -64,11 +72,39 @@ pub fn select_dir(
     Ok(all)
 }
 
+/// Adds `c` to `all`; when full, first drops what [`select`] would drop
+/// anyway, and if still full, returns the least needed candidate (the
+/// oldest of the stream with the most candidates; `c` itself when that is
+/// it), which is left out.
+fn keep(all: &mut heapless::Vec<Candidate, MAX_BUNDLES>, c: Candidate) -> Option<Candidate> {
+    if all.is_full() {
+        select(all);
+    }
+    let Err(c) = all.push(c) else { return None };
+    // Every kept one is needed: the one left out is the oldest of the
+    // stream with the most candidates (`c` counted), so every stream keeps
+    // its newest.
+    let n = |s: &str| all.iter().filter(|x| x.stream == s).count() + usize::from(c.stream == s);
+    let least = |x: &Candidate| (n(&x.stream), core::cmp::Reverse(x.version));
+    let mut out = None;
+    let mut worst = least(&c);
+    for (i, x) in all.iter().enumerate() {
+        if least(x) > worst {
+            worst = least(x);
+            out = Some(i);
+        }
+    }
+    let Some(i) = out else { return Some(c) };
+    let dropped = all.remove(i);
+    let _ = all.push(c); // cannot fail: one was just removed
+    Some(dropped)
+}
+
 fn candidate(
     path: &PathBuf,
     ring: &Keyring,
     k: &Running,
-    state_dir: Option<&CStr>,
+    opts: &Options,
     switches: &Switches,
 ) -> Result<Candidate, Failure> {
     let fd = files::open_ro(path.c(), msg!("cannot open bundle"))?;
@@ -81,10 +117,15 @@ fn candidate(
     }
     let mut hex = [0u8; 64];
     let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
-    if state_dir.is_some_and(|sd| guard::quarantined(sd.to_bytes(), sha)) {
-        return Err(Error::Quarantined.with(&[b"sha256 ", sha]));
+    if let Some(sd) = opts.state_dir {
+        let mut buf = [0; guard::MAX_GUARD];
+        if guard::load(sd.to_bytes(), &mut buf)?.quarantined(sha) {
+            return Err(Error::Quarantined.with(&[b"sha256 ", sha]));
+        }
     }
+    check_floor(&m, sha, opts)?;
     let mut stream = heapless::String::new();
+    // Cannot fail: a valid stream name is at most 64 bytes.
     let _ = stream.push_str(m.stream);
     Ok(Candidate {
         path: PathBuf::of(&[path.bytes()])?,

@@ -22,6 +22,7 @@ mod builds;
 mod corpus;
 mod escapes;
 mod exit_codes;
+mod guard;
 mod help;
 mod hostile;
 mod interop;

@@ -8,8 +8,11 @@
 //!   base64, sha256sum);
 //! - [`json`]: a strict JSON reader for `--json` output;
 //! - [`ko`]: the fake kernel module builder, shared with the library's unit
-//!   tests and the format vectors.
+//!   tests and the format vectors;
+//! - [`fakekernel`]: a fake machine (mount namespace and a ptrace stand-in
+//!   for the module loader) for the kernel commands' scenarios.
 
+pub mod fakekernel;
 pub mod fixtures;
 pub mod json;
 pub mod ko;

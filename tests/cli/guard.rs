@@ -1,0 +1,430 @@
+//! The crash-loop guard, the rollback floor and boot-time `apply --dir`
+//! on a fake machine (`common::fakekernel`): several boots, loads the
+//! kernel refuses, transitions that stall, klpctl killed mid-way.
+
+use super::common::fakekernel::Machine;
+use super::*;
+use std::path::Path;
+
+/// Boot 1 gets EBUSY for a payload, and the boot is confirmed: the payload
+/// is not good (it never ran). Boot 2 loads it and dies: boot 3 must not
+/// apply it again.
+#[test]
+fn a_payload_that_failed_to_load_is_not_proven_good() {
+    let Some(mut m) = Machine::new("ebusy") else { return };
+    let b = m.bundle("klp_a", "a", 1, true);
+    m.install(&b);
+    let r = m.boot_apply(&["-l", "klp_a=16"]);
+    assert_eq!(r.code, 6, "{}", r.err());
+    assert!(m.patches().is_empty());
+    m.confirm(&[]).code(0);
+    assert!(!m.guard().contains("\ngood "), "{}", m.guard());
+    // Boot 2: it loads, and the machine dies before any confirmation.
+    m.reboot();
+    m.boot_apply(&[]).code(0);
+    assert!(m.live("klp_a"));
+    m.reboot();
+    let r = m.boot_apply(&[]);
+    assert!(m.patches().is_empty(), "{}", r.err());
+    assert!(r.err().contains("quarantined klp_a"), "{}", r.err());
+}
+
+/// The same after a transition that stalled and was reverted (exit 7) and
+/// after a module whose name differs from the manifest's (exit 3): only a
+/// payload live at the confirmation becomes good.
+#[test]
+fn a_reverted_or_rejected_try_is_not_proven_good() {
+    let Some(m) = Machine::new("reverted") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    let st = m.state();
+    let r = m.run(
+        &["-l", "klp_a=stall"],
+        &["apply", &b, "--state-dir", &st, "--keyring", "ring", "--timeout", "5"],
+    );
+    assert_eq!(r.code, 7, "{}", r.err());
+    assert!(m.patches().is_empty());
+    // A bundle whose module is another than its manifest names: exit 3
+    // before the kernel sees it, after the guard recorded the try.
+    let other = m.bundle("klp_x", "x", 1, false);
+    let mut bytes = std::fs::read(&other).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"name=klp_").unwrap();
+    bytes[at + 5..at + 10].copy_from_slice(b"klp_y");
+    std::fs::write(&other, &bytes).unwrap();
+    let r = m.apply(&[], &other);
+    assert_ne!(r.code, 0, "{}", r.err());
+    m.confirm(&[]).code(0);
+    let g = m.guard();
+    assert!(!g.contains("\ngood "), "{g}");
+    assert!(!g.contains("\ntry "), "a confirmation proves every try: {g}");
+}
+
+/// The guard file stays one line per payload and state however often the
+/// same payloads are tried, across boots and within one.
+#[test]
+fn the_guard_file_is_bounded_by_construction() {
+    let Some(mut m) = Machine::new("bounded") else { return };
+    for (name, stream) in [("klp_a", "a"), ("klp_b", "b")] {
+        let b = m.bundle(name, stream, 1, false);
+        m.install(&b);
+    }
+    let mut sizes = Vec::new();
+    for _ in 0..5 {
+        m.boot_apply(&[]).code(0);
+        // Tried again in the same boot (after a disable): still one line.
+        m.run(&[], &["disable", "klp_b"]).code(0);
+        m.boot_apply(&[]).code(0);
+        m.confirm(&[]).code(0);
+        sizes.push(m.guard().len());
+        m.reboot();
+    }
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+    let g = m.guard();
+    assert_eq!(g.lines().count(), 3, "boot and one good per payload: {g}");
+}
+
+/// A guard file klpctl cannot read in full is never taken as empty and
+/// never replaced: boot-time apply applies nothing and says so, and every
+/// other command that needs the guard refuses too.
+#[test]
+fn an_unreadable_guard_fails_closed_and_is_kept() {
+    let Some(mut m) = Machine::new("damaged") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    m.install(&b);
+    m.boot_apply(&[]).code(0);
+    m.confirm(&[]).code(0);
+    assert!(m.guard().contains("\ngood "));
+    let guard = m.dir.join("state/guard");
+    let good = std::fs::read(&guard).unwrap();
+    let huge = [good.clone(), vec![b'\n'; 16 * 1024]].concat();
+    let mut truncated = good.clone();
+    truncated.pop();
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Make)> = vec![
+        ("symlink", {
+            let target = m.dir.write("elsewhere", &good);
+            Box::new(move |p| std::os::unix::fs::symlink(&target, p).unwrap())
+        }),
+        (
+            "fifo",
+            Box::new(|p| {
+                let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+                assert_eq!(unsafe_free_mkfifo(&c), 0);
+            }),
+        ),
+        ("too big", Box::new(move |p| std::fs::write(p, &huge).unwrap())),
+        ("truncated", Box::new(move |p| std::fs::write(p, &truncated).unwrap())),
+        ("junk", Box::new(|p| std::fs::write(p, "boot x\nhello\n").unwrap())),
+        ("empty", Box::new(|p| std::fs::write(p, "").unwrap())),
+        (
+            "unreadable",
+            Box::new(|p| std::fs::create_dir(p).unwrap()),
+        ),
+    ];
+    let st = m.state();
+    for (what, make) in &cases {
+        m.reboot();
+        let _ = std::fs::remove_file(&guard);
+        make(&guard);
+        let before = m.dir.snapshot();
+        let r = m.boot_apply(&[]);
+        assert_eq!(r.code, 5, "{what}: {}", r.err());
+        assert!(
+            r.err().contains("crash-loop guard file cannot be read in full"),
+            "{what}: {}",
+            r.err()
+        );
+        assert!(m.patches().is_empty(), "{what}: something was applied");
+        for args in [
+            vec!["confirm", "--state-dir", &st],
+            vec!["unquarantine", "klp_a", "--state-dir", &st],
+            vec!["apply", &b, "--state-dir", &st, "--keyring", "ring"],
+        ] {
+            let r = m.run(&[], &args);
+            assert_eq!(r.code, 5, "{what}: {args:?}: {}", r.err());
+        }
+        assert!(m.patches().is_empty(), "{what}: something was applied");
+        assert_same(&before, &m.dir.snapshot(), &r);
+        let meta = std::fs::symlink_metadata(&guard).unwrap();
+        assert!(!meta.is_file() || *what != "symlink" && *what != "fifo");
+        if meta.is_dir() {
+            std::fs::remove_dir(&guard).unwrap();
+        }
+    }
+}
+
+/// mkfifo through the shell tool, so the test needs no unsafe code.
+fn unsafe_free_mkfifo(p: &std::ffi::CStr) -> i32 {
+    let s = std::process::Command::new("mkfifo")
+        .arg(p.to_str().unwrap())
+        .status()
+        .unwrap();
+    if s.success() { 0 } else { 1 }
+}
+
+/// A try that would grow the guard past its bound is refused before the
+/// kernel sees it, and the file is left as it was.
+#[test]
+fn a_full_guard_refuses_new_tries_and_keeps_its_evidence() {
+    let Some(m) = Machine::new("full") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    // A valid file just under the bound: a boot line and quarantines.
+    m.run(&[], &["status"]).code(0);
+    let id = std::fs::read_to_string(m.boot_dir().join("boot_id")).unwrap();
+    let id = id.trim();
+    let mut text = format!("boot {id}\n");
+    let mut i = 0u64;
+    while text.len() < 16 * 1024 - 200 {
+        text.push_str(&format!(
+            "quarantine {:064x} klp_q q {i} {id} 1700000000\n",
+            i + 1
+        ));
+        i += 1;
+    }
+    std::fs::create_dir_all(m.dir.join("state")).unwrap();
+    std::fs::write(m.dir.join("state/guard"), &text).unwrap();
+    let before = m.dir.snapshot();
+    let r = m.apply(&[], &b);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert!(r.err().contains("would grow past 16 KiB"), "{}", r.err());
+    assert!(m.patches().is_empty());
+    assert_same(&before, &m.dir.snapshot(), &r);
+}
+
+/// An old quarantine in a stream does not open its rollback floor: v1
+/// crashed long ago, v2 and v3 have since been proven; v2 is a downgrade.
+#[test]
+fn an_old_quarantine_does_not_open_the_floor() {
+    let Some(mut m) = Machine::new("oldq") else { return };
+    let v: Vec<String> = (1..=3).map(|n| m.bundle(&format!("klp_s{n}"), "s", n, true)).collect();
+    m.apply(&["-r"], &v[0]).code(0);
+    m.reboot(); // crash: v1 is quarantined
+    m.run(&[], &["status"]).code(0);
+    m.apply(&["-r"], &v[1]).code(0);
+    assert!(m.guard().contains(" klp_s1 "), "{}", m.guard());
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.apply(&["-r"], &v[1]).code(0);
+    m.apply(&["-r"], &v[2]).code(0);
+    m.confirm(&[]).code(0);
+    assert_eq!(m.patches(), ["klp_s3"]);
+    let before = m.dir.snapshot();
+    let r = m.apply(&["-r"], &v[1]);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert!(r.err().contains("refusing downgrade"), "{}", r.err());
+    assert_eq!(m.patches(), ["klp_s3"]);
+    assert!(m.live("klp_s3"));
+    assert_same(&before, &m.dir.snapshot(), &r);
+}
+
+/// The one fallback the floor allows: from the quarantined payload that
+/// raised it to the newest version below it proven good, not further.
+#[test]
+fn a_crashing_update_falls_back_to_the_newest_good_version() {
+    let Some(mut m) = Machine::new("fallback") else { return };
+    let v: Vec<String> = (1..=3).map(|n| m.bundle(&format!("klp_s{n}"), "s", n, true)).collect();
+    for b in &v[..2] {
+        m.install(b);
+    }
+    m.apply(&["-r"], &v[0]).code(0);
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.boot_apply(&["-r"]).code(0);
+    m.confirm(&[]).code(0);
+    // v3 is installed and crashes the next boot.
+    m.install(&v[2]);
+    m.reboot();
+    m.boot_apply(&["-r"]).code(0);
+    assert_eq!(m.patches(), ["klp_s3"]);
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_s2"], "{}", r.err());
+    // v1 is good too, but not the newest good below v3.
+    let r = m.apply(&["-r"], &v[0]);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_s2"]);
+}
+
+/// Each try needs its own proof: after the window confirmed the boot's
+/// first tries, a bundle applied later in the same boot is still a suspect
+/// until its own window has passed, or a clean shutdown.
+#[test]
+fn each_try_is_proven_by_its_own_window() {
+    let Some(mut m) = Machine::new("window") else { return };
+    let a = m.bundle("klp_a", "a", 1, false);
+    let b = m.bundle("klp_b", "b", 1, false);
+    m.install(&a);
+    m.set_uptime(5);
+    m.boot_apply(&[]).code(0);
+    m.set_uptime(400);
+    let r = m.confirm(&["--after", "300"]);
+    r.expect(0, "confirmed: 1 bundle(s) tried, 1 live and now good\n", "");
+    m.set_uptime(500);
+    m.apply(&[], &b).code(0);
+    m.set_uptime(600);
+    let r = m.confirm(&["--after", "300"]);
+    r.expect(
+        0,
+        "confirmed: 0 bundle(s) tried, 0 live and now good, 1 tried less than 300 s ago (still suspects)\n",
+        "",
+    );
+    // The machine dies now: klp_b is quarantined, klp_a is not.
+    m.reboot();
+    m.install(&b);
+    let r = m.boot_apply(&[]);
+    assert_eq!(m.patches(), ["klp_a"], "{}", r.err());
+    assert!(r.err().contains("quarantined klp_b"), "{}", r.err());
+    // Its own window after it proves it; so does a clean shutdown.
+    let mut m2 = Machine::new("window2").unwrap();
+    let b2 = m2.bundle("klp_b", "b", 1, false);
+    m2.set_uptime(500);
+    m2.apply(&[], &b2).code(0);
+    m2.set_uptime(800);
+    m2.confirm(&["--after", "300"]).code(0);
+    m2.reboot();
+    m2.install(&b2);
+    m2.boot_apply(&[]).code(0);
+    assert_eq!(m2.patches(), ["klp_b"]);
+}
+
+/// Without a readable boot id the guard cannot tell boots apart: klpctl
+/// refuses to apply or confirm anything with a state directory, and
+/// changes nothing.
+#[test]
+fn no_boot_id_refuses_everything_with_a_state_dir() {
+    let Some(mut m) = Machine::new("nobootid") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    m.install(&b);
+    m.boot_apply(&[]).code(0);
+    m.reboot_without_boot_id();
+    let before = m.dir.snapshot();
+    let r = m.boot_apply(&[]);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert!(r.err().contains("cannot read the kernel's boot id"), "{}", r.err());
+    assert!(m.patches().is_empty());
+    let r = m.confirm(&[]);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert_same(&before, &m.dir.snapshot(), &r);
+}
+
+/// A write that fails is an error, never "0 released".
+#[test]
+fn unquarantine_on_a_read_only_state_dir_is_an_error() {
+    let Some(mut m) = Machine::new("rounq") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    m.install(&b);
+    m.boot_apply(&[]).code(0);
+    m.reboot();
+    m.boot_apply(&[]).code(0);
+    assert!(m.guard().contains("quarantine "));
+    let st = m.state();
+    let before = m.dir.snapshot();
+    let r = m.run(&["-o", &st], &["unquarantine", "klp_a", "--state-dir", &st]);
+    assert_eq!(r.code, 1, "{}{}", r.out(), r.err());
+    assert_eq!(r.out(), "");
+    assert!(r.err().contains("Read-only file system"), "{}", r.err());
+    assert_same(&before, &m.dir.snapshot(), &r);
+}
+
+/// One stream's failure never costs another: a refused fallback is never
+/// picked, and a load the kernel refuses stops only its own stream.
+#[test]
+fn one_streams_failure_does_not_cost_another() {
+    let Some(mut m) = Machine::new("streams") else { return };
+    let a1 = m.bundle("klp_a1", "a", 1, true);
+    let a2 = m.bundle("klp_a2", "a", 2, true);
+    let b1 = m.bundle("klp_b1", "b", 1, false);
+    m.install(&a2);
+    m.install(&b1);
+    m.boot_apply(&["-r"]).code(0);
+    // a2 crashes the boot; a1 (never proven good) is installed too.
+    m.reboot();
+    m.install(&a1);
+    let r = m.boot_apply(&["-r"]);
+    assert_eq!(m.patches(), ["klp_b1"], "{}", r.err());
+    assert!(r.err().contains("refusing downgrade"), "{}", r.err());
+    assert_eq!(r.code, 0, "{}", r.err());
+    // The kernel refuses a's bundle (EBUSY): b still applies.
+    let mut m = Machine::new("streams2").unwrap();
+    for b in [
+        m.bundle("klp_a1", "a", 1, false),
+        m.bundle("klp_a2", "a", 2, false),
+        m.bundle("klp_b1", "b", 1, false),
+    ] {
+        m.install(&b);
+    }
+    let r = m.boot_apply(&["-l", "klp_a1=16"]);
+    assert_eq!(r.code, 6, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_b1"], "{}", r.err());
+    // a2 stacks on a1, so it waits for it.
+    let j = Json::parse(r.out().trim_end());
+    let results = j.get("results").arr();
+    assert!(r.out().contains("an earlier bundle of its stream failed"), "{}", r.out());
+    assert_eq!(results.len(), 3);
+    m.reboot();
+}
+
+/// More bundles than `apply --dir` keeps: chosen by stream and version,
+/// never by directory order, so the newest always applies.
+#[test]
+fn past_64_bundles_the_newest_still_applies() {
+    let Some(m) = Machine::new("many") else { return };
+    for n in 1..=70 {
+        let b = m.bundle(&format!("klp_v{n}"), "s", n, true);
+        m.install(&b);
+    }
+    let b = m.bundle("klp_other", "o", 1, false);
+    m.install(&b);
+    let r = m.boot_apply(&["-r"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_other", "klp_v70"], "{}", r.err());
+    // 66 non-cumulative members of one stream cannot all be kept: the
+    // oldest are left out, loudly, and the other stream still applies.
+    let Some(m) = Machine::new("many2") else { return };
+    for n in 1..=66 {
+        let b = m.bundle(&format!("klp_n{n}"), "n", n, false);
+        m.install(&b);
+    }
+    let b = m.bundle("klp_other", "o", 1, false);
+    m.install(&b);
+    let r = m.boot_apply(&[]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    let p = m.patches();
+    assert!(p.contains(&"klp_other".to_string()) && p.contains(&"klp_n66".to_string()));
+    assert_eq!(p.len(), 64);
+    assert!(!p.contains(&"klp_n1".to_string()) && !p.contains(&"klp_n2".to_string()));
+    assert_eq!(r.err().matches("more than 64 bundles to apply").count(), 2, "{}", r.err());
+}
+
+/// klpctl killed at every system call of a boot-time apply (a power cut):
+/// the next boot finds a guard it can read, and quarantines what the cut
+/// boot tried, or applies it when the cut came before the try.
+#[test]
+fn a_power_cut_at_any_system_call_leaves_a_readable_guard() {
+    let Some(mut m) = Machine::new("powercut") else { return };
+    let b = m.bundle("klp_a", "a", 1, false);
+    m.install(&b);
+    let mut n = 1;
+    loop {
+        let _ = std::fs::remove_dir_all(m.dir.join("state"));
+        m.reboot();
+        let n_s = n.to_string();
+        let r = m.boot_apply(&["-k", &n_s]);
+        let finished = r.code == 0;
+        let tried = m.guard().contains("\ntry ");
+        m.reboot();
+        let r = m.boot_apply(&[]);
+        assert_eq!(r.code, 0, "cut at {n}: {}", r.err());
+        if tried {
+            assert!(m.patches().is_empty(), "cut at {n}: applied again");
+            assert!(r.err().contains("quarantined klp_a"), "cut at {n}");
+        } else {
+            assert_eq!(m.patches(), ["klp_a"], "cut at {n}");
+        }
+        if finished {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 20, "only {n} system calls");
+}
