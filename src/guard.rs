@@ -4,7 +4,7 @@
 //! atomically (temporary file, fsync, rename, directory fsync) at every
 //! change, one record per line:
 //!
-//! - `boot <id>`: the boot the `try` lines belong to (first line);
+//! - `boot <id>`: the boot the `try` lines belong to (one line);
 //! - `try <sha256> <name> <stream> <version> <at>`: this boot tries that
 //!   payload, written *before* its module is loaded, `at` seconds after
 //!   boot (`CLOCK_BOOTTIME`). A try is a suspect until it is proven: by a
@@ -63,18 +63,20 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
 }
 
 /// Whether `t` is a guard file as klpctl writes it: lines ended by a
-/// newline, each one a record of a known kind, `boot` only first.
+/// newline, each one a record of a known kind, at most one `boot`.
 fn valid(t: &[u8]) -> bool {
     let Some(body) = t.strip_suffix(b"\n") else {
         return false;
     };
-    body.split(|&c| c == b'\n')
-        .enumerate()
-        .all(|(i, l)| match parse(l) {
-            Some(Line::Boot(_)) => i == 0,
-            Some(_) => true,
-            None => false,
-        })
+    let mut boots = 0;
+    body.split(|&c| c == b'\n').all(|l| match parse(l) {
+        Some(Line::Boot(_)) => {
+            boots += 1;
+            boots == 1
+        }
+        Some(_) => true,
+        None => false,
+    })
 }
 
 /// One record of the guard file.
@@ -279,7 +281,11 @@ fn rewrite(
         PathBuf::of(&[sd])?.c(),
         msg!("cannot create state directory"),
     )?;
-    let f = AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600)?;
+    let f =
+        AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600).map_err(|e| match e {
+            Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
+            other => other,
+        })?;
     {
         let mut o = Out::to(Some(f.fd()));
         for l in old.0.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
@@ -499,8 +505,8 @@ mod tests {
             "\n".to_string(),
             format!("boot {BOOT}"),
             format!("boot {BOOT}\n\n"),
-            format!("boot x\n"),
-            format!("try {SHA} klp_a s 3 1\nboot {BOOT}\n"),
+            "boot x\n".to_string(),
+            format!("boot {BOOT}\ntry {SHA} klp_a s 3 1\nboot {BOOT}\n"),
             format!("boot {BOOT}\ntry {SHA} klp_a s 3 1 9\n"),
             format!("boot {BOOT}\ntry {SHA} klp-a s 3 1\n"),
             format!("boot {BOOT}\ntry {SHA} klp_a s x 1\n"),

@@ -56,6 +56,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 const UNITS: &[&str] = &[
     "klpctl.service",
+    "klpctl-confirm-shutdown.service",
     "klpctl-confirm.service",
     "klpctl-confirm.timer",
 ];
@@ -125,7 +126,7 @@ fn systemd_units_pass_systemd_analyze_verify() {
 #[test]
 fn a_broken_unit_fails_the_check() {
     for (i, (what, from, to)) in [
-        ("misspelt key", "ExecStop=", "ExecStoop="),
+        ("misspelt key", "TimeoutStartSec=", "TimeoutStartSecc="),
         ("bad value", "Type=oneshot", "Type=oneshott"),
         (
             "missing unit",
@@ -238,4 +239,70 @@ fn initramfs_hook_copies_klpctl_keys_and_bundles() {
         .expect("cannot run the hook");
     assert!(out.status.success() && out.stdout.trim_ascii().is_empty());
     let _ = std::fs::remove_dir_all(&t);
+}
+
+/// The values of `key=` in a unit's text, in order.
+fn unit_values<'a>(text: &'a str, key: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .collect()
+}
+
+/// The confirmation at a clean shutdown must not depend on how the
+/// boot-time apply ended. systemd runs a unit's ExecStop= only if its start
+/// succeeded, so (replaying that rule over the shipped units, as no systemd
+/// runs as PID 1 here): every ExecStop= that confirms belongs to a unit
+/// whose start cannot fail (no ExecStart=, or only ones whose failure is
+/// ignored with `-`), and that unit is pulled in by klpctl.service with
+/// Wants= (which a failed klpctl.service does not undo) or enabled itself.
+#[test]
+fn the_shutdown_confirmation_runs_whatever_the_apply_exits_with() {
+    let units = shipped_units();
+    let confirming: Vec<&(&str, String)> = units
+        .iter()
+        .filter(|(_, t)| {
+            unit_values(t, "ExecStop")
+                .iter()
+                .any(|c| c.contains("klpctl confirm"))
+        })
+        .collect();
+    assert!(!confirming.is_empty(), "no unit confirms at shutdown");
+    for (name, text) in &confirming {
+        for start in unit_values(text, "ExecStart") {
+            assert!(
+                start.starts_with('-'),
+                "{name}: its ExecStart= can fail ({start}), and then systemd never runs its ExecStop="
+            );
+        }
+        assert!(
+            !unit_values(text, "ExecStop")
+                .iter()
+                .any(|c| c.contains("--after")),
+            "{name}: a clean shutdown proves every try"
+        );
+        let apply = &units
+            .iter()
+            .find(|(n, _)| *n == "klpctl.service")
+            .unwrap()
+            .1;
+        let wanted = unit_values(apply, "Wants")
+            .iter()
+            .any(|w| w.split(' ').any(|u| u == *name));
+        assert!(
+            wanted || text.contains("\n[Install]"),
+            "{name}: nothing starts it"
+        );
+    }
+    // The window's confirmation proves only tries at least the window old.
+    let confirm = &units
+        .iter()
+        .find(|(n, _)| *n == "klpctl-confirm.service")
+        .unwrap()
+        .1;
+    assert!(
+        unit_values(confirm, "ExecStart")
+            .iter()
+            .all(|c| c.contains(" --after ")),
+        "klpctl-confirm.service must give the window with --after"
+    );
 }

@@ -15,6 +15,7 @@
 
 use super::ko::{EM_X86_64, fake_ko, modinfo};
 use super::runner::{Run, TempDir, klpctl_bin, root};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -100,9 +101,9 @@ impl Boot {
 
 /// A boot id for boot `n` of test `seed`, shaped like the kernel's.
 fn uuid(seed: &str, n: usize) -> String {
-    let h: u64 = seed
-        .bytes()
-        .fold(0xcbf29ce484222325, |h, c| (h ^ c as u64).wrapping_mul(0x100000001b3));
+    let h: u64 = seed.bytes().fold(0xcbf29ce484222325, |h, c| {
+        (h ^ c as u64).wrapping_mul(0x100000001b3)
+    });
     let x = format!("{:016x}{:016x}", h, n as u64);
     format!(
         "{}-{}-{}-{}-{}",
@@ -139,7 +140,14 @@ impl Machine {
         if !available() {
             return None;
         }
-        let dir = TempDir::new();
+        // On tmpfs when there is one: klpctl fsyncs its state, and a
+        // scenario is many runs (milliseconds each on tmpfs, tens on disk).
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() {
+            TempDir::new_in(shm)
+        } else {
+            TempDir::new()
+        };
         dir.mkdir("ring");
         dir.mkdir("bundles");
         dir.mkdir("store");
@@ -198,7 +206,16 @@ impl Machine {
         let out = format!("store/{name}-{version}.klp");
         let v = version.to_string();
         let mut args = vec![
-            "pack", &ko, "-o", &out, "--stream", stream, "--version", &v, "-s", "k.sec",
+            "pack",
+            &ko,
+            "-o",
+            &out,
+            "--stream",
+            stream,
+            "--version",
+            &v,
+            "-s",
+            "k.sec",
         ];
         if replace {
             args.push("--replace");
@@ -241,7 +258,14 @@ impl Machine {
         self.run(
             kernel,
             &[
-                "apply", "--dir", "bundles", "--state-dir", &st, "--keyring", "ring", "--json",
+                "apply",
+                "--dir",
+                "bundles",
+                "--state-dir",
+                &st,
+                "--keyring",
+                "ring",
+                "--json",
             ],
         )
     }
@@ -261,6 +285,14 @@ impl Machine {
         let mut args = vec!["confirm", "--state-dir", &st];
         args.extend_from_slice(extra);
         self.run(&[], &args)
+    }
+
+    /// A snapshot of the machine's files (see [`TempDir::snapshot`]) but
+    /// the boots' `/run`, where every changing command takes its lock.
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+        let mut s = self.dir.snapshot();
+        s.retain(|p, _| !p.components().any(|c| c.as_os_str() == "run"));
+        s
     }
 
     /// Whether patch `name` is live in this boot (enabled, no transition).

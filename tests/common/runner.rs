@@ -188,9 +188,14 @@ pub struct TempDir(PathBuf);
 impl TempDir {
     /// A new empty directory.
     pub fn new() -> TempDir {
+        TempDir::new_in(&std::env::temp_dir())
+    }
+
+    /// A new empty directory in `base`.
+    pub fn new_in(base: &Path) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("klpctl-itest-{}-{n}", std::process::id()));
+        let p = base.join(format!("klpctl-itest-{}-{n}", std::process::id()));
         // A leftover from an earlier process that had our pid.
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));

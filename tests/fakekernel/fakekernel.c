@@ -21,12 +21,13 @@
  * and /sys/module/<name>/{refcnt,taint}, as a livepatch's init does, and
  * answers with ACTION for that module name (default ok):
  *   ok       enabled 1, transition 0: live at once;
+ *   replace  as ok, and an atomic replace: every other patch's directory
+ *            vanishes (their modules stay loaded, as in the kernel);
  *   stall    enabled 1, transition 1: the transition never finishes;
  *   ERRNO    a number: the load fails with that errno, nothing is created;
  *   crash    PROGRAM is killed (SIGKILL) at the load, nothing is created:
  *            the machine died while loading.
- * -r makes each successful load an atomic replace: the other patches'
- * directories vanish (their modules stay loaded, as in the kernel).
+ * -r makes `replace` the default action.
  * Writing 0 to a patch's `enabled` ends its (reverse) transition at once:
  * the directory vanishes at PROGRAM's next system call.
  * delete_module fails with EBUSY while the patch directory exists, ENOENT
@@ -121,8 +122,11 @@ static void enter_boot(void)
 	bind("kernel", "/sys/kernel");
 	bind("module", "/sys/module");
 	bind("cmdline", "/proc/cmdline");
-	bind("kmsg", "/dev/kmsg");
-	bind("modules", "/proc/modules");
+	/* Absent on a kernel without modules; then klpctl finds none either. */
+	if (access("/dev/kmsg", F_OK) == 0)
+		bind("kmsg", "/dev/kmsg");
+	if (access("/proc/modules", F_OK) == 0)
+		bind("modules", "/proc/modules");
 	snprintf(p, sizeof p, "%s/boot_id", bootdir);
 	bind(access(p, F_OK) == 0 ? "boot_id" : "empty", "/proc/sys/kernel/random/boot_id");
 	for (int i = 0; i < nreadonly; i++)
@@ -177,7 +181,7 @@ static const char *action_for(const char *name)
 	for (int i = 0; i < nactions; i++)
 		if (strncmp(actions[i], name, n) == 0 && actions[i][n] == '=')
 			return actions[i] + n + 1;
-	return "ok";
+	return replace_all ? "replace" : "ok";
 }
 
 static int lp_path(char *p, size_t cap, const char *name, const char *attr)
@@ -218,7 +222,7 @@ static long load(const char *img, size_t len)
 		kill(child, SIGKILL);
 		return 1;
 	}
-	if (strcmp(act, "ok") && strcmp(act, "stall"))
+	if (strcmp(act, "ok") && strcmp(act, "stall") && strcmp(act, "replace"))
 		return -atol(act);
 	snprintf(p, sizeof p, "/sys/module/%s", name);
 	if (mkdir(p, 0755) && errno == EEXIST)
@@ -227,7 +231,7 @@ static long load(const char *img, size_t len)
 	put(p, "0\n");
 	snprintf(p, sizeof p, "/sys/module/%s/taint", name);
 	put(p, "OK\n");
-	if (replace_all && strcmp(act, "ok") == 0 && (d = opendir("/sys/kernel/livepatch"))) {
+	if (strcmp(act, "replace") == 0 && (d = opendir("/sys/kernel/livepatch"))) {
 		while ((e = readdir(d))) {
 			if (e->d_name[0] == '.')
 				continue;
@@ -415,7 +419,8 @@ int main(int argc, char **argv)
 		die("ptrace(PTRACE_SETOPTIONS)");
 	int sig = 0;
 	for (;;) {
-		if (ptrace(PTRACE_SYSCALL, child, 0, sig))
+		/* ESRCH: killed here, its exit status comes next */
+		if (ptrace(PTRACE_SYSCALL, child, 0, sig) && errno != ESRCH)
 			die("ptrace(PTRACE_SYSCALL)");
 		sig = 0;
 		if (waitpid(child, &status, 0) != child)
