@@ -62,6 +62,9 @@ pub enum Error {
     /// full, would outgrow its bound, or the boot id is unreadable), so
     /// nothing is done with the state directory (fail closed).
     Guard(Msg),
+    /// `install` would leave more bundles for one kernel release in the
+    /// bundle directory than `apply --dir` takes.
+    TooManyBundles,
 
     // ---- exit 6: the kernel refused the module ----
     /// `finit_module`/`init_module` failed; the errno is the kernel's reason.
@@ -170,7 +173,8 @@ impl Error {
             | Error::DamagedFloor
             | Error::Quarantined
             | Error::SkippedBySwitch
-            | Error::Guard(_) => 5,
+            | Error::Guard(_)
+            | Error::TooManyBundles => 5,
             Error::KernelRefused(_) | Error::NotALivepatch(_) => 6,
             Error::TimedOutReverted | Error::DisableTimedOut => 7,
             Error::Stuck(_) => 8,
@@ -212,6 +216,9 @@ impl Error {
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::Guard(m) => m.text(),
+            Error::TooManyBundles => {
+                "refusing install: the bundle directory would hold more than 64 bundles for this kernel release, more than apply --dir takes (uninstall some first)"
+            }
             Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m.text(),
             Error::TimedOutReverted => {

@@ -39,7 +39,8 @@ fn patch_name(
 
 /// `klpctl apply BUNDLE... | --dir DIR`, and `klpctl install BUNDLE...
 /// --dir DIR` (`install` true): the same options, the same lock, guard and
-/// rendering; install stores each bundle in DIR after applying it.
+/// rendering; install stores each bundle in DIR, proven writable before
+/// the bundle is applied (see [`install::install`]).
 pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let k = kernel_args(
         cli,
@@ -100,21 +101,21 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let mut one = |cli: &mut Cli, j: &mut Json, path: &CStr| -> Res {
         cli.ctx(path.to_bytes());
         let r = match dir.filter(|_| install) {
-            Some(d) => install::install(path, d, &ring, &k, &opts, &mut on_event).map(|i| {
-                changed = true;
-                (i.applied, Some(i.stored))
-            }),
+            Some(d) => install::install(path, d, &ring, &k, &opts, &mut on_event)
+                .map(|mut i| (i.applied.take(), Some(i))),
             None => apply::apply(path, &ring, &k, &opts, &mut on_event).map(|a| (Some(a), None)),
         };
         match r {
-            Ok((done, stored)) => {
+            Ok((done, inst)) => {
                 changed |= done.as_ref().is_some_and(|d| d.outcome == Outcome::Applied);
+                changed |= inst.as_ref().is_some_and(|i| i.stored.is_some());
                 if !json {
-                    render::done_human(path.to_bytes(), done.as_ref(), stored.as_ref());
+                    render::done_human(path.to_bytes(), done.as_ref(), inst.as_ref());
                 }
-                render::done_json(j, path.to_bytes(), done.as_ref(), stored.as_ref());
-                // Live, but klpctl's state was not saved: stop before
-                // loading anything more.
+                render::done_json(j, path.to_bytes(), done.as_ref(), inst.as_ref());
+                // Live, but klpctl's state was not saved (or, for install,
+                // the bundle not stored): stop before loading anything
+                // more.
                 done.and_then(|d| d.unsaved)
                     .map_or(Ok(()), |e| Err(e.into()))
             }

@@ -8,6 +8,7 @@ use crate::files::PathBuf;
 use crate::json::Json;
 use crate::kernel::transition::Blockers;
 use crate::ops::apply::{Applied, Outcome};
+use crate::ops::install::Installed;
 use crate::ops::status::{self, Facts, Patch};
 use crate::ops::{Event, Stall};
 use crate::out::Out;
@@ -99,6 +100,22 @@ pub fn event(ev: Event) {
         }
         Event::SwitchedOff => {
             o.s("klpctl: klpctl.enable=0 on the kernel command line: applying nothing\n");
+        }
+        Event::Pruned {
+            path,
+            version,
+            error,
+        } => {
+            o.s("klpctl: ");
+            if error.is_some() {
+                o.s("warning: ");
+            }
+            o.b(path).s(": version ").u(version).s(" is superseded, ");
+            match error {
+                None => o.s("removed"),
+                Some(e) => o.s("but cannot be removed: ").errno(e),
+            };
+            o.nl();
         }
     }
 }
@@ -241,9 +258,10 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
 }
 
 /// One bundle for people: `NAME: applied (...)`, or `already applied`, the
-/// modules of replaced patches it removed, and where `install` stored it.
+/// modules of replaced patches it removed, and for `install` where it is
+/// stored.
 #[inline(never)]
-pub fn done_human(path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
+pub fn done_human(path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
     let mut o = Out::stdout();
     if let Some(a) = a {
         o.s(&a.name);
@@ -268,7 +286,7 @@ pub fn done_human(path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
             o.s(&a.name).s(": removed replaced module ").s(r).nl();
         }
     }
-    if let Some(p) = stored {
+    if let Some(p) = inst.and_then(|i| i.stored.as_ref()) {
         o.b(path).s(": installed as ").b(p.bytes());
         if a.is_none() {
             o.s(" (for another kernel: not applied now)");
@@ -278,15 +296,20 @@ pub fn done_human(path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
 }
 
 /// One bundle's entry in `apply --json`'s (or `install --json`'s)
-/// `results`.
-pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, stored: Option<&PathBuf>) {
+/// `results`. An install says whether it was applied now (`applied`:
+/// null for another kernel), where it is `stored` (null when it is live
+/// but could not be stored: exit 10) and how many superseded bundles it
+/// `pruned`.
+pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
     j.obj().key("bundle").str(path).key("result");
-    j.str(match (a.map(|a| a.outcome), stored) {
-        (_, Some(_)) => b"installed",
-        (Some(Outcome::Applied), None) => b"applied",
-        _ => b"already applied",
-    });
-    if let Some(p) = stored {
+    j.str(
+        match (a.map(|a| a.outcome), inst.map(|i| i.stored.is_some())) {
+            (_, Some(true)) => b"installed",
+            (Some(Outcome::Applied), _) => b"applied",
+            _ => b"already applied",
+        },
+    );
+    if let Some(i) = inst {
         j.key("applied").opt_str(a.map(|a| {
             if a.outcome == Outcome::Applied {
                 b"applied" as &[u8]
@@ -294,7 +317,9 @@ pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, stored: Option<
                 b"already applied"
             }
         }));
-        j.key("stored").str(p.bytes());
+        j.key("stored")
+            .opt_str(i.stored.as_ref().map(PathBuf::bytes));
+        j.key("pruned").u(i.pruned as u64);
     }
     j.key("removed").arr();
     for r in a.iter().flat_map(|a| a.removed.iter()) {

@@ -1,30 +1,47 @@
 //! `install` and `uninstall`: a bundle directory for later boots, kept
-//! consistent with what is applied now.
+//! consistent with what is applied now, and bounded.
+//!
+//! Install stores before it applies: the copy is written, fsynced and
+//! verified under a hidden name first, so a directory that is missing, not
+//! a directory, read-only or full refuses the install before the kernel is
+//! touched. The copy is renamed into place once the apply succeeded (or at
+//! once, for a bundle for another kernel of this machine), and removed when
+//! the apply is refused. Only the rename itself can still fail after a
+//! patch went live; that is reported as exit 10 (live, not stored).
 #![forbid(unsafe_code)]
 
-use super::Sink;
 use super::apply::{self, Applied, Options};
+use super::select::MAX_BUNDLES;
+use super::{Event, Sink};
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
 use crate::kernel::{Running, sysfs};
 use crate::trust::bundle;
 use crate::trust::keys::Keyring;
-use crate::trust::manifest::MAX_MANIFEST;
+use crate::trust::manifest::{MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
 
 /// A bundle installed.
 pub struct Installed {
     /// What applying it now did; `None` when it is for another kernel.
     pub applied: Option<Applied>,
-    /// Where it is stored: `<dir>/<name>@<release>.klp`.
-    pub stored: PathBuf,
+    /// Where it is stored (see [`stored_name`]); `None` when it was
+    /// applied but could not be renamed into place (`applied.unsaved`
+    /// says why).
+    pub stored: Option<PathBuf>,
+    /// How many superseded bundles of its stream and kernel were removed.
+    pub pruned: usize,
 }
 
-/// Verifies the bundle at `path` (signatures and payload), applies it now
-/// when it is for the running kernel, then stores it in `dir` for later
-/// boots: written to a hidden temporary file, verified again from there,
-/// fsynced and renamed into place, so `dir` never holds a half-written or
-/// unverified file. A bundle that fails to apply is not stored.
+/// Verifies the bundle at `path` (signatures and payload) and refuses it
+/// when it is for another architecture (it can never apply on this
+/// machine). Then, before anything changes: plans what to prune (see
+/// [`keep_from`]) and refuses the install when the directory would hold
+/// more than [`MAX_BUNDLES`] bundles for its kernel release; writes the
+/// copy to a hidden temporary file, verified again from there and fsynced.
+/// Then applies it when it is for the running kernel (a refused apply
+/// removes the copy: nothing is stored), renames the copy into place, and
+/// removes the superseded bundles of its stream and kernel.
 #[inline(never)]
 pub fn install(
     path: &CStr,
@@ -39,12 +56,26 @@ pub fn install(
     let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
     let signed = bundle::read_signed(&src, ring, &mut mbuf, true)?;
     let m = &signed.manifest;
-    let applied = if sysfs::supported() && k.check(m).is_ok() {
-        Some(apply::apply(path, ring, k, opts, ev)?)
-    } else {
-        None
-    };
-    let name = PathBuf::of(&[m.name.as_bytes(), b"@", m.release.as_bytes(), b".klp"])?;
+    if m.arch != k.machine.as_str() {
+        return Err(Error::WrongKernel(msg!(
+            "not for this machine: architecture differs (install keeps bundles for this machine's later boots)"
+        ))
+        .with(&[
+            b"bundle is for ",
+            m.arch.as_bytes(),
+            b", this machine is ",
+            k.machine.as_bytes(),
+        ]));
+    }
+    let name = stored_name(m)?;
+    let keep = keep_from(dir, ring, m, name.bytes())?;
+    check_room(dir, ring, m, name.bytes(), keep)?;
+    let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
+    if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+    }) {
+        return Err(Error::NotRegular(msg!("cannot store the bundle")).with(&[stored.bytes()]));
+    }
     let mut out = AtomicFile::create_hidden(dir.to_bytes(), name.bytes(), 0o644)?;
     files::copy_range(
         &fd,
@@ -56,10 +87,57 @@ pub fn install(
     )?;
     rustix::fs::fsync(out.fd()).ctx(msg!("cannot fsync output file"))?;
     verify_copy(out.tmp_path(), ring)?;
-    let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
-    out.commit()?;
+    // Dropping `out` on a refused apply removes the copy.
+    let mut applied = if sysfs::supported() && k.check(m).is_ok() {
+        Some(apply::apply(path, ring, k, opts, ev)?)
+    } else {
+        None
+    };
+    if let Err(e) = out.commit() {
+        let Some(a) = applied.as_mut() else {
+            return Err(e.into());
+        };
+        // Live now, but a later boot will not find it: exit 10.
+        let not_stored = match e {
+            Error::Io(_, n) => Error::StateNotSaved(
+                msg!("the bundle is not stored, so later boots will not apply it"),
+                n,
+            ),
+            other => other,
+        };
+        a.unsaved = a.unsaved.or(Some(not_stored));
+        return Ok(Installed {
+            applied,
+            stored: None,
+            pruned: 0,
+        });
+    }
     files::sync_dir(dir);
-    Ok(Installed { applied, stored })
+    let pruned = keep.map_or(0, |v| prune(dir, ring, m, name.bytes(), v, ev));
+    Ok(Installed {
+        applied,
+        stored: Some(stored),
+        pruned,
+    })
+}
+
+/// The file name a bundle is stored under: `NAME@RELEASE.klp`, or
+/// `NAME@RELEASE@BUILDID.klp` (the build-id in lower-case hex) when the
+/// manifest names a build-id, so two builds of one release never share a
+/// name. The architecture is always this machine's ([`install`] refuses
+/// others), so these name every kernel target apart.
+pub fn stored_name(m: &Manifest) -> Result<PathBuf> {
+    let mut hex = [0u8; 2 * crate::trust::manifest::MAX_BUILD_ID];
+    let id = crate::codec::hex_encode(&m.build_id, &mut hex).unwrap_or(b"");
+    let at: &[u8] = if id.is_empty() { b"" } else { b"@" };
+    PathBuf::of(&[
+        m.name.as_bytes(),
+        b"@",
+        m.release.as_bytes(),
+        at,
+        id,
+        b".klp",
+    ])
 }
 
 /// The copy verifies as the original did.
@@ -70,10 +148,131 @@ fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
     bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
 }
 
+/// Calls `f` with the file name and manifest of every trusted bundle in
+/// `dir` (its signatures checked as `apply --dir` checks them), except
+/// `skip`. Dot files, directories, and files that are not trusted bundles
+/// are not counted, kept or removed: `apply --dir` does not take them
+/// either.
+fn each_bundle(
+    dir: &CStr,
+    ring: &Keyring,
+    skip: &[u8],
+    f: &mut dyn FnMut(&[u8], &Manifest),
+) -> Result<()> {
+    files::each_entry(dir, msg!("cannot read bundle directory"), |file, ty| {
+        let fb = file.to_bytes();
+        if fb.starts_with(b".") || ty == rustix::fs::FileType::Directory || fb == skip {
+            return Ok(());
+        }
+        let Ok(p) = PathBuf::of(&[dir.to_bytes(), b"/", fb]) else {
+            return Ok(());
+        };
+        let mut mbuf = [0u8; MAX_MANIFEST];
+        let Ok(fd) = files::open_ro(p.c(), msg!("bundle")) else {
+            return Ok(());
+        };
+        let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
+            return Ok(());
+        };
+        if let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) {
+            f(fb, &s.manifest);
+        }
+        Ok(())
+    })
+}
+
+/// Whether `a` and `b` are for the same kernel (release, architecture and
+/// build-id, none being a target of its own) and of the same stream.
+fn same_stream_and_kernel(a: &Manifest, b: &Manifest) -> bool {
+    a.stream == b.stream && a.release == b.release && a.arch == b.arch && a.build_id == b.build_id
+}
+
+/// The oldest version of `new`'s stream and kernel that install keeps in
+/// `dir` (`new` counted, the file `skip` it replaces not): the second
+/// newest cumulative version. A boot applies the newest cumulative bundle
+/// and what follows it; the one before it is the crash-loop guard's
+/// fallback if the newest is quarantined, with the non-cumulative bundles
+/// that stack on it. What precedes both is superseded. `None` (keep
+/// everything) with fewer than two cumulative versions: a non-cumulative
+/// stream needs all its bundles.
+fn keep_from(dir: &CStr, ring: &Keyring, new: &Manifest, skip: &[u8]) -> Result<Option<u64>> {
+    // The two newest distinct cumulative versions, newest first.
+    let mut top: [Option<u64>; 2] = [None, None];
+    let mut note = |v: u64| {
+        if top[0] == Some(v) || top[1] == Some(v) {
+        } else if top[0].is_none_or(|t| v > t) {
+            top = [Some(v), top[0]];
+        } else if top[1].is_none_or(|t| v > t) {
+            top[1] = Some(v);
+        }
+    };
+    if new.replace {
+        note(new.version);
+    }
+    each_bundle(dir, ring, skip, &mut |_, m| {
+        if m.replace && same_stream_and_kernel(m, new) {
+            note(m.version)
+        }
+    })?;
+    Ok(top[1])
+}
+
+/// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
+/// trusted bundles for `new`'s kernel release and architecture after it
+/// (the replaced file `skip` and the bundles below `keep` pruned): more
+/// than `apply --dir` takes for one kernel. Counting every build-id of
+/// the release makes the bound hold for each build.
+fn check_room(
+    dir: &CStr,
+    ring: &Keyring,
+    new: &Manifest,
+    skip: &[u8],
+    keep: Option<u64>,
+) -> core::result::Result<(), Failure> {
+    let mut n = 1;
+    each_bundle(dir, ring, skip, &mut |_, m| {
+        let pruned = same_stream_and_kernel(m, new) && keep.is_some_and(|v| m.version < v);
+        if m.release == new.release && m.arch == new.arch && !pruned {
+            n += 1;
+        }
+    })?;
+    if n > MAX_BUNDLES {
+        return Err(Error::TooManyBundles.with(&[b"kernel release ", new.release.as_bytes()]));
+    }
+    Ok(())
+}
+
+/// Removes the bundles of `new`'s stream and kernel older than `keep`
+/// from `dir` (never `skip`, the bundle just stored), each reported as an
+/// event. Returns how many were removed; one that cannot be removed is
+/// reported and left (the next install counts it again).
+fn prune(dir: &CStr, ring: &Keyring, new: &Manifest, skip: &[u8], keep: u64, ev: Sink) -> usize {
+    let mut n = 0;
+    let r = each_bundle(dir, ring, skip, &mut |fb, m| {
+        if !same_stream_and_kernel(m, new) || m.version >= keep {
+            return;
+        }
+        let Ok(p) = PathBuf::of(&[dir.to_bytes(), b"/", fb]) else {
+            return;
+        };
+        let error = rustix::fs::unlink(p.c()).err();
+        n += usize::from(error.is_none());
+        ev(Event::Pruned {
+            path: p.bytes(),
+            version: m.version,
+            error,
+        });
+    });
+    if r.is_ok() && n > 0 {
+        files::sync_dir(dir);
+    }
+    n
+}
+
 /// Removes every bundle of patch `name` from `dir` (whatever kernel it is
-/// for; files that are not bundles are left alone), then disables the
-/// patch. Returns how many files were removed and whether the patch was
-/// disabled now.
+/// for, whatever its file name; files that are not bundles are left
+/// alone), then disables the patch. Returns how many files were removed
+/// and whether the patch was disabled now.
 #[inline(never)]
 pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(usize, bool)> {
     let mut removed = 0;

@@ -25,6 +25,7 @@ mod exit_codes;
 mod guard;
 mod help;
 mod hostile;
+mod install;
 mod interop;
 mod kernel;
 mod keygen;

@@ -1,0 +1,431 @@
+//! `install` on a fake machine (`common::fakekernel`): the bundle is stored
+//! before the kernel sees it, so a directory that cannot take it refuses
+//! the install with nothing applied; each kernel build gets its own file
+//! name; and the directory stays bounded (superseded versions pruned, a
+//! limit past that).
+
+use super::common::fakekernel::{Machine, release};
+use super::common::ko::{EM_X86_64, fake_ko, modinfo};
+use super::*;
+use std::path::Path;
+use std::process::Command;
+
+/// A release no machine runs: bundles for it are stored, never applied.
+const OTHER: &str = "9.9.9-klptest";
+
+/// Packs `store/<name>-<version>[-<build-id prefix>].klp`: module `name` of `stream` `version`
+/// (cumulative when `replace`) for `rel` and ELF machine `machine`, with
+/// `build_id` if given. Returns its absolute path.
+#[allow(clippy::too_many_arguments)]
+fn pack(
+    m: &Machine,
+    name: &str,
+    stream: &str,
+    version: u64,
+    replace: bool,
+    rel: &str,
+    machine: u16,
+    build_id: Option<&str>,
+) -> String {
+    let ko = format!("store/{name}-{version}.ko");
+    let vermagic = format!("{rel} SMP preempt mod_unload modversions ");
+    m.dir
+        .write(&ko, fake_ko(&modinfo(name, &vermagic, true), machine));
+    let tag = build_id.map_or(String::new(), |id| format!("-{}", &id[..4]));
+    let out = format!("store/{name}-{version}{tag}.klp");
+    let v = version.to_string();
+    let mut args = vec![
+        "pack",
+        &ko,
+        "-o",
+        &out,
+        "--stream",
+        stream,
+        "--version",
+        &v,
+        "-s",
+        "k.sec",
+    ];
+    if replace {
+        args.push("--replace");
+    }
+    if let Some(id) = build_id {
+        args.extend(["--kernel-build-id", id]);
+    }
+    m.dir.klpctl(&args).code(0);
+    m.dir.abs(&out)
+}
+
+/// `install BUNDLE --dir DIR --keyring ring --json` in this boot.
+fn install(m: &Machine, kernel: &[&str], bundle: &str, dir: &str) -> Run {
+    m.run(
+        kernel,
+        &[
+            "install",
+            bundle,
+            "--dir",
+            dir,
+            "--keyring",
+            "ring",
+            "--json",
+        ],
+    )
+}
+
+/// The names in `dir`, sorted, dot files included.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A small tmpfs mounted over `dir` for as long as this lives.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "klptest-full"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "cannot mount a tmpfs on {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The one result of an install that failed with `exit`, having changed
+/// nothing: not live, and the machine's files (bundle directory, `/run`,
+/// sysfs) exactly as before.
+#[track_caller]
+fn refused(
+    m: &Machine,
+    r: &Run,
+    exit: u64,
+    before: &std::collections::BTreeMap<std::path::PathBuf, (u32, Vec<u8>)>,
+) {
+    assert_eq!(r.code as u64, exit, "{}", r.err());
+    let j = Json::parse(r.out());
+    let res = j.get("results").arr();
+    assert_eq!(res.len(), 1, "{}", r.out());
+    assert_eq!(res[0].get("result").str(), "failed", "{}", r.out());
+    assert_eq!(res[0].get("exit").u64(), exit);
+    assert!(!j.get("changed").bool(), "{}", r.out());
+    assert!(m.patches().is_empty(), "applied: {:?}", m.patches());
+    assert_same(before, &m.dir.snapshot(), r);
+}
+
+/// A directory that is missing, a file, read-only or full, and a stored
+/// name that is a directory: each refuses the install before the kernel
+/// sees the bundle, so nothing is live and nothing changed.
+#[test]
+fn a_directory_that_cannot_store_the_bundle_refuses_it_before_the_kernel() {
+    let Some(m) = Machine::new("store-first") else {
+        return;
+    };
+    let b = m.bundle("klp_a", "a", 1, true);
+    m.dir.write("a-file", b"not a directory");
+    m.dir.mkdir("ro");
+    m.dir.mkdir("full");
+    m.dir.mkdir("taken");
+    m.dir.mkdir(&format!("taken/klp_a@{}.klp", release()));
+    // /run/klpctl as any run of klpctl leaves it (the lock file).
+    m.run(&[], &["disable", "klp_none"]).code(0);
+    let _full = Tmpfs::mount(&m.dir.join("full"), "16k");
+    // Fill it: the write that fails ends dd.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096", "status=none"])
+        .arg(format!("of={}", m.dir.abs("full/filler")))
+        .status();
+    let ro = m.dir.abs("ro");
+    let cases: [(&str, Vec<&str>, String); 5] = [
+        ("missing", vec![], m.dir.abs("nowhere")),
+        ("a file", vec![], m.dir.abs("a-file")),
+        ("read-only", vec!["-o", &ro], ro.clone()),
+        ("full", vec![], m.dir.abs("full")),
+        ("name taken by a directory", vec![], m.dir.abs("taken")),
+    ];
+    for (what, kernel, dir) in &cases {
+        let before = m.dir.snapshot();
+        let r = install(&m, kernel, &b, dir);
+        eprintln!("{what}: {}", r.err());
+        refused(&m, &r, 1, &before);
+    }
+    // The same bundle into a directory that can take it: live and stored.
+    let r = install(&m, &[], &b, &m.dir.abs("bundles"));
+    r.code(0);
+    assert!(m.live("klp_a"));
+    let stored = format!("klp_a@{}.klp", release());
+    assert_eq!(
+        listing(&m.dir.join("bundles")),
+        std::slice::from_ref(&stored)
+    );
+    let j = Json::parse(r.out());
+    let res = &j.get("results").arr()[0];
+    assert_eq!(res.get("result").str(), "installed");
+    assert_eq!(res.get("applied").str(), "applied");
+    assert_eq!(
+        res.get("stored").str(),
+        format!("{}/{stored}", m.dir.abs("bundles"))
+    );
+    assert_eq!(res.get("pruned").u64(), 0);
+    assert!(j.get("changed").bool());
+}
+
+/// A bundle the kernel refuses is not stored, and no copy is left behind.
+#[test]
+fn a_refused_apply_stores_nothing() {
+    let Some(m) = Machine::new("refused-apply") else {
+        return;
+    };
+    let b = m.bundle("klp_a", "a", 1, true);
+    m.run(&[], &["disable", "klp_none"]).code(0);
+    let before = m.dir.snapshot();
+    let r = install(&m, &["-l", "klp_a=16"], &b, &m.dir.abs("bundles"));
+    refused(&m, &r, 6, &before);
+    assert!(listing(&m.dir.join("bundles")).is_empty());
+}
+
+/// Two builds of one release are two files, `NAME@RELEASE@BUILDID.klp`;
+/// `apply --dir` applies the running build's, and `uninstall` removes
+/// both. A bundle for another architecture cannot ever apply on this
+/// machine, and is refused.
+#[test]
+fn two_builds_of_one_release_keep_their_own_files() {
+    let Some(m) = Machine::new("build-ids") else {
+        return;
+    };
+    let (id_a, id_b) = ("aa".repeat(20), "bb".repeat(20));
+    let a = pack(
+        &m,
+        "klp_b",
+        "b",
+        1,
+        true,
+        &release(),
+        EM_X86_64,
+        Some(&id_a),
+    );
+    let b = pack(
+        &m,
+        "klp_b",
+        "b",
+        1,
+        true,
+        &release(),
+        EM_X86_64,
+        Some(&id_b),
+    );
+    let bd = m.dir.abs("bundles");
+    // This boot's kernel shows no build-id: both are for another build.
+    for bundle in [&a, &b] {
+        let r = install(&m, &[], bundle, &bd);
+        r.code(0);
+        assert!(r.out().contains("\"applied\":null"), "{}", r.out());
+    }
+    let rel = release();
+    let (fa, fb) = (
+        format!("klp_b@{rel}@{id_a}.klp"),
+        format!("klp_b@{rel}@{id_b}.klp"),
+    );
+    assert_eq!(listing(&m.dir.join("bundles")), [fa.clone(), fb.clone()]);
+    // The next boot runs build A: its bundle applies, B's is skipped.
+    let mut notes = Vec::new();
+    for w in [4u32, 20, 3] {
+        notes.extend_from_slice(&w.to_le_bytes());
+    }
+    notes.extend_from_slice(b"GNU\0");
+    notes.extend_from_slice(&[0xaa; 20]);
+    std::fs::write(m.boot_dir().join("kernel/notes"), &notes).unwrap();
+    let r = m.run(
+        &[],
+        &["apply", "--dir", "bundles", "--keyring", "ring", "--json"],
+    );
+    r.code(0);
+    assert!(m.live("klp_b"));
+    let j = Json::parse(r.out());
+    let res = j.get("results").arr();
+    let find = |f: &str| {
+        res.iter()
+            .find(|x| x.get("bundle").str().ends_with(f))
+            .unwrap_or_else(|| panic!("{f} not in {}", r.out()))
+            .get("result")
+            .str()
+            .to_owned()
+    };
+    assert_eq!(find(&fa), "applied");
+    assert_eq!(find(&fb), "skipped");
+    // uninstall finds both by their manifests.
+    let r = m.run(&[], &["uninstall", "klp_b", "--dir", "bundles", "--json"]);
+    r.code(0);
+    assert!(r.out().contains("\"removed\":2"), "{}", r.out());
+    assert!(listing(&m.dir.join("bundles")).is_empty());
+    assert!(m.patches().is_empty());
+    // Another architecture: refused, nothing stored.
+    let arm = pack(&m, "klp_c", "c", 1, true, &rel, 183, None);
+    let before = m.dir.snapshot();
+    let r = install(&m, &[], &arm, &bd);
+    refused(&m, &r, 4, &before);
+    assert!(r.err().contains("architecture differs"), "{}", r.err());
+}
+
+/// Installing keeps each stream's versions for one kernel from its second
+/// newest cumulative version on (the newest is what a boot applies, the one
+/// before the fallback if it is quarantined, and non-cumulative versions
+/// after either stack on them) and removes what is older. Non-cumulative
+/// streams, other kernel releases and other builds are left alone.
+#[test]
+fn install_prunes_what_no_boot_needs_and_nothing_else() {
+    let Some(m) = Machine::new("prune") else {
+        return;
+    };
+    let bd = m.dir.abs("bundles");
+    let x = EM_X86_64;
+    // Left alone: the same stream for another release and for one build
+    // of this one, and a non-cumulative stream.
+    let keep = [
+        pack(&m, "klp_old", "s", 1, true, "9.9.8-klptest", x, None),
+        pack(
+            &m,
+            "klp_bid",
+            "s",
+            1,
+            true,
+            OTHER,
+            x,
+            Some(&"cd".repeat(20)),
+        ),
+    ];
+    for b in &keep {
+        std::fs::copy(
+            b,
+            m.dir
+                .join("bundles")
+                .join(Path::new(b).file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    for v in 1..=3 {
+        let b = pack(&m, &format!("klp_n{v}"), "n", v, false, OTHER, x, None);
+        install(&m, &[], &b, &bd).code(0);
+    }
+    let stream = [(1, true), (2, false), (3, true), (4, false)];
+    for (v, replace) in stream {
+        let b = pack(&m, &format!("klp_s{v}"), "s", v, replace, OTHER, x, None);
+        install(&m, &[], &b, &bd).code(0);
+    }
+    let b = pack(&m, "klp_s5", "s", 5, true, OTHER, x, None);
+    let r = install(&m, &[], &b, &bd);
+    r.code(0);
+    let mut want: Vec<String> = ["klp_bid-1-cdcd.klp", "klp_old-1.klp"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    want.extend((1..=3).map(|v| format!("klp_n{v}@{OTHER}.klp")));
+    want.extend((3..=5).map(|v| format!("klp_s{v}@{OTHER}.klp")));
+    want.sort();
+    assert_eq!(listing(&m.dir.join("bundles")), want);
+    assert!(r.out().contains("\"pruned\":2"), "{}", r.out());
+    for v in [1, 2] {
+        let line = format!("bundles/klp_s{v}@{OTHER}.klp: version {v} is superseded, removed");
+        assert!(r.err().contains(&line), "{}", r.err());
+    }
+    // An older cumulative version installed now is kept (it was asked
+    // for), and prunes nothing.
+    let b = pack(&m, "klp_s2c", "s", 2, true, OTHER, x, None);
+    let r = install(&m, &[], &b, &bd);
+    r.code(0);
+    assert!(r.out().contains("\"pruned\":0"), "{}", r.out());
+    assert!(m.dir.join(&format!("bundles/klp_s2c@{OTHER}.klp")).exists());
+}
+
+/// The cumulative version kept before the newest is what a boot falls
+/// back to when the newest is quarantined: q3 is installed (q1 pruned) and
+/// the machine dies before that try is proven; the next boot quarantines
+/// q3 and applies q2.
+#[test]
+fn the_kept_older_version_is_the_fallback_of_a_quarantine() {
+    let Some(mut m) = Machine::new("prune-fallback") else {
+        return;
+    };
+    let st = m.state();
+    let install = |m: &Machine, v: u64| {
+        let b = m.bundle(&format!("klp_q{v}"), "q", v, true);
+        let args = [
+            "install",
+            &b,
+            "--dir",
+            "bundles",
+            "--state-dir",
+            &st,
+            "--keyring",
+            "ring",
+        ];
+        m.run(&["-r"], &args).code(0);
+    };
+    install(&m, 1);
+    install(&m, 2);
+    m.confirm(&[]).code(0);
+    install(&m, 3);
+    let rel = release();
+    assert_eq!(
+        listing(&m.dir.join("bundles")),
+        [format!("klp_q2@{rel}.klp"), format!("klp_q3@{rel}.klp")]
+    );
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    r.code(0);
+    assert!(r.err().contains("quarantined klp_q3"), "{}", r.err());
+    assert_eq!(m.patches(), ["klp_q2"], "{}", r.err());
+    assert!(m.live("klp_q2"));
+}
+
+/// Past the pruning, the directory is bounded: an install that would leave
+/// more than 64 bundles for one kernel release (what `apply --dir` takes)
+/// is refused, and changes nothing.
+#[test]
+fn more_bundles_for_one_release_than_apply_dir_takes_are_refused() {
+    let Some(m) = Machine::new("limit") else {
+        return;
+    };
+    let bd = m.dir.abs("bundles");
+    for v in 1..=63u64 {
+        let b = pack(
+            &m,
+            &format!("klp_l{v}"),
+            "l",
+            v,
+            false,
+            OTHER,
+            EM_X86_64,
+            None,
+        );
+        std::fs::copy(&b, m.dir.join(&format!("bundles/l{v}.klp"))).unwrap();
+    }
+    // Bundles for other releases do not count.
+    let other = pack(&m, "klp_o", "o", 1, false, "9.9.8-klptest", EM_X86_64, None);
+    install(&m, &[], &other, &bd).code(0);
+    let b64 = pack(&m, "klp_l64", "l", 64, false, OTHER, EM_X86_64, None);
+    install(&m, &[], &b64, &bd).code(0);
+    let b65 = pack(&m, "klp_l65", "l", 65, false, OTHER, EM_X86_64, None);
+    let before = m.dir.snapshot();
+    let r = install(&m, &[], &b65, &bd);
+    refused(&m, &r, 5, &before);
+    assert!(
+        r.err()
+            .contains("more than 64 bundles for this kernel release"),
+        "{}",
+        r.err()
+    );
+    // Reinstalling one already there replaces its file: room enough.
+    install(&m, &[], &b64, &bd).code(0);
+}
