@@ -59,22 +59,34 @@ read_opts() {
 opts=()
 while IFS= read -r l; do opts+=("$l"); done < <(read_opts "$SELF_DIR/config.common")
 while IFS= read -r l; do opts+=("$l"); done < <(read_opts "$SELF_DIR/config.$arch")
-# Extra options: "@FILE" reads a file; anything else is split on blanks
-# ("-e FOO" or "-e" "FOO" both work).
-extra=()
+# Extra options: "@FILE" reads a file; anything else is scripts/config
+# arguments, one option per argument ("-e FOO") or spread over several
+# ("-e" "FOO"); a new option starts at each flag.
+arity() {
+    case "$1" in
+        -e | -d | -m | -u | --enable | --disable | --module | --undefine) echo 1 ;;
+        --set-str | --set-val) echo 2 ;;
+        *) echo 0 ;;
+    esac
+}
+toks=()
 for a in "$@"; do
     if [ "${a#@}" != "$a" ]; then
         [ -f "${a#@}" ] || die "no options file ${a#@}"
-        while IFS= read -r l; do extra+=("$l"); done < <(read_opts "${a#@}")
+        while IFS= read -r l; do opts+=("$l"); done < <(read_opts "${a#@}")
     else
-        extra+=("$a")
+        # shellcheck disable=SC2206 # split on blanks on purpose
+        toks+=($a)
     fi
 done
-# Join the extra arguments and re-split into one option per line.
-if [ "${#extra[@]}" -gt 0 ]; then
-    while IFS= read -r l; do [ -n "$l" ] && opts+=("$l"); done \
-        < <(printf '%s ' "${extra[@]}" | sed -E 's/[[:space:]]+(-[-a-z])/\n\1/g')
-fi
+i=0
+while [ "$i" -lt "${#toks[@]}" ]; do
+    n=$(arity "${toks[$i]}")
+    [ "$n" != 0 ] || die "not a scripts/config option: '${toks[$i]}' (use -e/-d/-m/-u/--set-str/--set-val)"
+    [ $((i + n)) -lt "${#toks[@]}" ] || die "option ${toks[$i]} lacks its argument"
+    opts+=("${toks[*]:$i:$((n + 1))}")
+    i=$((i + n + 1))
+done
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -85,7 +97,7 @@ for o in "${opts[@]}"; do
     # shellcheck disable=SC2206 # "-e FOO" is two words on purpose
     args+=($o)
 done
-"$ksrc/scripts/config" --file "$out/.config" "${args[@]}"
+"$ksrc/scripts/config" --file "$out/.config" "${args[@]}" || die "scripts/config failed"
 make -s -C "$ksrc" O="$out" "${margs[@]}" olddefconfig >&2
 
 # Check that each requested option is what was asked for.
