@@ -123,7 +123,10 @@ fn vex_problems(docs: &[(String, String)]) -> Vec<String> {
             .output()
         {
             Ok(o) if o.status.success() => {
-                say(&format!("selfbuilt: {} VEX document(s) valid against {schema}", files.len()));
+                say(&format!(
+                    "selfbuilt: {} VEX document(s) valid against {schema}",
+                    files.len()
+                ));
             }
             Ok(o) => p.push(format!(
                 "VEX documents in {} fail {schema}: {}{}",
@@ -175,11 +178,21 @@ fn selfbuilt_cve_tier() {
             problems.extend(vex_problems(&vex));
         }
         if p.is_empty() {
-            say(&format!("selfbuilt: {scenario}: {} cases passed", plan.len()));
+            say(&format!(
+                "selfbuilt: {scenario}: {} cases passed",
+                plan.len()
+            ));
         }
-        problems.extend(p.into_iter().map(|x| format!("{scenario}: {x} (log {})", path.display())));
+        problems.extend(
+            p.into_iter()
+                .map(|x| format!("{scenario}: {x} (log {})", path.display())),
+        );
     }
-    assert!(problems.is_empty(), "self-built kernel tier:\n  {}", problems.join("\n  "));
+    assert!(
+        problems.is_empty(),
+        "self-built kernel tier:\n  {}",
+        problems.join("\n  ")
+    );
 }
 
 #[test]
@@ -196,7 +209,8 @@ fn the_plan_comes_from_the_guest_script() {
 #[test]
 fn markers_are_checked_strictly() {
     let plan = vec!["env".to_string(), "cve_apply".to_string()];
-    let ok = "\x1b[0mKLPTEST-BOOT x\r\nKLPTEST env PASS\r\nKLPTEST cve_apply PASS\nKLPTEST-DONE rc=0\n";
+    let ok =
+        "\x1b[0mKLPTEST-BOOT x\r\nKLPTEST env PASS\r\nKLPTEST cve_apply PASS\nKLPTEST-DONE rc=0\n";
     assert!(check_log(ok, &plan).0.is_empty());
     // A failure, a missing case, a case outside the plan, no final marker.
     let bad = "KLPTEST env PASS\nKLPTEST cve_apply FAIL klpctl exited 6\nKLPTEST other PASS\n";
