@@ -39,11 +39,11 @@ echo "        --kernel-notes notes --replace --cve $(cat "$kdir/cve") --product 
 
 step "in the guest"
 tr -d '\r' <"$logf" | sed -e 's/\x1b\[[0-9;?]*[A-Za-z]//g' -e 's/\x1b[a-zA-Z]//g' \
-    | sed -n '/^--- case cve_vulnerable$/,/^KLPTEST-DONE/p' \
+    | sed -n '/^--- case cve_vulnerable$/,/^--- case cve_replace_unsaid$/p' \
     | grep -v -e '^--- case ' -e '^KLPTEST' -e '^klptest: '
 echo
 pass=$(grep -c '^KLPTEST cve_[a-z]* PASS' "$logf" || true)
-if [ "$rc" = 0 ] && [ "$pass" = 6 ] && ! grep -q '^KLPTEST [^ ]* FAIL' "$logf"; then
+if [ "$rc" = 0 ] && [ "$pass" -ge 6 ] && ! grep -q '^KLPTEST [^ ]* FAIL' "$logf"; then
     echo "PASS: $(cat "$kdir/cve") fixed live by klp-build's module through klpctl, and unfixed again"
 else
     tr -d '\r' <"$logf" | grep -E '^KLPTEST [^ ]* FAIL' || tail -n 30 "$logf"

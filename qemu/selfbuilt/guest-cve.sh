@@ -6,7 +6,9 @@
 #             live patch klp-build made from the upstream fix; the
 #             reproducer says fixed; status shows the patch level with the
 #             CVE; klpctl vex claims exactly that CVE (the host validates
-#             the document: KLPTEST-VEX); disable brings vulnerable back.
+#             the document: KLPTEST-VEX); disable brings vulnerable back;
+#             and the same module packed without --replace still has the
+#             patch it replaced cleaned up (cve_replace_unsaid).
 #   lockdown  booted with module.sig_enforce=1 lockdown=integrity: the same
 #             module without the kernel's signature is refused, klpctl
 #             quoting the kernel, and nothing is loaded; signed with the
@@ -116,6 +118,28 @@ cve_main() {
     expect_rc 0 "disable"
     expect_gone "$NAME"
     [ ! -e /run/klpctl/vex.json ] || klp_fail "/run/klpctl/vex.json still there"
+    repro vulnerable
+    end
+
+    begin cve_replace_unsaid
+    say "klp-build's modules replace every other patch unless built with" \
+        "--no-replace, and nothing in .modinfo says so. The same module packed" \
+        "without --replace, applied over another patch: klpctl follows the" \
+        "kernel, removes the replaced patch's module, and says so."
+    kl apply "$B/basic.klp"
+    expect_rc 0 "apply basic"
+    expect_cmdline "$BASIC_LINE"
+    kl apply "$B/cve-2024-1086-noreplace.klp"
+    expect_rc 0 "apply without --replace"
+    expect_says "packed without --replace"
+    expect_sysfs replace 1
+    expect_gone klp_basic
+    expect_no_record klp_basic
+    expect_cmdline "$ORIG_CMDLINE"
+    repro fixed
+    kl disable "$NAME"
+    expect_rc 0 "disable"
+    expect_no_livepatch
     repro vulnerable
     end
 }

@@ -51,21 +51,28 @@ if [ ! -s "$keys/secret/klptest.sec" ]; then
         -c "klpctl test key" >&2
 fi
 
-# Two bundles of klp-build's module: as the kernel's key signed it, and as
+# Bundles of klp-build's module: as the kernel's key signed it, and as
 # klp-build made it. The bundle signature (klpctl's) is the same kind on
 # both; only the module signature (the kernel's) differs.
 work=$OUT_DIR/selfbuilt
 rm -rf "$work"
 mkdir -p "$work/bundles"
 product="pkg:generic/linux-kernel@$release"
-pack() { # MODULE BUNDLE
+pack() { # MODULE BUNDLE [--replace]
     "$klpctl" pack "$1" -o "$2" --stream cve-2024-1086 --version 1 \
-        --kernel-notes "$kdir/notes" --replace --cve "$(cat "$kdir/cve")" --product "$product" \
+        --kernel-notes "$kdir/notes" ${3:+"$3"} --cve "$(cat "$kdir/cve")" --product "$product" \
         --description "CVE-2024-1086: nft_verdict_init() refuses verdict codes that are not exact (upstream fix, built by klp-build)" \
         -s "$keys/secret/klptest.sec" >&2
 }
-pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086.klp"
-pack "$kdir/livepatch-cve-2024-1086.ko" "$work/bundles/cve-2024-1086-unsigned.klp"
+pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086.klp" --replace
+pack "$kdir/livepatch-cve-2024-1086.ko" "$work/bundles/cve-2024-1086-unsigned.klp" --replace
+# What a vendor who missed that klp-build replaces by default would ship:
+# the same module, packed without --replace (case cve_replace_unsaid).
+pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086-noreplace.klp"
+# The patch it then replaces: the rig's klp_basic, built for this kernel.
+"$klpctl" pack "$kdir/klp_basic.ko" -o "$work/bundles/basic.klp" --stream basic --version 1 \
+    --kernel-notes "$kdir/notes" --description "klp_basic for the self-built kernel" \
+    -s "$keys/secret/klptest.sec" >&2
 
 repro=$work/repro-cve-2024-1086
 gcc -static -Os -s -Wall -Wextra -o "$repro" "$SELF_DIR/repro-cve-2024-1086.c"
