@@ -5,8 +5,10 @@
 # QEMU and show klpctl applying and removing the patch.
 #
 # usage: demo.sh [SERIES]    (default 6.1)
+#        demo.sh cve         a real CVE fixed live: qemu/selfbuilt/demo-cve.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+[ "${1:-}" = cve ] && exec "$QEMU_DIR/selfbuilt/demo-cve.sh"
 
 series=${1:-6.1}
 step() { printf '\n==> %s\n' "$*"; }

@@ -3,9 +3,11 @@
 # it needs (apt packages, the musl target), then runs the unit tests, the
 # host integration tests, the OpenBSD signify interop tests, the format test
 # vectors, and the QEMU kernel suite (Debian 12's 6.1 and 6.12, and the
-# newest 7.x of trixie-backports). Safe to rerun: per-checkout outputs are
-# cached under target/, kernels and the 7.x build chroot under
-# /var/cache/klpctl-test (qemu/README.md, "Cache").
+# newest 7.x of trixie-backports), and the self-built kernel tier (a real
+# CVE fixed live by klp-build's module: tests/qemu_selfbuilt.rs). Safe to
+# rerun: per-checkout outputs are cached under target/, kernels, the 7.x
+# build chroot and the self-built kernels under /var/cache/klpctl-test
+# (qemu/README.md, "Cache").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . qemu/lib.sh
@@ -19,6 +21,8 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 need_pkg signify-openbsd time openssl python3 busybox-static gcc make
 need_pkg python3-jsonschema python3-rfc3987
 need_pkg qemu-system-x86 seabios ipxe-qemu
+# The self-built kernel and klp-build (qemu/selfbuilt/build-cve.sh).
+need_pkg gawk patchutils libxxhash-dev libelf-dev libssl-dev bison flex bc ccache
 if command -v rustup >/dev/null; then
     rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
         || rustup target add x86_64-unknown-linux-musl

@@ -72,6 +72,14 @@ pub fn event(ev: Event) {
                 .b(m)
                 .s(" could not be removed yet (still referenced)\n");
         }
+        Event::ReplaceMismatch { name, kernel } => {
+            o.s("klpctl: warning: the kernel says ").b(name);
+            if kernel {
+                o.s(" replaced every other patch (atomic replace), but its bundle was packed without --replace; their modules were removed. Repack it with --replace\n");
+            } else {
+                o.s(" does not replace other patches, but its bundle was packed with --replace; nothing was removed. Repack it without --replace\n");
+            }
+        }
         Event::RevertedLoaded(m) => {
             o.s("klpctl: warning: reverted patch module ")
                 .b(m)

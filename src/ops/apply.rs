@@ -135,7 +135,7 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
         ))
         .into());
     }
-    if m.replace {
+    if replaces(name, m.replace, ev) {
         remove_replaced(name, deadline, &mut done.removed, ev);
     }
     done.unsaved = save(&record, "applied", opts);
@@ -197,7 +197,7 @@ fn already_applied(
     }
     finish_transition(record, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
     if loading {
-        if m.replace {
+        if replaces(name, m.replace, ev) {
             remove_replaced(name, deadline, &mut done.removed, ev);
         }
         done.unsaved = save(record, "applied", opts);
@@ -388,6 +388,26 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
     state::remove_record(sname);
     loader::audit(&[b"reverted ", name, b" after transition timeout"]);
     Error::TimedOutReverted
+}
+
+/// Whether the patch that just went live replaced the others. The kernel's
+/// word (sysfs `replace`, 6.11+) wins over the manifest's: klp-build
+/// compiles atomic replace in by default and nothing in `.modinfo` says so,
+/// so a bundle packed without `--replace` can still have replaced every
+/// other patch, whose modules must then go like any replaced patch's; and a
+/// bundle that claims `--replace` for a module that does not replace must
+/// not wait for the others to vanish. A mismatch is reported either way.
+fn replaces(name: &[u8], manifest: bool, ev: Sink) -> bool {
+    match sysfs::read(name, attr::REPLACE) {
+        Some(r) => {
+            let kernel = r == 1;
+            if kernel != manifest {
+                ev(Event::ReplaceMismatch { name, kernel });
+            }
+            kernel
+        }
+        None => manifest,
+    }
 }
 
 /// After an atomic-replace patch completed: unload the modules of the

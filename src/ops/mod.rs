@@ -46,6 +46,15 @@ pub enum Event<'a> {
     KernelLog(&'a [u8]),
     /// A replaced patch's module is still referenced and stays loaded.
     ReplacedBusy(&'a [u8]),
+    /// The kernel says the patch does (`kernel`) or does not replace the
+    /// others, and its bundle says the opposite; the kernel's word was
+    /// followed.
+    ReplaceMismatch {
+        /// The patch.
+        name: &'a [u8],
+        /// Whether the kernel says it replaces.
+        kernel: bool,
+    },
     /// A reverted patch's module is still referenced and stays loaded.
     RevertedLoaded(&'a [u8]),
     /// A disable that had run out of time finished after all.

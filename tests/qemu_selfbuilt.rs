@@ -1,0 +1,229 @@
+//! The self-built kernel tier: a real CVE fixed live.
+//!
+//! `qemu/selfbuilt/run-cve.sh` builds (or finds in the cache) an x86_64
+//! kernel from Debian's newest linux-source-7.x with the CVE-2024-1086 check
+//! removed, and the live patch the kernel's own `klp-build` makes from the
+//! upstream fix; packs it with the real CVE id and a product naming that
+//! kernel build, signs it with the test key, and boots the kernel twice:
+//!
+//! * `cve`: the reproducer says `vulnerable`, `klpctl apply` succeeds, the
+//!   reproducer says `fixed`, `status` shows the patch level with the CVE,
+//!   `klpctl vex` claims exactly that CVE (validated here against the
+//!   OpenVEX schema and klpctl's), and `disable` brings `vulnerable` back;
+//! * `lockdown`: booted with `module.sig_enforce=1 lockdown=integrity`, the
+//!   module without the kernel's signature is refused with nothing loaded,
+//!   and signed with the kernel's own key it applies.
+//!
+//! The cases each boot must pass are read from the guest script
+//! (`qemu/selfbuilt/guest-cve.sh`, its `begin NAME` lines), so a case added
+//! there is required here. Like `tests/qemu.rs`, this test never skips on
+//! its own; `KLPCTL_SKIP_QEMU=1` skips it for local loops, except under
+//! `CI=true`, where that variable is itself a failure.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const GUEST: &str = "qemu/selfbuilt/guest-cve.sh";
+const SCENARIOS: &[&str] = &["cve", "lockdown"];
+
+fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
+fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cases a scenario must pass: `env` (the rig's init checks the booted
+/// kernel and its notes), then every `begin <scenario>_...` of the guest
+/// script, in order.
+fn plan(guest: &str, scenario: &str) -> Vec<String> {
+    let prefix = format!("{scenario}_");
+    let mut v = vec!["env".to_string()];
+    for line in guest.lines() {
+        if let Some(name) = line.trim().strip_prefix("begin ")
+            && name.starts_with(&prefix)
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            v.push(name.to_string());
+        }
+    }
+    v
+}
+
+/// What one boot's console log says: the problems with it against the plan,
+/// and the VEX documents it printed (`KLPTEST-VEX <label> <json>`).
+fn check_log(log: &str, plan: &[String]) -> (Vec<String>, Vec<(String, String)>) {
+    let mut problems = Vec::new();
+    let mut passed = Vec::new();
+    let mut vex = Vec::new();
+    let mut done = false;
+    for raw in log.lines() {
+        let line = raw.trim_end_matches('\r');
+        if let Some(at) = line.find("KLPTEST-VEX ") {
+            let rest = &line[at + "KLPTEST-VEX ".len()..];
+            let (label, doc) = rest.split_once(' ').unwrap_or((rest, ""));
+            vex.push((label.to_string(), doc.to_string()));
+        } else if line.starts_with("KLPTEST-DONE") {
+            done = true;
+        } else if let Some(rest) = line.strip_prefix("KLPTEST ") {
+            let mut w = rest.splitn(3, ' ');
+            let (case, verdict) = (w.next().unwrap_or(""), w.next().unwrap_or(""));
+            match verdict {
+                "PASS" => passed.push(case.to_string()),
+                "FAIL" => problems.push(format!("{case} failed: {}", w.next().unwrap_or(""))),
+                _ => problems.push(format!("malformed marker: {line}")),
+            }
+        }
+    }
+    for case in plan {
+        if !passed.contains(case) {
+            problems.push(format!("no KLPTEST {case} PASS"));
+        }
+    }
+    for case in &passed {
+        if !plan.contains(case) {
+            problems.push(format!("{case} passed but is not in the plan"));
+        }
+    }
+    if !done {
+        problems.push("no KLPTEST-DONE marker: the guest crashed or hung".into());
+    }
+    (problems, vex)
+}
+
+/// Every VEX document must be valid against both schemas (tests/vex/).
+fn vex_problems(docs: &[(String, String)]) -> Vec<String> {
+    let mut p = Vec::new();
+    if !docs.iter().any(|(l, _)| l == "cve_fixed") {
+        p.push("no KLPTEST-VEX cve_fixed document".into());
+        return p;
+    }
+    let dir = repo().join("target/qemu/vex/selfbuilt-cve");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create target/qemu/vex/selfbuilt-cve");
+    let mut files = Vec::new();
+    for (i, (label, doc)) in docs.iter().enumerate() {
+        let f = dir.join(format!("{i:02}-{label}.json"));
+        std::fs::write(&f, doc).expect("write a VEX document");
+        files.push(f);
+    }
+    let python = std::env::var("KLPCTL_VEX_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    for schema in ["openvex-0.2.0.schema.json", "klpctl-vex.schema.json"] {
+        match Command::new(&python)
+            .arg(repo().join("tests/vex/validate.py"))
+            .arg(repo().join("tests/vex").join(schema))
+            .args(&files)
+            .output()
+        {
+            Ok(o) if o.status.success() => {
+                say(&format!(
+                    "selfbuilt: {} VEX document(s) valid against {schema}",
+                    files.len()
+                ));
+            }
+            Ok(o) => p.push(format!(
+                "VEX documents in {} fail {schema}: {}{}",
+                dir.display(),
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => p.push(format!("cannot run tests/vex/validate.py: {e}")),
+        }
+    }
+    p
+}
+
+#[test]
+fn selfbuilt_cve_tier() {
+    if std::env::var("KLPCTL_SKIP_QEMU").is_ok_and(|v| v == "1") {
+        assert!(
+            !is_ci(),
+            "KLPCTL_SKIP_QEMU=1 is set under CI=true: the self-built kernel tier must run in CI"
+        );
+        say("selfbuilt: KLPCTL_SKIP_QEMU=1, skipping the self-built kernel tier (local runs only)");
+        return;
+    }
+    let guest = std::fs::read_to_string(repo().join(GUEST)).expect("read the guest script");
+    let start = Instant::now();
+    let status = Command::new("bash")
+        .arg(repo().join("qemu/selfbuilt/run-cve.sh"))
+        .arg("-q")
+        .args(SCENARIOS)
+        .status()
+        .expect("cannot run qemu/selfbuilt/run-cve.sh");
+    say(&format!(
+        "selfbuilt: run-cve.sh exited {status} after {:.1}s",
+        start.elapsed().as_secs_f64()
+    ));
+    let mut problems = Vec::new();
+    if !status.success() {
+        problems.push(format!("run-cve.sh: {status}"));
+    }
+    for scenario in SCENARIOS {
+        let path = repo().join(format!("target/qemu/logs/selfbuilt-{scenario}.log"));
+        let log = std::fs::read(&path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let plan = plan(&guest, scenario);
+        assert!(plan.len() > 1, "{GUEST} has no {scenario}_ cases");
+        let (p, vex) = check_log(&log, &plan);
+        if *scenario == "cve" {
+            problems.extend(vex_problems(&vex));
+        }
+        if p.is_empty() {
+            say(&format!(
+                "selfbuilt: {scenario}: {} cases passed",
+                plan.len()
+            ));
+        }
+        problems.extend(
+            p.into_iter()
+                .map(|x| format!("{scenario}: {x} (log {})", path.display())),
+        );
+    }
+    assert!(
+        problems.is_empty(),
+        "self-built kernel tier:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn the_plan_comes_from_the_guest_script() {
+    let g = "    begin cve_vulnerable\n    begin cve_apply\nbegin lockdown_env\n# begin cve_x\n";
+    assert_eq!(plan(g, "cve"), ["env", "cve_vulnerable", "cve_apply"]);
+    assert_eq!(plan(g, "lockdown"), ["env", "lockdown_env"]);
+    let real = std::fs::read_to_string(repo().join(GUEST)).expect("read the guest script");
+    for s in SCENARIOS {
+        assert!(plan(&real, s).len() > 2, "{s}: no cases found in {GUEST}");
+    }
+}
+
+#[test]
+fn markers_are_checked_strictly() {
+    let plan = vec!["env".to_string(), "cve_apply".to_string()];
+    let ok =
+        "\x1b[0mKLPTEST-BOOT x\r\nKLPTEST env PASS\r\nKLPTEST cve_apply PASS\nKLPTEST-DONE rc=0\n";
+    assert!(check_log(ok, &plan).0.is_empty());
+    // A failure, a missing case, a case outside the plan, no final marker.
+    let bad = "KLPTEST env PASS\nKLPTEST cve_apply FAIL klpctl exited 6\nKLPTEST other PASS\n";
+    let (p, _) = check_log(bad, &plan);
+    assert_eq!(
+        p,
+        [
+            "cve_apply failed: klpctl exited 6",
+            "no KLPTEST cve_apply PASS",
+            "other passed but is not in the plan",
+            "no KLPTEST-DONE marker: the guest crashed or hung"
+        ]
+    );
+    let (_, vex) = check_log("x KLPTEST-VEX cve_fixed {\"a\":1}\r\n", &plan);
+    assert_eq!(vex, [("cve_fixed".to_string(), "{\"a\":1}".to_string())]);
+}
