@@ -1,19 +1,17 @@
-//! `klpctl vex`: an OpenVEX 0.2.0 document of the CVEs the live patches
-//! klpctl claims (see [`crate::ops::vex`]) fix right now, one `fixed`
-//! statement per CVE and patch. `apply` and `disable` keep the same
-//! document in `/run/klpctl/vex.json`, replaced atomically. When nothing
+//! `klpctl vex`: prints the OpenVEX 0.2.0 document [`crate::ops::vex`]
+//! builds from the live patches klpctl claims right now. `apply` and
+//! `disable` keep the same document in `/run/klpctl/vex.json`, replaced
+//! atomically; `klpctl vex` writes that file and prints the same bytes. When nothing
 //! is claimed there is no document (OpenVEX requires a statement): the
 //! file is removed and `klpctl vex` prints nothing on stdout.
 #![forbid(unsafe_code)]
 
 use super::args::{Args, Cli, Res, kernel_args, opt};
 use crate::error::{Context, Error, Result};
-use crate::files::{self, AtomicFile};
+use crate::files::AtomicFile;
 use crate::kernel::Running;
-use crate::ops::vex::{self, Doc};
+use crate::ops::vex;
 use crate::out::Out;
-use crate::state::Record;
-use rustix::io::Errno;
 
 /// `klpctl vex [--no-wait]`: prints the document, and brings
 /// `/run/klpctl/vex.json` up to date with it.
@@ -39,10 +37,11 @@ pub fn keep_current() {
     }
 }
 
-#[inline(never)]
 fn refresh(stdout: bool) -> Result<()> {
-    let d = vex::doc()?;
-    if d.statements == 0 {
+    let claims = vex::Claims::read()?;
+    let d = vex::doc(&claims)?;
+    let mut buf = [0u8; vex::MAX_DOCUMENT];
+    let Some(document) = vex::openvex(&d, &claims, &Running::read(), &mut buf)? else {
         // No statement to make, and OpenVEX has no empty document: no
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(vex::FILE) {
@@ -54,142 +53,15 @@ fn refresh(stdout: bool) -> Result<()> {
                 .s("klpctl: no CVE fixed by a live patch klpctl applied: no VEX document\n");
         }
         return Ok(());
-    }
-    let f = AtomicFile::create(vex::FILE.to_bytes(), 0o644)?;
-    {
-        let mut o = Out::to(Some(f.fd()));
-        write(&mut o, &d, &Running::read())?;
-        o.finish().ctx(msg!("cannot write /run/klpctl/vex.json"))?;
-    }
+    };
+    // World-readable for scanners, whatever the umask.
+    let mut f = AtomicFile::create(vex::FILE.to_bytes(), 0o644)?;
+    f.set_mode(0o644)?;
+    f.write(document)?;
     f.commit()?;
     if stdout {
-        // The file as written, so stdout is the same document byte for byte
-        // without a second look at sysfs.
-        let what = msg!("cannot read /run/klpctl/vex.json");
-        let fd = files::open_own(vex::FILE, what)?;
-        let size = files::regular_size(&fd, what)?;
-        files::copy_range(&fd, 0, size, Error::Io(what, Errno::IO), what, |c| {
-            crate::sys::write_all(crate::sys::stdout(), c)
-                .ctx(msg!("cannot write the VEX document"))
-        })?;
+        crate::sys::write_all(crate::sys::stdout(), document)
+            .ctx(msg!("cannot write the VEX document"))?;
     }
     Ok(())
-}
-
-/// `t` (Unix seconds) as RFC 3339 UTC: `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn rfc3339(t: u64, out: &mut [u8; 20]) -> &[u8] {
-    // Days to a civil date, counting in 400-year eras from 0000-03-01 so
-    // that the leap day ends a year (32-bit arithmetic: good to year 11 million).
-    let days = (t / 86400) as u32 + 719_468;
-    let (era, doe) = (days / 146_097, days % 146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = era * 400 + yoe + (month <= 2) as u32;
-    let secs = (t % 86400) as u32;
-    *out = *b"0000-00-00T00:00:00Z";
-    // Each field's digits, right to left from the byte before its end.
-    for (mut v, mut at) in [
-        (year, 3),
-        (month, 6),
-        (day, 9),
-        (secs / 3600, 12),
-        (secs / 60 % 60, 15),
-        (secs % 60, 18),
-    ] {
-        while v > 0 {
-            out[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            at -= 1;
-        }
-    }
-    &out[..]
-}
-
-/// The document, one line of JSON. Every string in it is built from
-/// validated identifiers (names, streams, CVEs, products, hex, dates), none
-/// of which can hold `"`, `\` or a control character, so it is written as
-/// it is, in large constant pieces.
-#[inline(never)]
-fn write(o: &mut Out, d: &Doc, k: &Running) -> Result<()> {
-    let (mut t1, mut t2) = ([0u8; 20], [0u8; 20]);
-    o.s("{\"@context\":\"https://openvex.dev/ns/v0.2.0\",\"@id\":\"urn:uuid:")
-        .s(&d.boot_id)
-        .s("\",\"author\":\"klpctl\",\"timestamp\":\"")
-        .b(rfc3339(d.issued, &mut t1))
-        .s("\",\"last_updated\":\"")
-        .b(rfc3339(d.updated, &mut t1))
-        .s("\",\"version\":")
-        .u(d.version)
-        .s(concat!(
-            ",\"tooling\":\"klpctl ",
-            env!("CARGO_PKG_VERSION"),
-            "\",\"statements\":["
-        ));
-    let mut sep = "";
-    vex::each_claim(&mut |r: &Record| {
-        let applied = rfc3339(r.time, &mut t2);
-        for cve in r.cves.split(',').filter(|c| !c.is_empty()) {
-            o.s(sep)
-                .s("{\"vulnerability\":{\"name\":\"")
-                .s(cve)
-                .s("\"},\"timestamp\":\"")
-                .b(applied)
-                // The running kernel as SBOM tools name an installed kernel,
-                // percent-encoded as a purl version ('+' as %2B).
-                .s("\",\"products\":[{\"@id\":\"pkg:generic/linux-kernel@");
-            for &c in k.release.as_bytes() {
-                if c.is_ascii_alphanumeric() || b"._-~".contains(&c) {
-                    o.b(&[c]);
-                } else {
-                    let hex = b"0123456789ABCDEF";
-                    o.b(&[b'%', hex[c as usize >> 4], hex[c as usize & 15]]);
-                }
-            }
-            for p in r.products.split(' ').filter(|p| !p.is_empty()) {
-                o.s("\"},{\"@id\":\"").s(p);
-            }
-            o.s("\"}],\"status\":\"fixed\",\"status_notes\":\"Fixed in the running kernel by live patch ")
-                .s(r.name)
-                .s(" (stream ")
-                .s(r.stream)
-                .s(", version ")
-                .u(r.version)
-                .s("; payload sha256 ")
-                .s(r.sha256)
-                .s("), applied by klpctl at ")
-                .b(applied)
-                .s(" to kernel build-id ");
-            if k.build_id.is_empty() {
-                o.s("unknown");
-            }
-            o.hex(&k.build_id).s(
-                ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.\"}",
-            );
-            sep = ",";
-        }
-    })?;
-    o.s("]}").nl();
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        let mut b = [0u8; 20];
-        for (t, s) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400, "2000-02-29T00:00:00Z"),
-            (1_764_300_000, "2025-11-28T03:20:00Z"),
-            (4_107_542_399, "2100-02-28T23:59:59Z"),
-            (4_107_542_400, "2100-03-01T00:00:00Z"),
-        ] {
-            assert_eq!(rfc3339(t, &mut b), s.as_bytes(), "{t}");
-        }
-    }
 }
