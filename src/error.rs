@@ -127,9 +127,6 @@ pub struct Failure {
 }
 
 impl From<Error> for Failure {
-    // Not inlined: every `?` from an Error into a Failure calls this one
-    // copy (smaller binary).
-    #[inline(never)]
     fn from(error: Error) -> Failure {
         Failure {
             error,
@@ -140,7 +137,6 @@ impl From<Error> for Failure {
 
 impl Error {
     /// This error with a detail made of `parts`.
-    #[inline(never)]
     pub fn with(self, parts: &[&[u8]]) -> Failure {
         Failure {
             error: self,
