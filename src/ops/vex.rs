@@ -526,7 +526,7 @@ mod tests {
         let mut same = stored(1, b"boot");
         assert!(!advance(&a, &mut same, 20));
         assert_eq!(same, a);
-        // Other claims: one more, first issue kept.
+        // Other claims: one more, first issued time kept.
         let mut b = stored(2, b"boot");
         assert!(advance(&a, &mut b, 30));
         assert_eq!((num(&b, 0), num(&b, 1), num(&b, 2)), (2, 10, 30));
@@ -534,7 +534,7 @@ mod tests {
         let mut c = stored(1, b"boot");
         assert!(advance(&b, &mut c, 40));
         assert_eq!((num(&c, 0), num(&c, 1), num(&c, 2)), (3, 10, 40));
-        // Another boot, a short or long file, version 0, a first issue
+        // Another boot, a short or long file, version 0, a first issued time
         // after the last update: a new document.
         let mut bad_version = c;
         bad_version[..8].fill(0);
