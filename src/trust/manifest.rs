@@ -44,7 +44,7 @@ pub const FORMAT: u32 = 1;
 /// order of the specification (serde writes fields in declaration order, so
 /// this order is the canonical one). Strings are borrowed still escaped:
 /// serde-json-core does not unescape them, so every identifier's character
-/// set excludes `\\`, and `description` keeps its escaped form (see
+/// set excludes `\`, and `description` keeps its escaped form (see
 /// [`Manifest::write`]). `deny_unknown_fields` also keeps serde-json-core's
 /// lenient, unbounded skipper for unknown values out of reach: an unknown
 /// key is refused before its value is read, so nesting cannot exhaust the
@@ -222,7 +222,8 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "manifest must be exactly one JSON object with nothing before or after it"
         )));
     }
-    let (raw, _used): (Doc<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
+    // serde-json-core refuses trailing bytes itself.
+    let (raw, _): (Doc<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
     if raw.format != FORMAT as u64 {
         return Err(Error::Manifest(msg!(
             "unsupported manifest format (this klpctl reads format 1)"
