@@ -135,3 +135,30 @@ stat -c %a /run/klpctl/vex.json
     };
     assert_eq!(out, "644\n644\n");
 }
+
+#[test]
+fn a_document_that_cannot_be_made_leaves_no_stale_file() {
+    // 33 live patches: more than one document describes. `klpctl vex`
+    // refuses (exit 1) and prints nothing; after `disable`, which keeps
+    // vex.json, the file from before is gone rather than left claiming.
+    let script = r#"
+set +e
+cd /run
+patch klp_a acme 1 CVE-2024-0001
+"$KLPCTL" vex >/dev/null
+[ -e /run/klpctl/vex.json ] && echo "before: file"
+for i in $(seq 2 33); do patch klp_$i s$i 1 CVE-2024-$i; done
+"$KLPCTL" vex >out 2>err; echo "vex: exit $? stdout $(wc -c <out) bytes"
+grep -c "more live patches" err
+"$KLPCTL" disable klp_nothere >/dev/null 2>err; echo "disable: exit $?"
+grep -c "vex.json not updated (removed)" err
+[ -e /run/klpctl/vex.json ] && echo "after: file" || echo "after: no file"
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "before: file\nvex: exit 1 stdout 0 bytes\n1\ndisable: exit 0\n1\nafter: no file\n"
+    );
+}

@@ -12,6 +12,7 @@ use crate::files::AtomicFile;
 use crate::kernel::Running;
 use crate::ops::vex;
 use crate::out::Out;
+use rustix::io::Errno;
 
 /// `klpctl vex [--no-wait]`: prints the document, and brings
 /// `/run/klpctl/vex.json` up to date with it.
@@ -27,11 +28,18 @@ pub fn vex(cli: &mut Cli, a: &mut Args) -> Res {
 }
 
 /// After `apply` or `disable`, under their lock: rewrites
-/// `/run/klpctl/vex.json`, or warns that it could not.
+/// `/run/klpctl/vex.json`. When it cannot, it removes the file, so a
+/// scanner never reads claims that no longer hold, and warns.
 pub fn keep_current() {
     if let Err(e) = refresh(false) {
+        let gone = matches!(rustix::fs::unlink(vex::FILE), Ok(()) | Err(Errno::NOENT));
         Out::stderr()
-            .s("klpctl: warning: /run/klpctl/vex.json not updated: ")
+            .s("klpctl: warning: /run/klpctl/vex.json not updated")
+            .s(if gone {
+                " (removed): "
+            } else {
+                " and not removed: "
+            })
             .error(e)
             .nl();
     }
@@ -45,7 +53,7 @@ fn refresh(stdout: bool) -> Result<()> {
         // No statement to make, and OpenVEX has no empty document: no
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(vex::FILE) {
-            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(Error::Io(msg!("cannot remove /run/klpctl/vex.json"), e)),
         }
         if stdout {
