@@ -1,5 +1,5 @@
 #!/bin/bash
-# The figures the issue asks for, collected from one fresh run and printed as
+# The kernel-side figures of docs/performance.md, collected from one fresh run and printed as
 # one Markdown table per kernel:
 #   - `klpctl apply` of case 1 (klp_basic), exec to exit, next to the
 #     kernel's own transition time from its log timestamps (guest case

@@ -134,9 +134,6 @@ pub struct Failure {
 }
 
 impl From<Error> for Failure {
-    // Not inlined: every `?` from an Error into a Failure calls this one
-    // copy (smaller binary).
-    #[inline(never)]
     fn from(error: Error) -> Failure {
         Failure {
             error,
@@ -147,7 +144,6 @@ impl From<Error> for Failure {
 
 impl Error {
     /// This error with a detail made of `parts`.
-    #[inline(never)]
     pub fn with(self, parts: &[&[u8]]) -> Failure {
         Failure {
             error: self,

@@ -261,6 +261,14 @@ impl AtomicFile {
         self.fd.as_fd()
     }
 
+    /// Sets the file's mode to exactly `mode`: `create` gives `mode` less
+    /// the umask, which is right for what an operator asks for and wrong
+    /// for a file others are promised to read.
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
+            .ctx(msg!("cannot set the mode of output file"))
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
         crate::sys::write_all(self.fd.as_fd(), bytes).ctx(msg!("cannot write output file"))

@@ -31,7 +31,6 @@ impl<'o, 'w> Json<'o, 'w> {
     }
 
     /// The comma before a member or element, where one is due.
-    #[inline(never)]
     fn sep(&mut self) -> &mut Out<'w> {
         if self.after_key {
             self.after_key = false;
@@ -45,7 +44,6 @@ impl<'o, 'w> Json<'o, 'w> {
         self.o
     }
 
-    #[inline(never)]
     fn open(&mut self, c: &[u8]) -> &mut Self {
         self.sep().b(c);
         self.depth += 1;
@@ -53,7 +51,6 @@ impl<'o, 'w> Json<'o, 'w> {
         self
     }
 
-    #[inline(never)]
     fn close(&mut self, c: &[u8]) -> &mut Self {
         self.depth -= 1;
         self.o.b(c);
@@ -81,7 +78,6 @@ impl<'o, 'w> Json<'o, 'w> {
     }
 
     /// A member's key; its value comes next.
-    #[inline(never)]
     pub fn key(&mut self, k: &str) -> &mut Self {
         self.sep().b(b"\"").s(k).b(b"\":");
         self.after_key = true;
@@ -153,7 +149,6 @@ impl<'o, 'w> Json<'o, 'w> {
 /// "surrogateescape", so the exact bytes can be recovered (in Python:
 /// `os.fsencode(json.loads(...))`) and no byte is mistaken for a Latin-1
 /// character.
-#[inline(never)]
 pub fn escape(o: &mut Out, bytes: &[u8]) {
     o.b(b"\"");
     for chunk in bytes.utf8_chunks() {

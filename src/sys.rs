@@ -301,7 +301,6 @@ impl Msg {
     }
 
     /// The text.
-    #[inline(never)]
     pub fn text(self) -> &'static str {
         // SAFETY: the pointer comes from a `&'static CStr` (`Msg::new`, the
         // only constructor), so it points at a NUL-terminated string that

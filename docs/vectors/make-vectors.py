@@ -167,6 +167,9 @@ def main():
     reject("manifest-products-misplaced", signed(man.replace(
         with_cves, b'"products":["pkg:generic/x@1"],' + with_cves)),
         "not canonical", "signed manifest with products before cves")
+    reject("manifest-duplicate-cve", signed(man.replace(
+        with_cves, b'"cves":["CVE-2024-1234","CVE-2024-1234"],')),
+        "at most once", "signed manifest that lists one CVE id twice")
     big = man.replace(b'"payload_size":%d' % len(payload), b'"payload_size":%d' % (len(payload) + 1))
     reject("size-mismatch", signed(big), "header payload length differs",
            "signed manifest payload_size is one more than the header's payload length")

@@ -163,8 +163,7 @@ pub struct KernelArgs {
     pub args: heapless::Vec<&'static CStr, 64>,
 }
 
-/// The kernel commands' options by name: a table, which is smaller code
-/// than a `match` on byte strings.
+/// The kernel commands' options by name.
 const OPTIONS: [(&[u8], u16); 8] = [
     (b"--timeout", opt::TIMEOUT),
     (b"--keyring", opt::KEYRING),

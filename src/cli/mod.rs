@@ -80,70 +80,80 @@ pub fn run(args: &[&'static CStr]) -> i32 {
     }
 }
 
+/// A command: what it does with the arguments after its name.
+type Handler = fn(&mut Cli, &mut Args) -> Res;
+
+/// Every command by name (with the authoring ones in [`AUTHORING`]).
+const COMMANDS: &[(&[u8], Handler)] = &[
+    (b"--help", help_cmd),
+    (b"-h", help_cmd),
+    (b"help", help_cmd),
+    (b"--version", version),
+    (b"-V", version),
+    (b"verify", verify::verify),
+    (b"apply", |c, a| kernel::apply(c, a, false)),
+    (b"install", |c, a| kernel::apply(c, a, true)),
+    (b"disable", |c, a| kernel::disable(c, a, false)),
+    (b"uninstall", |c, a| kernel::disable(c, a, true)),
+    (b"status", kernel::status),
+    (b"confirm", kernel::confirm),
+    (b"unquarantine", kernel::unquarantine),
+    (b"vex", vex::vex),
+];
+
+/// The authoring commands.
+#[cfg(feature = "authoring")]
+const AUTHORING: &[(&[u8], Handler)] = &[
+    (b"keygen", |c, a| Ok(author::keygen(c, a)?)),
+    (b"pack", |c, a| Ok(author::pack(c, a)?)),
+    (b"manifest", |c, a| Ok(author::manifest_cmd(c, a)?)),
+    (b"attach", |c, a| Ok(author::attach(c, a)?)),
+    (b"sign", |c, a| Ok(author::sign(c, a)?)),
+    (b"info", verify::info),
+];
+
+/// A device build knows the authoring commands' names only to say they
+/// are not in it.
+#[cfg(not(feature = "authoring"))]
+const AUTHORING: &[(&[u8], Handler)] = &[
+    (b"keygen", device_build),
+    (b"pack", device_build),
+    (b"manifest", device_build),
+    (b"attach", device_build),
+    (b"sign", device_build),
+    (b"info", device_build),
+];
+
+#[cfg(not(feature = "authoring"))]
+fn device_build(_: &mut Cli, _: &mut Args) -> Res {
+    Err(Error::Usage(msg!(
+        "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)"
+    ))
+    .into())
+}
+
+fn help_cmd(_: &mut Cli, _: &mut Args) -> Res {
+    help(&mut Out::stdout());
+    Ok(())
+}
+
+fn version(_: &mut Cli, _: &mut Args) -> Res {
+    Out::stdout().s("klpctl ").s(env!("CARGO_PKG_VERSION")).nl();
+    Ok(())
+}
+
 fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
     let mut a = Args::new(argv);
     let Some(cmd) = a.arg() else {
         help(&mut Out::stderr());
         return Err(Error::Usage(msg!("no command given")).into());
     };
-    // By position in one table: smaller than a match on byte strings.
-    const CMDS: &[&[u8]] = &[
-        b"--help",
-        b"-h",
-        b"help",
-        b"--version",
-        b"-V",
-        b"keygen",
-        b"pack",
-        b"manifest",
-        b"attach",
-        b"sign",
-        b"info",
-        b"verify",
-        b"apply",
-        b"install",
-        b"disable",
-        b"uninstall",
-        b"status",
-        b"confirm",
-        b"unquarantine",
-        b"vex",
-    ];
-    match CMDS.iter().position(|c| *c == cmd) {
-        Some(0..=2) => {
-            help(&mut Out::stdout());
-            Ok(())
-        }
-        Some(3 | 4) => {
-            Out::stdout().s("klpctl ").s(env!("CARGO_PKG_VERSION")).nl();
-            Ok(())
-        }
-        #[cfg(feature = "authoring")]
-        Some(5) => Ok(author::keygen(cli, &mut a)?),
-        #[cfg(feature = "authoring")]
-        Some(6) => Ok(author::pack(cli, &mut a)?),
-        #[cfg(feature = "authoring")]
-        Some(7) => Ok(author::manifest_cmd(cli, &mut a)?),
-        #[cfg(feature = "authoring")]
-        Some(8) => Ok(author::attach(cli, &mut a)?),
-        #[cfg(feature = "authoring")]
-        Some(9) => Ok(author::sign(cli, &mut a)?),
-        #[cfg(feature = "authoring")]
-        Some(10) => verify::info(cli, &mut a),
-        #[cfg(not(feature = "authoring"))]
-        Some(5..=10) => Err(Error::Usage(
-            msg!("this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)"),
-        )
-        .into()),
-        Some(11) => verify::verify(cli, &mut a),
-        Some(12) => kernel::apply(cli, &mut a, false),
-        Some(13) => kernel::apply(cli, &mut a, true),
-        Some(14) => kernel::disable(cli, &mut a, false),
-        Some(15) => kernel::disable(cli, &mut a, true),
-        Some(16) => kernel::status(cli, &mut a),
-        Some(17) => kernel::confirm(cli, &mut a),
-        Some(18) => kernel::unquarantine(cli, &mut a),
-        Some(19) => vex::vex(cli, &mut a),
-        _ => Err(unknown(cli, cmd).into()),
+    match COMMANDS
+        .iter()
+        .chain(AUTHORING)
+        .find(|(name, _)| *name == cmd)
+    {
+        Some((_, run)) => run(cli, &mut a),
+        None => Err(unknown(cli, cmd).into()),
     }
 }

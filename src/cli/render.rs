@@ -268,7 +268,6 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
 /// One bundle for people: `NAME: applied (...)`, or `already applied`, the
 /// modules of replaced patches it removed, and for `install` where it is
 /// stored.
-#[inline(never)]
 pub fn done_human(path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
     let mut o = Out::stdout();
     if let Some(a) = a {
@@ -343,7 +342,6 @@ pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&I
 }
 
 /// One bundle that failed, in `apply --json`'s `results`.
-#[inline(never)]
 pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
     j.obj().key("bundle").str(path).key("result").str(b"failed");
     j.key("exit").u(f.error.exit_code() as u64);
@@ -354,7 +352,6 @@ pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
 /// One file `apply --dir` skipped: `None` when there were more than 64
 /// bundles. On stdout (a bundle for another kernel, unless JSON) or stderr,
 /// and in the JSON results.
-#[inline(never)]
 pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
     j.obj()
         .key("bundle")
@@ -437,7 +434,6 @@ pub fn disabled(name: &[u8], r: &Result<bool, Error>, removed: Option<usize>, js
 
 /// `status`: human text or JSON on stdout (the other form goes nowhere;
 /// both are written in the one pass over sysfs).
-#[inline(never)]
 pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::Result<()> {
     let (mut jo, mut h) = if json {
         (Out::stdout(), Out::to(None))

@@ -71,7 +71,6 @@ pub struct Applied {
 
 /// Applies the bundle at `path`. Returns what is applied now, or why
 /// nothing changed (or, for exit 8, what is stuck).
-#[inline(never)]
 pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink) -> Res<Applied> {
     let t0 = crate::rt::now_ms();
     // One bound for every wait of this bundle (another transition, its own

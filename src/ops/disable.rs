@@ -11,7 +11,6 @@ use crate::state;
 /// Disables patch `name` (already checked to be a valid patch name) and
 /// removes its module, waiting up to `timeout_ms`. Returns whether
 /// anything changed.
-#[inline(never)]
 pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
     let (sname, name) = (name, name.as_bytes());
     let mut deadline = crate::rt::now_ms() + timeout_ms;

@@ -6,6 +6,10 @@
 //! transition running. A patch disabled behind klpctl's back, one being
 //! reverted, or one loaded without a record is never claimed.
 //!
+//! One pass over sysfs gives one set of [`Claims`]; the document's
+//! version and its statements are both made from that set, so a patch that
+//! changes state meanwhile cannot make them disagree.
+//!
 //! The document is one per boot: its `@id` is `urn:uuid:<boot id>`, its
 //! `timestamp` the first time it was issued this boot, and its `version`
 //! grows by one each time the set of claimed patches changes, with
@@ -14,14 +18,19 @@
 //! change is noticed from a digest of the claims, so a patch disabled
 //! behind klpctl's back also gives a new version the next time a document
 //! is made. The bookkeeping is `/run/klpctl/vex.doc`, on tmpfs like the
-//! patches.
+//! patches. [`openvex`] builds the document as a typed value and
+//! serializes it with serde-json-core.
 #![forbid(unsafe_code)]
 
-use crate::error::Result;
+use crate::codec::rfc3339;
+use crate::error::{Error, Result};
 use crate::files;
+use crate::kernel::Running;
 use crate::ops::status;
 use crate::state::{self, Record};
 use core::ffi::CStr;
+use heapless::CapacityError;
+use serde::ser::{Serialize, SerializeSeq, Serializer};
 
 /// The document's bookkeeping file.
 pub const DOC: &CStr = c"/run/klpctl/vex.doc";
@@ -42,6 +51,123 @@ pub fn each_claim(f: &mut dyn FnMut(&Record)) -> Result<()> {
             f(r)
         }
     })
+}
+
+/// Most live patches one document describes.
+pub const MAX_CLAIMS: usize = 32;
+/// Room for the claims' text: a record's name, stream, digest, CVEs and
+/// products (a few hundred bytes in practice, at most about 6 KiB).
+const TEXT: usize = 24 * 1024;
+/// Largest document, in bytes.
+pub const MAX_DOCUMENT: usize = 128 * 1024;
+
+const TOO_MANY: Error = Error::Internal(msg!(
+    "VEX document: more live patches, CVEs or products than one document holds (32 patches, 128 KiB)"
+));
+
+/// What a statement needs from one claimed patch's record.
+#[derive(Clone, Copy)]
+pub struct Claim<'a> {
+    /// Patch (module) name.
+    pub name: &'a str,
+    /// Stream.
+    pub stream: &'a str,
+    /// Version in the stream.
+    pub version: u64,
+    /// Payload SHA-256, hex.
+    pub sha256: &'a str,
+    /// Unix time of the apply.
+    pub time: u64,
+    /// CVEs, comma-separated.
+    pub cves: &'a str,
+    /// Products, space-separated.
+    pub products: &'a str,
+}
+
+impl<'a> Claim<'a> {
+    /// Its CVEs, one statement each.
+    pub fn each_cve(&self) -> impl Iterator<Item = &'a str> {
+        self.cves.split(',').filter(|c| !c.is_empty())
+    }
+}
+
+/// A claim's numbers, and where its five texts (name, stream, sha256, cves,
+/// products) end in [`Claims::text`].
+struct Kept {
+    version: u64,
+    time: u64,
+    ends: [usize; 5],
+}
+
+/// The patches klpctl may claim as fixed, copied out of one pass over
+/// sysfs and the records.
+pub struct Claims {
+    text: heapless::String<TEXT>,
+    kept: heapless::Vec<Kept, MAX_CLAIMS>,
+}
+
+impl Claims {
+    /// Reads the claims that hold now. More than [`MAX_CLAIMS`] patches, or
+    /// more text than fits, is an error rather than a partial document.
+    pub fn read() -> Result<Claims> {
+        let mut c = Claims {
+            text: heapless::String::new(),
+            kept: heapless::Vec::new(),
+        };
+        let mut full = false;
+        each_claim(&mut |r| full = full || c.keep(r).is_none())?;
+        if full {
+            return Err(TOO_MANY);
+        }
+        Ok(c)
+    }
+
+    /// Copies what a statement needs from `r`; `None` when full.
+    fn keep(&mut self, r: &Record) -> Option<()> {
+        let mut ends = [0; 5];
+        for (end, s) in ends
+            .iter_mut()
+            .zip([r.name, r.stream, r.sha256, r.cves, r.products])
+        {
+            self.text.push_str(s).ok()?;
+            *end = self.text.len();
+        }
+        let kept = Kept {
+            version: r.version,
+            time: r.time,
+            ends,
+        };
+        self.kept.push(kept).ok()
+    }
+
+    /// Each claim, in the order sysfs listed them.
+    pub fn iter(&self) -> impl Iterator<Item = Claim<'_>> {
+        self.kept.iter().enumerate().map(|(i, k)| {
+            let mut start = match i {
+                0 => 0,
+                _ => self.kept[i - 1].ends[4],
+            };
+            let mut piece = |end: usize| {
+                let s = &self.text[start..end];
+                start = end;
+                s
+            };
+            Claim {
+                name: piece(k.ends[0]),
+                stream: piece(k.ends[1]),
+                sha256: piece(k.ends[2]),
+                cves: piece(k.ends[3]),
+                products: piece(k.ends[4]),
+                version: k.version,
+                time: k.time,
+            }
+        })
+    }
+
+    /// How many statements they make: one per CVE of each claim.
+    pub fn statements(&self) -> usize {
+        self.iter().map(|c| c.each_cve().count()).sum()
+    }
 }
 
 /// The identity of this boot's document.
@@ -96,31 +222,25 @@ pub fn advance(old: &[u8], new: &mut [u8; STORED], now: u64) -> bool {
 
 /// The digest of a set of claims: each claim's payload SHA-256 (hex) and
 /// apply time folded in by XOR, so the order sysfs lists them in does not
-/// matter; a patch disabled and applied again has a new time. Also counts
-/// the statements they make (their CVEs).
-fn digest(x: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    each_claim(&mut |r| {
-        n += r.cves.split(',').filter(|c| !c.is_empty()).count();
-        let t = r.time.to_le_bytes();
-        for (i, b) in r.sha256.bytes().enumerate() {
+/// matter; a patch disabled and applied again has a new time.
+fn digest(claims: &Claims, x: &mut [u8]) {
+    for c in claims.iter() {
+        for (i, b) in c.sha256.bytes().enumerate() {
             x[i] ^= b;
         }
-        for (i, b) in t.into_iter().enumerate() {
+        for (i, b) in c.time.to_le_bytes().into_iter().enumerate() {
             x[64 + i] ^= b;
         }
-    })?;
-    Ok(n)
+    }
 }
 
-/// The document that describes the claims now. When they changed since
-/// the stored version (or nothing valid is stored for this boot), the
+/// The identity of the document that describes `claims`. When they changed
+/// since the stored version (or nothing valid is stored for this boot), the
 /// version is raised and stored; reading never lowers it.
-#[inline(never)]
-pub fn doc() -> Result<Doc> {
+pub fn doc(claims: &Claims) -> Result<Doc> {
     let boot_id = state::boot_id();
     let mut new = [0u8; STORED];
-    let statements = digest(&mut new[24..24 + DIGEST])?;
+    digest(claims, &mut new[24..24 + DIGEST]);
     new[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
     let mut buf = [0u8; STORED + 1];
     let old = files::open_own(DOC, msg!("vex.doc"))
@@ -134,8 +254,210 @@ pub fn doc() -> Result<Doc> {
         version: num(&new, 0),
         issued: num(&new, 1),
         updated: num(&new, 2),
-        statements,
+        statements: claims.statements(),
     })
+}
+
+/// The OpenVEX 0.2.0 document of `claims` as one line of JSON (with its
+/// newline) in `out`: one `fixed` statement per CVE and claimed patch,
+/// naming the running kernel `k`. `None` when there is no statement to
+/// make: OpenVEX has no empty document.
+pub fn openvex<'o>(
+    d: &Doc,
+    claims: &Claims,
+    k: &Running,
+    out: &'o mut [u8],
+) -> Result<Option<&'o [u8]>> {
+    if d.statements == 0 {
+        return Ok(None);
+    }
+    let mut id = heapless::String::<64>::new();
+    let mut kernel = heapless::String::<{ 3 * 64 + 32 }>::new();
+    let mut build_id = heapless::String::<64>::new();
+    let mut hex = [0u8; 64];
+    let built = id.push_str("urn:uuid:").and(id.push_str(&d.boot_id));
+    let built = built
+        .and(kernel.push_str("pkg:generic/linux-kernel@"))
+        .and(purl_version(k.release.as_bytes(), &mut kernel))
+        .and(match crate::codec::hex_encode(&k.build_id, &mut hex) {
+            Some(h) if !h.is_empty() => build_id.push_str(core::str::from_utf8(h).unwrap_or("")),
+            _ => build_id.push_str("unknown"),
+        });
+    if built.is_err() {
+        return Err(Error::Internal(msg!("VEX document: kernel identity")));
+    }
+    let doc = OpenVex {
+        context: "https://openvex.dev/ns/v0.2.0",
+        id: &id,
+        author: "klpctl",
+        timestamp: Time(d.issued),
+        last_updated: Time(d.updated),
+        version: d.version,
+        tooling: concat!("klpctl ", env!("CARGO_PKG_VERSION")),
+        statements: Statements {
+            claims,
+            kernel: &kernel,
+            build_id: &build_id,
+        },
+    };
+    let n = serde_json_core::to_slice(&doc, out).map_err(|_| TOO_MANY)?;
+    let line = out.get_mut(..n + 1).ok_or(TOO_MANY)?;
+    line[n] = b'\n';
+    Ok(Some(line))
+}
+
+/// `release` as a purl version: percent-encoded, so `+` becomes `%2B`.
+fn purl_version<const N: usize>(
+    release: &[u8],
+    out: &mut heapless::String<N>,
+) -> core::result::Result<(), CapacityError> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &c in release {
+        if c.is_ascii_alphanumeric() || b"._-~".contains(&c) {
+            out.push(c as char)?;
+        } else {
+            for h in [b'%', HEX[c as usize >> 4], HEX[c as usize & 15]] {
+                out.push(h as char)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An OpenVEX 0.2.0 document, field by field in the order klpctl writes
+/// them.
+#[derive(serde::Serialize)]
+struct OpenVex<'a> {
+    #[serde(rename = "@context")]
+    context: &'static str,
+    #[serde(rename = "@id")]
+    id: &'a str,
+    author: &'static str,
+    timestamp: Time,
+    last_updated: Time,
+    version: u64,
+    tooling: &'static str,
+    statements: Statements<'a>,
+}
+
+/// The statements: one per CVE of each claim, made as values one at a
+/// time while the document is written.
+struct Statements<'a> {
+    claims: &'a Claims,
+    /// The running kernel's purl.
+    kernel: &'a str,
+    /// Its build-id in hex, or `unknown`.
+    build_id: &'a str,
+}
+
+impl Serialize for Statements<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for c in self.claims.iter() {
+            for cve in c.each_cve() {
+                seq.serialize_element(&Statement {
+                    vulnerability: Vulnerability { name: cve },
+                    timestamp: Time(c.time),
+                    products: Products {
+                        kernel: self.kernel,
+                        others: c.products,
+                    },
+                    status: "fixed",
+                    status_notes: Notes {
+                        claim: &c,
+                        build_id: self.build_id,
+                    },
+                })?;
+            }
+        }
+        seq.end()
+    }
+}
+
+/// One OpenVEX statement.
+#[derive(serde::Serialize)]
+struct Statement<'a> {
+    vulnerability: Vulnerability<'a>,
+    timestamp: Time,
+    products: Products<'a>,
+    status: &'static str,
+    status_notes: Notes<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Vulnerability<'a> {
+    name: &'a str,
+}
+
+/// The products a statement is about: the running kernel first, then the
+/// patch's own (space-separated in its record).
+struct Products<'a> {
+    kernel: &'a str,
+    others: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Product<'a> {
+    #[serde(rename = "@id")]
+    id: &'a str,
+}
+
+impl Serialize for Products<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        let others = self.others.split(' ').filter(|p| !p.is_empty());
+        for id in core::iter::once(self.kernel).chain(others) {
+            seq.serialize_element(&Product { id })?;
+        }
+        seq.end()
+    }
+}
+
+/// The statement's note: which live patch fixes it, and on which kernel.
+struct Notes<'a> {
+    claim: &'a Claim<'a>,
+    build_id: &'a str,
+}
+
+impl Serialize for Notes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let c = self.claim;
+        let (mut v, mut t) = ([0u8; 20], [0u8; 20]);
+        let version = core::str::from_utf8(crate::codec::fmt_u64(c.version, &mut v));
+        let applied = core::str::from_utf8(rfc3339(c.time, &mut t));
+        let mut n = heapless::String::<1024>::new();
+        for piece in [
+            "Fixed in the running kernel by live patch ",
+            c.name,
+            " (stream ",
+            c.stream,
+            ", version ",
+            version.unwrap_or(""),
+            "; payload sha256 ",
+            c.sha256,
+            "), applied by klpctl at ",
+            applied.unwrap_or(""),
+            " to kernel build-id ",
+            self.build_id,
+            ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
+        ] {
+            // Bounded: every piece is a validated identifier of bounded
+            // length, together under 700 bytes.
+            let _ = n.push_str(piece);
+        }
+        s.serialize_str(&n)
+    }
+}
+
+/// A time (Unix seconds), written as RFC 3339.
+struct Time(u64);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut b = [0u8; 20];
+        // Only ASCII digits and separators: always UTF-8.
+        s.serialize_str(core::str::from_utf8(rfc3339(self.0, &mut b)).unwrap_or(""))
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +481,7 @@ mod tests {
         let mut same = stored(1, b"boot");
         assert!(!advance(&a, &mut same, 20));
         assert_eq!(same, a);
-        // Other claims: one more, first issue kept.
+        // Other claims: one more, first issued time kept.
         let mut b = stored(2, b"boot");
         assert!(advance(&a, &mut b, 30));
         assert_eq!((num(&b, 0), num(&b, 1), num(&b, 2)), (2, 10, 30));
@@ -167,7 +489,7 @@ mod tests {
         let mut c = stored(1, b"boot");
         assert!(advance(&b, &mut c, 40));
         assert_eq!((num(&c, 0), num(&c, 1), num(&c, 2)), (3, 10, 40));
-        // Another boot, a short or long file, version 0, a first issue
+        // Another boot, a short or long file, version 0, a first issued time
         // after the last update: a new document.
         let mut bad_version = c;
         bad_version[..8].fill(0);

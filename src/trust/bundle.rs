@@ -219,8 +219,6 @@ impl<'m> Unverified<'m> {
 /// [`Unverified::authenticate`]); with `payload`, checks the payload digest
 /// too ([`Signed::check_payload`]). For callers that need no verdict when
 /// it fails.
-// Not inlined: one copy for every caller (smaller binary).
-#[inline(never)]
 pub fn read_signed<'m, S: Source>(
     src: &S,
     ring: &Keyring,

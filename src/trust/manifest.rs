@@ -1,19 +1,17 @@
 //! The signed manifest: a small JSON object that names the patch, the kernel
 //! it is for, and the payload's size and SHA-256.
 //!
-//! The parser is klpctl's own and small, because a manifest has exactly one
-//! accepted spelling (see [`parse`]): it reads one flat JSON object without
-//! recursion (an unknown field is refused before its value is looked at, so
-//! nesting cannot exhaust the stack), hands strings back as they are
-//! written (still escaped), rejects unknown, duplicate and missing fields
-//! and trailing bytes, and checks every string against a tight character
-//! set and length bound. Only `description` may contain escapes, and only
-//! `\"` and `\\`. Whatever else JSON allows (whitespace, another field
-//! order, `"build_id":null`) is then refused by comparing the input with
-//! the canonical form [`Manifest::write`] produces.
+//! serde-json-core reads the JSON into [`Doc`], a struct with one named
+//! field per manifest field; unknown, duplicate and missing fields and
+//! trailing bytes are refused, and every string is checked against a tight
+//! character set and length bound. Only `description` may contain escapes,
+//! and only `\"` and `\\`. Whatever else JSON allows (whitespace, another
+//! field order, `"build_id":null`) is refused by the classic canonical
+//! check: serialize the parsed manifest again and compare the bytes.
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 /// Largest manifest in bytes.
 pub const MAX_MANIFEST: usize = 16 * 1024;
@@ -42,18 +40,29 @@ pub const MAX_DESCRIPTION: usize = 1024;
 /// The manifest format this klpctl reads and writes.
 pub const FORMAT: u32 = 1;
 
-/// The manifest exactly as its JSON says, before validation.
-#[derive(Default)]
-struct Raw<'a> {
+/// The manifest exactly as its JSON spells it, field by field, in the
+/// order of the specification (serde writes fields in declaration order, so
+/// this order is the canonical one). Strings are borrowed still escaped:
+/// serde-json-core does not unescape them, so every identifier's character
+/// set excludes `\`, and `description` keeps its escaped form (see
+/// [`Manifest::write`]). `deny_unknown_fields` also keeps serde-json-core's
+/// lenient, unbounded skipper for unknown values out of reach: an unknown
+/// key is refused before its value is read, so nesting cannot exhaust the
+/// stack.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Doc<'a> {
     format: u64,
     name: &'a str,
     stream: &'a str,
     version: u64,
     release: &'a str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     build_id: Option<&'a str>,
     arch: &'a str,
     replace: bool,
     cves: heapless::Vec<&'a str, MAX_CVES>,
+    #[serde(default, skip_serializing_if = "heapless::Vec::is_empty")]
     products: heapless::Vec<&'a str, MAX_CVES>,
     description: &'a str,
     created: u64,
@@ -61,201 +70,27 @@ struct Raw<'a> {
     payload_sha256: &'a str,
 }
 
-/// The fields, in the order of the specification.
-const FIELDS: [&str; 14] = [
-    "format",
-    "name",
-    "stream",
-    "version",
-    "release",
-    "build_id",
-    "arch",
-    "replace",
-    "cves",
-    "products",
-    "description",
-    "created",
-    "payload_size",
-    "payload_sha256",
-];
-/// Every field but `build_id` (bit 5) and `products` (bit 9) must be
-/// present.
-const REQUIRED: u16 = 0x3fff & !(1 << 5) & !(1 << 9);
+const TOO_LARGE: Error = Error::Manifest(msg!("manifest too large (limit 16384 bytes)"));
 
-const MALFORMED: Error = Error::Manifest(msg!(
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
-));
-const WRONG_TYPE: Error = Error::Manifest(msg!(
-    "manifest JSON: a field has the wrong type or number format"
-));
-const ENDS_EARLY: Error = Error::Manifest(msg!("manifest JSON ends early"));
-
-/// A cursor over manifest bytes that reads JSON tokens. A method that
-/// fails records why in `err` and returns `None`: an `Option` comes back
-/// in registers, a `Result` of this size through memory.
-struct Lexer<'a> {
-    b: &'a [u8],
-    i: usize,
-    err: Error,
-}
-
-impl<'a> Lexer<'a> {
-    /// Records `e` as the reason of the failure.
-    #[inline(never)]
-    fn fail<T>(&mut self, e: Error) -> Option<T> {
-        self.err = e;
-        None
-    }
-
-    /// The next byte that is not JSON whitespace, not consumed.
-    fn peek(&mut self) -> Option<u8> {
-        while self.b.get(self.i).is_some_and(|c| b" \t\n\r".contains(c)) {
-            self.i += 1;
+/// What a serde-json-core error means to the author of a manifest.
+fn json_error(e: serde_json_core::de::Error) -> Error {
+    use serde_json_core::de::Error as E;
+    Error::Manifest(match e {
+        E::EofWhileParsingList
+        | E::EofWhileParsingObject
+        | E::EofWhileParsingString
+        | E::EofWhileParsingNumber
+        | E::EofWhileParsingValue => msg!("manifest JSON ends early"),
+        E::TrailingCharacters => msg!("manifest has trailing bytes after the JSON object"),
+        E::TrailingComma => msg!("manifest JSON has a trailing comma"),
+        E::InvalidNumber | E::InvalidType => {
+            msg!("manifest JSON: a field has the wrong type or number format")
         }
-        match self.b.get(self.i) {
-            Some(&c) => Some(c),
-            None => self.fail(ENDS_EARLY),
-        }
-    }
-
-    /// Consumes `c` if it comes next.
-    fn eat(&mut self, c: u8) -> Option<bool> {
-        let next = self.peek()? == c;
-        self.i += next as usize;
-        Some(next)
-    }
-
-    /// Consumes `c`, which must come next, or fails with `e`.
-    fn expect(&mut self, c: u8, e: Error) -> Option<()> {
-        if self.eat(c)? { Some(()) } else { self.fail(e) }
-    }
-
-    /// `lit` must come next (a literal such as `true`).
-    fn literal(&mut self, lit: &[u8]) -> bool {
-        let ok = self.b[self.i..].starts_with(lit);
-        self.i += if ok { lit.len() } else { 0 };
-        ok
-    }
-
-    /// A string, as written between its quotes (escapes left in place).
-    fn string(&mut self, wrong: Error) -> Option<&'a str> {
-        self.expect(b'"', wrong)?;
-        let start = self.i;
-        loop {
-            match self.b.get(self.i) {
-                None => return self.fail(ENDS_EARLY),
-                Some(b'"') => break,
-                Some(b'\\') => self.i += 2,
-                Some(_) => self.i += 1,
-            }
-        }
-        let Some(raw) = self.b.get(start..self.i) else {
-            return self.fail(ENDS_EARLY);
-        };
-        self.i += 1;
-        match core::str::from_utf8(raw) {
-            Ok(s) => Some(s),
-            Err(_) => self.fail(Error::Manifest(msg!("manifest JSON: invalid UTF-8"))),
-        }
-    }
-
-    /// An unsigned decimal number.
-    fn number(&mut self) -> Option<u64> {
-        self.peek()?;
-        let start = self.i;
-        while self
-            .b
-            .get(self.i)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        {
-            self.i += 1;
-        }
-        match crate::codec::parse_u64(&self.b[start..self.i]) {
-            Some(n) => Some(n),
-            None => self.fail(WRONG_TYPE),
-        }
-    }
-
-    /// An array of strings (`cves`, `products`).
-    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Option<()> {
-        self.expect(b'[', WRONG_TYPE)?;
-        if !self.eat(b']')? {
-            loop {
-                let s = self.string(WRONG_TYPE)?;
-                if v.push(s).is_err() {
-                    return self.fail(MALFORMED);
-                }
-                if self.eat(b']')? {
-                    break;
-                }
-                self.expect(b',', MALFORMED)?;
-            }
-        }
-        Some(())
-    }
-
-    /// One value of field `f` into `raw`.
-    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Option<()> {
-        let text = |l: &mut Self| l.string(WRONG_TYPE);
-        match f {
-            0 => raw.format = self.number()?,
-            1 => raw.name = text(self)?,
-            2 => raw.stream = text(self)?,
-            3 => raw.version = self.number()?,
-            4 => raw.release = text(self)?,
-            5 => {
-                self.peek()?;
-                raw.build_id = if self.literal(b"null") {
-                    None
-                } else {
-                    Some(text(self)?)
-                };
-            }
-            6 => raw.arch = text(self)?,
-            7 => {
-                self.peek()?;
-                raw.replace = self.literal(b"true");
-                if !raw.replace && !self.literal(b"false") {
-                    return self.fail(WRONG_TYPE);
-                }
-            }
-            8 => self.list(&mut raw.cves)?,
-            9 => self.list(&mut raw.products)?,
-            10 => raw.description = text(self)?,
-            11 => raw.created = self.number()?,
-            12 => raw.payload_size = self.number()?,
-            _ => raw.payload_sha256 = text(self)?,
-        }
-        Some(())
-    }
-
-    /// The object: every field once, none unknown. Returns the bytes used.
-    fn object(&mut self, raw: &mut Raw<'a>) -> Option<usize> {
-        let mut seen = 0u16;
-        self.expect(b'{', MALFORMED)?;
-        loop {
-            let key = self.string(MALFORMED)?;
-            self.expect(b':', MALFORMED)?;
-            // An unknown field is refused before its value is read.
-            let f = match FIELDS.iter().position(|k| *k == key) {
-                Some(f) if seen & (1 << f) == 0 => f,
-                _ => return self.fail(MALFORMED),
-            };
-            seen |= 1 << f;
-            self.value(f, raw)?;
-            if self.eat(b'}')? {
-                break;
-            }
-            self.expect(b',', MALFORMED)?;
-            if self.peek()? == b'}' {
-                return self.fail(Error::Manifest(msg!("manifest JSON has a trailing comma")));
-            }
-        }
-        if seen & REQUIRED != REQUIRED {
-            return self.fail(MALFORMED);
-        }
-        Some(self.i)
-    }
+        E::InvalidUnicodeCodePoint => msg!("manifest JSON: invalid UTF-8"),
+        _ => msg!(
+            "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
+        ),
+    })
 }
 
 /// A validated manifest. Strings borrow from the manifest bytes.
@@ -378,9 +213,7 @@ fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
 /// Parses and validates manifest bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if bytes.len() > MAX_MANIFEST {
-        return Err(Error::Manifest(msg!(
-            "manifest too large (limit 16384 bytes)"
-        )));
+        return Err(TOO_LARGE);
     }
     // The signed bytes are exactly one object: no whitespace around it, so a
     // manifest has no invisible variants.
@@ -389,20 +222,8 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "manifest must be exactly one JSON object with nothing before or after it"
         )));
     }
-    let mut raw = Raw::default();
-    let mut lx = Lexer {
-        b: bytes,
-        i: 0,
-        err: MALFORMED,
-    };
-    let Some(used) = lx.object(&mut raw) else {
-        return Err(lx.err);
-    };
-    if used != bytes.len() {
-        return Err(Error::Manifest(msg!(
-            "manifest has trailing bytes after the JSON object"
-        )));
-    }
+    // serde-json-core refuses trailing bytes itself.
+    let (raw, _): (Doc<'_>, usize) = serde_json_core::from_slice(bytes).map_err(json_error)?;
     if raw.format != FORMAT as u64 {
         return Err(Error::Manifest(msg!(
             "unsupported manifest format (this klpctl reads format 1)"
@@ -436,6 +257,10 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     }
     if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
+    }
+    // One statement per CVE: a repeated id would give a scanner two.
+    if (1..raw.cves.len()).any(|i| raw.cves[..i].contains(&raw.cves[i])) {
+        return bad(msg!("manifest field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
@@ -483,117 +308,64 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     Ok(m)
 }
 
-/// Writes bytes into a fixed buffer. Overflow is sticky: later writes are
-/// dropped and [`Cursor::done`] reports it, so the writer has one error
-/// path instead of one per piece.
-struct Cursor<'o> {
-    out: &'o mut [u8],
-    n: usize,
-    full: bool,
-}
-
-impl<'o> Cursor<'o> {
-    #[inline(never)]
-    fn put(&mut self, b: &[u8]) {
-        match self.out.get_mut(self.n..self.n + b.len()) {
-            Some(dst) if !self.full => {
-                dst.copy_from_slice(b);
-                self.n += b.len();
-            }
-            _ => self.full = true,
-        }
-    }
-
-    fn field(&mut self, key: &str, first: bool) {
-        self.put(if first { b"{\"" } else { b",\"" });
-        self.put(key.as_bytes());
-        self.put(b"\":");
-    }
-
-    #[inline(never)]
-    fn string(&mut self, s: &[u8]) {
-        self.put(b"\"");
-        self.put(s);
-        self.put(b"\"");
-    }
-
-    fn list(&mut self, key: &str, v: &[&str]) {
-        self.field(key, false);
-        self.put(b"[");
-        for (i, x) in v.iter().enumerate() {
-            if i > 0 {
-                self.put(b",");
-            }
-            self.string(x.as_bytes());
-        }
-        self.put(b"]");
-    }
-
-    fn num(&mut self, v: u64) {
-        let mut tmp = [0u8; 20];
-        self.put(crate::codec::fmt_u64(v, &mut tmp));
-    }
-
-    fn done(self) -> Result<&'o [u8]> {
-        if self.full {
-            return Err(Error::Manifest(msg!(
-                "manifest too large (limit 16384 bytes)"
-            )));
-        }
-        Ok(&self.out[..self.n])
-    }
-}
-
 impl Manifest<'_> {
     /// Writes the canonical JSON form (the bytes klpctl signs) into `out`:
     /// fields in the order of the specification, no whitespace, no trailing
     /// newline. Every value must already be valid (see the `valid_*`
     /// functions); `parse` of the result gives back an equal manifest.
     pub fn write<'o>(&self, out: &'o mut [u8]) -> Result<&'o [u8]> {
-        let mut c = Cursor {
-            out,
-            n: 0,
-            full: false,
+        let mut bid = [0u8; 2 * MAX_BUILD_ID];
+        let build_id = match self.build_id.is_empty() {
+            true => None,
+            false => Some(hex_str(&self.build_id, &mut bid)?),
         };
-        c.field("format", true);
-        c.num(FORMAT as u64);
-        c.field("name", false);
-        c.string(self.name.as_bytes());
-        c.field("stream", false);
-        c.string(self.stream.as_bytes());
-        c.field("version", false);
-        c.num(self.version);
-        c.field("release", false);
-        c.string(self.release.as_bytes());
-        if !self.build_id.is_empty() {
-            let mut hex = [0u8; 2 * MAX_BUILD_ID];
-            let h = crate::codec::hex_encode(&self.build_id, &mut hex)
-                .ok_or(Error::Internal(msg!("build-id")))?;
-            c.field("build_id", false);
-            c.string(h);
-        }
-        c.field("arch", false);
-        c.string(self.arch.as_bytes());
-        c.field("replace", false);
-        c.put(if self.replace { b"true" } else { b"false" });
-        c.list("cves", &self.cves);
-        if !self.products.is_empty() {
-            c.list("products", &self.products);
-        }
-        c.field("description", false);
-        c.string(self.description.as_bytes());
-        c.field("created", false);
-        c.num(self.created);
-        c.field("payload_size", false);
-        c.num(self.payload_size);
-        c.field("payload_sha256", false);
-        let mut hex = [0u8; 64];
-        let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
-            .ok_or(Error::Internal(msg!("sha256")))?;
-        c.string(h);
-        c.put(b"}");
-        c.done()
+        let mut sha = [0u8; 64];
+        // serde-json-core escapes `"` and `\` itself, so the description
+        // goes to it as the text it stands for.
+        let mut text = [0u8; MAX_DESCRIPTION];
+        let doc = Doc {
+            format: FORMAT as u64,
+            name: self.name,
+            stream: self.stream,
+            version: self.version,
+            release: self.release,
+            build_id,
+            arch: self.arch,
+            replace: self.replace,
+            cves: self.cves.clone(),
+            products: self.products.clone(),
+            description: unescape_description(self.description, &mut text)?,
+            created: self.created,
+            payload_size: self.payload_size,
+            payload_sha256: hex_str(&self.payload_sha256, &mut sha)?,
+        };
+        let n = serde_json_core::to_slice(&doc, out).map_err(|_| TOO_LARGE)?;
+        Ok(&out[..n])
     }
+}
+
+/// Lowercase hex of `bytes` in `buf`.
+fn hex_str<'o>(bytes: &[u8], buf: &'o mut [u8]) -> Result<&'o str> {
+    crate::codec::hex_encode(bytes, buf)
+        .and_then(|h| core::str::from_utf8(h).ok())
+        .ok_or(Error::Internal(msg!("hex")))
+}
+
+/// The text a stored description stands for: `\"` and `\\` lose their
+/// backslash (the only escapes [`valid_description`] allows).
+fn unescape_description<'o>(stored: &str, out: &'o mut [u8]) -> Result<&'o str> {
+    let b = stored.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            i += 1;
+        }
+        let dst = out.get_mut(n).ok_or(TOO_LARGE)?;
+        *dst = b[i];
+        n += 1;
+        i += 1;
+    }
+    core::str::from_utf8(&out[..n]).map_err(|_| Error::Internal(msg!("description")))
 }
 
 /// Escapes free text for the description field: `"` and `\` get a
@@ -634,14 +406,10 @@ pub fn escape_description<'o>(text: &[u8], out: &'o mut [u8]) -> Result<&'o str>
 
 /// Undoes [`escape_description`] while writing human output.
 pub fn write_description(o: &mut crate::out::Out, stored: &str) {
-    let b = stored.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 1 < b.len() {
-            i += 1;
-        }
-        o.b(&b[i..i + 1]);
-        i += 1;
+    // A stored description unescapes into at most its own length.
+    let mut text = [0u8; MAX_DESCRIPTION];
+    if let Ok(t) = unescape_description(stored, &mut text) {
+        o.b(t.as_bytes());
     }
 }
 
@@ -717,6 +485,19 @@ mod tests {
         assert!(parse(moved.as_bytes()).is_ok());
         let wrong_place = with(cves, &format!(r#""products":["{purl}"],{cves}"#));
         assert!(parse(wrong_place.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_cve_id_is_listed_at_most_once() {
+        let twice = with("CVE-2025-0001", "CVE-2024-1234");
+        assert_eq!(
+            parse(twice.as_bytes()),
+            Err(Error::Manifest(msg!(
+                "manifest field cves: each CVE id at most once"
+            )))
+        );
+        // Ids differ by their bytes: another case is another id.
+        assert!(parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()).is_ok());
     }
 
     #[test]

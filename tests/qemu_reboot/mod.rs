@@ -17,7 +17,7 @@ use super::{prepare, repo, say, skip_requested, suite_lock};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// The boots the issue asks for, and how each must end: `clean` (checks
+/// The reboot scenario's boots, and how each must end: `clean` (checks
 /// passed, the init script's stop confirmed, poweroff), `panic` (checks
 /// passed, then the kernel panicked), `powercut` (checks passed after the
 /// confirmation window, then the power was cut without stop).

@@ -10,7 +10,7 @@
 # median and maximum apply and disable times.
 # scenarios: load
 
-# The issue asks for 20 cycles; qemu/smp-modes may give fewer where the
+# The case wants 20 cycles; qemu/smp-modes may give fewer where the
 # kernel must run single-threaded TCG (klptest.load_cycles), and this case
 # then says so on the console and in its metric.
 LOAD_WANT=20
@@ -118,7 +118,7 @@ run_case() {
     accel=$(boot_param accel "?")
     why=$(boot_param smp_why "?")
     if [ "$LOAD_CYCLES" -lt "$LOAD_WANT" ]; then
-        echo "KLPTEST-NOTE c41_load: $LOAD_CYCLES of the issue's $LOAD_WANT cycles, as qemu/smp-modes says for this kernel under load (-accel $accel, $why): a transition takes minutes there, and this keeps the boot bounded"
+        echo "KLPTEST-NOTE c41_load: $LOAD_CYCLES of the $LOAD_WANT cycles wanted, as qemu/smp-modes says for this kernel under load (-accel $accel, $why): a transition takes minutes there, and this keeps the boot bounded"
     fi
     : >"$T/load.times"
     load_start
