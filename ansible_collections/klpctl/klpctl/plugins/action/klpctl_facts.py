@@ -27,7 +27,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        dummy, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         words = ["status", "--json"]
         if args["state_dir"]:
             words += ["--state-dir", args["state_dir"]]
@@ -38,7 +38,7 @@ class ActionModule(ActionBase):
         )
         res = self._low_level_execute_command(cmd, sudoable=True)
         out = to_text(res.get("stdout", "")).replace("\r", "")
-        status_out, _, vex_out = out.partition("--klpctl-vex--")
+        status_out, dummy, vex_out = out.partition("--klpctl-vex--")
         status = json_lines(status_out)
         if not status:
             result.update(

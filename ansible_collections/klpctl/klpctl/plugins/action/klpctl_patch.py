@@ -53,7 +53,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # ActionBase.run made the remote tmp dir (TRANSFERS_FILES)
-        _, args = self.validate_argument_spec(
+        dummy, args = self.validate_argument_spec(
             argument_spec=ARGUMENT_SPEC,
             mutually_exclusive=[("bundles", "bundle_dir")],
         )
@@ -141,7 +141,7 @@ class Run:
             return False
         src = self.a.find(src)
         want = sha256_file(src)
-        _, out, _ = self.a.remote("sha256sum %s 2>/dev/null" % quote(self.klpctl))
+        dummy, out, dummy = self.a.remote("sha256sum %s 2>/dev/null" % quote(self.klpctl))
         if out.split()[:1] == [want]:
             return False
         tmp = "%s/klpctl" % self.a.tmpdir
@@ -151,7 +151,7 @@ class Run:
             self.klpctl = tmp
             return True
         dst = self.klpctl
-        rc, _, err = self.a.remote(
+        rc, dummy, err = self.a.remote(
             "mkdir -p %s && chmod 0755 %s && mv -f %s %s"
             % (quote(os.path.dirname(dst) or "/"), quote(tmp), quote(tmp), quote(dst))
         )
@@ -181,7 +181,7 @@ class Run:
         if self.args["keyring"]:
             words += ["--keyring", self.args["keyring"]]
         loop = "for b in %s; do %s \"$b\"; done" % (" ".join(quote(r) for r in remote), command(self.klpctl, *words))
-        _, out, _ = self.sh(loop, "verify")
+        dummy, out, dummy = self.sh(loop, "verify")
         docs = json_lines(out)
         if len(docs) != len(remote):
             raise AnsibleActionFail("verify: %d bundles, %d answers" % (len(remote), len(docs)))
@@ -243,6 +243,10 @@ class Run:
         rc, doc, err = self.klpctl_json("apply", *(words + ["--json"] + self.common()))
         code = doc.get("exit", rc)
         results = doc.get("results", [])
+        for r in results:
+            # The copy's name in the remote tmp dir means nothing to the
+            # operator: name the bundle as the controller does.
+            r["bundle"] = os.path.basename(r.get("bundle", ""))
         failed = [r for r in results if r.get("result") == "failed"]
         if code == EXIT_UNSAVED:
             self.warnings.append(first_line(err) or "applied, but klpctl could not save its state")

@@ -105,11 +105,11 @@ def build(hosts, now=None):
     last klpctl_patch result or None), in inventory order."""
     now = int(now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp())
     entries = [host_entry(n, s, seen, last) for n, s, seen, last in hosts]
-    lasts = {n: last for n, _, _, last in hosts}
+    lasts = {row[0]: row[3] for row in hosts}
     universe, created = set(), {}
     for e in entries:
         universe.update(f["cve"] for f in e["cves_fixed"])
-    for _, _, _, last in hosts:
+    for last in lasts.values():
         for b in (last or {}).get("bundles", []):
             for cve in b.get("cves") or []:
                 universe.add(cve)
@@ -121,9 +121,8 @@ def build(hosts, now=None):
         for e in entries:
             hit = [f for f in e["cves_fixed"] if f["cve"] == cve]
             if hit:
-                f = hit[0]
-                fixed.append({"host": e["host"], **{k: f[k] for k in ("applied", "patch", "stream", "version",
-                                                                        "payload_sha256", "signed_by")}})
+                keep = ("applied", "patch", "stream", "version", "payload_sha256", "signed_by")
+                fixed.append(dict({"host": e["host"]}, **{k: hit[0][k] for k in keep}))
             else:
                 not_fixed.append({"host": e["host"], "reason": why_not(e, cve, lasts.get(e["host"]))})
         applied = sorted(f["applied"] for f in fixed if f["applied"])
@@ -181,7 +180,7 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:24px 0 8px}
 .ok{background:#e3f4e3} .bad{background:#fbe3e0} .warn{background:#fff3cd}
 table{border-collapse:collapse;width:100%;margin:4px 0 12px}
 th,td{border:1px solid #bbb;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eee} code{font-size:12px;word-break:break-all}
+th{background:#eee} #cves td:first-child{white-space:nowrap} code{font-size:12px;word-break:break-all}
 ul{margin:0;padding-left:18px}
 """
 
@@ -244,8 +243,8 @@ def render_html(doc):
                        % (e(h["host"]), runtxt))
             continue
         patches = "".join(
-            "<li>%s (%s v%s)%s</li>" % (e(p["name"]), e(p["stream"]), e(p["version"]),
-                                       "" if p["enabled"] and not p["transition"] else " <b>not live</b>")
+            "<li>%s (%s v%s)%s</li>"
+            % (e(p["name"]), e(p["stream"]), e(p["version"]), "" if p["enabled"] and not p["transition"] else " <b>not live</b>")
             for p in h["patches"]
         )
         level = "".join("<li>%s v%s</li>" % (e(lvl.get("stream")), e(lvl.get("version"))) for lvl in h["patch_level"])

@@ -79,7 +79,7 @@ attributes:
   platform:
     platforms: posix
 notes:
-  - The target needs no Python. Use O(gather_facts=false) in plays, or M(klpctl.klpctl.klpctl_facts).
+  - "The target needs no Python: plays use C(gather_facts: false), and M(klpctl.klpctl.klpctl_facts) instead of fact gathering."
 seealso:
   - module: klpctl.klpctl.klpctl_facts
   - module: klpctl.klpctl.klpctl_report
