@@ -3,7 +3,8 @@
 # it needs (apt packages, the musl target), then runs the unit tests, the
 # host integration tests, the OpenBSD signify interop tests, the format test
 # vectors, and the QEMU kernel suite (Debian 12's 6.1 and 6.12, and the
-# newest 7.x of trixie-backports). Safe to rerun: per-checkout outputs are
+# newest 7.x of trixie-backports), and the Ansible fleet tier (tests/fleet.rs,
+# qemu/fleet/). Safe to rerun: per-checkout outputs are
 # cached under target/, kernels and the 7.x build chroot under
 # /var/cache/klpctl-test (qemu/README.md, "Cache").
 set -euo pipefail
