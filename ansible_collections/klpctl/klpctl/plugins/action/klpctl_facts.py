@@ -40,6 +40,17 @@ class ActionModule(ActionBase):
         out = to_text(res.get("stdout", "")).replace("\r", "")
         status_out, dummy, vex_out = out.partition("--klpctl-vex--")
         status = json_lines(status_out)
+        if not status and res.get("rc") == 127:
+            # No klpctl on the host yet (check mode does not install it):
+            # a fact, not a failure.
+            why = first_line(to_text(res.get("stderr", ""))) or "klpctl not found"
+            result.update(
+                changed=False,
+                warnings=["klpctl not found at %s" % args["klpctl_path"]],
+                ansible_facts={"klpctl_status": None, "klpctl_vex": None, "klpctl_seen": int(time.time()),
+                               "klpctl_missing": why},
+            )
+            return result
         if not status:
             result.update(
                 failed=True,

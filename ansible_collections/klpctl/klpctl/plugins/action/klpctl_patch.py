@@ -217,6 +217,10 @@ class Run:
             out = self.check_disable(before, names) if self.a.check_mode else self.disable(state, names)
 
         after = out.pop("status_after", None) or (before if self.a.check_mode else self.status())
+        if not self.a.check_mode and live_set(before) != live_set(after):
+            # What the kernel shows wins: a run that changed the live
+            # patches changed the host, whatever klpctl's JSON said.
+            out["changed"] = True
         if pushed:
             out["changed"] = True
             out["klpctl_installed"] = not self.a.check_mode
@@ -236,7 +240,19 @@ class Run:
             out["warnings"] = self.warnings
         return out
 
+    def stored(self):
+        """The bundles in install_dir, by name and digest."""
+        d = quote(self.args["install_dir"])
+        dummy, out, dummy = self.a.remote("cd %s 2>/dev/null && sha256sum -- * 2>/dev/null" % d)
+        return sorted(out.split("\n"))
+
     def apply(self, state, rdir, remote):
+        if state == "installed":
+            d = self.args["install_dir"]
+            rc, dummy, err = self.a.remote("mkdir -p %s" % quote(d))
+            if rc != 0:
+                raise AnsibleActionFail("cannot create install_dir %s: %s" % (d, first_line(err)))
+            stored = self.stored()
         words = ["install", *remote, "--dir", self.args["install_dir"]] if state == "installed" else ["apply"]
         if state == "applied":
             words += ["--dir", rdir] if self.args["bundle_dir"] else remote
@@ -250,8 +266,14 @@ class Run:
         failed = [r for r in results if r.get("result") == "failed"]
         if code == EXIT_UNSAVED:
             self.warnings.append(first_line(err) or "applied, but klpctl could not save its state")
+        changed = bool(doc.get("changed"))
+        if state == "installed":
+            # klpctl install stores the bundle again even when the same
+            # bytes are there and says "changed": what counts is whether
+            # the stored set changed (and the live set, checked in run()).
+            changed = stored != self.stored()
         return {
-            "changed": bool(doc.get("changed")),
+            "changed": changed,
             "failed": code not in (0, EXIT_UNSAVED),
             "rc": code,
             "msg": failure_msg(failed, err) if failed or code not in (0, EXIT_UNSAVED) else done_msg(results),
@@ -328,6 +350,11 @@ class Run:
             "results": results,
             "status_after": after,
         }
+
+
+def live_set(status):
+    """The patches sysfs shows, with whether each is enabled."""
+    return sorted((p.get("name"), p.get("enabled"), p.get("transition")) for p in status.get("patches", []))
 
 
 def summary(remote, doc):

@@ -29,7 +29,7 @@ def iso(secs):
 
 def host_entry(name, status, seen, last):
     """One host: its kernel, patches, patch level and the CVEs fixed."""
-    entry = {"host": name, "reached": status is not None, "seen": iso(seen)}
+    entry = {"host": name, "reached": seen is not None, "seen": iso(seen)}
     if last is not None:
         entry["last_run"] = {
             "rc": last.get("rc"),
@@ -39,7 +39,7 @@ def host_entry(name, status, seen, last):
             "msg": last.get("msg", ""),
         }
     if status is None:
-        entry.update(kernel=None, patches=[], patch_level=[], cves_fixed=[])
+        entry.update(kernel=None, patches=[], patch_level=[], cves_fixed=[], klpctl_missing=seen is not None)
         return entry
     k = status.get("kernel", {})
     entry["kernel"] = {"release": k.get("release"), "build_id": k.get("build_id"), "taint_flags": k.get("taint_flags")}
@@ -86,6 +86,8 @@ def why_not(host, cve, last):
     """Why CVE is not fixed on this host, in one line."""
     run = host.get("last_run")
     named = [b for b in (last or {}).get("bundles", []) if cve in (b.get("cves") or [])]
+    if host.get("klpctl_missing"):
+        return "klpctl is not installed on this host"
     if not host["reached"]:
         if run and run["msg"]:
             return "unreachable: %s" % run["msg"]
@@ -238,9 +240,9 @@ def render_html(doc):
         if run:
             word = "unreachable" if run["unreachable"] else "failed" if run["failed"] else "changed" if run["changed"] else "ok"
             runtxt = "%s (rc %s) %s" % (word, e(run["rc"]), e(run["msg"]))
-        if not h["reached"]:
-            out.append('<tr class="bad"><td>%s</td><td colspan="4">no status: host not reached</td><td>%s</td></tr>'
-                       % (e(h["host"]), runtxt))
+        if h["kernel"] is None:
+            why = "klpctl is not installed" if h.get("klpctl_missing") else "no status: host not reached"
+            out.append('<tr class="bad"><td>%s</td><td colspan="4">%s</td><td>%s</td></tr>' % (e(h["host"]), why, runtxt))
             continue
         patches = "".join(
             "<li>%s (%s v%s)%s</li>"

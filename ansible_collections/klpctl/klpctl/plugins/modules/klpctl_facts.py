@@ -13,6 +13,8 @@ description:
     sets the facts C(klpctl_status) (kernel, patches, records, patch level, leftovers), C(klpctl_vex)
     (the OpenVEX document, or null when no live patch fixes a CVE) and C(klpctl_seen) (the controller's
     time, in seconds since the epoch).
+  - A host without klpctl (for example in check mode, which does not install it) is not a failure
+    here. C(klpctl_status) is then null and C(klpctl_missing) says why.
 version_added: 0.1.0
 author:
   - klpctl contributors (@klpctl)
@@ -65,4 +67,8 @@ ansible_facts:
       description: When the status was read (controller clock, seconds since the epoch).
       type: int
       returned: success
+    klpctl_missing:
+      description: The shell's error when klpctl is not installed at O(klpctl_path); the other facts are then null.
+      type: str
+      returned: when klpctl is not found
 """

@@ -14,7 +14,8 @@ description:
   - The target needs no Python, only a POSIX shell and klpctl. Without sftp or scp on the target use
     C(ansible_ssh_transfer_method=piped), which needs only C(dd).
   - C(changed) and C(failed) follow klpctl's JSON; a patch that is already applied is C(ok).
-    C(rc) is klpctl's exit code and C(msg) its one-line error.
+    C(rc) is klpctl's exit code and C(msg) its one-line error. When C(klpctl status) shows other live
+    patches after the run than before, the task is C(changed) whatever the JSON said.
 version_added: 0.1.0
 author:
   - klpctl contributors (@klpctl)
