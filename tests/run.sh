@@ -3,10 +3,11 @@
 # it needs (apt packages, the musl target), then runs the unit tests, the
 # host integration tests, the OpenBSD signify interop tests, the format test
 # vectors, and the QEMU kernel suite (Debian 12's 6.1 and 6.12, and the
-# newest 7.x of trixie-backports), and the self-built kernel tier (a real
-# CVE fixed live by klp-build's module: tests/qemu_selfbuilt.rs). Safe to
-# rerun: per-checkout outputs are cached under target/, kernels, the 7.x
-# build chroot and the self-built kernels under /var/cache/klpctl-test
+# newest 7.x of trixie-backports), the self-built kernel tier (a real CVE
+# fixed live by klp-build's module: tests/qemu_selfbuilt.rs) and the Ansible
+# fleet tier (tests/fleet.rs, qemu/fleet/). Safe to rerun: per-checkout
+# outputs are cached under target/, kernels, the 7.x build chroot, the
+# self-built kernels and the fleet's virtualenv under /var/cache/klpctl-test
 # (qemu/README.md, "Cache").
 set -euo pipefail
 cd "$(dirname "$0")/.."

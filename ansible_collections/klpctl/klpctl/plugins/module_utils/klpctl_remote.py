@@ -1,0 +1,85 @@
+# Copyright: klpctl contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Helpers the klpctl action plugins share: building klpctl command lines
+and reading klpctl's JSON. They run on the controller only; the target runs
+nothing but klpctl and a POSIX shell."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+
+def quote(word):
+    """One shell word, for the target's POSIX shell."""
+    return shlex.quote(str(word))
+
+
+def command(klpctl, *words):
+    """A klpctl command line, every word quoted."""
+    return " ".join(quote(w) for w in (klpctl,) + words)
+
+
+def json_lines(text):
+    """Every JSON object in TEXT, one per line; other lines (a shell's
+    carriage returns, a banner) are ignored."""
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def first_line(text):
+    """The first non-empty line of TEXT: klpctl's one-line error."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return ""
+
+
+def patch_level_text(status):
+    """klpctl's effective patch level as lines of text, for --diff."""
+    if not status:
+        return "(unknown: no status)\n"
+    lines = []
+    for lvl in status.get("patch_level", []):
+        cves = ",".join(lvl.get("cves", [])) or "no CVEs"
+        lines.append(
+            "stream %s version %s (%s), fixes %s"
+            % (lvl.get("stream"), lvl.get("version"), lvl.get("patch"), cves)
+        )
+    return "\n".join(lines or ["(no live patches)"]) + "\n"
+
+
+def live_patch(status, name):
+    """The patch NAME as status --json shows it, or None."""
+    for p in (status or {}).get("patches", []):
+        if p.get("name") == name:
+            return p
+    return None
+
+
+def for_this_kernel(manifest, kernel):
+    """None if the manifest names the running kernel, else why not (the
+    same checks apply makes, in its words)."""
+    if manifest.get("release") != kernel.get("release"):
+        return "release differs: bundle is for %s, running %s" % (
+            manifest.get("release"),
+            kernel.get("release"),
+        )
+    if manifest.get("arch") and manifest.get("arch") != kernel.get("machine"):
+        return "architecture differs: bundle is for %s, running %s" % (
+            manifest.get("arch"),
+            kernel.get("machine"),
+        )
+    bid = manifest.get("build_id")
+    if bid and bid != kernel.get("build_id"):
+        return "build-id differs: bundle is for %s, running %s" % (bid, kernel.get("build_id"))
+    return None
