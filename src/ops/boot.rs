@@ -9,8 +9,10 @@ use crate::kernel::{Switches, loader, sysfs};
 use core::ffi::CStr;
 
 /// The first klpctl run of a boot with a state directory: an earlier boot
-/// that tried payloads and ended without confirmation quarantines them.
-/// Each one is told as an event and logged to the kernel log.
+/// that tried payloads and ended before they were proven quarantines them.
+/// Each one is told as an event and logged to the kernel log. A guard that
+/// cannot be used (see [`guard::load`]) is an error, logged too: nothing is
+/// applied.
 #[inline(never)]
 pub fn start(state_dir: Option<&CStr>, ev: Sink) -> Result<()> {
     let Some(sd) = state_dir else { return Ok(()) };
@@ -29,6 +31,10 @@ pub fn start(state_dir: Option<&CStr>, ev: Sink) -> Result<()> {
             b" ended before it was confirmed good",
         ]);
         ev(Event::Quarantined(e));
+    })
+    .inspect_err(|e| {
+        // Said on stderr by the caller; the kernel log keeps it too.
+        loader::audit(&[b"applying nothing: ", e.message().as_bytes()]);
     })
 }
 

@@ -288,10 +288,11 @@ impl Machine {
     }
 
     /// A snapshot of the machine's files (see [`TempDir::snapshot`]) but
-    /// the boots' `/run`, where every changing command takes its lock.
+    /// the boots' `/run`, where every changing command takes its lock, and
+    /// kernel log, where klpctl logs what it refused.
     pub fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
         let mut s = self.dir.snapshot();
-        s.retain(|p, _| !p.components().any(|c| c.as_os_str() == "run"));
+        s.retain(|p, _| !p.components().any(|c| c.as_os_str() == "run") && !p.ends_with("kmsg"));
         s
     }
 
