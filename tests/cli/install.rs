@@ -389,6 +389,47 @@ fn the_kept_older_version_is_the_fallback_of_a_quarantine() {
     assert!(m.live("klp_q2"));
 }
 
+/// When the versions between are all suspects, the fallback is the newest
+/// version proven good, older than the second newest: it is kept too. q1
+/// is proven good; q2 and q3 are installed in one boot that then dies:
+/// nothing is pruned, and the next boot quarantines both and applies q1.
+#[test]
+fn the_newest_proven_good_version_is_kept_however_old() {
+    let Some(mut m) = Machine::new("prune-good") else {
+        return;
+    };
+    let st = m.state();
+    let install = |m: &Machine, v: u64| {
+        let b = m.bundle(&format!("klp_q{v}"), "q", v, true);
+        let args = [
+            "install",
+            &b,
+            "--dir",
+            "bundles",
+            "--state-dir",
+            &st,
+            "--keyring",
+            "ring",
+            "--json",
+        ];
+        let r = m.run(&["-r"], &args);
+        r.code(0);
+        assert!(r.out().contains("\"pruned\":0"), "{}", r.out());
+    };
+    install(&m, 1);
+    m.confirm(&[]).code(0);
+    install(&m, 2);
+    install(&m, 3);
+    let rel = release();
+    let all: Vec<String> = (1..=3).map(|v| format!("klp_q{v}@{rel}.klp")).collect();
+    assert_eq!(listing(&m.dir.join("bundles")), all);
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    r.code(0);
+    assert_eq!(m.patches(), ["klp_q1"], "{}", r.err());
+    assert!(m.live("klp_q1"));
+}
+
 /// Past the pruning, the directory is bounded: an install that would leave
 /// more than 64 bundles for one kernel release (what `apply --dir` takes)
 /// is refused, and changes nothing.
