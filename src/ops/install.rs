@@ -338,3 +338,28 @@ fn is_bundle_of(p: &PathBuf, name: &str) -> bool {
         .and_then(|u| u.manifest_unverified())
         .is_ok_and(|m| m.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::newest_two;
+
+    fn top(versions: &[u64]) -> [Option<u64>; 2] {
+        let mut t = [None, None];
+        for &v in versions {
+            newest_two(&mut t, v);
+        }
+        t
+    }
+
+    #[test]
+    fn the_two_newest_distinct_versions_in_any_order() {
+        assert_eq!(top(&[]), [None, None]);
+        assert_eq!(top(&[4]), [Some(4), None]);
+        assert_eq!(top(&[1, 5, 3]), [Some(5), Some(3)]);
+        assert_eq!(top(&[5, 1, 3]), [Some(5), Some(3)]);
+        // A second file of the same version is not a second version.
+        assert_eq!(top(&[5, 5, 2]), [Some(5), Some(2)]);
+        assert_eq!(top(&[3, 5, 3, 5]), [Some(5), Some(3)]);
+        assert_eq!(top(&[0, u64::MAX]), [Some(u64::MAX), Some(0)]);
+    }
+}
