@@ -261,6 +261,7 @@ b7_reapply)
     [ ! -e "$BD/panic.klp" ] || klp_fail "uninstall left $BD/panic.klp"
     klp_wait_for 30 klp_patch_gone klp_panic || klp_fail "klp_panic still in sysfs after uninstall"
     next=$(cat /klptest/next-release)
+    nbid=$(cat /klptest/next-build-id)
     echo "+ klpctl install (for $next) --dir $BD --state-dir $SD --json"
     klpctl install /klptest/next/base_v2.klp /klptest/next/basic.klp --dir "$BD" \
         --state-dir "$SD" --json >"$T/install" 2>"$T/install.err"
@@ -268,7 +269,8 @@ b7_reapply)
     sed 's/^/  | /' "$T/install"
     sed 's/^/  ! /' "$T/install.err"
     [ "$rc" = 0 ] || klp_fail "install exited $rc"
-    for f in "klp_cumul_v2@$next.klp" "klp_basic@$next.klp"; do
+    # Both bundles name the next kernel's build-id, so it is in their names.
+    for f in "klp_cumul_v2@$next@$nbid.klp" "klp_basic@$next@$nbid.klp"; do
         [ -f "$BD/$f" ] || klp_fail "install did not store $f"
     done
     ls -A "$BD" | grep -q '^\.' && klp_fail "a hidden file is left in $BD: $(ls -A "$BD")"
@@ -283,7 +285,7 @@ b8_next_kernel)
     # those for the previous kernel are skipped.
     start
     [ "$START_RC" = 0 ] || klp_fail "start exited $START_RC"
-    r=$(uname -r)
+    r=$(uname -r)@$(cat /klptest/build-id)
     expect_result "klp_cumul_v2@$r.klp" applied
     expect_result "klp_basic@$r.klp" applied
     expect_result base_v2.klp "skipped other kernel"

@@ -15,6 +15,7 @@ use super::select::MAX_BUNDLES;
 use super::{Event, Sink};
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
+use crate::guard;
 use crate::kernel::{Running, sysfs};
 use crate::trust::bundle;
 use crate::trust::keys::Keyring;
@@ -68,7 +69,7 @@ pub fn install(
         ]));
     }
     let name = stored_name(m)?;
-    let keep = keep_from(dir, ring, m, name.bytes())?;
+    let keep = keep_from(dir, ring, m, name.bytes(), opts.state_dir)?;
     check_room(dir, ring, m, name.bytes(), keep)?;
     let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
     if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
@@ -188,33 +189,65 @@ fn same_stream_and_kernel(a: &Manifest, b: &Manifest) -> bool {
 }
 
 /// The oldest version of `new`'s stream and kernel that install keeps in
-/// `dir` (`new` counted, the file `skip` it replaces not): the second
-/// newest cumulative version. A boot applies the newest cumulative bundle
-/// and what follows it; the one before it is the crash-loop guard's
-/// fallback if the newest is quarantined, with the non-cumulative bundles
-/// that stack on it. What precedes both is superseded. `None` (keep
-/// everything) with fewer than two cumulative versions: a non-cumulative
-/// stream needs all its bundles.
-fn keep_from(dir: &CStr, ring: &Keyring, new: &Manifest, skip: &[u8]) -> Result<Option<u64>> {
-    // The two newest distinct cumulative versions, newest first.
-    let mut top: [Option<u64>; 2] = [None, None];
-    let mut note = |v: u64| {
-        if top[0] == Some(v) || top[1] == Some(v) {
-        } else if top[0].is_none_or(|t| v > t) {
-            top = [Some(v), top[0]];
-        } else if top[1].is_none_or(|t| v > t) {
-            top[1] = Some(v);
+/// `dir` (`new` counted, the file `skip` it replaces not). A boot applies
+/// the newest cumulative bundle and what follows it. If that one is
+/// quarantined, the crash-loop guard falls back to the newest version
+/// proven good below it, and the non-cumulative bundles after that stack
+/// on it. So install keeps every version from the second newest cumulative
+/// one, or from the newest proven good cumulative one below the newest if
+/// that is older; what precedes it is superseded. `None` (keep
+/// everything): fewer than two cumulative versions (a non-cumulative
+/// stream needs all its bundles), or a guard file that cannot be read
+/// (what it proves is unknown).
+fn keep_from(
+    dir: &CStr,
+    ring: &Keyring,
+    new: &Manifest,
+    skip: &[u8],
+    state_dir: Option<&CStr>,
+) -> Result<Option<u64>> {
+    let mut gbuf = [0; guard::MAX_GUARD];
+    let guard = match state_dir.map(|sd| guard::load(sd.to_bytes(), &mut gbuf)) {
+        Some(Err(_)) => return Ok(None),
+        g => g.and_then(|g| g.ok()),
+    };
+    // The two newest distinct cumulative versions, and the two newest of
+    // those proven good, newest first.
+    let mut top = [None, None];
+    let mut good = [None, None];
+    let mut note = |m: &Manifest| {
+        if !m.replace {
+            return;
+        }
+        let mut hex = [0u8; 64];
+        let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
+        newest_two(&mut top, m.version);
+        if guard.is_some_and(|g| g.good(sha)) {
+            newest_two(&mut good, m.version);
         }
     };
-    if new.replace {
-        note(new.version);
-    }
+    note(new);
     each_bundle(dir, ring, skip, &mut |_, m| {
-        if m.replace && same_stream_and_kernel(m, new) {
-            note(m.version)
+        if same_stream_and_kernel(m, new) {
+            note(m)
         }
     })?;
-    Ok(top[1])
+    let (Some(newest), Some(second)) = (top[0], top[1]) else {
+        return Ok(None);
+    };
+    let fallback = good.into_iter().flatten().find(|&v| v < newest);
+    Ok(Some(fallback.map_or(second, |g| g.min(second))))
+}
+
+/// Puts `v` into `top`, the two newest distinct versions seen, newest
+/// first.
+fn newest_two(top: &mut [Option<u64>; 2], v: u64) {
+    if top.contains(&Some(v)) {
+    } else if top[0].is_none_or(|t| v > t) {
+        *top = [Some(v), top[0]];
+    } else if top[1].is_none_or(|t| v > t) {
+        top[1] = Some(v);
+    }
 }
 
 /// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
@@ -304,4 +337,29 @@ fn is_bundle_of(p: &PathBuf, name: &str) -> bool {
     bundle::read(&src, &mut mbuf)
         .and_then(|u| u.manifest_unverified())
         .is_ok_and(|m| m.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_two;
+
+    fn top(versions: &[u64]) -> [Option<u64>; 2] {
+        let mut t = [None, None];
+        for &v in versions {
+            newest_two(&mut t, v);
+        }
+        t
+    }
+
+    #[test]
+    fn the_two_newest_distinct_versions_in_any_order() {
+        assert_eq!(top(&[]), [None, None]);
+        assert_eq!(top(&[4]), [Some(4), None]);
+        assert_eq!(top(&[1, 5, 3]), [Some(5), Some(3)]);
+        assert_eq!(top(&[5, 1, 3]), [Some(5), Some(3)]);
+        // A second file of the same version is not a second version.
+        assert_eq!(top(&[5, 5, 2]), [Some(5), Some(2)]);
+        assert_eq!(top(&[3, 5, 3, 5]), [Some(5), Some(3)]);
+        assert_eq!(top(&[0, u64::MAX]), [Some(u64::MAX), Some(0)]);
+    }
 }

@@ -82,22 +82,22 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
-/// A small tmpfs mounted over `dir` for as long as this lives.
-struct Tmpfs(std::path::PathBuf);
+/// A mount over `target` for as long as this lives: `args` are mount's.
+struct Mount(std::path::PathBuf);
 
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
+impl Mount {
+    fn new(args: &[&str], target: &Path) -> Mount {
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "klptest-full"])
-            .arg(dir)
+            .args(args)
+            .arg(target)
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "cannot mount a tmpfs on {}", dir.display());
-        Tmpfs(dir.to_owned())
+        assert!(ok, "cannot mount {args:?} on {}", target.display());
+        Mount(target.to_owned())
     }
 }
 
-impl Drop for Tmpfs {
+impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
@@ -140,7 +140,10 @@ fn a_directory_that_cannot_store_the_bundle_refuses_it_before_the_kernel() {
     m.dir.mkdir(&format!("taken/klp_a@{}.klp", release()));
     // /run/klpctl as any run of klpctl leaves it (the lock file).
     m.run(&[], &["disable", "klp_none"]).code(0);
-    let _full = Tmpfs::mount(&m.dir.join("full"), "16k");
+    let _full = Mount::new(
+        &["-t", "tmpfs", "-o", "size=16k", "klptest"],
+        &m.dir.join("full"),
+    );
     // Fill it: the write that fails ends dd.
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4096", "status=none"])
@@ -179,6 +182,42 @@ fn a_directory_that_cannot_store_the_bundle_refuses_it_before_the_kernel() {
     );
     assert_eq!(res.get("pruned").u64(), 0);
     assert!(j.get("changed").bool());
+}
+
+/// The one step after the patch went live, the rename into place, fails
+/// (its name is a mount point: `EBUSY`): the result says applied and not
+/// stored, exit 10, never "failed" with nothing changed.
+#[test]
+fn a_store_that_fails_after_the_apply_says_live_and_not_stored() {
+    let Some(m) = Machine::new("not-stored") else {
+        return;
+    };
+    let b = m.bundle("klp_a", "a", 1, true);
+    let name = format!("klp_a@{}.klp", release());
+    m.dir.write(&format!("bundles/{name}"), b"in the way");
+    m.dir.write("over", b"mounted over it");
+    let _busy = Mount::new(
+        &["--bind", &m.dir.abs("over")],
+        &m.dir.join(&format!("bundles/{name}")),
+    );
+    let r = install(&m, &[], &b, &m.dir.abs("bundles"));
+    assert_eq!(r.code, 10, "{}", r.err());
+    assert!(m.live("klp_a"));
+    let j = Json::parse(r.out());
+    let res = &j.get("results").arr()[0];
+    assert_eq!(res.get("result").str(), "applied", "{}", r.out());
+    assert!(matches!(res.get("stored"), Json::Null), "{}", r.out());
+    assert_eq!(res.get("exit").u64(), 10);
+    assert!(j.get("changed").bool());
+    assert_eq!(j.get("exit").u64(), 10);
+    assert!(
+        r.err()
+            .contains("the bundle is not stored, so later boots will not apply it: EBUSY"),
+        "{}",
+        r.err()
+    );
+    // No copy is left behind.
+    assert_eq!(listing(&m.dir.join("bundles")), [name]);
 }
 
 /// A bundle the kernel refuses is not stored, and no copy is left behind.
@@ -387,6 +426,47 @@ fn the_kept_older_version_is_the_fallback_of_a_quarantine() {
     assert!(r.err().contains("quarantined klp_q3"), "{}", r.err());
     assert_eq!(m.patches(), ["klp_q2"], "{}", r.err());
     assert!(m.live("klp_q2"));
+}
+
+/// When the versions between are all suspects, the fallback is the newest
+/// version proven good, older than the second newest: it is kept too. q1
+/// is proven good; q2 and q3 are installed in one boot that then dies:
+/// nothing is pruned, and the next boot quarantines both and applies q1.
+#[test]
+fn the_newest_proven_good_version_is_kept_however_old() {
+    let Some(mut m) = Machine::new("prune-good") else {
+        return;
+    };
+    let st = m.state();
+    let install = |m: &Machine, v: u64| {
+        let b = m.bundle(&format!("klp_q{v}"), "q", v, true);
+        let args = [
+            "install",
+            &b,
+            "--dir",
+            "bundles",
+            "--state-dir",
+            &st,
+            "--keyring",
+            "ring",
+            "--json",
+        ];
+        let r = m.run(&["-r"], &args);
+        r.code(0);
+        assert!(r.out().contains("\"pruned\":0"), "{}", r.out());
+    };
+    install(&m, 1);
+    m.confirm(&[]).code(0);
+    install(&m, 2);
+    install(&m, 3);
+    let rel = release();
+    let all: Vec<String> = (1..=3).map(|v| format!("klp_q{v}@{rel}.klp")).collect();
+    assert_eq!(listing(&m.dir.join("bundles")), all);
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    r.code(0);
+    assert_eq!(m.patches(), ["klp_q1"], "{}", r.err());
+    assert!(m.live("klp_q1"));
 }
 
 /// Past the pruning, the directory is bounded: an install that would leave
