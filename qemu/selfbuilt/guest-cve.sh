@@ -163,6 +163,8 @@ lockdown_main() {
     expect_rc 6
     expect_says "signature|signed"
     expect_says "EKEYREJECTED|ENOKEY|EPERM|rejected|Key was rejected|Required key"
+    # The kernel's own words, quoted from its log.
+    expect_says "kernel: .*(unsigned|signature|rejected)"
     expect_modules_unchanged "$before"
     expect_gone "$NAME"
     expect_no_livepatch
