@@ -1,0 +1,248 @@
+//! The arm64 tier: the self-built arm64 kernel (`qemu/selfbuilt/`, from
+//! Debian's linux-source-7.x, cross-compiled) booted with
+//! `qemu-system-aarch64 -M virt -cpu max` under TCG with 2 vCPUs, running the
+//! same scenarios as the x86_64 kernels of `tests/qemu.rs`: the main cases,
+//! the signature-enforcing boot, the load case and the kernel's own
+//! livepatch selftests with klpctl as the loader. `qemu/arm64/prepare.sh`
+//! builds everything; the guests run the aarch64 device klpctl.
+//!
+//! Checks and markers are those of `tests/qemu.rs`, which this file
+//! includes as a module. It has no libtest harness (`harness = false` in
+//! Cargo.toml): `main` runs the tier, so the x86_64 matrix's #[test]s are not
+//! compiled in here. It prints a libtest-style `test result:` line for
+//! tests/run.sh's summary.
+//!
+//! Never skips silently: `KLPCTL_SKIP_QEMU=1` skips it on a developer's
+//! machine, and is itself a failure under `CI=true`. A filter argument that
+//! does not match `arm64` (as in `cargo test NAME`) runs nothing, as libtest
+//! would.
+
+#[path = "qemu.rs"]
+#[allow(dead_code, unused_imports)]
+mod rig;
+
+use rig::{
+    Boot, SCENARIOS, SELFTESTS, Scenario, case_files, plan_for, problems, repo, say,
+    selftests_metric, selftests_plan, selftests_problems, skip_requested, smp_problems, suite_lock,
+    tail, vex_problems,
+};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The name `cargo test FILTER` is matched against.
+const NAME: &str = "qemu_arm64_tier";
+
+/// Runs `qemu/arm64/prepare.sh`; returns the arm64 release.
+fn prepare() -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("qemu/arm64/prepare.sh"))
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("cannot run bash qemu/arm64/prepare.sh");
+    assert!(
+        out.status.success(),
+        "qemu/arm64/prepare.sh failed ({}); its stderr above says why",
+        out.status
+    );
+    let release = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        release.ends_with("-klp-arm64"),
+        "qemu/arm64/prepare.sh printed {release:?}, not an arm64 release"
+    );
+    release
+}
+
+/// Seconds the guest spent from `/init` to its verdict: the uptimes of its
+/// `KLPTEST-BOOT` and `KLPTEST-DONE` lines.
+fn guest_seconds(b: &Boot) -> Option<f64> {
+    let text = String::from_utf8_lossy(&std::fs::read(&b.log).ok()?).into_owned();
+    let uptime = |tag: &str| {
+        text.lines()
+            .filter_map(|l| l.find(tag).map(|at| &l[at..]))
+            .flat_map(str::split_whitespace)
+            .find_map(|w| w.strip_prefix("uptime="))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    Some(uptime("KLPTEST-DONE")? - uptime("KLPTEST-BOOT")?)
+}
+
+/// The problems of one arm64 boot, by the same rules as the x86_64 matrix,
+/// plus: the guest is an aarch64 one.
+fn boot_problems(b: &Boot, files: &[rig::CaseFile]) -> Vec<String> {
+    let (host_plan, mut p) = if b.scenario == SELFTESTS.name {
+        match selftests_plan(&b.release) {
+            Ok(plan) => (plan, selftests_problems(b)),
+            Err(e) => (Vec::new(), vec![e]),
+        }
+    } else {
+        (plan_for(files, b.scenario), Vec::new())
+    };
+    p.extend(problems(b, &host_plan));
+    p.extend(smp_problems(b));
+    if b.scenario == "main" {
+        p.extend(vex_problems(b));
+    }
+    let text = std::fs::read(&b.log)
+        .map(|t| String::from_utf8_lossy(&t).into_owned())
+        .unwrap_or_default();
+    if !text.contains("Machine model: linux,dummy-virt") {
+        p.push("the console does not show QEMU's arm64 virt machine".into());
+    }
+    p
+}
+
+fn run() -> Result<(), Vec<String>> {
+    let _lock = suite_lock();
+    let start = Instant::now();
+    let files = case_files(&repo().join(rig::CASES_DIR)).map_err(|e| vec![e])?;
+    let release = prepare();
+    let prepared = start.elapsed();
+    say(&format!(
+        "qemu-arm64: prepared {release} in {:.1}s",
+        prepared.as_secs_f64()
+    ));
+
+    // The same scenarios as the x86_64 kernels, two boots at a time.
+    let scenarios: Vec<&'static Scenario> = SCENARIOS.iter().chain([&SELFTESTS]).collect();
+    let queue = Arc::new(Mutex::new(scenarios.clone().into_iter().enumerate()));
+    let jobs = thread::available_parallelism().map_or(1, |n| n.get().min(2));
+    let handles: Vec<_> = (0..jobs)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let release = release.clone();
+            thread::spawn(move || {
+                let mut done = Vec::new();
+                loop {
+                    let next = queue.lock().expect("boot queue poisoned").next();
+                    let Some((i, sc)) = next else { break };
+                    let b = rig::boot(&release, sc);
+                    say(&format!(
+                        "qemu-arm64: {} {}: {:.1}s, {} case markers{}",
+                        b.release,
+                        b.scenario,
+                        b.wall.as_secs_f64(),
+                        b.verdicts.len(),
+                        if b.done { "" } else { ", NO KLPTEST-DONE" }
+                    ));
+                    done.push((i, b));
+                }
+                done
+            })
+        })
+        .collect();
+    let mut boots: Vec<(usize, Boot)> = Vec::new();
+    for h in handles {
+        boots.extend(h.join().expect("boot thread panicked"));
+    }
+    boots.sort_by_key(|(i, _)| *i);
+    let boots_wall = start.elapsed() - prepared;
+
+    let mut failures = Vec::new();
+    let (mut wall, mut guest) = (Duration::ZERO, 0.0);
+    for (_, b) in &boots {
+        for line in &b.extra {
+            say(&format!("qemu-arm64: {} {}: {line}", b.release, b.scenario));
+        }
+        let p = boot_problems(b, &files);
+        let in_guest = guest_seconds(b);
+        wall += b.wall;
+        guest += in_guest.unwrap_or(0.0);
+        let cases = b.verdicts.values().filter(|v| v.is_ok()).count();
+        say(&format!(
+            "qemu-arm64: {} {}: {cases}/{} markers passed; wall {:.1}s, of which the guest ran its cases {} (log {})",
+            b.release,
+            b.scenario,
+            b.verdicts.len(),
+            b.wall.as_secs_f64(),
+            in_guest.map_or("?".into(), |s| format!("{s:.1}s")),
+            b.log.display()
+        ));
+        if !p.is_empty() {
+            say(&format!(
+                "qemu-arm64: --- last lines of {}:\n{}",
+                b.log.display(),
+                tail(&b.log, 60)
+            ));
+            failures.extend(
+                p.into_iter()
+                    .map(|x| format!("{} {}: {x}", b.release, b.scenario)),
+            );
+        }
+    }
+    if let Some((_, st)) = boots.iter().find(|(_, b)| b.scenario == SELFTESTS.name) {
+        let m = selftests_metric(st).unwrap_or_default();
+        let g = |k: &str| m.get(k).map_or("-", String::as_str).to_owned();
+        say(&format!(
+            "qemu-arm64: selftests with klpctl as the loader: scripts={} excluded={} cases={} passed={} failed={}",
+            g("scripts"),
+            g("excluded"),
+            g("cases"),
+            g("passed"),
+            g("failed")
+        ));
+    }
+    // Figures, not assertions: the budget is a target, the machine is shared.
+    say(&format!(
+        "qemu-arm64: KLPTEST-METRIC arm64_wall_s prepare={:.1} boots={:.1} boot_sum={:.1} guest_cases_sum={guest:.1} boot_overhead_sum={:.1} total={:.1}",
+        prepared.as_secs_f64(),
+        boots_wall.as_secs_f64(),
+        wall.as_secs_f64(),
+        wall.as_secs_f64() - guest,
+        start.elapsed().as_secs_f64()
+    ));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures)
+    }
+}
+
+fn main() -> ExitCode {
+    // `cargo test FILTER`: libtest runs only tests whose name contains a
+    // filter; do the same with this tier's one name.
+    // Options that take their value as the next argument are not filters.
+    const WITH_VALUE: &[&str] = &[
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--color",
+        "--logfile",
+        "-Z",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| {
+            !a.starts_with('-') && (*i == 0 || !WITH_VALUE.contains(&args[i - 1].as_str()))
+        })
+        .map(|(_, a)| a)
+        .collect();
+    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+        println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
+        return ExitCode::SUCCESS;
+    }
+    if skip_requested() {
+        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
+        return ExitCode::SUCCESS;
+    }
+    match run() {
+        Ok(()) => {
+            println!("test {NAME} ... ok");
+            println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+            ExitCode::SUCCESS
+        }
+        Err(failures) => {
+            println!("test {NAME} ... FAILED");
+            println!("arm64 kernel tests failed:\n  {}", failures.join("\n  "));
+            println!(
+                "test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
