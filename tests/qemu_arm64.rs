@@ -21,11 +21,17 @@
 #[allow(dead_code, unused_imports)]
 mod rig;
 
+// The fake kernel module builder of the host tests.
+#[path = "common/ko.rs"]
+#[allow(dead_code)]
+mod ko;
+
 use rig::{
     Boot, SCENARIOS, SELFTESTS, Scenario, case_files, plan_for, problems, repo, say,
     selftests_metric, selftests_plan, selftests_problems, skip_requested, smp_problems, suite_lock,
     tail, vex_problems,
 };
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -54,6 +60,127 @@ fn prepare() -> String {
         "qemu/arm64/prepare.sh printed {release:?}, not an arm64 release"
     );
     release
+}
+
+/// A path from the environment, or the default under the repository.
+fn binary(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| repo().join(default), PathBuf::from)
+}
+
+/// Runs `cmd` in a private mount namespace with a fresh tmpfs over /run, so
+/// klpctl's lock and state dirs never touch the host's, and one over
+/// /sys/kernel holding an empty `livepatch` dir, so the host kernel (built
+/// without live patching) passes klpctl's first check and the architecture
+/// check is the one that speaks; returns the exit code and stderr.
+fn isolated(cmd: &[&Path], args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /sys/kernel && mkdir /sys/kernel/livepatch && exec \"$@\"",
+            "sh",
+        ])
+        .args(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run unshare");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Before any kernel boots: an x86_64 bundle for the running release is
+/// refused by the aarch64 klpctl (under QEMU's user-mode emulator, whose
+/// uname says aarch64) with exit 4 naming both architectures, and an aarch64
+/// bundle by the x86_64 klpctl likewise. Both are refused before anything
+/// reaches the kernel (the release matches; only the machine differs).
+fn cross_arch_on_host(arm_device: &Path) -> Vec<String> {
+    let full = binary(
+        "KLPCTL_BIN",
+        "target/x86_64-unknown-linux-musl/release/klpctl",
+    );
+    let dir = repo().join("target/qemu/arm64-host");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("ring")).expect("create target/qemu/arm64-host");
+    let release = String::from_utf8_lossy(
+        &Command::new("uname")
+            .arg("-r")
+            .output()
+            .expect("uname -r")
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    let run = |args: &[&str]| {
+        let st = Command::new(&full)
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("cannot run the host klpctl");
+        assert!(st.success(), "klpctl {args:?} failed");
+    };
+    run(&["keygen", "-p", "ring/k.pub", "-s", "k.sec"]);
+    let mut p = Vec::new();
+    for (machine, bundle_arch, runner, running) in [
+        (
+            ko::EM_X86_64,
+            "x86_64",
+            vec![Path::new("qemu-aarch64"), arm_device],
+            "aarch64",
+        ),
+        (183, "aarch64", vec![full.as_path()], "x86_64"),
+    ] {
+        let ko_name = format!("{bundle_arch}.ko");
+        let klp = format!("{bundle_arch}.klp");
+        std::fs::write(
+            dir.join(&ko_name),
+            ko::fake_ko(
+                &ko::modinfo("klp_arch", &format!("{release} SMP "), true),
+                machine,
+            ),
+        )
+        .expect("write a fake module");
+        run(&[
+            "pack",
+            &ko_name,
+            "-o",
+            &klp,
+            "--stream",
+            "s",
+            "--version",
+            "1",
+            "-s",
+            "k.sec",
+        ]);
+        let bundle = dir.join(&klp);
+        let ring = dir.join("ring");
+        let (code, err) = isolated(
+            &runner,
+            &[
+                "apply",
+                bundle.to_str().expect("UTF-8 path"),
+                "--keyring",
+                ring.to_str().expect("UTF-8 path"),
+            ],
+        );
+        let want = format!("bundle is for {bundle_arch}, running {running}");
+        say(&format!(
+            "qemu-arm64: host: {bundle_arch} bundle on {running} klpctl: exit {code:?}: {}",
+            err.trim()
+        ));
+        if code != Some(4) || !err.contains(&want) {
+            p.push(format!(
+                "host: an {bundle_arch} bundle on the {running} klpctl exited {code:?} saying {err:?}, expected 4 and {want:?}"
+            ));
+        }
+    }
+    p
 }
 
 /// Seconds the guest spent from `/init` to its verdict: the uptimes of its
@@ -101,6 +228,10 @@ fn run() -> Result<(), Vec<String>> {
     let files = case_files(&repo().join(rig::CASES_DIR)).map_err(|e| vec![e])?;
     let release = prepare();
     let prepared = start.elapsed();
+    let host = cross_arch_on_host(&binary(
+        "KLPCTL_DEVICE_ARM64",
+        "target/device/aarch64-unknown-linux-musl/release/klpctl",
+    ));
     say(&format!(
         "qemu-arm64: prepared {release} in {:.1}s",
         prepared.as_secs_f64()
@@ -141,7 +272,7 @@ fn run() -> Result<(), Vec<String>> {
     boots.sort_by_key(|(i, _)| *i);
     let boots_wall = start.elapsed() - prepared;
 
-    let mut failures = Vec::new();
+    let mut failures = host;
     let (mut wall, mut guest) = (Duration::ZERO, 0.0);
     for (_, b) in &boots {
         for line in &b.extra {

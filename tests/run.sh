@@ -20,10 +20,10 @@ command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (h
 need_pkg signify-openbsd time openssl python3 busybox-static gcc make
 need_pkg python3-jsonschema python3-rfc3987
 need_pkg qemu-system-x86 seabios ipxe-qemu
-# The arm64 tier: QEMU's aarch64 system emulator, Debian's cross compiler
+# The arm64 tier: QEMU's aarch64 system and user-mode emulators, Debian's cross compiler
 # (kernel, modules, guest helpers; it also links the aarch64 klpctl), and what
 # a kernel build needs.
-need_pkg qemu-system-arm gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
+need_pkg qemu-system-arm qemu-user gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
 need_pkg bc bison flex libelf-dev libssl-dev ccache
 if command -v rustup >/dev/null; then
     for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do

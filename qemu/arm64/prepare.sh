@@ -17,6 +17,8 @@ set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 need_cmd qemu-system-aarch64 qemu-system-arm
+# User-mode emulation: tests/qemu_arm64.rs runs the aarch64 klpctl on the host.
+need_cmd qemu-aarch64 qemu-user
 need_cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
 need_pkg libc6-dev-arm64-cross busybox-static
 
