@@ -22,7 +22,11 @@ SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SELF_DIR/../lib.sh"
 
 need_cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
-need_pkg binutils-aarch64-linux-gnu make bc bison flex libelf-dev libssl-dev openssl ccache xz-utils
+# libc6-dev-arm64-cross before the config is made: with it the cross
+# compiler can link programs, and Kconfig records that (CC_CAN_LINK), so the
+# config, and the cache key, would differ with and without it.
+need_pkg binutils-aarch64-linux-gnu libc6-dev-arm64-cross make bc bison flex libelf-dev \
+    libssl-dev openssl ccache xz-utils
 
 ksrc=$("$SELF_DIR/source.sh")
 ver=$(cat "$ksrc/.klpctl-debian-version")
@@ -49,6 +53,10 @@ build_locked() {
     jobs=$(nproc)
     export CCACHE_DIR=$CACHE_DIR/selfbuilt/ccache-arm64
     export CCACHE_MAXSIZE=2G
+    # Depend mode: ccache trusts the compiler's -MMD dependency list instead
+    # of running the preprocessor a second time, which on a cold build costs
+    # a good part of a compile per file.
+    export CCACHE_DEPEND=1
     log "building the arm64 kernel ($ver, key $key) in $entry/build, -j$jobs; log $blog"
     if ! nice -n 5 make -C "$ksrc" O="$entry/build" "${margs[@]}" \
         CC="ccache aarch64-linux-gnu-gcc" -j"$jobs" olddefconfig Image modules \
