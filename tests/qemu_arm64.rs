@@ -197,8 +197,9 @@ fn guest_seconds(b: &Boot) -> Option<f64> {
     Some(uptime("KLPTEST-DONE")? - uptime("KLPTEST-BOOT")?)
 }
 
-/// The problems of one arm64 boot, by the same rules as the x86_64 matrix,
-/// plus: the guest is an aarch64 one.
+/// The problems of one arm64 boot, by the same rules as the x86_64 matrix.
+/// (That the guest ran the arm64 kernel is among them: the booted release,
+/// `<version>-klp-arm64`, must be the one prepared.)
 fn boot_problems(b: &Boot, files: &[rig::CaseFile]) -> Vec<String> {
     let (host_plan, mut p) = if b.scenario == SELFTESTS.name {
         match selftests_plan(&b.release) {
@@ -212,12 +213,6 @@ fn boot_problems(b: &Boot, files: &[rig::CaseFile]) -> Vec<String> {
     p.extend(smp_problems(b));
     if b.scenario == "main" {
         p.extend(vex_problems(b));
-    }
-    let text = std::fs::read(&b.log)
-        .map(|t| String::from_utf8_lossy(&t).into_owned())
-        .unwrap_or_default();
-    if !text.contains("Machine model: linux,dummy-virt") {
-        p.push("the console does not show QEMU's arm64 virt machine".into());
     }
     p
 }
