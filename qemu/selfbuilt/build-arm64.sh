@@ -33,16 +33,33 @@ ver=$(cat "$ksrc/.klpctl-debian-version")
 mapfile -t margs < <("$SELF_DIR/config.sh" --make-args arm64)
 
 # The config is made in a scratch dir first: its bytes (with the compiler's
-# version) name the cache entry.
+# version) name the cache entry. Making it takes tinyconfig's host tools and
+# two Kconfig passes (most of a warm run), so what it was made from is
+# remembered too: the option files, the scripts, the source version, the
+# cross compiler and its libc. The same inputs give the same config.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/klp-arm64-config.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
-KSRC=$ksrc "$SELF_DIR/config.sh" arm64 "$scratch" >/dev/null
-key=$({ cat "$scratch/.config"; aarch64-linux-gnu-gcc --version | head -n 1; } | sha256sum | cut -c1-16)
+inputs=$({
+    cat "$SELF_DIR/config.common" "$SELF_DIR/config.arm64" "$SELF_DIR/config.sh"
+    printf '%s\n' "$ver"
+    aarch64-linux-gnu-gcc --version | head -n 1
+    dpkg-query -W -f='${Version}\n' libc6-dev-arm64-cross
+} | sha256sum | cut -c1-16)
+known=$CACHE_DIR/selfbuilt/arm64/inputs/$inputs
+key=$(cat "$known" 2>/dev/null || true)
+if [ -z "$key" ] || [ ! -f "$CACHE_DIR/selfbuilt/arm64/$ver-$key/.klpctl-complete" ]; then
+    KSRC=$ksrc "$SELF_DIR/config.sh" arm64 "$scratch" >/dev/null
+    key=$({ cat "$scratch/.config"; aarch64-linux-gnu-gcc --version | head -n 1; } | sha256sum | cut -c1-16)
+fi
 entry=$CACHE_DIR/selfbuilt/arm64/$ver-$key
 
 build_locked() {
     if [ -f "$entry/.klpctl-complete" ]; then
         log "arm64 kernel cached in $entry"
+        if [ ! -s "$known" ]; then
+            mkdir -p "$(dirname "$known")"
+            printf '%s\n' "$key" >"$known.tmp" && mv "$known.tmp" "$known"
+        fi
         return 0
     fi
     mkdir -p "$entry/build"
@@ -77,6 +94,8 @@ build_locked() {
     cat "$entry/build/include/config/kernel.release" >"$entry/release"
     printf '%s\n' "$secs" >"$entry/build-seconds"
     touch "$entry/.klpctl-complete"
+    mkdir -p "$(dirname "$known")"
+    printf '%s\n' "$key" >"$known.tmp" && mv "$known.tmp" "$known"
     log "arm64 kernel $(cat "$entry/release") built in ${secs}s (ccache: $(ccache -s 2>/dev/null | awk '/Hits:/ {print $2 " hits"; exit}'))"
 }
 
