@@ -5,7 +5,8 @@
 # Kbuild wants the sources inside M=, so they are copied there with their
 # timestamps kept; make then rebuilds only what changed. 7.x releases build in
 # a trixie chroot instead (build-modules-trixie.sh, cached outside the clone)
-# and their modules are copied here.
+# and their modules are copied here. Self-built kernels (qemu/selfbuilt/)
+# build against their own build tree, cross-compiled for arm64.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,7 +25,20 @@ for arg in "${releases[@]}"; do
     release=$(to_release "$arg")
     bdir=$OUT_DIR/build/$release
     blog=$bdir/build.log
-    case "$release" in
+    # A self-built kernel (qemu/selfbuilt/) builds against its own tree,
+    # cross-compiled where its architecture is not the host's.
+    kind=$release
+    is_selfbuilt "$release" && kind=selfbuilt
+    case "$kind" in
+        selfbuilt)
+            mkdir -p "$bdir"
+            cp -p "$QEMU_DIR"/modules/Kbuild "$QEMU_DIR"/modules/*.c "$QEMU_DIR"/modules/*.h "$bdir/"
+            log "$release: building test modules in $bdir ($(release_arch "$release"), self-built tree)"
+            if ! selfbuilt_make "$release" "$bdir" -j"$(nproc)" modules >"$blog" 2>&1; then
+                tail -n 40 "$blog" >&2
+                die "$release: module build failed (full log: $blog)"
+            fi
+            ;;
         7.*)
             built=$("$QEMU_DIR/build-modules-trixie.sh" "$release")
             rm -rf "$bdir"

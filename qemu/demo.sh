@@ -4,7 +4,11 @@
 # signing key, pack and sign a bundle on the host, then boot the kernel in
 # QEMU and show klpctl applying and removing the patch.
 #
-# usage: demo.sh [SERIES]    (default 6.1)
+# With "arm64" the kernel is the self-built arm64 one (qemu/selfbuilt/, from
+# Debian's linux-source-7.x, cross-compiled once and cached), booted on QEMU's
+# virt machine, and the guest runs the aarch64 klpctl.
+#
+# usage: demo.sh [SERIES | arm64]    (default 6.1)
 #        demo.sh cve         a real CVE fixed live: qemu/selfbuilt/demo-cve.sh
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -13,9 +17,16 @@ set -euo pipefail
 series=${1:-6.1}
 step() { printf '\n==> %s\n' "$*"; }
 
-step "fetching Debian 12 kernels"
-"$QEMU_DIR/fetch-kernels.sh" >/dev/null
-release=$(to_release "$series")
+device_target=x86_64-unknown-linux-musl
+if [ "$series" = arm64 ]; then
+    step "building the arm64 kernel from Debian's linux-source-7.x (cached after the first run)"
+    release=$("$QEMU_DIR/arm64/kernel.sh")
+    device_target=aarch64-unknown-linux-musl
+else
+    step "fetching Debian 12 kernels"
+    "$QEMU_DIR/fetch-kernels.sh" >/dev/null
+    release=$(to_release "$series")
+fi
 [ -n "$release" ] || die "no kernel resolved for series $series"
 
 step "building the test livepatch modules for $release"
@@ -23,8 +34,9 @@ step "building the test livepatch modules for $release"
 
 command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs) first"
 if command -v rustup >/dev/null; then
-    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
-        || rustup target add x86_64-unknown-linux-musl
+    for t in x86_64-unknown-linux-musl "$device_target"; do
+        rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+    done
 fi
 
 step "building klpctl (static, musl)"
@@ -51,10 +63,10 @@ rm -f "$bundle"
 "$klpctl" verify "$bundle" --keyring "$demo/keys.d"
 
 step "building the initramfs (busybox, klpctl, the bundle, the demo public key)"
-step "building the device klpctl for the guest (no authoring commands)"
-(cd "$REPO_DIR" && cargo build --release --target x86_64-unknown-linux-musl --bin klpctl \
+step "building the device klpctl for the guest (no authoring commands, $device_target)"
+(cd "$REPO_DIR" && cargo build --release --target "$device_target" --bin klpctl \
     --no-default-features --target-dir target/device)
-device=$REPO_DIR/target/device/x86_64-unknown-linux-musl/release/klpctl
+device=$REPO_DIR/target/device/$device_target/release/klpctl
 ls -l "$device"
 
 KLPCTL=$device "$QEMU_DIR/mkinitramfs.sh" -s demo -b "$demo/bundles" -K "$demo/keys.d" "$release" >/dev/null

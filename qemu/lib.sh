@@ -146,3 +146,28 @@ to_release() {
         *) printf '%s\n' "$1" ;;
     esac
 }
+
+# A self-built kernel (qemu/selfbuilt/) has, beside its image in
+# $OUT_DIR/kernels/<release>/, the file "arch" (its architecture, as the
+# kernel's ARCH= names it) and "build" (its out-of-tree build, which modules
+# are built against). Debian's kernels have neither.
+
+# release_arch RELEASE: arm64, or x86_64 for Debian's amd64 kernels.
+release_arch() {
+    cat "$OUT_DIR/kernels/$1/arch" 2>/dev/null || echo x86_64
+}
+
+# is_selfbuilt RELEASE: the kernel has its own build tree.
+is_selfbuilt() {
+    [ -d "$OUT_DIR/kernels/$1/build" ]
+}
+
+# selfbuilt_make RELEASE MODDIR ARGS...: make external modules in MODDIR
+# against RELEASE's build tree, with its ARCH= and CROSS_COMPILE=.
+selfbuilt_make() {
+    local release=$1 dir=$2
+    shift 2
+    local margs
+    mapfile -t margs < <("$QEMU_DIR/selfbuilt/config.sh" --make-args "$(release_arch "$release")")
+    make -C "$OUT_DIR/kernels/$release/build" M="$dir" "${margs[@]}" "$@"
+}

@@ -78,7 +78,9 @@ pack "$mods/klp_basic.ko" "$tmp/basic.klp" basic 1 --kernel-notes "$notes" -s "$
 # names the kernel package the way Trivy and Grype name an installed Debian
 # kernel (with '+' as %2B), and a CPE (of the upstream version: '+' would
 # need a backslash there).
-kpurl="pkg:deb/debian/linux-image-${release//+/%2B}?arch=amd64"
+darch=amd64
+[ "$(release_arch "$release")" = arm64 ] && darch=arm64
+kpurl="pkg:deb/debian/linux-image-${release//+/%2B}?arch=$darch"
 cumul_cves=("" "--cve CVE-0000-1001 --cve CVE-0000-1002"
     "--cve CVE-0000-1002 --cve CVE-0000-1003" "--cve CVE-0000-1003 --cve CVE-0000-1004")
 for v in 1 2 3; do
@@ -123,6 +125,17 @@ pack "$omods/klp_basic.ko" "$tmp/wrong/other_kernel.klp" basic 1 --kernel-notes 
 bid=$(cat "$OUT_DIR/kernels/$release/build-id")
 wrong_bid=$(printf '%s' "$bid" | tr '0-9a-f' '1-9a-f0')
 pack "$mods/klp_basic.ko" "$tmp/wrong/wrong_build_id.klp" basic 1 --kernel-build-id "$wrong_bid" -s "$SEC"
+# And a bundle for this release on the other architecture: this release's
+# module with the other ELF machine (x86_64 62 <-> aarch64 183, at byte 18
+# of the ELF header), which pack records as the bundle's arch.
+cp "$mods/klp_basic.ko" "$tmp/foreign.ko"
+if [ "$(release_arch "$release")" = arm64 ]; then
+    printf '\076\000' | dd of="$tmp/foreign.ko" bs=1 seek=18 conv=notrunc status=none
+else
+    printf '\267\000' | dd of="$tmp/foreign.ko" bs=1 seek=18 conv=notrunc status=none
+fi
+pack "$tmp/foreign.ko" "$tmp/wrong/other_arch.klp" basic 1 --kernel-notes "$notes" -s "$SEC"
+rm -f "$tmp/foreign.ko"
 
 # apply --dir: two bundles for this kernel, one for the other, and junk.
 cp "$tmp/basic.klp" "$tmp/dir/basic.klp"

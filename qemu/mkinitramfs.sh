@@ -49,6 +49,26 @@ need_cmd readelf binutils
 if readelf -l "$busybox_bin" 2>/dev/null | grep -q 'INTERP'; then
     die "$busybox_bin is dynamically linked; install busybox-static"
 fi
+# The guest's architecture. An arm64 guest gets Debian's arm64 busybox and
+# bash (arm64/userland.sh) and helpers built with the cross compiler; the
+# host's busybox still lists the applets (the same Debian version) and
+# writes the cpio archive.
+arch=$(release_arch "$release")
+guest_busybox=$busybox_bin
+guest_bash=/bin/bash-static
+tool_cc=gcc
+tool_dir=$OUT_DIR/tools
+elf_machine='X86-64'
+if [ "$arch" = arm64 ]; then
+    userland=$("$QEMU_DIR/arm64/userland.sh")
+    guest_busybox=$userland/busybox
+    guest_bash=$userland/bash
+    need_cmd aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+    need_pkg libc6-dev-arm64-cross
+    tool_cc=aarch64-linux-gnu-gcc
+    tool_dir=$OUT_DIR/tools/arm64
+    elf_machine='AArch64'
+fi
 
 kcache=$OUT_DIR/kernels/$release
 bdir=$OUT_DIR/build/$release
@@ -65,7 +85,7 @@ root=$(mktemp -d "${TMPDIR:-/tmp}/klptest-root.XXXXXX")
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,root,etc/klpctl/keys.d,klptest/modules,klptest/bundles}
 
-install -m 0755 "$busybox_bin" "$root/bin/busybox"
+install -m 0755 "$guest_busybox" "$root/bin/busybox"
 for applet in $("$busybox_bin" --list-full); do
     [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
@@ -92,15 +112,17 @@ else
     if readelf -l "$klpctl" 2>/dev/null | grep -q 'INTERP'; then
         die "$klpctl is dynamically linked; the guest needs the static musl build"
     fi
+    readelf -h "$klpctl" | grep -q "Machine: *.*$elf_machine" \
+        || die "$klpctl is not an $elf_machine executable, which this $arch guest needs"
     install -m 0755 "$klpctl" "$root/usr/bin/klpctl"
     # Tiny static helpers measure klpctl in the guest: peak-rss its peak
     # RSS, exec-time its run time (busybox's time has 10 ms resolution).
     for tool in peak-rss exec-time; do
-        bin=$OUT_DIR/tools/$tool
+        bin=$tool_dir/$tool
         if [ ! -x "$bin" ] || [ "$QEMU_DIR/tools/$tool.c" -nt "$bin" ]; then
             need_pkg gcc libc6-dev
-            mkdir -p "$OUT_DIR/tools"
-            gcc -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/$tool.c" \
+            mkdir -p "$tool_dir"
+            "$tool_cc" -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/$tool.c" \
                 || die "cannot build qemu/tools/$tool.c"
             mv "$bin.tmp" "$bin"
         fi
@@ -135,18 +157,18 @@ if [ "$scenario" = selftests ]; then
     cp -r "$st/scripts" "$st/modules" "$st/bundles" "$st/plan" "$st/livepatches" "$st/source" \
         "$root/klptest/st/"
     install -m 0644 "$QEMU_DIR/guest/selftests/klpctl-loader.sh" "$root/klptest/st/"
-    bin=$OUT_DIR/tools/insmod1
+    bin=$tool_dir/insmod1
     if [ ! -x "$bin" ] || [ "$QEMU_DIR/tools/insmod1.c" -nt "$bin" ]; then
         need_pkg gcc libc6-dev
-        mkdir -p "$OUT_DIR/tools"
-        gcc -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/insmod1.c" \
+        mkdir -p "$tool_dir"
+        "$tool_cc" -static -Os -s -Wall -o "$bin.tmp" "$QEMU_DIR/tools/insmod1.c" \
             || die "cannot build qemu/tools/insmod1.c"
         mv "$bin.tmp" "$bin"
     fi
     install -m 0755 "$bin" "$root/usr/bin/insmod1"
-    need_pkg bash-static
+    [ "$arch" = arm64 ] || need_pkg bash-static
     rm -f "$root/bin/bash"
-    install -m 0755 /bin/bash-static "$root/bin/bash"
+    install -m 0755 "$guest_bash" "$root/bin/bash"
 fi
 
 mkdir -p "$(dirname "$out")"

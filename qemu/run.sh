@@ -32,9 +32,25 @@ kernel=$OUT_DIR/kernels/$release/vmlinuz
 [ -s "$kernel" ] || die "no kernel image $kernel: run qemu/fetch-kernels.sh"
 [ -s "$initrd" ] || die "no initramfs $initrd: run qemu/mkinitramfs.sh -s $scenario $release"
 
-need_cmd qemu-system-x86_64 qemu-system-x86
-# Debian splits the firmware the PC machine needs into these packages.
-need_pkg qemu-system-x86 seabios ipxe-qemu
+# The machine per architecture: a PC for Debian's amd64 kernels, QEMU's
+# "virt" board with the emulator's most capable CPU for the self-built arm64
+# one (its console is the board's PL011 UART; QEMU loads its Image directly,
+# without firmware).
+arch=$(release_arch "$release")
+case $arch in
+    arm64)
+        need_cmd qemu-system-aarch64 qemu-system-arm
+        qemu=(qemu-system-aarch64 -M virt -cpu max)
+        console=ttyAMA0
+        ;;
+    *)
+        need_cmd qemu-system-x86_64 qemu-system-x86
+        # Debian splits the firmware the PC machine needs into these packages.
+        need_pkg qemu-system-x86 seabios ipxe-qemu
+        qemu=(qemu-system-x86_64)
+        console=ttyS0
+        ;;
+esac
 
 logdir=$OUT_DIR/logs
 mkdir -p "$logdir"
@@ -45,6 +61,8 @@ logfile=$logdir/$release-$scenario.log
 # KLPTEST_LOAD_CYCLES override it for experiments, and the guest then
 # prints why=override:... Never fewer than 2 vCPUs.
 series=$(awk -v r="$release" '$2 == r {print $1; exit}' "$OUT_DIR/kernels/releases" 2>/dev/null || true)
+# Another architecture has rows of its own.
+[ "$arch" = x86_64 ] || series=$arch
 smp_row=$(awk -v s="${series:-?}" -v sc="$scenario" '
     /^#/ || NF < 6 { next }
     ($1 == s || $1 == "*") && ($2 == sc || $2 == "*") { print $3, $4, $5, $6; exit }' \
@@ -69,20 +87,20 @@ case $vcpus in '' | *[!0-9]*) die "bad vCPU count '$vcpus'" ;; esac
 # was slow, not the timer broken. The option skips only that check.
 # klptest.*: the boot's vCPUs and TCG mode, for the guest to print and check
 # (guest/init), and the load case's cycle count (guest/cases/41-load.sh).
-append="console=ttyS0 panic=-1 loglevel=4 no_timer_check klptest.vcpus=$vcpus klptest.accel=$accel"
+append="console=$console panic=-1 loglevel=4 no_timer_check klptest.vcpus=$vcpus klptest.accel=$accel"
 append="$append klptest.load_cycles=$load_cycles klptest.smp_why=$smp_why $*"
 
 log "booting $release ($scenario), $vcpus vCPUs, -accel $accel ($smp_why), timeout ${limit}s, log $logfile"
 start=$(date +%s.%N)
 set +e
 if [ "$quiet" = 1 ]; then
-    timeout --kill-after=10 "$limit" qemu-system-x86_64 \
+    timeout --kill-after=10 "$limit" "${qemu[@]}" \
         -accel "$accel" -m 512 -smp "$vcpus" -nographic -no-reboot -nic none \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         </dev/null >"$logfile" 2>&1
     rc=$?
 else
-    timeout --kill-after=10 "$limit" qemu-system-x86_64 \
+    timeout --kill-after=10 "$limit" "${qemu[@]}" \
         -accel "$accel" -m 512 -smp "$vcpus" -nographic -no-reboot -nic none \
         -kernel "$kernel" -initrd "$initrd" -append "$append" \
         </dev/null 2>&1 | tee "$logfile"

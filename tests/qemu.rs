@@ -31,6 +31,10 @@
 #[path = "qemu_reboot/mod.rs"]
 mod reboot;
 
+// The rig's helpers are pub(crate): tests/qemu_arm64.rs includes this file
+// as a module to boot the arm64 tier with the same plans and checks (it has
+// no test harness, so none of the #[test]s here are compiled into it).
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -43,23 +47,23 @@ use std::time::{Duration, Instant};
 const SERIES: &[&str] = &["6.1", "6.12", "7.x"];
 
 /// Host-side limit for one boot, enforced by run.sh with `timeout`.
-const BOOT_TIMEOUT_S: u64 = 600;
+pub(crate) const BOOT_TIMEOUT_S: u64 = 600;
 
 /// The same for the `load` scenario: where `qemu/smp-modes` runs a kernel
 /// under load with single-threaded TCG, each transition takes about two
 /// minutes (the load case's klpctl allows 300 s per step), and the case
 /// makes at least 6 of them.
-const LOAD_BOOT_TIMEOUT_S: u64 = 2400;
+pub(crate) const LOAD_BOOT_TIMEOUT_S: u64 = 2400;
 
 /// Where the guest's case files live; `mkinitramfs.sh` ships them all.
-const CASES_DIR: &str = "qemu/guest/cases";
+pub(crate) const CASES_DIR: &str = "qemu/guest/cases";
 
-struct Scenario {
-    name: &'static str,
-    kernel_args: &'static [&'static str],
+pub(crate) struct Scenario {
+    pub(crate) name: &'static str,
+    pub(crate) kernel_args: &'static [&'static str],
 }
 
-const SCENARIOS: &[Scenario] = &[
+pub(crate) const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "main",
         kernel_args: &[],
@@ -80,27 +84,27 @@ const SCENARIOS: &[Scenario] = &[
 /// The kernel's own livepatch selftests, run with klpctl as the loader.
 /// Not in `SCENARIOS`: its plan comes from the selftests that
 /// `qemu/mkselftests.sh` prepared for each kernel, not from case files.
-const SELFTESTS: Scenario = Scenario {
+pub(crate) const SELFTESTS: Scenario = Scenario {
     name: "selftests",
     kernel_args: &[],
 };
 
 /// Marker every scenario prints first: `qemu/guest/init` checks the booted
 /// kernel before the scenario's plan runs.
-const ENV_CASE: &str = "env";
+pub(crate) const ENV_CASE: &str = "env";
 
 /// One case file, `NN-name.sh`: its marker `cNN_name` and the scenarios its
 /// `# scenarios:` line names.
 #[derive(Debug)]
-struct CaseFile {
-    marker: String,
-    scenarios: Vec<String>,
+pub(crate) struct CaseFile {
+    pub(crate) marker: String,
+    pub(crate) scenarios: Vec<String>,
 }
 
 /// Reads one case file as the guest's `run.sh` does. Stricter than the
 /// guest: the host also refuses malformed names and unknown scenarios, so a
 /// case cannot drop out of every plan unnoticed.
-fn parse_case_file(file: &str, text: &str) -> Result<CaseFile, String> {
+pub(crate) fn parse_case_file(file: &str, text: &str) -> Result<CaseFile, String> {
     let stem = file
         .strip_suffix(".sh")
         .ok_or_else(|| format!("{file}: not a .sh file"))?;
@@ -148,7 +152,7 @@ fn parse_case_file(file: &str, text: &str) -> Result<CaseFile, String> {
 
 /// The case files `[0-9]*.sh` of `dir`, in the order the guest runs them
 /// (its glob sorts by name, bytewise in the guest's C locale).
-fn case_files(dir: &Path) -> Result<Vec<CaseFile>, String> {
+pub(crate) fn case_files(dir: &Path) -> Result<Vec<CaseFile>, String> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     let mut names = Vec::new();
@@ -173,7 +177,7 @@ fn case_files(dir: &Path) -> Result<Vec<CaseFile>, String> {
 }
 
 /// The markers the guest must plan for `scenario`, in order.
-fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
+pub(crate) fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
     files
         .iter()
         .filter(|f| f.scenarios.iter().any(|s| s == scenario))
@@ -182,35 +186,35 @@ fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
 }
 
 /// What one boot produced.
-struct Boot {
-    release: String,
-    scenario: &'static str,
-    wall: Duration,
-    status: Option<i32>,
-    log: PathBuf,
+pub(crate) struct Boot {
+    pub(crate) release: String,
+    pub(crate) scenario: &'static str,
+    pub(crate) wall: Duration,
+    pub(crate) status: Option<i32>,
+    pub(crate) log: PathBuf,
     /// Verdict per case: Ok(()) for PASS, Err(reason) for FAIL.
-    verdicts: BTreeMap<String, Result<(), String>>,
+    pub(crate) verdicts: BTreeMap<String, Result<(), String>>,
     /// Every `KLPTEST-PLAN <scenario> <case>...` line: (scenario, cases).
-    plans: Vec<(String, Vec<String>)>,
-    done: bool,
-    booted_release: Option<String>,
-    extra: Vec<String>,
+    pub(crate) plans: Vec<(String, Vec<String>)>,
+    pub(crate) done: bool,
+    pub(crate) booted_release: Option<String>,
+    pub(crate) extra: Vec<String>,
     /// Every `KLPTEST-VEX <label> <document>` line: (label, document).
-    vex: Vec<(String, String)>,
+    pub(crate) vex: Vec<(String, String)>,
 }
 
 /// Writes straight to the process's stderr, which the test harness does not
 /// capture, so timings show up in a plain `cargo test` run.
-fn say(msg: &str) {
+pub(crate) fn say(msg: &str) {
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "{msg}");
 }
 
-fn is_ci() -> bool {
+pub(crate) fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-fn skip_requested() -> bool {
+pub(crate) fn skip_requested() -> bool {
     if std::env::var("KLPCTL_SKIP_QEMU").is_ok_and(|v| v == "1") {
         assert!(
             !is_ci(),
@@ -222,7 +226,7 @@ fn skip_requested() -> bool {
     false
 }
 
-fn repo() -> &'static Path {
+pub(crate) fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -268,7 +272,7 @@ fn prepare() -> Vec<(String, String)> {
 /// <reason>" and the other markers from a console log. Markers are matched
 /// anywhere in a line, since firmware escapes or kernel messages may precede
 /// them.
-fn parse_log(text: &str, boot: &mut Boot) {
+pub(crate) fn parse_log(text: &str, boot: &mut Boot) {
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if let Some(at) = line.find("KLPTEST-PLAN ") {
@@ -323,7 +327,7 @@ fn parse_log(text: &str, boot: &mut Boot) {
     }
 }
 
-fn boot(release: &str, sc: &Scenario) -> Boot {
+pub(crate) fn boot(release: &str, sc: &Scenario) -> Boot {
     let start = Instant::now();
     let status = Command::new("bash")
         .arg(repo().join("qemu/run.sh"))
@@ -376,7 +380,7 @@ fn boot(release: &str, sc: &Scenario) -> Boot {
 /// The marker of an upstream selftest script, as the guest's
 /// `qemu/guest/selftests/run.sh` names it: `test-shadow-vars.sh` ->
 /// `st_shadow_vars`.
-fn selftest_marker(script: &str) -> String {
+pub(crate) fn selftest_marker(script: &str) -> String {
     let stem = script.strip_suffix(".sh").unwrap_or(script);
     let stem = stem.strip_prefix("test-").unwrap_or(stem);
     format!("st_{}", stem.replace('-', "_"))
@@ -385,7 +389,7 @@ fn selftest_marker(script: &str) -> String {
 /// The selftests plan `qemu/mkselftests.sh` wrote for `release`: the
 /// markers of the scripts to run. Missing or empty is an error, never a
 /// skip.
-fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
+pub(crate) fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
     let path = repo().join(format!("target/qemu/selftests/{release}/plan"));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -401,7 +405,7 @@ fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
 }
 
 /// The `key=value` words of the guest's `KLPTEST-METRIC selftests` line.
-fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
+pub(crate) fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
     let line = b
         .extra
         .iter()
@@ -416,7 +420,7 @@ fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
 
 /// Problems with the selftests boot beyond its markers: the guest must say
 /// how many upstream cases ran, and that none failed.
-fn selftests_problems(b: &Boot) -> Vec<String> {
+pub(crate) fn selftests_problems(b: &Boot) -> Vec<String> {
     let Some(m) = selftests_metric(b) else {
         return vec!["no KLPTEST-METRIC selftests line".into()];
     };
@@ -441,7 +445,7 @@ fn selftests_problems(b: &Boot) -> Vec<String> {
 
 /// The cases one boot must pass: `env`, then the guest's plan, then any case
 /// of `host_plan` (the case files' plan) the guest left out.
-fn required<'a>(b: &'a Boot, host_plan: &'a [String]) -> Vec<&'a str> {
+pub(crate) fn required<'a>(b: &'a Boot, host_plan: &'a [String]) -> Vec<&'a str> {
     let mut cases = vec![ENV_CASE];
     let guest = b.plans.iter().flat_map(|(_, cases)| cases);
     for case in guest.chain(host_plan) {
@@ -454,7 +458,7 @@ fn required<'a>(b: &'a Boot, host_plan: &'a [String]) -> Vec<&'a str> {
 
 /// Problems with one boot; empty when the guest planned exactly `host_plan`
 /// and every planned case passed.
-fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
+pub(crate) fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
     let mut p = Vec::new();
     if b.booted_release.as_deref() != Some(b.release.as_str()) {
         p.push(format!(
@@ -512,7 +516,7 @@ fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
 }
 
 /// The `key=value` words of the boot's `KLPTEST-METRIC <name>` line.
-fn metric(b: &Boot, name: &str) -> Option<BTreeMap<String, String>> {
+pub(crate) fn metric(b: &Boot, name: &str) -> Option<BTreeMap<String, String>> {
     let prefix = format!("KLPTEST-METRIC {name} ");
     let line = b.extra.iter().find(|l| l.starts_with(&prefix))?;
     Some(
@@ -527,7 +531,7 @@ fn metric(b: &Boot, name: &str) -> Option<BTreeMap<String, String>> {
 /// `qemu/guest/init` prints `KLPTEST-METRIC smp vcpus= online= accel= why=`.
 /// A boot without that line, or with fewer CPUs online than asked for, or
 /// fewer than 2, fails: SMP is never dropped silently.
-fn smp_problems(b: &Boot) -> Vec<String> {
+pub(crate) fn smp_problems(b: &Boot) -> Vec<String> {
     let Some(m) = metric(b, "smp") else {
         return vec!["no KLPTEST-METRIC smp line: vCPUs and TCG mode unknown".into()];
     };
@@ -545,7 +549,7 @@ fn smp_problems(b: &Boot) -> Vec<String> {
 /// The documents c28_vex printed (`KLPTEST-VEX <label> <json>`): each one
 /// the case needs must be there, and every one must pass the OpenVEX schema
 /// and klpctl's own (tests/vex/), checked by the validator dev tool.
-const VEX_LABELS: &[&str] = &[
+pub(crate) const VEX_LABELS: &[&str] = &[
     "after_apply",
     "after_apply_cmd",
     "after_chain",
@@ -556,7 +560,7 @@ const VEX_LABELS: &[&str] = &[
     "reapplied",
 ];
 
-fn vex_problems(b: &Boot) -> Vec<String> {
+pub(crate) fn vex_problems(b: &Boot) -> Vec<String> {
     let mut p = Vec::new();
     for label in VEX_LABELS {
         if !b.vex.iter().any(|(l, _)| l == label) {
@@ -606,7 +610,7 @@ fn vex_problems(b: &Boot) -> Vec<String> {
     p
 }
 
-fn tail(path: &Path, lines: usize) -> String {
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
@@ -627,7 +631,7 @@ fn device_binary() -> PathBuf {
 
 /// Serialises whole suite runs on this checkout: two `cargo test` runs at
 /// once would rebuild each other's initramfs images and write the same logs.
-fn suite_lock() -> std::fs::File {
+pub(crate) fn suite_lock() -> std::fs::File {
     let dir = repo().join("target/qemu");
     std::fs::create_dir_all(&dir).expect("cannot create target/qemu");
     let f = std::fs::File::create(dir.join(".suite.lock"))

@@ -4,11 +4,12 @@
 # host integration tests, the OpenBSD signify interop tests, the format test
 # vectors, and the QEMU kernel suite (Debian 12's 6.1 and 6.12, and the
 # newest 7.x of trixie-backports), the self-built kernel tier (a real CVE
-# fixed live by klp-build's module: tests/qemu_selfbuilt.rs) and the Ansible
-# fleet tier (tests/fleet.rs, qemu/fleet/). Safe to rerun: per-checkout
-# outputs are cached under target/, kernels, the 7.x build chroot, the
-# self-built kernels and the fleet's virtualenv under /var/cache/klpctl-test
-# (qemu/README.md, "Cache").
+# fixed live by klp-build's module: tests/qemu_selfbuilt.rs), the arm64 tier
+# (a self-built 7.x on QEMU's virt machine: tests/qemu_arm64.rs) and the
+# Ansible fleet tier (tests/fleet.rs, qemu/fleet/). Safe to rerun:
+# per-checkout outputs are cached under target/, kernels, the 7.x build
+# chroot, the self-built kernels and the fleet's virtualenv under
+# /var/cache/klpctl-test (qemu/README.md, "Cache").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . qemu/lib.sh
@@ -24,15 +25,18 @@ need_pkg python3-jsonschema python3-rfc3987
 need_pkg qemu-system-x86 seabios ipxe-qemu
 # The self-built kernel and klp-build (qemu/selfbuilt/build-cve.sh).
 need_pkg gawk patchutils libxxhash-dev libelf-dev libssl-dev bison flex bc ccache
+# The arm64 tier: QEMU's aarch64 system and user-mode emulators, Debian's cross compiler
+# (kernel, modules, guest helpers; it also links the aarch64 klpctl).
+need_pkg qemu-system-arm qemu-user gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross
 # The toolchain rust-toolchain.toml pins (the sizes below are budgeted for
-# it), with the components and target this suite needs.
+# it), with the components and targets this suite needs.
 if command -v rustup >/dev/null; then
     pin=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
     have=$(rustup component list --toolchain "$pin" --installed 2>/dev/null || true)
-    for c in rustfmt clippy rust-std-x86_64-unknown-linux-musl; do
+    for c in rustfmt clippy rust-std-x86_64-unknown-linux-musl rust-std-aarch64-unknown-linux-musl; do
         if ! grep -q "^$c" <<<"$have"; then
             rustup toolchain install "$pin" --profile minimal \
-                -c rustfmt -c clippy -t x86_64-unknown-linux-musl
+                -c rustfmt -c clippy -t x86_64-unknown-linux-musl -t aarch64-unknown-linux-musl
             break
         fi
     done
@@ -56,9 +60,15 @@ within_budget() {
     log "$1 binary: $size bytes (hard limit $3)"
     [ "$size" -le "$3" ] || { echo "FAIL: the $1 binary is $size bytes, over its limit of $3" >&2; return 1; }
 }
+# The same binaries for aarch64, under the same budgets.
+cargo build --release --target aarch64-unknown-linux-musl
+cargo build --release --target aarch64-unknown-linux-musl --no-default-features --target-dir target/device
+device_arm64=target/device/aarch64-unknown-linux-musl/release/klpctl
 sizes_ok=true
 within_budget full "$bin" 163840 || sizes_ok=false
 within_budget device "$device" 131072 || sizes_ok=false
+within_budget "aarch64 full" target/aarch64-unknown-linux-musl/release/klpctl 163840 || sizes_ok=false
+within_budget "aarch64 device" "$device_arm64" 131072 || sizes_ok=false
 $sizes_ok || exit 1
 
 # Kernels, headers, modules, bundles and initramfs images for tests/qemu.rs.
@@ -72,7 +82,7 @@ vectors=$(printf '%s\n' "$vectors_out" | awk '/checked/ {print $2}' | tail -n 1)
 log "cargo test (unit, host integration, signify interop, QEMU kernels)"
 out=target/test-output.log
 set +e
-KLPCTL_BIN=$PWD/$bin KLPCTL_DEVICE=$PWD/$device cargo test --release -- --test-threads=2 2>&1 | tee "$out"
+KLPCTL_BIN=$PWD/$bin KLPCTL_DEVICE=$PWD/$device KLPCTL_DEVICE_ARM64=$PWD/$device_arm64 cargo test --release -- --test-threads=2 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
 # One closing line over every test binary plus the format vectors.

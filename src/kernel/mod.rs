@@ -372,4 +372,54 @@ mod tests {
         huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(build_id_from_notes(&huge), None);
     }
+
+    fn running(release: &str, machine: &str) -> Running {
+        let mut r = Running {
+            release: heapless::String::new(),
+            machine: heapless::String::new(),
+            build_id: heapless::Vec::new(),
+        };
+        r.release.push_str(release).unwrap();
+        r.machine.push_str(machine).unwrap();
+        r
+    }
+
+    fn manifest<'a>(release: &'a str, arch: &'a str) -> Manifest<'a> {
+        Manifest {
+            name: "klp_test",
+            stream: "s",
+            version: 1,
+            release,
+            build_id: heapless::Vec::new(),
+            arch,
+            replace: false,
+            cves: heapless::Vec::new(),
+            products: heapless::Vec::new(),
+            description: "",
+            created: 0,
+            payload_size: 1,
+            payload_sha256: [0; 32],
+        }
+    }
+
+    /// A bundle for the other architecture of the same release is refused
+    /// with exit 4, and the message names both, either way round.
+    #[test]
+    fn another_architecture_is_another_kernel() {
+        const R: &str = "7.3.4-klp";
+        for (bundle, machine) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
+            let f = running(R, machine)
+                .check(&manifest(R, bundle))
+                .err()
+                .expect("a bundle for another architecture must be refused");
+            assert_eq!(f.error.exit_code(), 4, "{bundle} on {machine}");
+            let detail = core::str::from_utf8(f.detail.bytes()).unwrap();
+            assert_eq!(
+                detail,
+                format!("bundle is for {bundle}, running {machine}"),
+                "{bundle} on {machine}"
+            );
+            assert!(running(R, machine).check(&manifest(R, machine)).is_ok());
+        }
+    }
 }

@@ -1,5 +1,5 @@
-# c04_wrong_kernel: bundles for another kernel or another build id: exit 4,
-# nothing loads. Runs with klp_basic from 01 applied.
+# c04_wrong_kernel: bundles for another kernel, another build id or another
+# architecture: exit 4, nothing loads. Runs with klp_basic from 01 applied.
 # scenarios: main
 
 run_case() {
@@ -9,6 +9,13 @@ run_case() {
         kl apply "$B/wrong/$b.klp"
         expect_rc 4 "$b"
     done
+    # This release, the other architecture: the message names both.
+    kl apply "$B/wrong/other_arch.klp"
+    expect_rc 4 other_arch
+    case $(uname -m) in
+        aarch64) expect_says "bundle is for x86_64, running aarch64" ;;
+        *) expect_says "bundle is for aarch64, running $(uname -m)" ;;
+    esac
     expect_modules_unchanged "$before"
     expect_cmdline "$BASIC_LINE"
 }

@@ -113,7 +113,10 @@ run_case() {
     done
     vex_file after_chain
     expect_vex after_chain "CVE-0000-1003 CVE-0000-1004 " $((v + 4))
-    vex_has after_chain '^statements\.[01]\.products\.1\.@id=pkg:deb/debian/linux-image-[^+]*\?arch=amd64$'
+    # Debian's name of the architecture (mkbundles.sh writes it).
+    local darch=amd64
+    [ "$(uname -m)" = aarch64 ] && darch=arm64
+    vex_has after_chain '^statements\.[01]\.products\.1\.@id=pkg:deb/debian/linux-image-[^+]*\?arch='"$darch"'$'
     vex_has after_chain '^statements\.[01]\.products\.2\.@id=cpe:2\.3:o:linux:linux_kernel:'
     vex_has after_chain '^statements\.[01]\.status_notes=.*klp_cumul_v3 \(stream cumul, version 3;'
     expect_level "cumul 3 klp_cumul_v3 CVE-0000-1003 CVE-0000-1004"
