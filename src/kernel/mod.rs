@@ -408,10 +408,9 @@ mod tests {
     fn another_architecture_is_another_kernel() {
         const R: &str = "7.3.4-klp";
         for (bundle, machine) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
-            let f = running(R, machine)
-                .check(&manifest(R, bundle))
-                .err()
-                .expect("a bundle for another architecture must be refused");
+            let Err(f) = running(R, machine).check(&manifest(R, bundle)) else {
+                panic!("a bundle for {bundle} on {machine} must be refused");
+            };
             assert_eq!(f.error.exit_code(), 4, "{bundle} on {machine}");
             let detail = core::str::from_utf8(f.detail.bytes()).unwrap();
             assert_eq!(
