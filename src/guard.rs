@@ -415,15 +415,28 @@ pub struct Proven {
     pub pending: usize,
 }
 
+/// Where a tried payload stands when a confirmation looks at it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// Live: enabled, its transition over, recorded as applied.
+    Live,
+    /// Loaded but not (yet) live: in transition, or its record unfinished.
+    /// Its window has not run with it live, so it proves nothing yet.
+    Loading,
+    /// Not loaded: refused, reverted, disabled, or replaced.
+    Gone,
+}
+
 /// Proves this boot's tries made at least `window` seconds ago (every try
-/// when `window` is 0: a clean shutdown). A proven try leaves the journal;
-/// its payload is marked good only when `live` says it is live now (a try
-/// that failed to load, timed out, or was disabled proves nothing). The
-/// file is not rewritten when nothing is proven.
+/// when `window` is 0: a clean shutdown), except, for a window, the tries
+/// whose payload is still [`Now::Loading`]: they stay suspects. A proven
+/// try leaves the journal; its payload is marked good only when `now` says
+/// it is live (a try that failed to load, timed out, or was disabled
+/// proves nothing). The file is not rewritten when nothing is proven.
 pub fn confirm(
     sd: &[u8],
     window: u64,
-    live: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    now_of: &mut dyn FnMut(&[u8], &[u8]) -> Now,
 ) -> Result<Proven> {
     let now = this_boot()?;
     let mut buf = [0; MAX_GUARD];
@@ -433,9 +446,16 @@ pub fn confirm(
         return Ok(p);
     }
     let up = uptime();
-    let due = |at: u64| window == 0 || at.saturating_add(window) <= up;
+    // A window proves a try only once it ran through it with its payload
+    // settled; a clean shutdown proves every try.
+    let now_of = core::cell::RefCell::new(now_of);
+    let proven = |t: &Try| {
+        window == 0
+            || t.at.saturating_add(window) <= up
+                && (now_of.borrow_mut())(t.name, t.sha) != Now::Loading
+    };
     for t in old.tries() {
-        if due(t.at) {
+        if proven(&t) {
             p.tries += 1;
         } else {
             p.pending += 1;
@@ -444,12 +464,11 @@ pub fn confirm(
     if p.tries == 0 {
         return Ok(p);
     }
-    let proven = |l: &[u8]| {
-        l.starts_with(b"try ") && parse(l).is_some_and(|x| matches!(x, Line::Try(t) if due(t.at)))
-    };
-    rewrite(sd, old, &mut |l| !proven(l), &mut |o| {
-        for t in old.tries().filter(|t| due(t.at)) {
-            if old.good(t.sha) || !live(t.name, t.sha) {
+    let proven_line =
+        |l: &[u8]| l.starts_with(b"try ") && matches!(parse(l), Some(Line::Try(t)) if proven(&t));
+    rewrite(sd, old, &mut |l| !proven_line(l), &mut |o| {
+        for t in old.tries() {
+            if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
                 continue;
             }
             o.s("good ")

@@ -520,3 +520,62 @@ fn a_power_cut_at_any_system_call_leaves_a_readable_guard() {
     assert!(n > 20, "only {n} system calls");
     eprintln!("power cut at each of {n} system calls");
 }
+
+/// A try whose patch is loaded but not yet live when its window ends (its
+/// transition still running, or klpctl killed before it recorded the
+/// patch applied) is still a suspect: the window proves only what ran
+/// through it. If the boot then dies, the payload is quarantined.
+#[test]
+fn a_try_still_in_transition_at_its_window_stays_a_suspect() {
+    let Some(mut m) = Machine::new("inflight") else {
+        return;
+    };
+    let b = m.bundle("klp_a", "a", 1, false);
+    let st = m.state();
+    // klpctl killed while it waits for the transition, which never ends:
+    // the first system call after the load (a binary search, since the
+    // patch stays loaded from there on).
+    let cut = |m: &mut Machine, n: u32| {
+        let _ = std::fs::remove_dir_all(m.dir.join("state"));
+        m.reboot();
+        m.set_uptime(5);
+        let n_s = n.to_string();
+        let r = m.run(
+            &["-l", "klp_a=stall", "-k", &n_s],
+            &[
+                "apply",
+                &b,
+                "--state-dir",
+                &st,
+                "--keyring",
+                "ring",
+                "--timeout",
+                "3600",
+            ],
+        );
+        !m.patches().is_empty() && r.code != 0
+    };
+    let (mut lo, mut hi) = (1, 4096);
+    assert!(cut(&mut m, hi), "the patch never loaded");
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if cut(&mut m, mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    assert!(cut(&mut m, lo));
+    assert!(!m.live("klp_a"));
+    m.set_uptime(400);
+    let r = m.confirm(&["--after", "300"]);
+    r.code(0);
+    assert!(m.guard().contains("\ntry "), "{}{}", r.out(), m.guard());
+    assert!(r.out().contains("still suspects"), "{}", r.out());
+    // The transition ends, and the patched code kills the machine.
+    m.reboot();
+    m.install(&b);
+    let r = m.boot_apply(&[]);
+    assert!(m.patches().is_empty(), "applied again: {}", r.err());
+    assert!(r.err().contains("quarantined klp_a"), "{}", r.err());
+}
