@@ -579,3 +579,43 @@ fn a_try_still_in_transition_at_its_window_stays_a_suspect() {
     assert!(m.patches().is_empty(), "applied again: {}", r.err());
     assert!(r.err().contains("quarantined klp_a"), "{}", r.err());
 }
+
+/// Past 64 bundles, the set applied does not depend on the directory
+/// order: bundles a newer cumulative one makes moot never take the place
+/// of one that is needed, wherever the cumulative one comes in the
+/// directory. 63 members of a non-cumulative stream and three of another
+/// whose newest is cumulative: 64 are needed, and all 64 apply.
+#[test]
+fn past_64_bundles_the_choice_does_not_depend_on_directory_order() {
+    for (seed, cumulative_first) in [("order1", false), ("order2", true)] {
+        let Some(m) = Machine::new(seed) else {
+            return;
+        };
+        let mut b: Vec<String> = (1..=2)
+            .map(|n| m.bundle(&format!("klp_b{n}"), "b", n, false))
+            .collect();
+        b.push(m.bundle("klp_b3", "b", 3, true));
+        let a: Vec<String> = (1..=63)
+            .map(|n| m.bundle(&format!("klp_a{n}"), "a", n, false))
+            .collect();
+        // tmpfs lists a directory newest first.
+        let mut order: Vec<&String> = b.iter().rev().chain(a.iter().rev()).collect();
+        if cumulative_first {
+            order.reverse();
+        }
+        for x in order {
+            m.install(x);
+        }
+        let r = m.boot_apply(&[]);
+        assert_eq!(r.code, 0, "{seed}: {}", r.err());
+        let mut want: Vec<String> = (1..=63).map(|n| format!("klp_a{n}")).collect();
+        want.push("klp_b3".to_string());
+        want.sort();
+        assert_eq!(m.patches(), want, "{seed}: {}", r.err());
+        assert!(
+            !r.err().contains("more than 64 bundles"),
+            "{seed}: {}",
+            r.err()
+        );
+    }
+}
