@@ -619,3 +619,103 @@ fn past_64_bundles_the_choice_does_not_depend_on_directory_order() {
         );
     }
 }
+
+/// Copies directory `from` to `to` (files only, one level of
+/// subdirectories), replacing `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// klpctl killed at every system call of a boot-time apply over a state
+/// directory that already knows things (a good payload, a quarantine, a
+/// floor): the next boot loses none of them, and quarantines every payload
+/// the cut boot tried.
+#[test]
+fn a_power_cut_at_any_system_call_loses_nothing_learnt() {
+    let Some(mut m) = Machine::new("cutstate") else {
+        return;
+    };
+    let a1 = m.bundle("klp_a1", "a", 1, true);
+    let a2 = m.bundle("klp_a2", "a", 2, true);
+    let q = m.bundle("klp_q", "q", 1, false);
+    let b1 = m.bundle("klp_b1", "b", 1, false);
+    // Boot 1: a1 proven good; q tried and the boot dies.
+    m.install(&a1);
+    m.boot_apply(&[]).code(0);
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.apply(&[], &q).code(0);
+    m.reboot();
+    // The first run of a boot with the state directory quarantines.
+    m.dir.mkdir("none");
+    let st = m.state();
+    let start = [
+        "apply",
+        "--dir",
+        "none",
+        "--state-dir",
+        &st,
+        "--keyring",
+        "ring",
+    ];
+    m.run(&[], &start).code(0);
+    let learnt: Vec<String> = m
+        .guard()
+        .lines()
+        .filter(|l| l.starts_with("good ") || l.starts_with("quarantine "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(learnt.len(), 2, "{}", m.guard());
+    let saved = m.dir.join("saved");
+    copy_dir(&m.dir.join("state"), &saved);
+    m.install(&a2);
+    m.install(&b1);
+    let mut n = 1;
+    loop {
+        copy_dir(&saved, &m.dir.join("state"));
+        m.reboot();
+        let n_s = n.to_string();
+        let r = m.boot_apply(&["-k", &n_s]);
+        let finished = r.code == 0;
+        let tries: Vec<String> = m
+            .guard()
+            .lines()
+            .filter(|l| l.starts_with("try "))
+            .map(|l| l.split(' ').nth(2).unwrap().to_owned())
+            .collect();
+        m.reboot();
+        let r = m.run(&[], &start);
+        assert_eq!(r.code, 0, "cut at {n}: {}", r.err());
+        let g = m.guard();
+        for l in &learnt {
+            assert!(g.lines().any(|x| x == l), "cut at {n}: lost {l}: {g}");
+        }
+        for t in &tries {
+            assert!(
+                g.lines()
+                    .any(|x| x.starts_with("quarantine ") && x.split(' ').nth(2) == Some(t)),
+                "cut at {n}: {t} escaped: {g}"
+            );
+        }
+        let floor = std::fs::read_to_string(m.dir.join("state/streams/a")).unwrap();
+        assert!(
+            floor.starts_with("newest 1\n") || floor.starts_with("newest 2\n"),
+            "cut at {n}: {floor}"
+        );
+        if finished {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 40, "only {n} system calls");
+    eprintln!("power cut at each of {n} system calls");
+}
