@@ -206,6 +206,15 @@ impl<'b> Guard<'b> {
         })
     }
 
+    /// The tries never proven. Files of older versions: an `ok` line
+    /// proved the tries before it, not those after it.
+    fn suspects(self) -> impl Iterator<Item = Try<'b>> {
+        self.lines().enumerate().filter_map(move |(i, l)| match l {
+            Line::Try(t) if !self.lines().skip(i + 1).any(|x| matches!(x, Line::Ok)) => Some(t),
+            _ => None,
+        })
+    }
+
     /// Whether payload `sha` (hex) is quarantined.
     pub fn quarantined(self, sha: &[u8]) -> bool {
         self.each_quarantined().any(|e| e.sha256 == sha)
@@ -342,15 +351,13 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
     if boot == now.as_bytes() {
         return Ok(());
     }
-    // Legacy files: an `ok` line confirmed every try before it.
-    let confirmed = old.lines().any(|l| matches!(l, Line::Ok));
     let mut tm = [0u8; 20];
     let time = crate::codec::fmt_u64(crate::rt::unix_time(), &mut tm);
     // The journal of the old boot goes; what was learnt stays.
     let mut keep = |l: &[u8]| l.starts_with(b"good ") || l.starts_with(b"quarantine ");
     let mut add = |o: &mut Out| {
         o.s("boot ").s(&now).nl();
-        for t in old.tries().filter(|_| !confirmed) {
+        for t in old.suspects() {
             if old.good(t.sha) || old.quarantined(t.sha) {
                 continue;
             }
@@ -539,6 +546,30 @@ mod tests {
         for t in &bad {
             assert!(!valid(t.as_bytes()), "{t:?}");
         }
+    }
+
+    #[test]
+    fn a_legacy_ok_proves_only_the_tries_before_it() {
+        let dir = std::env::temp_dir().join(format!("klpctl-legacy-ok-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!("boot {BOOT}\ntry {a} klp_a s 1\nok\ngood {a}\ntry {b} klp_b s 2\n");
+        std::fs::write(dir.join("guard"), &text).unwrap();
+        let mut got = Vec::new();
+        let sd = dir.to_str().unwrap().as_bytes();
+        start_boot(sd, &mut |e| {
+            got.push(String::from_utf8_lossy(e.name).into_owned())
+        })
+        .unwrap();
+        assert_eq!(got, ["klp_b"]);
+        let now = std::fs::read_to_string(dir.join("guard")).unwrap();
+        assert!(
+            now.contains(&format!("quarantine {b} klp_b s 2 {BOOT} ")),
+            "{now}"
+        );
+        assert!(!now.contains(&format!("quarantine {a}")), "{now}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
