@@ -206,6 +206,15 @@ impl<'b> Guard<'b> {
         })
     }
 
+    /// The tries never proven. Files of older versions: an `ok` line
+    /// proved the tries before it, not those after it.
+    fn suspects(self) -> impl Iterator<Item = Try<'b>> {
+        self.lines().enumerate().filter_map(move |(i, l)| match l {
+            Line::Try(t) if !self.lines().skip(i + 1).any(|x| matches!(x, Line::Ok)) => Some(t),
+            _ => None,
+        })
+    }
+
     /// Whether payload `sha` (hex) is quarantined.
     pub fn quarantined(self, sha: &[u8]) -> bool {
         self.each_quarantined().any(|e| e.sha256 == sha)
@@ -342,15 +351,13 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
     if boot == now.as_bytes() {
         return Ok(());
     }
-    // Legacy files: an `ok` line confirmed every try before it.
-    let confirmed = old.lines().any(|l| matches!(l, Line::Ok));
     let mut tm = [0u8; 20];
     let time = crate::codec::fmt_u64(crate::rt::unix_time(), &mut tm);
     // The journal of the old boot goes; what was learnt stays.
     let mut keep = |l: &[u8]| l.starts_with(b"good ") || l.starts_with(b"quarantine ");
     let mut add = |o: &mut Out| {
         o.s("boot ").s(&now).nl();
-        for t in old.tries().filter(|_| !confirmed) {
+        for t in old.suspects() {
             if old.good(t.sha) || old.quarantined(t.sha) {
                 continue;
             }
@@ -415,15 +422,28 @@ pub struct Proven {
     pub pending: usize,
 }
 
+/// Where a tried payload stands when a confirmation looks at it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// Live: enabled, its transition over, recorded as applied.
+    Live,
+    /// Loaded but not (yet) live: in transition, or its record unfinished.
+    /// Its window has not run with it live, so it proves nothing yet.
+    Loading,
+    /// Not loaded: refused, reverted, disabled, or replaced.
+    Gone,
+}
+
 /// Proves this boot's tries made at least `window` seconds ago (every try
-/// when `window` is 0: a clean shutdown). A proven try leaves the journal;
-/// its payload is marked good only when `live` says it is live now (a try
-/// that failed to load, timed out, or was disabled proves nothing). The
-/// file is not rewritten when nothing is proven.
+/// when `window` is 0: a clean shutdown), except, for a window, the tries
+/// whose payload is still [`Now::Loading`]: they stay suspects. A proven
+/// try leaves the journal; its payload is marked good only when `now` says
+/// it is live (a try that failed to load, timed out, or was disabled
+/// proves nothing). The file is not rewritten when nothing is proven.
 pub fn confirm(
     sd: &[u8],
     window: u64,
-    live: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    now_of: &mut dyn FnMut(&[u8], &[u8]) -> Now,
 ) -> Result<Proven> {
     let now = this_boot()?;
     let mut buf = [0; MAX_GUARD];
@@ -433,9 +453,16 @@ pub fn confirm(
         return Ok(p);
     }
     let up = uptime();
-    let due = |at: u64| window == 0 || at.saturating_add(window) <= up;
+    // A window proves a try only once it ran through it with its payload
+    // settled; a clean shutdown proves every try.
+    let now_of = core::cell::RefCell::new(now_of);
+    let proven = |t: &Try| {
+        window == 0
+            || t.at.saturating_add(window) <= up
+                && (now_of.borrow_mut())(t.name, t.sha) != Now::Loading
+    };
     for t in old.tries() {
-        if due(t.at) {
+        if proven(&t) {
             p.tries += 1;
         } else {
             p.pending += 1;
@@ -444,12 +471,11 @@ pub fn confirm(
     if p.tries == 0 {
         return Ok(p);
     }
-    let proven = |l: &[u8]| {
-        l.starts_with(b"try ") && parse(l).is_some_and(|x| matches!(x, Line::Try(t) if due(t.at)))
-    };
-    rewrite(sd, old, &mut |l| !proven(l), &mut |o| {
-        for t in old.tries().filter(|t| due(t.at)) {
-            if old.good(t.sha) || !live(t.name, t.sha) {
+    let proven_line =
+        |l: &[u8]| l.starts_with(b"try ") && matches!(parse(l), Some(Line::Try(t)) if proven(&t));
+    rewrite(sd, old, &mut |l| !proven_line(l), &mut |o| {
+        for t in old.tries() {
+            if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
                 continue;
             }
             o.s("good ")
@@ -520,6 +546,30 @@ mod tests {
         for t in &bad {
             assert!(!valid(t.as_bytes()), "{t:?}");
         }
+    }
+
+    #[test]
+    fn a_legacy_ok_proves_only_the_tries_before_it() {
+        let dir = std::env::temp_dir().join(format!("klpctl-legacy-ok-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let text = format!("boot {BOOT}\ntry {a} klp_a s 1\nok\ngood {a}\ntry {b} klp_b s 2\n");
+        std::fs::write(dir.join("guard"), &text).unwrap();
+        let mut got = Vec::new();
+        let sd = dir.to_str().unwrap().as_bytes();
+        start_boot(sd, &mut |e| {
+            got.push(String::from_utf8_lossy(e.name).into_owned())
+        })
+        .unwrap();
+        assert_eq!(got, ["klp_b"]);
+        let now = std::fs::read_to_string(dir.join("guard")).unwrap();
+        assert!(
+            now.contains(&format!("quarantine {b} klp_b s 2 {BOOT} ")),
+            "{now}"
+        );
+        assert!(!now.contains(&format!("quarantine {a}")), "{now}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -109,16 +109,17 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
     let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
     check_floor(m, sha, opts)?;
     state::check_writable(opts.state_dir)?;
+    clear_stale_module(name, deadline)?;
+    wait_for_other_transitions(deadline)?;
     if let Some(sd) = opts.state_dir.map(CStr::to_bytes) {
         if opts.explicit && guard::release(sd, name, Some(sha))? > 0 {
             ev(Event::Released(name));
         }
-        // Before the kernel sees it: if this boot dies now, the next one
-        // knows what it was trying.
+        // Just before the kernel sees it (after every wait, so that its
+        // window counts from the load): if this boot dies now, the next
+        // one knows what it was trying.
         guard::note_try(sd, sha, name, m.stream.as_bytes(), m.version)?;
     }
-    clear_stale_module(name, deadline)?;
-    wait_for_other_transitions(deadline)?;
 
     state::write_record(&record, "loading")?;
     let loaded = load_sealed(&src, &signed, ev);

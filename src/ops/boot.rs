@@ -57,18 +57,27 @@ pub fn wait_until_up(after_s: u64) {
     }
 }
 
-/// Whether payload `sha` (hex) of patch `name` is live now: enabled, its
+/// Where payload `sha` (hex) of patch `name` stands now. Live: enabled, its
 /// transition over, and klpctl's record of this boot names that payload as
-/// applied. Only such a payload is proven good by a confirmation.
-fn live(name: &[u8], sha: &[u8]) -> bool {
+/// applied; only such a payload is proven good by a confirmation. Loading:
+/// the patch is loaded but not live, or klpctl cannot tell whose payload it
+/// is (a missing or damaged record): a window does not prove it. Gone: not
+/// loaded, or the record names another payload.
+fn now_of(name: &[u8], sha: &[u8]) -> guard::Now {
     let Ok(n) = core::str::from_utf8(name) else {
-        return false;
+        return guard::Now::Gone;
     };
+    if !sysfs::active(name) {
+        return guard::Now::Gone;
+    }
     let mut buf = [0u8; crate::state::MAX_RECORD];
-    crate::state::read_record(n, &mut buf)
-        .is_some_and(|r| r.state == "applied" && r.sha256.as_bytes() == sha)
-        && sysfs::enabled(name)
-        && sysfs::settled(name)
+    match crate::state::read_record(n, &mut buf) {
+        Some(r) if r.sha256.as_bytes() != sha => guard::Now::Gone,
+        Some(r) if r.state == "applied" && sysfs::enabled(name) && sysfs::settled(name) => {
+            guard::Now::Live
+        }
+        _ => guard::Now::Loading,
+    }
 }
 
 /// Proves this boot's tries made at least `window` seconds ago (all of
@@ -76,7 +85,7 @@ fn live(name: &[u8], sha: &[u8]) -> bool {
 /// something.
 #[inline(never)]
 pub fn confirm(sd: &CStr, window: u64) -> Result<guard::Proven> {
-    let p = guard::confirm(sd.to_bytes(), window, &mut live)?;
+    let p = guard::confirm(sd.to_bytes(), window, &mut now_of)?;
     if p.tries > 0 {
         loader::audit(&[b"boot confirmed good for the bundles it tried"]);
     }

@@ -36,10 +36,11 @@ pub struct Candidate {
 /// (never picked only to be refused).
 ///
 /// At most [`MAX_BUNDLES`] are kept, chosen by stream and version, never
-/// by directory order: when the list is full, the bundles a newer
-/// cumulative one makes moot go first; only when every kept bundle is
-/// needed is one left out, the oldest of the stream with the most, and it
-/// goes to `skip` with `None` as the reason (the limit).
+/// by directory order: a first pass over the directory finds each
+/// stream's newest cumulative version, so the bundles it makes moot never
+/// take a place; only when every kept bundle is needed is one left out,
+/// the oldest of the stream with the most (ties by stream and path), and
+/// it goes to `skip` with `None` as the reason (the limit).
 #[inline(never)]
 pub fn select_dir(
     dir: &CStr,
@@ -49,7 +50,47 @@ pub fn select_dir(
     switches: &Switches,
     skip: &mut dyn FnMut(&[u8], Option<&Failure>),
 ) -> Result<heapless::Vec<Candidate, MAX_BUNDLES>, Error> {
+    // First pass: the newest cumulative version of each stream, so that
+    // what it makes moot never takes a place, whatever the directory
+    // order. (Past MAX_BUNDLES streams the rest are not noted; their moot
+    // bundles then go when the list is full, as below.)
+    let mut newest: heapless::Vec<(heapless::String<64>, u64), MAX_BUNDLES> = heapless::Vec::new();
+    each_candidate(dir, ring, k, opts, switches, &mut |c| {
+        let Ok(c) = c else { return };
+        if !c.replace {
+            return;
+        }
+        match newest.iter_mut().find(|(s, _)| *s == c.stream) {
+            Some((_, v)) => *v = (*v).max(c.version),
+            None => {
+                let _ = newest.push((c.stream, c.version)); // see above
+            }
+        }
+    })?;
     let mut all = heapless::Vec::new();
+    each_candidate(dir, ring, k, opts, switches, &mut |c| match c {
+        Ok(c) => {
+            let moot = newest.iter().any(|(s, v)| *s == c.stream && *v > c.version);
+            if !moot && let Some(out) = keep(&mut all, c) {
+                skip(out.path.bytes(), None);
+            }
+        }
+        Err((path, f)) => skip(path.bytes(), Some(&f)),
+    })?;
+    select(&mut all);
+    Ok(all)
+}
+
+/// Calls `f` with every bundle file of `dir` (dot files and directories
+/// are not looked at): a [`Candidate`], or its path and why it is not one.
+fn each_candidate(
+    dir: &CStr,
+    ring: &Keyring,
+    k: &Running,
+    opts: &Options,
+    switches: &Switches,
+    f: &mut dyn FnMut(Result<Candidate, (PathBuf, Failure)>),
+) -> Result<(), Error> {
     files::each_entry(dir, msg!("cannot read bundle directory"), |name, ty| {
         let nb = name.to_bytes();
         if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
@@ -59,17 +100,22 @@ pub fn select_dir(
             return Ok(());
         };
         match candidate(&path, ring, k, opts, switches) {
-            Ok(c) => {
-                if let Some(out) = keep(&mut all, c) {
-                    skip(out.path.bytes(), None);
-                }
-            }
-            Err(f) => skip(path.bytes(), Some(&f)),
+            Ok(c) => f(Ok(c)),
+            Err(e) => f(Err((path, e))),
         }
         Ok(())
-    })?;
-    select(&mut all);
-    Ok(all)
+    })
+}
+
+/// How little candidate `x` is needed, in a stream of `n` candidates: the
+/// greatest is left out first.
+fn rank(x: &Candidate, n: usize) -> (usize, core::cmp::Reverse<u64>, &[u8], &[u8]) {
+    (
+        n,
+        core::cmp::Reverse(x.version),
+        x.stream.as_bytes(),
+        x.path.bytes(),
+    )
 }
 
 /// Adds `c` to `all`; when full, first drops what [`select`] would drop
@@ -83,14 +129,15 @@ fn keep(all: &mut heapless::Vec<Candidate, MAX_BUNDLES>, c: Candidate) -> Option
     let Err(c) = all.push(c) else { return None };
     // Every kept one is needed: the one left out is the oldest of the
     // stream with the most candidates (`c` counted), so every stream keeps
-    // its newest.
+    // its newest; ties go by stream and path, never by the order they came
+    // in.
     let n = |s: &str| all.iter().filter(|x| x.stream == s).count() + usize::from(c.stream == s);
-    let least = |x: &Candidate| (n(&x.stream), core::cmp::Reverse(x.version));
     let mut out = None;
-    let mut worst = least(&c);
+    let mut worst = rank(&c, n(&c.stream));
     for (i, x) in all.iter().enumerate() {
-        if least(x) > worst {
-            worst = least(x);
+        let r = rank(x, n(&x.stream));
+        if r > worst {
+            worst = r;
             out = Some(i);
         }
     }

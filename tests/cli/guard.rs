@@ -520,3 +520,202 @@ fn a_power_cut_at_any_system_call_leaves_a_readable_guard() {
     assert!(n > 20, "only {n} system calls");
     eprintln!("power cut at each of {n} system calls");
 }
+
+/// A try whose patch is loaded but not yet live when its window ends (its
+/// transition still running, or klpctl killed before it recorded the
+/// patch applied) is still a suspect: the window proves only what ran
+/// through it. If the boot then dies, the payload is quarantined.
+#[test]
+fn a_try_still_in_transition_at_its_window_stays_a_suspect() {
+    let Some(mut m) = Machine::new("inflight") else {
+        return;
+    };
+    let b = m.bundle("klp_a", "a", 1, false);
+    let st = m.state();
+    // klpctl killed while it waits for the transition, which never ends:
+    // the first system call after the load (a binary search, since the
+    // patch stays loaded from there on).
+    let cut = |m: &mut Machine, n: u32| {
+        let _ = std::fs::remove_dir_all(m.dir.join("state"));
+        m.reboot();
+        m.set_uptime(5);
+        let n_s = n.to_string();
+        let r = m.run(
+            &["-l", "klp_a=stall", "-k", &n_s],
+            &[
+                "apply",
+                &b,
+                "--state-dir",
+                &st,
+                "--keyring",
+                "ring",
+                "--timeout",
+                "3600",
+            ],
+        );
+        !m.patches().is_empty() && r.code != 0
+    };
+    let (mut lo, mut hi) = (1, 4096);
+    assert!(cut(&mut m, hi), "the patch never loaded");
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if cut(&mut m, mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    assert!(cut(&mut m, lo));
+    assert!(!m.live("klp_a"));
+    m.set_uptime(400);
+    let r = m.confirm(&["--after", "300"]);
+    r.code(0);
+    assert!(m.guard().contains("\ntry "), "{}{}", r.out(), m.guard());
+    assert!(r.out().contains("still suspects"), "{}", r.out());
+    // The transition ends, and the patched code kills the machine.
+    m.reboot();
+    m.install(&b);
+    let r = m.boot_apply(&[]);
+    assert!(m.patches().is_empty(), "applied again: {}", r.err());
+    assert!(r.err().contains("quarantined klp_a"), "{}", r.err());
+}
+
+/// Past 64 bundles, the set applied does not depend on the directory
+/// order: bundles a newer cumulative one makes moot never take the place
+/// of one that is needed, wherever the cumulative one comes in the
+/// directory. 63 members of a non-cumulative stream and three of another
+/// whose newest is cumulative: 64 are needed, and all 64 apply.
+#[test]
+fn past_64_bundles_the_choice_does_not_depend_on_directory_order() {
+    for (seed, cumulative_first) in [("order1", false), ("order2", true)] {
+        let Some(m) = Machine::new(seed) else {
+            return;
+        };
+        let mut b: Vec<String> = (1..=2)
+            .map(|n| m.bundle(&format!("klp_b{n}"), "b", n, false))
+            .collect();
+        b.push(m.bundle("klp_b3", "b", 3, true));
+        let a: Vec<String> = (1..=63)
+            .map(|n| m.bundle(&format!("klp_a{n}"), "a", n, false))
+            .collect();
+        // tmpfs lists a directory newest first.
+        let mut order: Vec<&String> = b.iter().rev().chain(a.iter().rev()).collect();
+        if cumulative_first {
+            order.reverse();
+        }
+        for x in order {
+            m.install(x);
+        }
+        let r = m.boot_apply(&[]);
+        assert_eq!(r.code, 0, "{seed}: {}", r.err());
+        let mut want: Vec<String> = (1..=63).map(|n| format!("klp_a{n}")).collect();
+        want.push("klp_b3".to_string());
+        want.sort();
+        assert_eq!(m.patches(), want, "{seed}: {}", r.err());
+        assert!(
+            !r.err().contains("more than 64 bundles"),
+            "{seed}: {}",
+            r.err()
+        );
+    }
+}
+
+/// Copies directory `from` to `to` (files only, one level of
+/// subdirectories), replacing `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// klpctl killed at every system call of a boot-time apply over a state
+/// directory that already knows things (a good payload, a quarantine, a
+/// floor): the next boot loses none of them, and quarantines every payload
+/// the cut boot tried.
+#[test]
+fn a_power_cut_at_any_system_call_loses_nothing_learnt() {
+    let Some(mut m) = Machine::new("cutstate") else {
+        return;
+    };
+    let a1 = m.bundle("klp_a1", "a", 1, true);
+    let a2 = m.bundle("klp_a2", "a", 2, true);
+    let q = m.bundle("klp_q", "q", 1, false);
+    let b1 = m.bundle("klp_b1", "b", 1, false);
+    // Boot 1: a1 proven good; q tried and the boot dies.
+    m.install(&a1);
+    m.boot_apply(&[]).code(0);
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.apply(&[], &q).code(0);
+    m.reboot();
+    // The first run of a boot with the state directory quarantines.
+    m.dir.mkdir("none");
+    let st = m.state();
+    let start = [
+        "apply",
+        "--dir",
+        "none",
+        "--state-dir",
+        &st,
+        "--keyring",
+        "ring",
+    ];
+    m.run(&[], &start).code(0);
+    let learnt: Vec<String> = m
+        .guard()
+        .lines()
+        .filter(|l| l.starts_with("good ") || l.starts_with("quarantine "))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(learnt.len(), 2, "{}", m.guard());
+    let saved = m.dir.join("saved");
+    copy_dir(&m.dir.join("state"), &saved);
+    m.install(&a2);
+    m.install(&b1);
+    let mut n = 1;
+    loop {
+        copy_dir(&saved, &m.dir.join("state"));
+        m.reboot();
+        let n_s = n.to_string();
+        let r = m.boot_apply(&["-k", &n_s]);
+        let finished = r.code == 0;
+        let tries: Vec<String> = m
+            .guard()
+            .lines()
+            .filter(|l| l.starts_with("try "))
+            .map(|l| l.split(' ').nth(2).unwrap().to_owned())
+            .collect();
+        m.reboot();
+        let r = m.run(&[], &start);
+        assert_eq!(r.code, 0, "cut at {n}: {}", r.err());
+        let g = m.guard();
+        for l in &learnt {
+            assert!(g.lines().any(|x| x == l), "cut at {n}: lost {l}: {g}");
+        }
+        for t in &tries {
+            assert!(
+                g.lines()
+                    .any(|x| x.starts_with("quarantine ") && x.split(' ').nth(2) == Some(t)),
+                "cut at {n}: {t} escaped: {g}"
+            );
+        }
+        let floor = std::fs::read_to_string(m.dir.join("state/streams/a")).unwrap();
+        assert!(
+            floor.starts_with("newest 1\n") || floor.starts_with("newest 2\n"),
+            "cut at {n}: {floor}"
+        );
+        if finished {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 40, "only {n} system calls");
+    eprintln!("power cut at each of {n} system calls");
+}
