@@ -257,8 +257,7 @@ mod tests {
         for (bundle, machine) in [("x86_64", "aarch64"), ("aarch64", "x86_64")] {
             let f = running(R, machine)
                 .check(&manifest(R, bundle))
-                .err()
-                .expect("a bundle for another architecture must be refused");
+                .expect_err("a bundle for another architecture must be refused");
             assert_eq!(f.error.exit_code(), 4, "{bundle} on {machine}");
             let detail = core::str::from_utf8(f.detail.bytes()).unwrap();
             assert_eq!(
