@@ -203,8 +203,13 @@ fn hidden_char(c: char) -> bool {
     matches!(c, '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Whether any entry of `list` equals an earlier one under `same`.
-fn repeats(list: &[&str], same: impl Fn(&str, &str) -> bool) -> bool {
+/// Whether any entry of `list` equals an earlier one, ignoring ASCII case
+/// if `fold_case`.
+fn repeats(list: &[&str], fold_case: bool) -> bool {
+    let same = |a: &str, b: &str| match fold_case {
+        true => a.eq_ignore_ascii_case(b),
+        false => a == b,
+    };
     (1..list.len()).any(|i| list[..i].iter().any(|e| same(e, list[i])))
 }
 
@@ -265,7 +270,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     }
     // One statement per CVE: a repeated id would give a scanner two. Ids
     // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
-    if repeats(&raw.cves, |a, b| a.eq_ignore_ascii_case(b)) {
+    if repeats(&raw.cves, true) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
@@ -274,7 +279,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
-    if repeats(&raw.products, |a, b| a == b) {
+    if repeats(&raw.products, false) {
         return bad(msg!("manifest field products: each product at most once"));
     }
     if !valid_description(raw.description) {
