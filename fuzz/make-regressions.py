@@ -145,6 +145,10 @@ def bundles():
     yield "format-2", signed(manifest(format="2"))
     yield "payload-size-0", signed(manifest(payload_size="0"))
     yield "trailing-object", signed(manifest() + "{}")
+    yield "duplicate-cve-other-case", signed(manifest(cves='["CVE-2024-1234","cve-2024-1234"]'))
+    yield "duplicate-product", signed(
+        manifest(cves='[],"products":["pkg:generic/x@1","pkg:generic/x@1"]')
+    )
     yield "invalid-utf8", signed(manifest(description='"\xff"').encode("latin-1"))
     # What the fuzzer first found, wrapped in a signed bundle: a manifest
     # that parsed but was not canonical.
@@ -176,6 +180,17 @@ def elf(modinfo=b"livepatch=Y\0name=klp_regress\0vermagic=6.1.0-41-amd64 SMP \0"
     return bytes(body)
 
 
+def second_modinfo(ko, modinfo):
+    """`ko` (from elf()) with a fourth section header, a copy of the
+    .modinfo one pointing at `modinfo` appended after the table."""
+    shoff, = struct.unpack_from("<Q", ko, 0x28)
+    sh = bytearray(ko[shoff + 128 : shoff + 192])
+    struct.pack_into("<QQ", sh, 24, len(ko) + 64, len(modinfo))
+    body = bytearray(ko) + sh + modinfo
+    struct.pack_into("<H", body, 0x3C, 4)
+    return bytes(body)
+
+
 def modules():
     yield "empty", b""
     yield "not-elf", b"this is not an ELF file\n"
@@ -200,6 +215,9 @@ def modules():
     yield "bad-name", elf(b"livepatch=Y\0name=klp-regress\0vermagic=6.1.0 \0")
     yield "bad-release", elf(b"livepatch=Y\0name=klp_regress\0vermagic=../../x \0")
     yield "name-not-utf8", elf(b"livepatch=Y\0name=\xff\0vermagic=6.1.0 \0")
+    yield "two-modinfo-sections", second_modinfo(
+        elf(), b"livepatch=Y\0name=klp_other\0vermagic=6.1.0-99-amd64 SMP \0"
+    )
     yield "not-livepatch", elf(b"livepatch=N\0name=klp_regress\0vermagic=6.1.0 \0")
 
 

@@ -84,7 +84,12 @@ pub fn read_section<'b, S: Source>(
     };
     let strtab = section(shstrndx)?;
     let (str_off, str_size) = (u64le(&strtab, 24), u64le(&strtab, 32));
-    for i in 0..shnum {
+    // Read the section the kernel reads: it never looks at section 0, and
+    // since 6.12 it refuses a module with two `.modinfo` sections (6.1 takes
+    // the first one with SHF_ALLOC). So skip section 0 and refuse a second
+    // one rather than check one `.modinfo` while the kernel loads another.
+    let mut found = None;
+    for i in 1..shnum {
         let sh = section(i)?;
         let name_off = u32le(&sh, 0) as u64;
         const WANT: &[u8; 9] = b".modinfo\0";
@@ -100,19 +105,24 @@ pub fn read_section<'b, S: Source>(
         if &name != WANT {
             continue;
         }
-        // SHT_NOBITS would have no file bytes.
-        if u32le(&sh, 4) == 8 {
-            return Err(NO_MODINFO);
+        if found.replace(sh).is_some() {
+            return Err(Error::Module(msg!(
+                "module has more than one .modinfo section"
+            )));
         }
-        let (off, size) = (u64le(&sh, 24), u64le(&sh, 32));
-        if size == 0 || size > MAX_MODINFO as u64 {
-            return Err(NO_MODINFO);
-        }
-        let out = &mut buf[..size as usize];
-        src.read_at(off, out).map_err(|_| NO_MODINFO)?;
-        return Ok((out, arch));
     }
-    Err(NO_MODINFO)
+    let sh = found.ok_or(NO_MODINFO)?;
+    // SHT_NOBITS would have no file bytes.
+    if u32le(&sh, 4) == 8 {
+        return Err(NO_MODINFO);
+    }
+    let (off, size) = (u64le(&sh, 24), u64le(&sh, 32));
+    if size == 0 || size > MAX_MODINFO as u64 {
+        return Err(NO_MODINFO);
+    }
+    let out = &mut buf[..size as usize];
+    src.read_at(off, out).map_err(|_| NO_MODINFO)?;
+    Ok((out, arch))
 }
 
 /// Looks up `key` in `.modinfo` contents. The first occurrence wins; a
@@ -227,6 +237,48 @@ pub mod tests {
         assert_eq!(
             (name.as_str(), rel.as_str(), lp, arch),
             ("klp_vector", "6.1.0-41-amd64", true, "x86_64")
+        );
+    }
+
+    /// `ko` with the header of its `.modinfo` (section 2) copied to
+    /// section `at` (0, or a new last one), pointing at `info` appended to
+    /// the file. The section header table is the end of a fake module.
+    fn with_second_modinfo(ko: &[u8], at: u16, info: &[u8]) -> Vec<u8> {
+        let (shoff, shnum) = (u64le(ko, 0x28) as usize, u16le(ko, 0x3c));
+        assert_eq!(shoff + 64 * shnum as usize, ko.len());
+        let mut v = ko.to_vec();
+        let mut sh = v[shoff + 128..shoff + 192].to_vec();
+        let new = if at == 0 { 0 } else { shnum };
+        let info_off = v.len() + if at == 0 { 0 } else { 64 };
+        sh[8..16].copy_from_slice(&2u64.to_le_bytes()); // SHF_ALLOC
+        sh[24..32].copy_from_slice(&(info_off as u64).to_le_bytes());
+        sh[32..40].copy_from_slice(&(info.len() as u64).to_le_bytes());
+        if at == 0 {
+            v[shoff..shoff + 64].copy_from_slice(&sh);
+        } else {
+            v.extend_from_slice(&sh);
+            v[0x3c..0x3e].copy_from_slice(&(shnum + 1).to_le_bytes());
+        }
+        assert_eq!(new == 0, at == 0);
+        v.extend_from_slice(info);
+        v
+    }
+
+    #[test]
+    fn reads_the_modinfo_the_kernel_reads() {
+        let evil = b"livepatch=Y\0name=klp_other\0vermagic=6.1.0-99-amd64 \0";
+        let ko = fake_ko(INFO, 62);
+        // Two .modinfo sections: a 6.1 kernel reads the first with
+        // SHF_ALLOC, a 6.12 one refuses the module; klpctl must not check
+        // one while the kernel loads the other.
+        assert_eq!(
+            parse_vec(&with_second_modinfo(&ko, 3, evil)).unwrap_err(),
+            Error::Module(msg!("module has more than one .modinfo section"))
+        );
+        // Section 0 is never a section to the kernel.
+        assert_eq!(
+            parse_vec(&with_second_modinfo(&ko, 0, evil)).unwrap(),
+            parse_vec(&ko).unwrap()
         );
     }
 

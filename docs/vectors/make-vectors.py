@@ -170,6 +170,12 @@ def main():
     reject("manifest-duplicate-cve", signed(man.replace(
         with_cves, b'"cves":["CVE-2024-1234","CVE-2024-1234"],')),
         "at most once", "signed manifest that lists one CVE id twice")
+    reject("manifest-duplicate-cve-case", signed(man.replace(
+        with_cves, b'"cves":["CVE-2024-1234","cve-2024-1234"],')),
+        "at most once", "signed manifest that lists one CVE id twice, in two cases")
+    reject("manifest-duplicate-product", signed(man.replace(
+        with_cves, with_cves + b'"products":["pkg:generic/x@1","pkg:generic/x@1"],')),
+        "at most once", "signed manifest that lists one product twice")
     big = man.replace(b'"payload_size":%d' % len(payload), b'"payload_size":%d' % (len(payload) + 1))
     reject("size-mismatch", signed(big), "header payload length differs",
            "signed manifest payload_size is one more than the header's payload length")

@@ -54,7 +54,7 @@ pub fn check_module(memfd: &OwnedFd, m: &Manifest) -> core::result::Result<(), F
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
     let (section, arch) = crate::modinfo::read_section(&src, &mut buf).map_err(|_| {
         Error::Bundle(msg!(
-            "bundle rejected: the payload has no readable .modinfo"
+            "bundle rejected: the payload has no single readable .modinfo section"
         ))
     })?;
     let get = |key| crate::modinfo::get(section, key).unwrap_or("");

@@ -88,7 +88,7 @@ fn json_error(e: serde_json_core::de::Error) -> Error {
         }
         E::InvalidUnicodeCodePoint => msg!("manifest JSON: invalid UTF-8"),
         _ => msg!(
-            "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves"
+            "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products"
         ),
     })
 }
@@ -203,6 +203,16 @@ fn hidden_char(c: char) -> bool {
     matches!(c, '\u{80}'..='\u{9f}' | '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether any entry of `list` equals an earlier one, ignoring ASCII case
+/// if `fold_case`.
+fn repeats(list: &[&str], fold_case: bool) -> bool {
+    let same = |a: &str, b: &str| match fold_case {
+        true => a.eq_ignore_ascii_case(b),
+        false => a == b,
+    };
+    (1..list.len()).any(|i| list[..i].iter().any(|e| same(e, list[i])))
+}
+
 fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
     // Lowercase only, so one digest has exactly one spelling.
     s.len() == 2 * N
@@ -258,14 +268,19 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
-    // One statement per CVE: a repeated id would give a scanner two.
-    if (1..raw.cves.len()).any(|i| raw.cves[..i].contains(&raw.cves[i])) {
+    // One statement per CVE: a repeated id would give a scanner two. Ids
+    // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
+    if repeats(&raw.cves, true) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
             "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl"
         ));
+    }
+    // A list is a set: `pack --product` refuses a repeat, so must the reader.
+    if repeats(&raw.products, false) {
+        return bad(msg!("manifest field products: each product at most once"));
     }
     if !valid_description(raw.description) {
         return bad(msg!(
@@ -496,8 +511,31 @@ mod tests {
                 "manifest field cves: each CVE id at most once"
             )))
         );
-        // Ids differ by their bytes: another case is another id.
-        assert!(parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()).is_ok());
+        // Ids compare without ASCII case, as `pack --cve` compares them:
+        // cve-2024-1234 is CVE-2024-1234, and would be a second statement.
+        assert_eq!(
+            parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()),
+            Err(Error::Manifest(msg!(
+                "manifest field cves: each CVE id at most once"
+            )))
+        );
+        assert!(parse(with("CVE-2025-0001", "cve-2024-1235").as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_product_is_listed_at_most_once() {
+        let cves = r#""cves":["CVE-2024-1234","CVE-2025-0001"],"#;
+        let list = |p: &str| with(cves, &format!(r#"{cves}"products":[{p}],"#));
+        let twice = list(r#""pkg:deb/debian/linux@1","pkg:deb/debian/linux@1""#);
+        assert_eq!(
+            parse(twice.as_bytes()),
+            Err(Error::Manifest(msg!(
+                "manifest field products: each product at most once"
+            )))
+        );
+        assert!(
+            parse(list(r#""pkg:deb/debian/linux@1","pkg:deb/debian/linux@2""#).as_bytes()).is_ok()
+        );
     }
 
     #[test]

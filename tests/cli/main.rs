@@ -43,8 +43,7 @@ const BAD_SIG: &str =
     "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
 const DIGEST: &str = "bundle rejected: payload does not match the SHA-256 in the signed manifest";
 const TRUNCATED: &str = "bundle rejected: file is truncated";
-const MANIFEST_JSON: &str =
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves";
+const MANIFEST_JSON: &str = "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products";
 const NOT_CANONICAL: &str =
     "manifest is not canonical: fields in specification order, no whitespace, no null build_id";
 
