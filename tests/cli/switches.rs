@@ -132,6 +132,15 @@ fn what_cannot_be_read_in_full_or_understood_fails_closed() {
             b"klpctl.enable=maybe klpctl.enable=1\n",
             "klpctl.enable on the kernel command line has a value that is neither on nor off",
         ),
+        // True for kernels from 6.17 on, invalid before them: never on.
+        (
+            b"klpctl.enable=enable\n",
+            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+        ),
+        (
+            b"klpctl.enable=0 klpctl.enable=Enabled\n",
+            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+        ),
     ];
     for (line, why) in cases {
         let d = TempDir::new();
