@@ -258,8 +258,14 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
-    // One statement per CVE: a repeated id would give a scanner two.
-    if (1..raw.cves.len()).any(|i| raw.cves[..i].contains(&raw.cves[i])) {
+    // One statement per CVE: a repeated id would give a scanner two. Ids
+    // compare without case, as `pack --cve` compares them (CVE-1 is cve-1).
+    let seen = |i: usize| {
+        raw.cves[..i]
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(raw.cves[i]))
+    };
+    if (1..raw.cves.len()).any(seen) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
@@ -496,8 +502,11 @@ mod tests {
                 "manifest field cves: each CVE id at most once"
             )))
         );
-        // Ids differ by their bytes: another case is another id.
-        assert!(parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()).is_ok());
+        // The same id in another case is the same id.
+        assert!(parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()).is_err());
+        assert!(parse(with("CVE-2025-0001", "Cve-2024-1234").as_bytes()).is_err());
+        // Negative: ids that differ by more than case are two ids.
+        assert!(parse(with("CVE-2025-0001", "cve-2024-1235").as_bytes()).is_ok());
     }
 
     #[test]
