@@ -160,6 +160,13 @@ pub fn valid_cve(s: &str) -> bool {
     charset_ok(s, MAX_CVE, b"._:-")
 }
 
+/// Whether no CVE id in `cves` is listed twice. One statement per CVE: a
+/// repeated id would give a scanner two. Ids compare without case, as
+/// `pack --cve` compares them (CVE-1 is cve-1).
+pub fn distinct_cves(cves: &[&str]) -> bool {
+    (1..cves.len()).all(|i| !cves[..i].iter().any(|c| c.eq_ignore_ascii_case(cves[i])))
+}
+
 /// Product identifiers: a package URL (`pkg:`) or a CPE (`cpe:`) of 5 to
 /// 256 printable ASCII characters that JSON needs no escape for (no space,
 /// `"`, `\`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`). A purl spells `+`
@@ -258,14 +265,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
-    // One statement per CVE: a repeated id would give a scanner two. Ids
-    // compare without case, as `pack --cve` compares them (CVE-1 is cve-1).
-    let seen = |i: usize| {
-        raw.cves[..i]
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(raw.cves[i]))
-    };
-    if (1..raw.cves.len()).any(seen) {
+    if !distinct_cves(&raw.cves) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
