@@ -170,6 +170,14 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         products: v[10],
     };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
+    // What no manifest can hold (more CVEs or products than its bounds, a
+    // CVE twice) is damage too: a VEX document made from it would claim
+    // more than any bundle said.
+    let mut cves: heapless::Vec<&str, { crate::trust::manifest::MAX_CVES }> = heapless::Vec::new();
+    for c in r.cves.split(',').filter(|c| !c.is_empty()) {
+        cves.push(c).ok()?;
+    }
+    let products = r.products.split(' ').filter(|p| !p.is_empty()).count();
     let ok = seen & 0x3ff == 0x3ff
         && crate::trust::manifest::valid_name(r.name)
         && crate::trust::manifest::valid_stream(r.stream)
@@ -179,6 +187,8 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         && r.cves
             .split(',')
             .all(|c| c.is_empty() || crate::trust::manifest::valid_cve(c))
+        && crate::trust::manifest::distinct_cves(&cves)
+        && products <= crate::trust::manifest::MAX_PRODUCTS
         && r.products
             .split(' ')
             .all(|p| p.is_empty() || crate::trust::manifest::valid_product(p))
@@ -534,6 +544,27 @@ mod tests {
         assert!(parse_record(&GOOD.replace("name klp_a", "name ../x")).is_none());
         assert!(parse_record(&GOOD.replace("sha256 e3", "sha256 zz")).is_none());
         assert!(parse_record("").is_none());
+    }
+
+    #[test]
+    fn records_no_manifest_could_give_are_discarded() {
+        let cves = |n: usize| {
+            (1..=n)
+                .map(|i| format!("CVE-{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let with_cves = |n| GOOD.replace("cves CVE-1,CVE-2", &format!("cves {}", cves(n)));
+        assert!(parse_record(&with_cves(64)).is_some());
+        assert!(parse_record(&with_cves(65)).is_none());
+        assert!(parse_record(&GOOD.replace("CVE-2", "cve-1")).is_none());
+        assert!(parse_record(&GOOD.replace("CVE-2", "CVE-1")).is_none());
+        let products = |n: usize| {
+            let p: Vec<String> = (1..=n).map(|i| format!("pkg:deb/debian/p{i}@1")).collect();
+            format!("{GOOD}products {}\n", p.join(" "))
+        };
+        assert!(parse_record(&products(16)).is_some());
+        assert!(parse_record(&products(17)).is_none());
     }
 
     #[test]

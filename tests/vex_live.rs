@@ -162,3 +162,36 @@ grep -c "vex.json not updated (removed)" err
         "before: file\nvex: exit 1 stdout 0 bytes\n1\ndisable: exit 0\n1\nafter: no file\n"
     );
 }
+
+#[test]
+fn a_failed_klpctl_vex_leaves_no_stale_file() {
+    // The document of 32 live patches is written. Then one is disabled
+    // behind klpctl's back and two more go live: 33, more than one
+    // document holds. `klpctl vex` refuses (exit 1), and the old file,
+    // which still claims the disabled patch's CVE, must not stay.
+    let script = r#"
+set +e
+cd /run
+for i in $(seq 1 32); do patch klp_$i s$i 1 CVE-2024-$i; done
+"$KLPCTL" vex >/dev/null; echo "32: exit $?"
+grep -c '"CVE-2024-1"' /run/klpctl/vex.json
+rm -r /sys/kernel/livepatch/klp_1
+patch klp_33 s33 1 CVE-2024-33
+patch klp_34 s34 1 CVE-2024-34
+"$KLPCTL" vex >out 2>err; echo "33: exit $? stdout $(wc -c <out) bytes"
+grep -c "more live patches" err
+[ -e /run/klpctl/vex.json ] && echo "after: file" || echo "after: no file"
+# Negative: once it fits again, the file is back, without the claim.
+rm -r /sys/kernel/livepatch/klp_34
+"$KLPCTL" vex >/dev/null; echo "32 again: exit $?"
+grep -c '"CVE-2024-1"' /run/klpctl/vex.json
+true
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "32: exit 0\n1\n33: exit 1 stdout 0 bytes\n1\nafter: no file\n32 again: exit 0\n0\n"
+    );
+}

@@ -73,11 +73,12 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let mut jo = Out::to(json.then(crate::sys::stdout));
     let mut j = Json::new(&mut jo);
     j.obj().key("results").arr();
-    cli.ctx(keyring.map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
     // Without livepatch support nothing can be applied, and a boot script
     // must be able to tell that from "nothing to do": exit 4 at once, for
-    // --dir too. (install still stores bundles for other kernels.)
+    // --dir too. (install still stores bundles for other kernels.) That
+    // error is about the kernel, so it names no file.
     let early = if install || sysfs::supported() {
+        cli.ctx(keyring.map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
         keyring::load(keyring).and_then(|ring| {
             cli.ctx(b"");
             let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;

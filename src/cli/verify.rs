@@ -122,11 +122,31 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
         json |= arg == b"--json";
         Ok(arg == b"--json")
     })?;
-    let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+    let b = open_bundle(cli, path);
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let u = bundle::read(&src, &mut mbuf)?;
-    let m = u.manifest_unverified()?;
+    let read = b.and_then(|b| {
+        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+        let u = bundle::read(&src, &mut mbuf)?;
+        let m = u.manifest_unverified()?;
+        Ok((u.sigs, m))
+    });
+    // --json promises one JSON object on stdout, also when the file is
+    // not a bundle at all.
+    let (sigs, m) = match read {
+        Ok(x) => x,
+        Err(e) => {
+            if json {
+                let mut o = Out::stdout();
+                let mut j = Json::new(&mut o);
+                j.obj().key("verified").bool(false);
+                j.key("bundle").str(path.to_bytes());
+                j.key("exit").u(e.exit_code() as u64);
+                j.key("error").str(e.message().as_bytes());
+                j.end_obj().nl();
+            }
+            return Err(e.into());
+        }
+    };
     let mut o = Out::stdout();
     if json {
         let mut j = Json::new(&mut o);
@@ -138,7 +158,7 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
         j.key("manifest");
         render::manifest_json(&mut j, &m);
         j.key("signatures").arr();
-        for s in &u.sigs {
+        for s in &sigs {
             j.obj().key("key_id").hex(&s.key_id).end_obj();
         }
         j.end_arr().end_obj().nl();
@@ -152,8 +172,8 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
         o.s(" (run klpctl verify to check signatures and payload)")
             .nl();
         render::manifest_human(&mut o, &m);
-        o.s("  signatures: ").u(u.sigs.len() as u64).nl();
-        for s in &u.sigs {
+        o.s("  signatures: ").u(sigs.len() as u64).nl();
+        for s in &sigs {
             o.s("    key ").hex(&s.key_id).nl();
         }
     }

@@ -46,30 +46,50 @@ pub fn keep_current() {
 }
 
 fn refresh(stdout: bool) -> Result<()> {
+    let mut buf = [0u8; vex::MAX_DOCUMENT];
+    let document = match write_current(&mut buf) {
+        Ok(d) => d,
+        Err(e) => {
+            // Whatever stopped the new document (too many claims, a full
+            // /run, a damaged vex.doc), the old one may claim a patch that
+            // is no longer live: no file rather than a stale one.
+            let _ = rustix::fs::unlink(vex::FILE);
+            return Err(e);
+        }
+    };
+    match document {
+        None if stdout => {
+            Out::stderr()
+                .s("klpctl: no CVE fixed by a live patch klpctl applied: no VEX document\n");
+        }
+        Some(d) if stdout => {
+            crate::sys::write_all(crate::sys::stdout(), d)
+                .ctx(msg!("cannot write the VEX document"))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Makes the document of the claims that hold now and replaces
+/// `/run/klpctl/vex.json` with it, or removes the file when there is no
+/// statement to make. The document, if any.
+fn write_current(buf: &mut [u8; vex::MAX_DOCUMENT]) -> Result<Option<&[u8]>> {
     let claims = vex::Claims::read()?;
     let d = vex::doc(&claims)?;
-    let mut buf = [0u8; vex::MAX_DOCUMENT];
-    let Some(document) = vex::openvex(&d, &claims, &Running::read(), &mut buf)? else {
+    let Some(document) = vex::openvex(&d, &claims, &Running::read(), buf)? else {
         // No statement to make, and OpenVEX has no empty document: no
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(vex::FILE) {
             Ok(()) | Err(Errno::NOENT) => {}
             Err(e) => return Err(Error::Io(msg!("cannot remove /run/klpctl/vex.json"), e)),
         }
-        if stdout {
-            Out::stderr()
-                .s("klpctl: no CVE fixed by a live patch klpctl applied: no VEX document\n");
-        }
-        return Ok(());
+        return Ok(None);
     };
     // World-readable for scanners, whatever the umask.
     let mut f = AtomicFile::create(vex::FILE.to_bytes(), 0o644)?;
     f.set_mode(0o644)?;
     f.write(document)?;
     f.commit()?;
-    if stdout {
-        crate::sys::write_all(crate::sys::stdout(), document)
-            .ctx(msg!("cannot write the VEX document"))?;
-    }
-    Ok(())
+    Ok(Some(document))
 }

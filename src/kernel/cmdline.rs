@@ -101,16 +101,22 @@ fn split_one(s: &[u8]) -> ((&[u8], Option<&[u8]>), &[u8]) {
     ((&s[..equals], Some(val)), rest)
 }
 
-/// A boolean as the kernel's `kstrtobool` reads it, from its first one or
-/// two bytes: `1`, `y`, `t`, `e`, `on` (any case) are true; `0`, `n`, `f`,
-/// `d`, `of` (any case) are false; anything else, the empty string
-/// included, is invalid (`None`). So `yes`, `true`, `enable` and `no`,
-/// `false`, `off`, `disable` work, and so does `00`.
+/// A boolean as every kernel klpctl supports (6.1 to 7.x) reads it with
+/// its `kstrtobool`, from the first one or two bytes: `1`, `y`, `t`, `on`
+/// (any case) are true; `0`, `n`, `f`, `d`, `of` (any case) are false;
+/// anything else, the empty string included, is invalid (`None`). So
+/// `yes`, `true` and `no`, `false`, `off` work, and so does `00`.
+///
+/// Kernels before 6.17 know only `YyTt1NnFf0` and `on`/`off`; 6.17 added
+/// `e` (enabled) as true and `d` (disabled) as false. A value that a
+/// supported kernel would reject never turns anything on, so `e...` is
+/// invalid here; `d...` is false on the newer kernels and invalid on the
+/// older ones, so it is off either way.
 pub fn strtobool(v: &[u8]) -> Option<bool> {
     let first = v.first().map(u8::to_ascii_lowercase);
     let second = v.get(1).map(u8::to_ascii_lowercase);
     match (first?, second) {
-        (b'1' | b'y' | b't' | b'e', _) => Some(true),
+        (b'1' | b'y' | b't', _) => Some(true),
         (b'0' | b'n' | b'f' | b'd', _) => Some(false),
         (b'o', Some(b'n')) => Some(true),
         (b'o', Some(b'f')) => Some(false),
@@ -233,7 +239,7 @@ mod tests {
     #[test]
     fn strtobool_reads_what_the_kernel_reads() {
         for v in [
-            "1", "y", "Y", "yes", "t", "true", "T", "e", "enable", "on", "ON", "oN", "1x",
+            "1", "y", "Y", "yes", "t", "true", "T", "on", "ON", "oN", "1x",
         ] {
             assert_eq!(strtobool(v.as_bytes()), Some(true), "{v}");
         }
@@ -244,6 +250,10 @@ mod tests {
         }
         // Negative: everything else is invalid, the empty value too.
         for v in ["", "o", "ox", "2", "-1", "maybe", " 0", "\"0\"", "x1"] {
+            assert_eq!(strtobool(v.as_bytes()), None, "{v}");
+        }
+        // True only on 6.17 and later, invalid before: never on.
+        for v in ["e", "E", "enable", "Enabled", "ENABLE"] {
             assert_eq!(strtobool(v.as_bytes()), None, "{v}");
         }
     }

@@ -177,6 +177,10 @@ impl Switches {
     pub fn parse(line: &[u8]) -> Switches {
         // The kernel's command line is a C string.
         let line = line.split(|&c| c == 0).next().unwrap_or(b"");
+        // `/proc/cmdline` adds a newline that is not part of the command
+        // line: inside an unclosed quote it would become part of the last
+        // value (`klpctl.skip="a` would name `a\n`, never `a`).
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let mut s = Switches {
             off: false,
             why: None,
@@ -346,6 +350,20 @@ mod tests {
         let s = sw("klpctl.skip=klp_a klpctl.skip=klp_b");
         assert!(!s.skips(b"klp_a") && s.skips(b"klp_b"));
         assert!(!sw("klpctl.skip=").off);
+    }
+
+    #[test]
+    fn the_newline_proc_cmdline_adds_is_not_part_of_a_value() {
+        // An unclosed quote runs to the end of the kernel's line, which
+        // ends before the newline /proc/cmdline prints after it.
+        let s = sw("ro klpctl.skip=\"klp_a\n");
+        assert!(s.skips(b"klp_a") && !s.off, "{:?}", s.skip);
+        assert!(sw("\"klpctl.skip=klp_a,klp_b\n").skips(b"klp_b"));
+        assert!(sw("klpctl.enable=\"0\n").off);
+        // Negative: only that one newline goes; one inside a quoted value
+        // before it stays.
+        assert!(!sw("klpctl.skip=\"klp_a\n\n").skips(b"klp_a"));
+        assert!(sw("klpctl.skip=\"klp_a\nklp_b\"\n").skips(b"klp_a\nklp_b"));
     }
 
     #[test]

@@ -160,6 +160,13 @@ pub fn valid_cve(s: &str) -> bool {
     charset_ok(s, MAX_CVE, b"._:-")
 }
 
+/// Whether no CVE id in `cves` is listed twice. One statement per CVE: a
+/// repeated id would give a scanner two. Ids compare without case, as
+/// `pack --cve` compares them (CVE-1 is cve-1).
+pub fn distinct_cves(cves: &[&str]) -> bool {
+    !repeats(cves, true)
+}
+
 /// Product identifiers: a package URL (`pkg:`) or a CPE (`cpe:`) of 5 to
 /// 256 printable ASCII characters that JSON needs no escape for (no space,
 /// `"`, `\`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`). A purl spells `+`

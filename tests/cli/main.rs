@@ -31,6 +31,7 @@ mod kernel;
 mod keygen;
 mod pack;
 mod sign;
+mod statefuzz;
 mod switches;
 mod tamper;
 mod vectors;

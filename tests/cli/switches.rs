@@ -132,6 +132,15 @@ fn what_cannot_be_read_in_full_or_understood_fails_closed() {
             b"klpctl.enable=maybe klpctl.enable=1\n",
             "klpctl.enable on the kernel command line has a value that is neither on nor off",
         ),
+        // True for kernels from 6.17 on, invalid before them: never on.
+        (
+            b"klpctl.enable=enable\n",
+            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+        ),
+        (
+            b"klpctl.enable=0 klpctl.enable=Enabled\n",
+            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+        ),
     ];
     for (line, why) in cases {
         let d = TempDir::new();
@@ -159,5 +168,46 @@ fn what_cannot_be_read_in_full_or_understood_fails_closed() {
         };
         assert!(!r.out().contains("switch"), "{}", r.out());
         ran(&r);
+    }
+}
+
+/// Without `/sys/kernel/livepatch`, apply fails at once (exit 4) with an
+/// error about the kernel, which names no file: not the keyring it had
+/// not even opened yet.
+#[test]
+fn no_livepatch_support_names_the_kernel_not_the_keyring() {
+    let ok = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"));
+        return;
+    }
+    let d = TempDir::new();
+    d.mkdir("bundles");
+    let want = "klpctl: this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)\n";
+    for extra in [&[][..], &["--keyring", "ring"][..]] {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "sh",
+            "-c",
+            "set -e
+mount --make-rprivate /
+mount -t tmpfs fake /sys/kernel
+mount -t tmpfs fake /run
+exec \"$@\"",
+            "sh",
+        ])
+        .arg(klpctl_bin())
+        .args(["apply", "--dir", "bundles", "--json"])
+        .args(extra)
+        .current_dir(d.path());
+        let r = run(cmd);
+        r.code(4);
+        assert_eq!(r.err(), want);
+        let j = Json::parse(r.out());
+        assert_eq!(j.get("exit").u64(), 4);
     }
 }

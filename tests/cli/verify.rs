@@ -248,3 +248,28 @@ fn unknown_key_and_unsigned_bundles_are_rejected() {
             ),
         );
 }
+
+/// `info --json` keeps the promise of one JSON object on stdout when the
+/// file cannot be read as a bundle at all (missing, not a bundle,
+/// truncated), with the exit code and error, and the name escaped.
+#[test]
+fn info_json_fails_with_one_json_object() {
+    let d = TempDir::new();
+    let good = std::fs::read(root().join("docs/vectors/valid-full.klp")).unwrap();
+    d.write("junk.klp", b"not a bundle");
+    d.write("cut\u{1b}.klp", &good[..100]);
+    for (name, code) in [("missing.klp", 1), ("junk.klp", 3), ("cut\u{1b}.klp", 3)] {
+        let r = d.klpctl_unchanged(&["info", name, "--json"]);
+        r.code(code);
+        let j = Json::parse(r.out());
+        assert!(!j.get("verified").bool());
+        assert_eq!(j.get("bundle").str(), name);
+        assert_eq!(j.get("exit").u64(), code as u64);
+        assert!(!j.get("error").str().is_empty());
+        assert_eq!(r.err().lines().count(), 1, "{}", r.err());
+    }
+    // Negative: without --json, nothing on stdout.
+    let r = d.klpctl_unchanged(&["info", "junk.klp"]);
+    r.code(3);
+    assert_eq!(r.out(), "");
+}
