@@ -223,3 +223,23 @@ show
          \"version\":2,\n"
     );
 }
+
+#[test]
+fn a_patch_whose_transition_cannot_be_read_is_not_claimed() {
+    // Claimed only when sysfs says the transition is over (`0`); a
+    // `transition` that is missing or reads anything else says nothing.
+    let script = r#"
+set +e
+cd /run
+patch klp_a acme 1 CVE-2024-0001
+patch klp_b beta 1 CVE-2024-0002
+patch klp_c gamma 1 CVE-2024-0003
+printf '0\033\n' >/sys/kernel/livepatch/klp_b/transition
+rm /sys/kernel/livepatch/klp_c/transition
+"$KLPCTL" vex >d; grep -o 'CVE-2024-000[0-9]' d | sort | tr '\n' ' '; echo
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(out, "CVE-2024-0001 \n");
+}

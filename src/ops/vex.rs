@@ -45,7 +45,7 @@ pub fn each_claim(f: &mut dyn FnMut(&Record)) -> Result<()> {
     status::each_patch(&mut |p| {
         if let Some(r) = &p.record
             && p.enabled
-            && !p.transition
+            && p.settled
             && r.state == "applied"
         {
             f(r)
