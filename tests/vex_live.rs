@@ -195,3 +195,51 @@ true
         "32: exit 0\n1\n33: exit 1 stdout 0 bytes\n1\nafter: no file\n32 again: exit 0\n0\n"
     );
 }
+
+#[test]
+fn a_record_rewritten_with_other_cves_gets_a_new_version() {
+    // Same patch, payload digest and apply time; its record now lists
+    // other CVEs (another signed manifest for the same payload). Other
+    // statements are another version: one version, one set of claims.
+    let script = r#"
+set +e
+cd /run
+patch klp_a acme 1 CVE-2024-0001
+patch klp_b beta 1 CVE-2024-0002
+show() { "$KLPCTL" vex >d; grep -o '"version":[0-9]*,' d | tr '\n' ' '; grep -o 'CVE-2024-000[0-9]' d | sort | tr '\n' ' '; echo; }
+show
+patch klp_b beta 1 CVE-2024-0003,CVE-2024-0004
+show
+# Negative: nothing changed, nothing moves.
+"$KLPCTL" vex | grep -o '"version":[0-9]*,' ; true
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(
+        out,
+        "\"version\":1, CVE-2024-0001 CVE-2024-0002 \n\
+         \"version\":2, CVE-2024-0001 CVE-2024-0003 CVE-2024-0004 \n\
+         \"version\":2,\n"
+    );
+}
+
+#[test]
+fn a_patch_whose_transition_cannot_be_read_is_not_claimed() {
+    // Claimed only when sysfs says the transition is over (`0`); a
+    // `transition` that is missing or reads anything else says nothing.
+    let script = r#"
+set +e
+cd /run
+patch klp_a acme 1 CVE-2024-0001
+patch klp_b beta 1 CVE-2024-0002
+patch klp_c gamma 1 CVE-2024-0003
+printf '0\033\n' >/sys/kernel/livepatch/klp_b/transition
+rm /sys/kernel/livepatch/klp_c/transition
+"$KLPCTL" vex >d; grep -o 'CVE-2024-000[0-9]' d | sort | tr '\n' ' '; echo
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(out, "CVE-2024-0001 \n");
+}

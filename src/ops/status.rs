@@ -56,6 +56,10 @@ pub struct Patch<'a> {
     pub enabled: bool,
     /// `transition` reads 1.
     pub transition: bool,
+    /// `transition` reads 0: the transition is known to be over. Not the
+    /// same as `!transition`: an attribute that cannot be read, or reads
+    /// anything else, is neither.
+    pub settled: bool,
     /// `replace`, where the kernel has it.
     pub replace: Option<bool>,
     /// `stack_order`, where the kernel has it.
@@ -70,7 +74,8 @@ pub struct Patch<'a> {
 pub fn each_patch(f: &mut dyn FnMut(&Patch)) -> Result<()> {
     sysfs::each_patch(&mut |name| {
         let enabled = sysfs::enabled(name);
-        let transition = !sysfs::settled(name);
+        let t = sysfs::read(name, attr::TRANSITION);
+        let transition = t == Some(1);
         let mut rbuf = [0u8; state::MAX_RECORD];
         let record = core::str::from_utf8(name)
             .ok()
@@ -79,6 +84,7 @@ pub fn each_patch(f: &mut dyn FnMut(&Patch)) -> Result<()> {
             name,
             enabled,
             transition,
+            settled: t == Some(0),
             replace: sysfs::read(name, attr::REPLACE).map(|r| r == 1),
             stack_order: sysfs::read(name, attr::STACK_ORDER),
             record,

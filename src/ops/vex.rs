@@ -45,7 +45,7 @@ pub fn each_claim(f: &mut dyn FnMut(&Record)) -> Result<()> {
     status::each_patch(&mut |p| {
         if let Some(r) = &p.record
             && p.enabled
-            && !p.transition
+            && p.settled
             && r.state == "applied"
         {
             f(r)
@@ -187,7 +187,8 @@ pub struct Doc {
 }
 
 /// The bookkeeping's size: version, issued, updated (little-endian u64s),
-/// then the claims' digest and the boot id (NUL-padded), which together
+/// then the claims' digest (a SHA-256, zero-padded) and the boot id
+/// (NUL-padded), which together
 /// say what the version describes.
 const STORED: usize = 24 + DIGEST + 40;
 const DIGEST: usize = 72;
@@ -220,16 +221,25 @@ pub fn advance(old: &[u8], new: &mut [u8; STORED], now: u64) -> bool {
     true
 }
 
-/// The digest of a set of claims: each claim's payload SHA-256 (hex) and
-/// apply time folded in by XOR, so the order sysfs lists them in does not
-/// matter; a patch disabled and applied again has a new time.
+/// The digest of a set of claims: a SHA-256 of everything a statement is
+/// made from (name, stream, version, payload digest, apply time, CVEs,
+/// products) for each claim, folded in by XOR so the order sysfs lists
+/// them in does not matter. Nothing cancels out: each patch name is one
+/// sysfs directory, so no claim comes twice. A patch disabled and applied
+/// again has a new time; a record rewritten with other CVEs or products
+/// gives other statements, and so another version.
 fn digest(claims: &Claims, x: &mut [u8]) {
+    use sha2::Digest;
     for c in claims.iter() {
-        for (i, b) in c.sha256.bytes().enumerate() {
-            x[i] ^= b;
+        let mut h = sha2::Sha256::new();
+        for text in [c.name, c.stream, c.sha256, c.cves, c.products] {
+            h.update((text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
         }
-        for (i, b) in c.time.to_le_bytes().into_iter().enumerate() {
-            x[64 + i] ^= b;
+        h.update(c.version.to_le_bytes());
+        h.update(c.time.to_le_bytes());
+        for (d, b) in x.iter_mut().zip(h.finalize()) {
+            *d ^= b;
         }
     }
 }

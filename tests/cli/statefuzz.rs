@@ -126,7 +126,7 @@ fn damaged_state_files_never_panic_and_json_stays_valid() {
     let step: usize = std::env::var("KLPCTL_FUZZ_STEP")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(11);
+        .unwrap_or(29);
     for (i, f) in files.iter().enumerate() {
         for bad in mutations(&saved[i], step) {
             restore();
