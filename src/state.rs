@@ -56,6 +56,15 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
         match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => return Ok(Lock { _fd: fd }),
             Err(rustix::io::Errno::WOULDBLOCK) => {}
+            // A minimal kernel (tinyconfig) can lack flock(2) altogether.
+            Err(e @ rustix::io::Errno::NOSYS) => {
+                return Err(Error::Io(
+                    msg!(
+                        "cannot lock /run/klpctl/lock: this kernel has no file locking (CONFIG_FILE_LOCKING)"
+                    ),
+                    e,
+                ));
+            }
             Err(e) => return Err(Error::Io(msg!("cannot lock /run/klpctl/lock"), e)),
         }
         if crate::rt::now_ms() - start >= wait_s * 1000 {
