@@ -33,47 +33,43 @@ pub fn report(about: &[u8], f: &Failure) {
 /// Tells an operation's event on stderr, as it happens.
 pub fn event(ev: Event) {
     let mut o = Out::stderr();
+    if let Event::KernelLog(line) = ev {
+        o.s("  kernel: ").text(line).nl();
+        return;
+    }
+    o.s("klpctl: ");
     match ev {
+        Event::KernelLog(_) => {} // written above
         Event::LockWait => {
-            o.s("klpctl: waiting for another klpctl to finish\n");
+            o.s("waiting for another klpctl to finish\n");
         }
         Event::Stalled {
             name,
             stall,
             blockers,
         } => {
-            o.s("klpctl: ");
-            match stall {
-                Stall::Apply => o
-                    .s("transition of ")
-                    .b(name)
-                    .s(" did not finish in time; reverting"),
-                Stall::Earlier => o
-                    .s("transition of ")
-                    .b(name)
-                    .s(" (from an earlier run) did not finish; reverting"),
-                Stall::Revert => o
-                    .s("the revert of ")
-                    .b(name)
-                    .s(" did not finish in time either"),
-                Stall::Disable => o
-                    .s("disabling ")
-                    .b(name)
-                    .s(" did not finish in time; switching it back on"),
+            let (before, after) = match stall {
+                Stall::Apply => ("transition of ", " did not finish in time; reverting"),
+                Stall::Earlier => (
+                    "transition of ",
+                    " (from an earlier run) did not finish; reverting",
+                ),
+                Stall::Revert => ("the revert of ", " did not finish in time either"),
+                Stall::Disable => (
+                    "disabling ",
+                    " did not finish in time; switching it back on",
+                ),
             };
-            o.nl();
+            o.s(before).b(name).s(after).nl();
             blockers_human(&mut o, blockers);
         }
-        Event::KernelLog(line) => {
-            o.s("  kernel: ").text(line).nl();
-        }
         Event::ReplacedBusy(m) => {
-            o.s("klpctl: warning: replaced module ")
+            o.s("warning: replaced module ")
                 .b(m)
                 .s(" could not be removed yet (still referenced)\n");
         }
         Event::ReplaceMismatch { name, kernel } => {
-            o.s("klpctl: warning: the kernel says ").b(name);
+            o.s("warning: the kernel says ").b(name);
             if kernel {
                 o.s(" replaced every other patch (atomic replace), but its bundle was packed without --replace; their modules were removed. Repack it with --replace\n");
             } else {
@@ -81,17 +77,17 @@ pub fn event(ev: Event) {
             }
         }
         Event::RevertedLoaded(m) => {
-            o.s("klpctl: warning: reverted patch module ")
+            o.s("warning: reverted patch module ")
                 .b(m)
                 .s(" is still loaded (referenced)\n");
         }
         Event::DisableFinished(m) => {
-            o.s("klpctl: the disable of ")
+            o.s("the disable of ")
                 .b(m)
                 .s(" finished after all; removing it\n");
         }
         Event::Quarantined(e) => {
-            o.s("klpctl: quarantined ")
+            o.s("quarantined ")
                 .b(e.name)
                 .s(" (stream ")
                 .b(e.stream)
@@ -102,19 +98,16 @@ pub fn event(ev: Event) {
                 .s(" tried it and ended before it was confirmed good\n");
         }
         Event::Released(m) => {
-            o.s("klpctl: ")
-                .b(m)
-                .s(": quarantine lifted by this explicit apply\n");
+            o.b(m).s(": quarantine lifted by this explicit apply\n");
         }
         Event::SwitchedOff => {
-            o.s("klpctl: klpctl.enable=0 on the kernel command line: applying nothing\n");
+            o.s("klpctl.enable=0 on the kernel command line: applying nothing\n");
         }
         Event::Pruned {
             path,
             version,
             error,
         } => {
-            o.s("klpctl: ");
             if error.is_some() {
                 o.s("warning: ");
             }
