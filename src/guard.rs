@@ -316,6 +316,15 @@ fn rewrite(
     Ok(())
 }
 
+/// Writes one record: its kind, then each word after a blank.
+fn record(o: &mut Out, kind: &str, words: &[&[u8]]) {
+    o.s(kind);
+    for w in words {
+        o.s(" ").b(w);
+    }
+    o.nl();
+}
+
 fn word(l: &[u8], i: usize) -> &[u8] {
     l.split(|&c| c == b' ').nth(i).unwrap_or(b"")
 }
@@ -361,19 +370,11 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
             if old.good(t.sha) || old.quarantined(t.sha) {
                 continue;
             }
-            o.s("quarantine ")
-                .b(t.sha)
-                .s(" ")
-                .b(t.name)
-                .s(" ")
-                .b(t.stream)
-                .s(" ")
-                .b(t.version)
-                .s(" ")
-                .b(boot)
-                .s(" ")
-                .b(time)
-                .nl();
+            record(
+                o,
+                "quarantine",
+                &[t.sha, t.name, t.stream, t.version, boot, time],
+            );
             quarantine(&Entry {
                 sha256: t.sha,
                 name: t.name,
@@ -396,18 +397,11 @@ pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64)
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf)?;
     let same = |l: &[u8]| l.starts_with(b"try ") && word(l, 1) == sha;
+    let (mut v, mut at) = ([0u8; 20], [0u8; 20]);
+    let v = crate::codec::fmt_u64(version, &mut v);
+    let at = crate::codec::fmt_u64(uptime(), &mut at);
     rewrite(sd, old, &mut |l| !same(l), &mut |o| {
-        o.s("try ")
-            .b(sha)
-            .s(" ")
-            .b(name)
-            .s(" ")
-            .b(stream)
-            .s(" ")
-            .u(version)
-            .s(" ")
-            .u(uptime())
-            .nl();
+        record(o, "try", &[sha, name, stream, v, at]);
     })
 }
 
@@ -478,13 +472,7 @@ pub fn confirm(
             if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
                 continue;
             }
-            o.s("good ")
-                .b(t.sha)
-                .s(" ")
-                .b(t.stream)
-                .s(" ")
-                .b(t.version)
-                .nl();
+            record(o, "good", &[t.sha, t.stream, t.version]);
             p.good += 1;
         }
     })?;
