@@ -183,13 +183,32 @@ fn parse(l: &[u8]) -> Option<Line<'_>> {
     ok.then_some(line)
 }
 
+/// The records of a guard file, in order.
+struct Lines<'b>(&'b [u8]);
+
+impl<'b> Iterator for Lines<'b> {
+    type Item = Line<'b>;
+
+    // Not inlined: one copy of the walk serves every query.
+    #[inline(never)]
+    fn next(&mut self) -> Option<Line<'b>> {
+        while !self.0.is_empty() {
+            let end = self.0.iter().position(|&c| c == b'\n');
+            let (l, rest) = self.0.split_at(end.unwrap_or(self.0.len()));
+            self.0 = rest.get(1..).unwrap_or(b"");
+            // An empty line parses as nothing.
+            if let Some(x) = parse(l) {
+                return Some(x);
+            }
+        }
+        None
+    }
+}
+
 impl<'b> Guard<'b> {
     /// The records (the file was checked when it was loaded).
-    fn lines(self) -> impl Iterator<Item = Line<'b>> {
-        self.0
-            .split(|&c| c == b'\n')
-            .filter(|l| !l.is_empty())
-            .filter_map(parse)
+    fn lines(self) -> Lines<'b> {
+        Lines(self.0)
     }
 
     fn boot(self) -> Option<&'b [u8]> {
