@@ -305,10 +305,8 @@ fn rewrite(
     keep: &mut dyn FnMut(&[u8]) -> bool,
     add: &mut dyn FnMut(&mut Out),
 ) -> Result<()> {
-    files::ensure_dir(
-        PathBuf::of(&[sd])?.c(),
-        msg!("cannot create state directory"),
-    )?;
+    let dir = PathBuf::of(&[sd])?;
+    files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
     let f =
         AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600).map_err(|e| match e {
             Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
@@ -331,7 +329,7 @@ fn rewrite(
         )));
     }
     f.commit()?;
-    files::sync_dir(PathBuf::of(&[sd])?.c());
+    files::sync_dir(dir.c());
     Ok(())
 }
 
