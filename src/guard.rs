@@ -183,13 +183,32 @@ fn parse(l: &[u8]) -> Option<Line<'_>> {
     ok.then_some(line)
 }
 
+/// The records of a guard file, in order.
+struct Lines<'b>(&'b [u8]);
+
+impl<'b> Iterator for Lines<'b> {
+    type Item = Line<'b>;
+
+    // Not inlined: one copy of the walk serves every query.
+    #[inline(never)]
+    fn next(&mut self) -> Option<Line<'b>> {
+        while !self.0.is_empty() {
+            let end = self.0.iter().position(|&c| c == b'\n');
+            let (l, rest) = self.0.split_at(end.unwrap_or(self.0.len()));
+            self.0 = rest.get(1..).unwrap_or(b"");
+            // An empty line parses as nothing.
+            if let Some(x) = parse(l) {
+                return Some(x);
+            }
+        }
+        None
+    }
+}
+
 impl<'b> Guard<'b> {
     /// The records (the file was checked when it was loaded).
-    fn lines(self) -> impl Iterator<Item = Line<'b>> {
-        self.0
-            .split(|&c| c == b'\n')
-            .filter(|l| !l.is_empty())
-            .filter_map(parse)
+    fn lines(self) -> Lines<'b> {
+        Lines(self.0)
     }
 
     fn boot(self) -> Option<&'b [u8]> {
@@ -286,10 +305,8 @@ fn rewrite(
     keep: &mut dyn FnMut(&[u8]) -> bool,
     add: &mut dyn FnMut(&mut Out),
 ) -> Result<()> {
-    files::ensure_dir(
-        PathBuf::of(&[sd])?.c(),
-        msg!("cannot create state directory"),
-    )?;
+    let dir = PathBuf::of(&[sd])?;
+    files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
     let f =
         AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600).map_err(|e| match e {
             Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
@@ -312,8 +329,17 @@ fn rewrite(
         )));
     }
     f.commit()?;
-    files::sync_dir(PathBuf::of(&[sd])?.c());
+    files::sync_dir(dir.c());
     Ok(())
+}
+
+/// Writes one record: its kind, then each word after a blank.
+fn record(o: &mut Out, kind: &str, words: &[&[u8]]) {
+    o.s(kind);
+    for w in words {
+        o.s(" ").b(w);
+    }
+    o.nl();
 }
 
 fn word(l: &[u8], i: usize) -> &[u8] {
@@ -361,19 +387,11 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
             if old.good(t.sha) || old.quarantined(t.sha) {
                 continue;
             }
-            o.s("quarantine ")
-                .b(t.sha)
-                .s(" ")
-                .b(t.name)
-                .s(" ")
-                .b(t.stream)
-                .s(" ")
-                .b(t.version)
-                .s(" ")
-                .b(boot)
-                .s(" ")
-                .b(time)
-                .nl();
+            record(
+                o,
+                "quarantine",
+                &[t.sha, t.name, t.stream, t.version, boot, time],
+            );
             quarantine(&Entry {
                 sha256: t.sha,
                 name: t.name,
@@ -396,18 +414,11 @@ pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64)
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf)?;
     let same = |l: &[u8]| l.starts_with(b"try ") && word(l, 1) == sha;
+    let (mut v, mut at) = ([0u8; 20], [0u8; 20]);
+    let v = crate::codec::fmt_u64(version, &mut v);
+    let at = crate::codec::fmt_u64(uptime(), &mut at);
     rewrite(sd, old, &mut |l| !same(l), &mut |o| {
-        o.s("try ")
-            .b(sha)
-            .s(" ")
-            .b(name)
-            .s(" ")
-            .b(stream)
-            .s(" ")
-            .u(version)
-            .s(" ")
-            .u(uptime())
-            .nl();
+        record(o, "try", &[sha, name, stream, v, at]);
     })
 }
 
@@ -478,13 +489,7 @@ pub fn confirm(
             if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
                 continue;
             }
-            o.s("good ")
-                .b(t.sha)
-                .s(" ")
-                .b(t.stream)
-                .s(" ")
-                .b(t.version)
-                .nl();
+            record(o, "good", &[t.sha, t.stream, t.version]);
             p.good += 1;
         }
     })?;

@@ -30,7 +30,7 @@ use crate::ops::status;
 use crate::state::{self, Record};
 use core::ffi::CStr;
 use heapless::CapacityError;
-use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 /// The document's bookkeeping file.
 pub const DOC: &CStr = c"/run/klpctl/vex.doc";
@@ -300,8 +300,8 @@ pub fn openvex<'o>(
         context: "https://openvex.dev/ns/v0.2.0",
         id: &id,
         author: "klpctl",
-        timestamp: Time(d.issued),
-        last_updated: Time(d.updated),
+        timestamp: d.issued,
+        last_updated: d.updated,
         version: d.version,
         tooling: concat!("klpctl ", env!("CARGO_PKG_VERSION")),
         statements: Statements {
@@ -310,7 +310,7 @@ pub fn openvex<'o>(
             build_id: &build_id,
         },
     };
-    let n = serde_json_core::to_slice(&doc, out).map_err(|_| TOO_MANY)?;
+    let n = to_json(&doc, out).ok_or(TOO_MANY)?;
     let line = out.get_mut(..n + 1).ok_or(TOO_MANY)?;
     line[n] = b'\n';
     Ok(Some(line))
@@ -334,20 +334,41 @@ fn purl_version<const N: usize>(
     Ok(())
 }
 
+/// Writes `doc` as one line of JSON in `out`, through the one serializer
+/// the document uses: out of line, so its generic code is instantiated
+/// once. The length written.
+#[inline(never)]
+fn to_json(doc: &OpenVex, out: &mut [u8]) -> Option<usize> {
+    serde_json_core::to_slice(doc, out).ok()
+}
+
 /// An OpenVEX 0.2.0 document, field by field in the order klpctl writes
-/// them.
-#[derive(serde::Serialize)]
+/// them (times are Unix seconds, written as RFC 3339).
 struct OpenVex<'a> {
-    #[serde(rename = "@context")]
     context: &'static str,
-    #[serde(rename = "@id")]
     id: &'a str,
     author: &'static str,
-    timestamp: Time,
-    last_updated: Time,
+    timestamp: u64,
+    last_updated: u64,
     version: u64,
     tooling: &'static str,
     statements: Statements<'a>,
+}
+
+impl Serialize for OpenVex<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        Value::Object(&[
+            ("@context", Value::Str(self.context)),
+            ("@id", Value::Str(self.id)),
+            ("author", Value::Str(self.author)),
+            ("timestamp", Value::Time(self.timestamp)),
+            ("last_updated", Value::Time(self.last_updated)),
+            ("version", Value::Num(self.version)),
+            ("tooling", Value::Str(self.tooling)),
+            ("statements", Value::Statements(&self.statements)),
+        ])
+        .serialize(s)
+    }
 }
 
 /// The statements: one per CVE of each claim, made as values one at a
@@ -360,113 +381,134 @@ struct Statements<'a> {
     build_id: &'a str,
 }
 
-impl Serialize for Statements<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for c in self.claims.iter() {
-            for cve in c.each_cve() {
-                seq.serialize_element(&Statement {
-                    vulnerability: Vulnerability { name: cve },
-                    timestamp: Time(c.time),
-                    products: Products {
-                        kernel: self.kernel,
-                        others: c.products,
-                    },
-                    status: "fixed",
-                    status_notes: Notes {
-                        claim: &c,
-                        build_id: self.build_id,
-                    },
-                })?;
-            }
-        }
-        seq.end()
-    }
-}
-
-/// One OpenVEX statement.
-#[derive(serde::Serialize)]
+/// One OpenVEX statement: `vulnerability` is `{"name": <CVE>}`, `status`
+/// always `fixed`.
 struct Statement<'a> {
-    vulnerability: Vulnerability<'a>,
-    timestamp: Time,
+    vulnerability: &'a str,
+    timestamp: u64,
     products: Products<'a>,
     status: &'static str,
     status_notes: Notes<'a>,
 }
 
-#[derive(serde::Serialize)]
-struct Vulnerability<'a> {
-    name: &'a str,
+impl Serialize for Statement<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        Value::Object(&[
+            (
+                "vulnerability",
+                Value::Object(&[("name", Value::Str(self.vulnerability))]),
+            ),
+            ("timestamp", Value::Time(self.timestamp)),
+            ("products", Value::Products(&self.products)),
+            ("status", Value::Str(self.status)),
+            ("status_notes", Value::Notes(&self.status_notes)),
+        ])
+        .serialize(s)
+    }
 }
 
 /// The products a statement is about: the running kernel first, then the
-/// patch's own (space-separated in its record).
+/// patch's own (space-separated in its record), each `{"@id": <purl>}`.
 struct Products<'a> {
     kernel: &'a str,
     others: &'a str,
 }
 
-#[derive(serde::Serialize)]
-struct Product<'a> {
-    #[serde(rename = "@id")]
-    id: &'a str,
-}
-
-impl Serialize for Products<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        let others = self.others.split(' ').filter(|p| !p.is_empty());
-        for id in core::iter::once(self.kernel).chain(others) {
-            seq.serialize_element(&Product { id })?;
-        }
-        seq.end()
-    }
-}
-
 /// The statement's note: which live patch fixes it, and on which kernel.
 struct Notes<'a> {
-    claim: &'a Claim<'a>,
+    claim: Claim<'a>,
     build_id: &'a str,
 }
 
-impl Serialize for Notes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let c = self.claim;
-        let (mut v, mut t) = ([0u8; 20], [0u8; 20]);
-        let version = core::str::from_utf8(crate::codec::fmt_u64(c.version, &mut v));
-        let applied = core::str::from_utf8(rfc3339(c.time, &mut t));
-        let mut n = heapless::String::<1024>::new();
-        for piece in [
-            "Fixed in the running kernel by live patch ",
-            c.name,
-            " (stream ",
-            c.stream,
-            ", version ",
-            version.unwrap_or(""),
-            "; payload sha256 ",
-            c.sha256,
-            "), applied by klpctl at ",
-            applied.unwrap_or(""),
-            " to kernel build-id ",
-            self.build_id,
-            ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
-        ] {
-            // Bounded: every piece is a validated identifier of bounded
-            // length, together under 700 bytes.
-            let _ = n.push_str(piece);
-        }
-        s.serialize_str(&n)
-    }
+/// A value in the document. Every field of every object is one, so the
+/// serializer's code for a field, an element and a string is instantiated
+/// once for the whole document.
+enum Value<'a> {
+    Str(&'a str),
+    Num(u64),
+    /// A time (Unix seconds), written as RFC 3339.
+    Time(u64),
+    /// An object: its fields in order.
+    Object(&'a [(&'static str, Value<'a>)]),
+    Statements(&'a Statements<'a>),
+    Products(&'a Products<'a>),
+    Notes(&'a Notes<'a>),
 }
 
-/// A time (Unix seconds), written as RFC 3339.
-struct Time(u64);
-
-impl Serialize for Time {
+impl Serialize for Value<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        let mut b = [0u8; 20];
-        // Only ASCII digits and separators: always UTF-8.
-        s.serialize_str(core::str::from_utf8(rfc3339(self.0, &mut b)).unwrap_or(""))
+        match *self {
+            Value::Str(v) => s.serialize_str(v),
+            Value::Num(n) => s.serialize_u64(n),
+            Value::Time(t) => {
+                let mut b = [0u8; 20];
+                // Only ASCII digits and separators: always UTF-8.
+                s.serialize_str(core::str::from_utf8(rfc3339(t, &mut b)).unwrap_or(""))
+            }
+            Value::Object(fields) => {
+                let mut o = s.serialize_struct("", fields.len())?;
+                for (key, v) in fields {
+                    o.serialize_field(key, v)?;
+                }
+                o.end()
+            }
+            Value::Statements(st) => {
+                let mut seq = s.serialize_seq(None)?;
+                for c in st.claims.iter() {
+                    for cve in c.each_cve() {
+                        seq.serialize_element(&Statement {
+                            vulnerability: cve,
+                            timestamp: c.time,
+                            products: Products {
+                                kernel: st.kernel,
+                                others: c.products,
+                            },
+                            status: "fixed",
+                            status_notes: Notes {
+                                claim: c,
+                                build_id: st.build_id,
+                            },
+                        })?;
+                    }
+                }
+                seq.end()
+            }
+            Value::Products(p) => {
+                let mut seq = s.serialize_seq(None)?;
+                let others = p.others.split(' ').filter(|p| !p.is_empty());
+                for id in core::iter::once(p.kernel).chain(others) {
+                    seq.serialize_element(&Value::Object(&[("@id", Value::Str(id))]))?;
+                }
+                seq.end()
+            }
+            Value::Notes(n) => {
+                let c = &n.claim;
+                let (mut v, mut t) = ([0u8; 20], [0u8; 20]);
+                let version = core::str::from_utf8(crate::codec::fmt_u64(c.version, &mut v));
+                let applied = core::str::from_utf8(rfc3339(c.time, &mut t));
+                let mut text = heapless::String::<1024>::new();
+                for piece in [
+                    "Fixed in the running kernel by live patch ",
+                    c.name,
+                    " (stream ",
+                    c.stream,
+                    ", version ",
+                    version.unwrap_or(""),
+                    "; payload sha256 ",
+                    c.sha256,
+                    "), applied by klpctl at ",
+                    applied.unwrap_or(""),
+                    " to kernel build-id ",
+                    n.build_id,
+                    ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
+                ] {
+                    // Bounded: every piece is a validated identifier of
+                    // bounded length, together under 700 bytes.
+                    let _ = text.push_str(piece);
+                }
+                s.serialize_str(&text)
+            }
+        }
     }
 }
 
