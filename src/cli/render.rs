@@ -103,21 +103,6 @@ pub fn event(ev: Event) {
         Event::SwitchedOff => {
             o.s("klpctl.enable=0 on the kernel command line: applying nothing\n");
         }
-        Event::Pruned {
-            path,
-            version,
-            error,
-        } => {
-            if error.is_some() {
-                o.s("warning: ");
-            }
-            o.b(path).s(": version ").u(version).s(" is superseded, ");
-            match error {
-                None => o.s("removed"),
-                Some(e) => o.s("but cannot be removed: ").errno(e),
-            };
-            o.nl();
-        }
     }
 }
 
@@ -298,8 +283,7 @@ pub fn done_human(path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
 /// One bundle's entry in `apply --json`'s (or `install --json`'s)
 /// `results`. An install says whether it was applied now (`applied`:
 /// null for another kernel), where it is `stored` (null when it is live
-/// but could not be stored: exit 10) and how many superseded bundles it
-/// `pruned`.
+/// but could not be stored: exit 10).
 pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
     j.obj().key("bundle").str(path).key("result");
     j.str(
@@ -319,7 +303,6 @@ pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&I
         }));
         j.key("stored")
             .opt_str(i.stored.as_ref().map(PathBuf::bytes));
-        j.key("pruned").u(i.pruned as u64);
     }
     j.key("removed").arr();
     for r in a.iter().flat_map(|a| a.removed.iter()) {

@@ -1,5 +1,7 @@
 //! `install` and `uninstall`: a bundle directory for later boots, kept
-//! consistent with what is applied now, and bounded.
+//! consistent with what is applied now, and bounded: install never
+//! removes other bundles, and refuses past [`MAX_BUNDLES`] for a release
+//! (`uninstall` removes).
 //!
 //! Install stores before it applies: the copy is written, fsynced and
 //! verified under a hidden name first, so a directory that is missing, not
@@ -10,12 +12,11 @@
 //! patch went live; that is reported as exit 10 (live, not stored).
 #![forbid(unsafe_code)]
 
+use super::Sink;
 use super::apply::{self, Applied, Options};
 use super::select::MAX_BUNDLES;
-use super::{Event, Sink};
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
-use crate::guard;
 use crate::kernel::{Running, sysfs};
 use crate::trust::bundle;
 use crate::trust::keys::Keyring;
@@ -30,19 +31,17 @@ pub struct Installed {
     /// applied but could not be renamed into place (`applied.unsaved`
     /// says why).
     pub stored: Option<PathBuf>,
-    /// How many superseded bundles of its stream and kernel were removed.
-    pub pruned: usize,
 }
 
 /// Verifies the bundle at `path` (signatures and payload) and refuses it
 /// when it is for another architecture (it can never apply on this
-/// machine). Then, before anything changes: plans what to prune (see
-/// [`keep_from`]) and refuses the install when the directory would hold
-/// more than [`MAX_BUNDLES`] bundles for its kernel release; writes the
+/// machine). Then, before anything changes: refuses the install when the
+/// directory would hold more than [`MAX_BUNDLES`] bundles for its kernel
+/// release; writes the
 /// copy to a hidden temporary file, verified again from there and fsynced.
 /// Then applies it when it is for the running kernel (a refused apply
-/// removes the copy: nothing is stored), renames the copy into place, and
-/// removes the superseded bundles of its stream and kernel.
+/// removes the copy: nothing is stored) and renames the copy into place.
+/// Other bundles are never removed.
 #[inline(never)]
 pub fn install(
     path: &CStr,
@@ -69,8 +68,7 @@ pub fn install(
         ]));
     }
     let name = stored_name(m)?;
-    let keep = keep_from(dir, ring, m, name.bytes(), opts.state_dir)?;
-    check_room(dir, ring, m, name.bytes(), keep)?;
+    check_room(dir, ring, m, name.bytes())?;
     let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
     if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
@@ -110,15 +108,12 @@ pub fn install(
         return Ok(Installed {
             applied,
             stored: None,
-            pruned: 0,
         });
     }
     files::sync_dir(dir);
-    let pruned = keep.map_or(0, |v| prune(dir, ring, m, name.bytes(), v, ev));
     Ok(Installed {
         applied,
         stored: Some(stored),
-        pruned,
     })
 }
 
@@ -149,16 +144,15 @@ fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
     bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
 }
 
-/// Calls `f` with the file name and manifest of every trusted bundle in
-/// `dir` (its signatures checked as `apply --dir` checks them), except
-/// `skip`. Dot files, directories, and files that are not trusted bundles
-/// are not counted, kept or removed: `apply --dir` does not take them
-/// either.
+/// Calls `f` with the manifest of every trusted bundle in `dir` (its
+/// signatures checked as `apply --dir` checks them), except `skip`. Dot
+/// files, directories, and files that are not trusted bundles are not
+/// counted: `apply --dir` does not take them either.
 fn each_bundle(
     dir: &CStr,
     ring: &Keyring,
     skip: &[u8],
-    f: &mut dyn FnMut(&[u8], &Manifest),
+    f: &mut dyn FnMut(&Manifest),
 ) -> Result<()> {
     files::each_entry(dir, msg!("cannot read bundle directory"), |file, ty| {
         let fb = file.to_bytes();
@@ -176,83 +170,15 @@ fn each_bundle(
             return Ok(());
         };
         if let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) {
-            f(fb, &s.manifest);
+            f(&s.manifest);
         }
         Ok(())
     })
 }
 
-/// Whether `a` and `b` are for the same kernel (release, architecture and
-/// build-id, none being a target of its own) and of the same stream.
-fn same_stream_and_kernel(a: &Manifest, b: &Manifest) -> bool {
-    a.stream == b.stream && a.release == b.release && a.arch == b.arch && a.build_id == b.build_id
-}
-
-/// The oldest version of `new`'s stream and kernel that install keeps in
-/// `dir` (`new` counted, the file `skip` it replaces not). A boot applies
-/// the newest cumulative bundle and what follows it. If that one is
-/// quarantined, the crash-loop guard falls back to the newest version
-/// proven good below it, and the non-cumulative bundles after that stack
-/// on it. So install keeps every version from the second newest cumulative
-/// one, or from the newest proven good cumulative one below the newest if
-/// that is older; what precedes it is superseded. `None` (keep
-/// everything): fewer than two cumulative versions (a non-cumulative
-/// stream needs all its bundles), or a guard file that cannot be read
-/// (what it proves is unknown).
-fn keep_from(
-    dir: &CStr,
-    ring: &Keyring,
-    new: &Manifest,
-    skip: &[u8],
-    state_dir: Option<&CStr>,
-) -> Result<Option<u64>> {
-    let mut gbuf = [0; guard::MAX_GUARD];
-    let guard = match state_dir.map(|sd| guard::load(sd.to_bytes(), &mut gbuf)) {
-        Some(Err(_)) => return Ok(None),
-        g => g.and_then(|g| g.ok()),
-    };
-    // The two newest distinct cumulative versions, and the two newest of
-    // those proven good, newest first.
-    let mut top = [None, None];
-    let mut good = [None, None];
-    let mut note = |m: &Manifest| {
-        if !m.replace {
-            return;
-        }
-        let mut hex = [0u8; 64];
-        let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
-        newest_two(&mut top, m.version);
-        if guard.is_some_and(|g| g.good(sha)) {
-            newest_two(&mut good, m.version);
-        }
-    };
-    note(new);
-    each_bundle(dir, ring, skip, &mut |_, m| {
-        if same_stream_and_kernel(m, new) {
-            note(m)
-        }
-    })?;
-    let (Some(newest), Some(second)) = (top[0], top[1]) else {
-        return Ok(None);
-    };
-    let fallback = good.into_iter().flatten().find(|&v| v < newest);
-    Ok(Some(fallback.map_or(second, |g| g.min(second))))
-}
-
-/// Puts `v` into `top`, the two newest distinct versions seen, newest
-/// first.
-fn newest_two(top: &mut [Option<u64>; 2], v: u64) {
-    if top.contains(&Some(v)) {
-    } else if top[0].is_none_or(|t| v > t) {
-        *top = [Some(v), top[0]];
-    } else if top[1].is_none_or(|t| v > t) {
-        top[1] = Some(v);
-    }
-}
-
 /// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
 /// trusted bundles for `new`'s kernel release and architecture after it
-/// (the replaced file `skip` and the bundles below `keep` pruned): more
+/// (the file `skip` it replaces not counted): more
 /// than `apply --dir` takes for one kernel. Counting every build-id of
 /// the release makes the bound hold for each build.
 fn check_room(
@@ -260,12 +186,10 @@ fn check_room(
     ring: &Keyring,
     new: &Manifest,
     skip: &[u8],
-    keep: Option<u64>,
 ) -> core::result::Result<(), Failure> {
     let mut n = 1;
-    each_bundle(dir, ring, skip, &mut |_, m| {
-        let pruned = same_stream_and_kernel(m, new) && keep.is_some_and(|v| m.version < v);
-        if m.release == new.release && m.arch == new.arch && !pruned {
+    each_bundle(dir, ring, skip, &mut |m| {
+        if m.release == new.release && m.arch == new.arch {
             n += 1;
         }
     })?;
@@ -273,33 +197,6 @@ fn check_room(
         return Err(Error::TooManyBundles.with(&[b"kernel release ", new.release.as_bytes()]));
     }
     Ok(())
-}
-
-/// Removes the bundles of `new`'s stream and kernel older than `keep`
-/// from `dir` (never `skip`, the bundle just stored), each reported as an
-/// event. Returns how many were removed; one that cannot be removed is
-/// reported and left (the next install counts it again).
-fn prune(dir: &CStr, ring: &Keyring, new: &Manifest, skip: &[u8], keep: u64, ev: Sink) -> usize {
-    let mut n = 0;
-    let r = each_bundle(dir, ring, skip, &mut |fb, m| {
-        if !same_stream_and_kernel(m, new) || m.version >= keep {
-            return;
-        }
-        let Ok(p) = PathBuf::of(&[dir.to_bytes(), b"/", fb]) else {
-            return;
-        };
-        let error = rustix::fs::unlink(p.c()).err();
-        n += usize::from(error.is_none());
-        ev(Event::Pruned {
-            path: p.bytes(),
-            version: m.version,
-            error,
-        });
-    });
-    if r.is_ok() && n > 0 {
-        files::sync_dir(dir);
-    }
-    n
 }
 
 /// Removes every bundle of patch `name` from `dir` (whatever kernel it is
@@ -337,29 +234,4 @@ fn is_bundle_of(p: &PathBuf, name: &str) -> bool {
     bundle::read(&src, &mut mbuf)
         .and_then(|u| u.manifest_unverified())
         .is_ok_and(|m| m.name == name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::newest_two;
-
-    fn top(versions: &[u64]) -> [Option<u64>; 2] {
-        let mut t = [None, None];
-        for &v in versions {
-            newest_two(&mut t, v);
-        }
-        t
-    }
-
-    #[test]
-    fn the_two_newest_distinct_versions_in_any_order() {
-        assert_eq!(top(&[]), [None, None]);
-        assert_eq!(top(&[4]), [Some(4), None]);
-        assert_eq!(top(&[1, 5, 3]), [Some(5), Some(3)]);
-        assert_eq!(top(&[5, 1, 3]), [Some(5), Some(3)]);
-        // A second file of the same version is not a second version.
-        assert_eq!(top(&[5, 5, 2]), [Some(5), Some(2)]);
-        assert_eq!(top(&[3, 5, 3, 5]), [Some(5), Some(3)]);
-        assert_eq!(top(&[0, u64::MAX]), [Some(u64::MAX), Some(0)]);
-    }
 }

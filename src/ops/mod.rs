@@ -66,16 +66,6 @@ pub enum Event<'a> {
     /// `klpctl.enable=0` on the kernel command line: `apply --dir` applies
     /// nothing.
     SwitchedOff,
-    /// `install` removed a superseded bundle of the stream and kernel it
-    /// installed for (or could not: `error`).
-    Pruned {
-        /// The file.
-        path: &'a [u8],
-        /// Its version.
-        version: u64,
-        /// Why it could not be removed, if it could not.
-        error: Option<rustix::io::Errno>,
-    },
 }
 
 /// Where operations send their events.
