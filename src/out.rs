@@ -9,6 +9,9 @@ use rustix::io::Errno;
 /// A buffered writer to a file descriptor; flushes when full and on drop.
 pub struct Out<'a> {
     fd: Option<BorrowedFd<'a>>,
+    /// Or a memory sink, and how much of it is written.
+    mem: Option<&'a mut [u8]>,
+    mem_len: usize,
     buf: [u8; 2048],
     len: usize,
     failed: Option<Errno>,
@@ -39,6 +42,8 @@ impl<'a> Out<'a> {
     pub fn to(fd: Option<BorrowedFd<'a>>) -> Out<'a> {
         Out {
             fd,
+            mem: None,
+            mem_len: 0,
             buf: [0; 2048],
             len: 0,
             failed: None,
@@ -46,6 +51,19 @@ impl<'a> Out<'a> {
             pend: [0; 4],
             plen: 0,
         }
+    }
+
+    /// A writer into `mem`. What does not fit is an error at
+    /// [`Out::finish`] (`ENOSPC`), and [`Out::written`] then says nothing.
+    pub fn into_slice(mem: &'a mut [u8]) -> Out<'a> {
+        let mut o = Out::to(None);
+        o.mem = Some(mem);
+        o
+    }
+
+    /// How many bytes were flushed into the memory sink.
+    pub fn written(&self) -> usize {
+        self.mem_len
     }
 
     fn for_people(mut self) -> Self {
@@ -69,6 +87,17 @@ impl<'a> Out<'a> {
             && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len])
         {
             self.failed.get_or_insert(e);
+        }
+        if let Some(m) = &mut self.mem {
+            match m.get_mut(self.mem_len..self.mem_len + self.len) {
+                Some(d) => {
+                    d.copy_from_slice(&self.buf[..self.len]);
+                    self.mem_len += self.len;
+                }
+                None => {
+                    self.failed.get_or_insert(Errno::NOSPC);
+                }
+            }
         }
         self.len = 0;
     }

@@ -18,19 +18,21 @@
 //! change is noticed from a digest of the claims, so a patch disabled
 //! behind klpctl's back also gives a new version the next time a document
 //! is made. The bookkeeping is `/run/klpctl/vex.doc`, on tmpfs like the
-//! patches. [`openvex`] builds the document as a typed value and
-//! serializes it with serde-json-core.
+//! patches. [`openvex`] builds the document as a typed value and writes
+//! it with klpctl's own JSON writer ([`crate::json::Json`]), the one the
+//! commands' output uses.
 #![forbid(unsafe_code)]
 
 use crate::codec::rfc3339;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::json::Json;
 use crate::kernel::Running;
 use crate::ops::status;
+use crate::out::Out;
 use crate::state::{self, Record};
 use core::ffi::CStr;
 use heapless::CapacityError;
-use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
 /// The document's bookkeeping file.
 pub const DOC: &CStr = c"/run/klpctl/vex.doc";
@@ -311,9 +313,7 @@ pub fn openvex<'o>(
         },
     };
     let n = to_json(&doc, out).ok_or(TOO_MANY)?;
-    let line = out.get_mut(..n + 1).ok_or(TOO_MANY)?;
-    line[n] = b'\n';
-    Ok(Some(line))
+    Ok(Some(&out[..n]))
 }
 
 /// `release` as a purl version: percent-encoded, so `+` becomes `%2B`.
@@ -334,12 +334,17 @@ fn purl_version<const N: usize>(
     Ok(())
 }
 
-/// Writes `doc` as one line of JSON in `out`, through the one serializer
-/// the document uses: out of line, so its generic code is instantiated
-/// once. The length written.
+/// Writes `doc` as one line of JSON, with its newline, in `out`. The
+/// length written; `None` when it does not fit, so no partial document is
+/// ever used.
 #[inline(never)]
 fn to_json(doc: &OpenVex, out: &mut [u8]) -> Option<usize> {
-    serde_json_core::to_slice(doc, out).ok()
+    let mut o = Out::into_slice(out);
+    let mut j = Json::new(&mut o);
+    doc.write(&mut j);
+    j.nl();
+    o.finish().ok()?;
+    Some(o.written())
 }
 
 /// An OpenVEX 0.2.0 document, field by field in the order klpctl writes
@@ -355,8 +360,8 @@ struct OpenVex<'a> {
     statements: Statements<'a>,
 }
 
-impl Serialize for OpenVex<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+impl OpenVex<'_> {
+    fn write(&self, j: &mut Json) {
         Value::Object(&[
             ("@context", Value::Str(self.context)),
             ("@id", Value::Str(self.id)),
@@ -367,7 +372,7 @@ impl Serialize for OpenVex<'_> {
             ("tooling", Value::Str(self.tooling)),
             ("statements", Value::Statements(&self.statements)),
         ])
-        .serialize(s)
+        .write(j)
     }
 }
 
@@ -391,8 +396,8 @@ struct Statement<'a> {
     status_notes: Notes<'a>,
 }
 
-impl Serialize for Statement<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+impl Statement<'_> {
+    fn write(&self, j: &mut Json) {
         Value::Object(&[
             (
                 "vulnerability",
@@ -403,7 +408,7 @@ impl Serialize for Statement<'_> {
             ("status", Value::Str(self.status)),
             ("status_notes", Value::Notes(&self.status_notes)),
         ])
-        .serialize(s)
+        .write(j)
     }
 }
 
@@ -420,9 +425,8 @@ struct Notes<'a> {
     build_id: &'a str,
 }
 
-/// A value in the document. Every field of every object is one, so the
-/// serializer's code for a field, an element and a string is instantiated
-/// once for the whole document.
+/// A value in the document. Every field of every object is one, written
+/// by the one walk in [`Value::write`].
 enum Value<'a> {
     Str(&'a str),
     Num(u64),
@@ -435,28 +439,33 @@ enum Value<'a> {
     Notes(&'a Notes<'a>),
 }
 
-impl Serialize for Value<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+impl Value<'_> {
+    /// Writes the value through `j`, fields and elements in order.
+    fn write(&self, j: &mut Json) {
         match *self {
-            Value::Str(v) => s.serialize_str(v),
-            Value::Num(n) => s.serialize_u64(n),
+            Value::Str(v) => {
+                j.str(v.as_bytes());
+            }
+            Value::Num(n) => {
+                j.u(n);
+            }
             Value::Time(t) => {
                 let mut b = [0u8; 20];
-                // Only ASCII digits and separators: always UTF-8.
-                s.serialize_str(core::str::from_utf8(rfc3339(t, &mut b)).unwrap_or(""))
+                j.str(rfc3339(t, &mut b));
             }
             Value::Object(fields) => {
-                let mut o = s.serialize_struct("", fields.len())?;
+                j.obj();
                 for (key, v) in fields {
-                    o.serialize_field(key, v)?;
+                    j.key(key);
+                    v.write(j);
                 }
-                o.end()
+                j.end_obj();
             }
             Value::Statements(st) => {
-                let mut seq = s.serialize_seq(None)?;
+                j.arr();
                 for c in st.claims.iter() {
                     for cve in c.each_cve() {
-                        seq.serialize_element(&Statement {
+                        Statement {
                             vulnerability: cve,
                             timestamp: c.time,
                             products: Products {
@@ -468,18 +477,19 @@ impl Serialize for Value<'_> {
                                 claim: c,
                                 build_id: st.build_id,
                             },
-                        })?;
+                        }
+                        .write(j);
                     }
                 }
-                seq.end()
+                j.end_arr();
             }
             Value::Products(p) => {
-                let mut seq = s.serialize_seq(None)?;
+                j.arr();
                 let others = p.others.split(' ').filter(|p| !p.is_empty());
                 for id in core::iter::once(p.kernel).chain(others) {
-                    seq.serialize_element(&Value::Object(&[("@id", Value::Str(id))]))?;
+                    Value::Object(&[("@id", Value::Str(id))]).write(j);
                 }
-                seq.end()
+                j.end_arr();
             }
             Value::Notes(n) => {
                 let c = &n.claim;
@@ -506,7 +516,7 @@ impl Serialize for Value<'_> {
                     // bounded length, together under 700 bytes.
                     let _ = text.push_str(piece);
                 }
-                s.serialize_str(&text)
+                j.str(text.as_bytes());
             }
         }
     }
