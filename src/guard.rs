@@ -57,7 +57,7 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     match text {
         Some(t) if valid(t) => Ok(Guard(t)),
         _ => Err(Error::Guard(msg!(
-            "the crash-loop guard file cannot be read in full (unreadable, not a regular file, over 16 KiB, or damaged): nothing is applied and it is left as it is; read it, then move it aside to reset the guard"
+            "the crash-loop guard file cannot be read in full: nothing is applied and it is left as it is; read it, then move it aside to reset the guard"
         ))),
     }
 }
@@ -325,7 +325,7 @@ fn rewrite(
     if files::regular_size(f.fd(), msg!("cannot write the crash-loop guard"))? > MAX_GUARD as u64 {
         // The temporary file is dropped; the old file stays.
         return Err(Error::Guard(msg!(
-            "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines (klpctl unquarantine) or move the file aside after reading it"
+            "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines or move the file aside"
         )));
     }
     f.commit()?;
@@ -354,7 +354,7 @@ fn this_boot() -> Result<heapless::String<40>> {
         Ok(now)
     } else {
         Err(Error::Guard(msg!(
-            "cannot read the kernel's boot id (/proc/sys/kernel/random/boot_id): the crash-loop guard cannot tell boots apart, so nothing is done with --state-dir"
+            "cannot read the kernel's boot id: the crash-loop guard cannot tell boots apart, so nothing is done with --state-dir"
         )))
     }
 }
