@@ -3,8 +3,7 @@
 # it needs (apt packages, the musl target), then runs the unit tests, the
 # host integration tests, the OpenBSD signify interop tests, the format test
 # vectors, and the QEMU kernel suite (Debian 12's 6.1 and 6.12, and the
-# newest 7.x of trixie-backports), the self-built kernel tier (a real CVE
-# fixed live by klp-build's module: tests/qemu_selfbuilt.rs), the arm64 tier
+# newest 7.x of trixie-backports), the arm64 tier
 # (a self-built 7.x on QEMU's virt machine: tests/qemu_arm64.rs) and the
 # Ansible fleet tier (tests/fleet.rs, qemu/fleet/). Safe to rerun:
 # per-checkout outputs are cached under target/, kernels, the 7.x build
