@@ -114,8 +114,10 @@ cve_main() {
     begin cve_disable
     say "6. Disable it: the reverse transition, the module removed, the claim" \
         "   withdrawn, and the hole is back."
+    klp_patch_present "$NAME" || klp_fail "$NAME is not live: nothing to disable"
     kl disable "$NAME"
     expect_rc 0 "disable"
+    expect_says "disabled|removed"
     expect_gone "$NAME"
     [ ! -e /run/klpctl/vex.json ] || klp_fail "/run/klpctl/vex.json still there"
     repro vulnerable
