@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Makes a fake `/sys/kernel` and `/run` in the current (private) mount
-/// namespace, and defines `patch NAME STREAM VERSION CVES`: a live patch
+/// namespace, and defines `patch NAME STREAM VERSION CVES [PRODUCTS]`: a live patch
 /// with klpctl's record of this boot saying it is applied.
 const FAKE: &str = r#"
 set -eu
@@ -33,8 +33,8 @@ patch() {
     mkdir -p /sys/kernel/livepatch/$1
     echo 1 >/sys/kernel/livepatch/$1/enabled
     echo 0 >/sys/kernel/livepatch/$1/transition
-    printf 'boot_id %s\nname %s\nstream %s\nversion %s\nsha256 %064d\nkeys 830f41e2890ec4a0\ncves %s\ntime 1764300000\nreplace 0\nstate applied\nproducts \n' \
-        "$boot" "$1" "$2" "$3" "$3" "$4" >/run/klpctl/patches/$1
+    printf 'boot_id %s\nname %s\nstream %s\nversion %s\nsha256 %064d\nkeys 830f41e2890ec4a0\ncves %s\ntime 1764300000\nreplace 0\nstate applied\nproducts %s\n' \
+        "$boot" "$1" "$2" "$3" "$3" "$4" "${5:-}" >/run/klpctl/patches/$1
 }
 "#;
 
@@ -242,4 +242,35 @@ rm /sys/kernel/livepatch/klp_c/transition
         return;
     };
     assert_eq!(out, "CVE-2024-0001 \n");
+}
+
+#[test]
+fn a_product_naming_the_running_kernel_is_listed_once() {
+    // A vendor names its own kernel build as the bundle's product: the same
+    // purl klpctl adds for the running kernel. OpenVEX tools (and klpctl's
+    // own schema) refuse a statement listing one product twice.
+    let script = r#"
+kernel="pkg:generic/linux-kernel@$(uname -r | sed 's/+/%2B/g')"
+patch klp_a acme 3 CVE-2024-1234 "$kernel pkg:deb/debian/acme@3"
+"$KLPCTL" vex
+echo "KERNEL $kernel"
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    let kernel = out
+        .lines()
+        .find_map(|l| l.strip_prefix("KERNEL "))
+        .expect("the script names the kernel purl");
+    let doc = out.lines().next().expect("a document");
+    let products = doc
+        .split("\"products\":[")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("no products in {doc}"));
+    assert_eq!(
+        products,
+        format!("{{\"@id\":\"{kernel}\"}},{{\"@id\":\"pkg:deb/debian/acme@3\"}}"),
+        "{doc}"
+    );
 }

@@ -485,7 +485,12 @@ impl Value<'_> {
             }
             Value::Products(p) => {
                 j.arr();
-                let others = p.others.split(' ').filter(|p| !p.is_empty());
+                // A patch may name the running kernel's purl itself (a
+                // vendor naming its own kernel build does): each product once.
+                let others = p
+                    .others
+                    .split(' ')
+                    .filter(|o| !o.is_empty() && *o != p.kernel);
                 for id in core::iter::once(p.kernel).chain(others) {
                     Value::Object(&[("@id", Value::Str(id))]).write(j);
                 }
