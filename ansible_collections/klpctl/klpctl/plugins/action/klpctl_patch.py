@@ -18,12 +18,14 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.klpctl.klpctl.plugins.module_utils.klpctl_remote import (
     command,
+    exit_code,
     first_line,
     for_this_kernel,
     json_lines,
     live_patch,
     patch_level_text,
     quote,
+    status_problem,
 )
 
 ARGUMENT_SPEC = {
@@ -115,13 +117,27 @@ class Run:
         docs = json_lines(out)
         if not docs:
             raise AnsibleActionFail("%s: klpctl gave no JSON (exit %d): %s" % (what, rc, first_line(err)))
-        return rc, docs[0], err
+        # klpctl prints one object, last: anything before it (a banner
+        # from the target's shell) is not klpctl's.
+        doc = docs[-1]
+        code = exit_code(rc, doc)
+        if code is None:
+            raise AnsibleActionFail("%s: klpctl's JSON names exit %r" % (what, doc.get("exit")))
+        if code != doc.get("exit", code):
+            # Killed or crashed after it wrote its JSON: not what it said.
+            err = "klpctl exited %d, but its JSON says exit %s: %s" % (code, doc.get("exit"), first_line(err))
+        doc["exit"] = code
+        return code, doc, err
 
     def status(self):
         words = ["status", "--json"]
         if self.args["state_dir"]:
             words += ["--state-dir", self.args["state_dir"]]
-        return self.klpctl_json("status", *words)[1]
+        rc, doc, err = self.klpctl_json("status", *words)
+        problem = status_problem(doc)
+        if rc or problem:
+            raise AnsibleActionFail("status: klpctl exit %d: %s" % (rc, problem or first_line(err)))
+        return doc
 
     # --- files from the controller -------------------------------------
     def local_bundles(self):
@@ -256,9 +272,10 @@ class Run:
         words = ["install", *remote, "--dir", self.args["install_dir"]] if state == "installed" else ["apply"]
         if state == "applied":
             words += ["--dir", rdir] if self.args["bundle_dir"] else remote
-        rc, doc, err = self.klpctl_json("apply", *(words + ["--json"] + self.common()))
-        code = doc.get("exit", rc)
+        code, doc, err = self.klpctl_json("apply", *(words + ["--json"] + self.common()))
         results = doc.get("results", [])
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise AnsibleActionFail("apply: klpctl's JSON has no list of results (exit %d)" % code)
         for r in results:
             # The copy's name in the remote tmp dir means nothing to the
             # operator: name the bundle as the controller does.
@@ -274,7 +291,8 @@ class Run:
             changed = stored != self.stored()
         return {
             "changed": changed,
-            "failed": code not in (0, EXIT_UNSAVED),
+            # A bundle that failed fails the task, whatever the exit says.
+            "failed": code not in (0, EXIT_UNSAVED) or bool(failed),
             "rc": code,
             "msg": failure_msg(failed, err) if failed or code not in (0, EXIT_UNSAVED) else done_msg(results),
             "results": results,
@@ -321,9 +339,9 @@ class Run:
                 words += ["--timeout", str(self.args["timeout"])]
             if state == "absent":
                 words += self.common(timeout=False)
-            rc, doc, err = self.klpctl_json(state, *words)
-            doc.setdefault("exit", rc)
-            if doc.get("exit") and not doc.get("error"):
+            dummy, doc, err = self.klpctl_json(state, *words)
+            doc.setdefault("name", n)
+            if doc.get("exit") and not doc.get("error") or err.startswith("klpctl exited"):
                 doc["error"] = first_line(err)
             results.append(doc)
             changed = changed or bool(doc.get("changed"))
@@ -359,7 +377,8 @@ def live_set(status):
 
 def summary(remote, doc):
     """One bundle as verify --json saw it, flattened for the report."""
-    m = doc.get("manifest") or {}
+    m = doc.get("manifest")
+    m = m if isinstance(m, dict) else {}
     out = {
         "bundle": os.path.basename(remote),
         "ok": bool(doc.get("ok")),
@@ -369,7 +388,8 @@ def summary(remote, doc):
     for k in ("name", "stream", "version", "release", "build_id", "arch", "replace", "cves", "created",
               "payload_sha256"):
         out[k] = m.get(k)
-    out["cves"] = out["cves"] or []
+    if not isinstance(out["cves"], list) or not all(isinstance(c, str) for c in out["cves"]):
+        out["cves"] = []
     return out
 
 
