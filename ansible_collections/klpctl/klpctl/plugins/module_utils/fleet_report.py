@@ -112,7 +112,11 @@ def why_not(host, cve, last):
     if host.get("klpctl_missing"):
         return "klpctl is not installed on this host"
     if not host["reached"]:
-        if run and run["msg"]:
+        if run is None:
+            # Ansible registers a result for an unreachable host too: no
+            # result at all means no task ran there.
+            return "not attempted in this run: the rollout stopped before this host's batch"
+        if run["msg"]:
             return "unreachable: %s" % run["msg"]
         return "unreachable: no status from this host in this run"
     if named and run and run["failed"]:

@@ -147,10 +147,9 @@ class PatchTest(unittest.TestCase):
     def test_banner_before_the_json(self):
         """klpctl prints one object, last; a JSON-looking banner first is
         not klpctl's answer."""
-        self.scenario(apply={"stdout": '{"motd": "hello"}\n' + raw({"results": [{"bundle": "a.klp",
-                                                                                   "result": "failed", "exit": 3,
-                                                                                   "error": "bad"}],
-                                                                      "changed": False, "exit": 3}), "rc": 3})
+        answer = raw({"results": [{"bundle": "a.klp", "result": "failed", "exit": 3, "error": "bad"}],
+                      "changed": False, "exit": 3})
+        self.scenario(apply={"stdout": '{"motd": "hello"}\n' + answer, "rc": 3})
         out = self.run_task()
         self.assertEqual((out["rc"], out["msg"]), (3, "a.klp: bad"))
 
