@@ -177,6 +177,7 @@ class Run:
 
     def push_bundles(self):
         local = self.local_bundles()
+        self.local = local
         names = [os.path.basename(p) for p in local]
         if len(set(names)) != len(names):
             raise AnsibleActionFail("two bundles share a file name: %s" % ", ".join(names))
@@ -225,7 +226,12 @@ class Run:
         bundles = [summary(r, v) for r, v in zip(remote, checked)]
 
         if state in ("applied", "installed"):
-            out = self.check_apply(before, bundles) if self.a.check_mode else self.apply(state, rdir, remote)
+            if not self.a.check_mode:
+                out = self.apply(state, rdir, remote)
+            elif state == "installed":
+                out = self.check_install(before, bundles)
+            else:
+                out = self.check_apply(before, bundles)
         else:
             names = self.args["names"] or [b["name"] for b in bundles if b.get("name")]
             if not names:
@@ -297,6 +303,42 @@ class Run:
             "msg": failure_msg(failed, err) if failed or code not in (0, EXIT_UNSAVED) else done_msg(results),
             "results": results,
         }
+
+    def check_install(self, before, bundles):
+        """What install would do: apply what is for this kernel, and store
+        every bundle whose stored copy (NAME@RELEASE[@BUILDID].klp, see
+        docs/install.md) is missing or differs, also one for another
+        kernel of this architecture, which install stores without applying."""
+        out = self.check_apply(before, bundles)
+        stored = {}
+        for line in self.stored():
+            words = line.split(None, 1)
+            if len(words) == 2:
+                stored[words[1]] = words[0]
+        kernel = before.get("kernel", {})
+        for b, path, r in zip(bundles, self.local, out["results"]):
+            if not b["ok"] or not b.get("name") or not b.get("release"):
+                continue
+            why = for_this_kernel(b, kernel)
+            if why and why.startswith("architecture"):
+                continue  # install refuses it too (exit 4)
+            name = "%s@%s%s.klp" % (b["name"], b["release"], "@" + b["build_id"] if b.get("build_id") else "")
+            if stored.get(name) == sha256_file(path):
+                continue
+            if why:
+                r.clear()
+                r.update(bundle=b["bundle"], result="would store", detail=why)
+            elif r["result"] == "already applied":
+                r["result"] = "would store"
+        failed = [r for r in out["results"] if r["result"] == "failed"]
+        code = failed[0]["exit"] if failed else 0
+        out.update(
+            changed=any(r["result"] in ("would apply", "would store") for r in out["results"]),
+            failed=bool(code),
+            rc=code,
+            msg=failure_msg(failed, "") if failed else done_msg(out["results"]),
+        )
+        return out
 
     def check_apply(self, before, bundles):
         """What apply would do, from verify and status alone."""

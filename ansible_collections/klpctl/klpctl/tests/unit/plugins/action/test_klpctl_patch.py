@@ -189,6 +189,40 @@ class PatchTest(unittest.TestCase):
         self.assertEqual(verified, sorted(odd))
         self.assertIn(["status", "--json", "--state-dir", "/s'`touch pwned`"], calls)
 
+    def check_installed(self, store, other_kernel=False):
+        """Check mode, state=installed: klp_a live; the install dir holds
+        STORE (name: bytes). Returns the result and what the dir holds
+        after, which must be what it held before."""
+        store_dir = os.path.join(self.dir, "store")
+        shutil.rmtree(store_dir, ignore_errors=True)
+        os.mkdir(store_dir)
+        for name, data in store.items():
+            with open(os.path.join(store_dir, name), "w") as f:
+                f.write(data)
+        v = verify()
+        if other_kernel:
+            v["manifest"]["release"] = "6.12.0-1-amd64"
+        self.scenario(status={"stdout": raw(status(["klp_a"]))}, verify={"stdout": raw(v)})
+        out = self.run_task(check_mode=True, state="installed", install_dir=store_dir)
+        after = {n: open(os.path.join(store_dir, n)).read() for n in os.listdir(store_dir)}
+        self.assertEqual(after, store, "check mode changed the install dir")
+        with open(os.path.join(self.dir, "argv.log")) as f:
+            self.assertEqual({json.loads(line)[0] for line in f}, {"status", "verify"})
+        return out
+
+    def test_check_mode_installed_sees_the_install_dir(self):
+        """Live but not stored: the real run stores it (changed), so check
+        mode must say it would change; stored byte for byte: ok."""
+        self.assertTrue(self.check_installed({})["changed"])
+        self.assertTrue(self.check_installed({"klp_a@6.1.0-1-amd64@ab.klp": "old\n"})["changed"])
+        out = self.check_installed({"klp_a@6.1.0-1-amd64@ab.klp": "bundle\n"})
+        self.assertEqual((out["changed"], out["failed"]), (False, False))
+
+    def test_check_mode_installed_other_kernel_is_stored_not_failed(self):
+        out = self.check_installed({}, other_kernel=True)
+        self.assertEqual((out["changed"], out["failed"], out["rc"]), (True, False, 0))
+        self.assertEqual(out["results"][0]["result"], "would store")
+
 
 if __name__ == "__main__":
     unittest.main()
