@@ -95,6 +95,9 @@ class FleetPlaybookTest(unittest.TestCase):
         self.assertEqual({h: (r["failed"], r["changed"]) for h, r in runs.items()},
                          {"h1": (True, False), "h2": (False, True), "h3": (True, False), "h4": (False, True)})
         self.assertNotEqual(p.returncode, 0)
+        # The per-batch report step is not counted against a host.
+        for h, changed in (("h1", 0), ("h2", 1), ("h3", 0), ("h4", 1)):
+            self.assertRegex(p.stdout, r"(?m)^%s\s+: ok=\d+\s+changed=%d\s" % (h, changed))
 
 
 if __name__ == "__main__":
