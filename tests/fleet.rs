@@ -11,7 +11,8 @@
 //! It prints `FLEET <check> PASS|FAIL ...` per check; this test requires
 //! exactly the checks listed in `CHECKS` to be there and to pass, so a
 //! check that stops running fails here. `qemu/fleet/lint.sh` then runs
-//! ansible-lint and ansible-test sanity over the collection.
+//! ansible-lint and ansible-test sanity over the collection, and
+//! `qemu/fleet/units.sh` (a test of its own, no guests) its unit tests.
 //!
 //! Never skips on its own. `KLPCTL_SKIP_FLEET=1` skips it for local loops,
 //! except under `CI=true`, where that variable is itself a failure.
@@ -160,6 +161,20 @@ fn fleet_of_qemu_guests_driven_by_ansible() {
         ok,
         "ansible-lint or ansible-test sanity found problems (see above)"
     );
+}
+
+/// The collection's unit tests (`qemu/fleet/units.sh`): the plugins against
+/// a fake klpctl (hostile output, exit codes, quoting), the report against
+/// hostile status documents, and the playbook over local connections. No
+/// guests, seconds; it needs only the venv.
+#[test]
+fn collection_unit_tests() {
+    if skip_requested() {
+        return;
+    }
+    let (ok, _, secs) = run("qemu/fleet/units.sh");
+    say(&format!("fleet: collection unit tests took {secs:.1}s"));
+    assert!(ok, "the collection's unit tests failed (see above)");
 }
 
 #[test]

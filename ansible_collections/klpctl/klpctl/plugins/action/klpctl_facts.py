@@ -10,7 +10,12 @@ import time
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
-from ansible_collections.klpctl.klpctl.plugins.module_utils.klpctl_remote import command, first_line, json_lines
+from ansible_collections.klpctl.klpctl.plugins.module_utils.klpctl_remote import (
+    command,
+    first_line,
+    json_lines,
+    status_problem,
+)
 
 ARGUMENT_SPEC = {
     "klpctl_path": {"type": "str", "default": "/usr/sbin/klpctl"},
@@ -38,8 +43,10 @@ class ActionModule(ActionBase):
         )
         res = self._low_level_execute_command(cmd, sudoable=True)
         out = to_text(res.get("stdout", "")).replace("\r", "")
-        status_out, dummy, vex_out = out.partition("--klpctl-vex--")
-        status = json_lines(status_out)
+        # The marker is a line of its own: JSON never holds a raw newline,
+        # so a name in the status that spells the marker cannot split it.
+        status_out, dummy, vex_out = ("\n" + out).partition("\n--klpctl-vex--\n")
+        status = json_lines(status_out)[-1:]
         if not status and res.get("rc") == 127:
             # No klpctl on the host yet (check mode does not install it):
             # a fact, not a failure.
@@ -51,11 +58,12 @@ class ActionModule(ActionBase):
                                "klpctl_missing": why},
             )
             return result
-        if not status:
+        problem = status_problem(status[0]) if status else "no JSON"
+        if problem:
             result.update(
                 failed=True,
                 rc=res.get("rc", 1),
-                msg="klpctl status gave no JSON: %s" % first_line(to_text(res.get("stderr", ""))),
+                msg="klpctl status gave no usable JSON (%s): %s" % (problem, first_line(to_text(res.get("stderr", "")))),
             )
             return result
         vex = None

@@ -18,12 +18,14 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible_collections.klpctl.klpctl.plugins.module_utils.klpctl_remote import (
     command,
+    exit_code,
     first_line,
     for_this_kernel,
     json_lines,
     live_patch,
     patch_level_text,
     quote,
+    status_problem,
 )
 
 ARGUMENT_SPEC = {
@@ -115,13 +117,27 @@ class Run:
         docs = json_lines(out)
         if not docs:
             raise AnsibleActionFail("%s: klpctl gave no JSON (exit %d): %s" % (what, rc, first_line(err)))
-        return rc, docs[0], err
+        # klpctl prints one object, last: anything before it (a banner
+        # from the target's shell) is not klpctl's.
+        doc = docs[-1]
+        code = exit_code(rc, doc)
+        if code is None:
+            raise AnsibleActionFail("%s: klpctl's JSON names exit %r" % (what, doc.get("exit")))
+        if code != doc.get("exit", code):
+            # Killed or crashed after it wrote its JSON: not what it said.
+            err = "klpctl exited %d, but its JSON says exit %s: %s" % (code, doc.get("exit"), first_line(err))
+        doc["exit"] = code
+        return code, doc, err
 
     def status(self):
         words = ["status", "--json"]
         if self.args["state_dir"]:
             words += ["--state-dir", self.args["state_dir"]]
-        return self.klpctl_json("status", *words)[1]
+        rc, doc, err = self.klpctl_json("status", *words)
+        problem = status_problem(doc)
+        if rc or problem:
+            raise AnsibleActionFail("status: klpctl exit %d: %s" % (rc, problem or first_line(err)))
+        return doc
 
     # --- files from the controller -------------------------------------
     def local_bundles(self):
@@ -161,6 +177,7 @@ class Run:
 
     def push_bundles(self):
         local = self.local_bundles()
+        self.local = local
         names = [os.path.basename(p) for p in local]
         if len(set(names)) != len(names):
             raise AnsibleActionFail("two bundles share a file name: %s" % ", ".join(names))
@@ -209,7 +226,12 @@ class Run:
         bundles = [summary(r, v) for r, v in zip(remote, checked)]
 
         if state in ("applied", "installed"):
-            out = self.check_apply(before, bundles) if self.a.check_mode else self.apply(state, rdir, remote)
+            if not self.a.check_mode:
+                out = self.apply(state, rdir, remote)
+            elif state == "installed":
+                out = self.check_install(before, bundles)
+            else:
+                out = self.check_apply(before, bundles)
         else:
             names = self.args["names"] or [b["name"] for b in bundles if b.get("name")]
             if not names:
@@ -256,9 +278,10 @@ class Run:
         words = ["install", *remote, "--dir", self.args["install_dir"]] if state == "installed" else ["apply"]
         if state == "applied":
             words += ["--dir", rdir] if self.args["bundle_dir"] else remote
-        rc, doc, err = self.klpctl_json("apply", *(words + ["--json"] + self.common()))
-        code = doc.get("exit", rc)
+        code, doc, err = self.klpctl_json("apply", *(words + ["--json"] + self.common()))
         results = doc.get("results", [])
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise AnsibleActionFail("apply: klpctl's JSON has no list of results (exit %d)" % code)
         for r in results:
             # The copy's name in the remote tmp dir means nothing to the
             # operator: name the bundle as the controller does.
@@ -274,11 +297,48 @@ class Run:
             changed = stored != self.stored()
         return {
             "changed": changed,
-            "failed": code not in (0, EXIT_UNSAVED),
+            # A bundle that failed fails the task, whatever the exit says.
+            "failed": code not in (0, EXIT_UNSAVED) or bool(failed),
             "rc": code,
             "msg": failure_msg(failed, err) if failed or code not in (0, EXIT_UNSAVED) else done_msg(results),
             "results": results,
         }
+
+    def check_install(self, before, bundles):
+        """What install would do: apply what is for this kernel, and store
+        every bundle whose stored copy (NAME@RELEASE[@BUILDID].klp, see
+        docs/install.md) is missing or differs, also one for another
+        kernel of this architecture, which install stores without applying."""
+        out = self.check_apply(before, bundles)
+        stored = {}
+        for line in self.stored():
+            words = line.split(None, 1)
+            if len(words) == 2:
+                stored[words[1]] = words[0]
+        kernel = before.get("kernel", {})
+        for b, path, r in zip(bundles, self.local, out["results"]):
+            if not b["ok"] or not b.get("name") or not b.get("release"):
+                continue
+            why = for_this_kernel(b, kernel)
+            if why and why.startswith("architecture"):
+                continue  # install refuses it too (exit 4)
+            name = "%s@%s%s.klp" % (b["name"], b["release"], "@" + b["build_id"] if b.get("build_id") else "")
+            if stored.get(name) == sha256_file(path):
+                continue
+            if why:
+                r.clear()
+                r.update(bundle=b["bundle"], result="would store", detail=why)
+            elif r["result"] == "already applied":
+                r["result"] = "would store"
+        failed = [r for r in out["results"] if r["result"] == "failed"]
+        code = failed[0]["exit"] if failed else 0
+        out.update(
+            changed=any(r["result"] in ("would apply", "would store") for r in out["results"]),
+            failed=bool(code),
+            rc=code,
+            msg=failure_msg(failed, "") if failed else done_msg(out["results"]),
+        )
+        return out
 
     def check_apply(self, before, bundles):
         """What apply would do, from verify and status alone."""
@@ -321,9 +381,9 @@ class Run:
                 words += ["--timeout", str(self.args["timeout"])]
             if state == "absent":
                 words += self.common(timeout=False)
-            rc, doc, err = self.klpctl_json(state, *words)
-            doc.setdefault("exit", rc)
-            if doc.get("exit") and not doc.get("error"):
+            dummy, doc, err = self.klpctl_json(state, *words)
+            doc.setdefault("name", n)
+            if doc.get("exit") and not doc.get("error") or err.startswith("klpctl exited"):
                 doc["error"] = first_line(err)
             results.append(doc)
             changed = changed or bool(doc.get("changed"))
@@ -359,7 +419,8 @@ def live_set(status):
 
 def summary(remote, doc):
     """One bundle as verify --json saw it, flattened for the report."""
-    m = doc.get("manifest") or {}
+    m = doc.get("manifest")
+    m = m if isinstance(m, dict) else {}
     out = {
         "bundle": os.path.basename(remote),
         "ok": bool(doc.get("ok")),
@@ -369,7 +430,8 @@ def summary(remote, doc):
     for k in ("name", "stream", "version", "release", "build_id", "arch", "replace", "cves", "created",
               "payload_sha256"):
         out[k] = m.get(k)
-    out["cves"] = out["cves"] or []
+    if not isinstance(out["cves"], list) or not all(isinstance(c, str) for c in out["cves"]):
+        out["cves"] = []
     return out
 
 

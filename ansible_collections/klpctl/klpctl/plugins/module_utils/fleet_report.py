@@ -22,14 +22,37 @@ DISCLAIMER = (
 
 
 def iso(secs):
-    if secs is None:
+    """SECS since the epoch as UTC ISO 8601, or None. Times come from the
+    targets' records and the bundles' manifests: one that is not a whole
+    number of seconds from 1970 to the end of 9999 is no time at all, not
+    a reason to lose the whole fleet's report."""
+    if isinstance(secs, bool) or not isinstance(secs, int) or not 0 <= secs < 253402300800:
         return None
-    return datetime.datetime.fromtimestamp(int(secs), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.datetime.fromtimestamp(secs, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def obj(x):
+    """X if it is a JSON object, else an empty one."""
+    return x if isinstance(x, dict) else {}
+
+
+def objs(x):
+    """The objects in X if it is a list, else none."""
+    return [i for i in x if isinstance(i, dict)] if isinstance(x, list) else []
+
+
+def strs(x):
+    """The strings in X if it is a list (a CVE list), else none."""
+    return [i for i in x if isinstance(i, str)] if isinstance(x, list) else []
 
 
 def host_entry(name, status, seen, last):
     """One host: its kernel, patches, patch level and the CVEs fixed."""
     entry = {"host": name, "reached": seen is not None, "seen": iso(seen)}
+    last = obj(last) if last is not None else None
     if last is not None:
         entry["last_run"] = {
             "rc": last.get("rc"),
@@ -38,14 +61,14 @@ def host_entry(name, status, seen, last):
             "unreachable": bool(last.get("unreachable")),
             "msg": last.get("msg", ""),
         }
-    if status is None:
+    if not isinstance(status, dict):
         entry.update(kernel=None, patches=[], patch_level=[], cves_fixed=[], klpctl_missing=seen is not None)
         return entry
-    k = status.get("kernel", {})
+    k = obj(status.get("kernel"))
     entry["kernel"] = {"release": k.get("release"), "build_id": k.get("build_id"), "taint_flags": k.get("taint_flags")}
     patches = []
-    for p in status.get("patches", []):
-        rec = p.get("record") or {}
+    for p in objs(status.get("patches")):
+        rec = obj(p.get("record"))
         patches.append(
             {
                 "name": p.get("name"),
@@ -54,19 +77,19 @@ def host_entry(name, status, seen, last):
                 "stream": rec.get("stream"),
                 "version": rec.get("version"),
                 "payload_sha256": rec.get("sha256"),
-                "signed_by": rec.get("keys", []),
-                "cves": rec.get("cves", []),
+                "signed_by": strs(rec.get("keys")),
+                "cves": strs(rec.get("cves")),
                 "applied": iso(rec.get("time")),
                 "state": rec.get("state"),
             }
         )
     entry["patches"] = patches
-    entry["patch_level"] = status.get("patch_level", [])
-    by_name = {p["name"]: p for p in patches}
+    entry["patch_level"] = [dict(lvl, cves=strs(lvl.get("cves"))) for lvl in objs(status.get("patch_level"))]
+    by_name = {p["name"]: p for p in patches if isinstance(p["name"], str)}
     fixed = []
     for lvl in entry["patch_level"]:
-        p = by_name.get(lvl.get("patch"), {})
-        for cve in lvl.get("cves", []):
+        p = by_name.get(lvl.get("patch"), {}) if isinstance(lvl.get("patch"), str) else {}
+        for cve in lvl["cves"]:
             fixed.append(
                 {
                     "cve": cve,
@@ -85,18 +108,22 @@ def host_entry(name, status, seen, last):
 def why_not(host, cve, last):
     """Why CVE is not fixed on this host, in one line."""
     run = host.get("last_run")
-    named = [b for b in (last or {}).get("bundles", []) if cve in (b.get("cves") or [])]
+    named = [b for b in objs((last or {}).get("bundles")) if cve in strs(b.get("cves"))]
     if host.get("klpctl_missing"):
         return "klpctl is not installed on this host"
     if not host["reached"]:
-        if run and run["msg"]:
+        if run is None:
+            # Ansible registers a result for an unreachable host too: no
+            # result at all means no task ran there.
+            return "not attempted in this run: the rollout stopped before this host's batch"
+        if run["msg"]:
             return "unreachable: %s" % run["msg"]
         return "unreachable: no status from this host in this run"
     if named and run and run["failed"]:
         return "klpctl exit %s: %s" % (run["rc"], run["msg"])
     for b in named:
-        for r in (last or {}).get("results", []):
-            if r.get("bundle", "").endswith(b["bundle"]) and r.get("result") == "skipped":
+        for r in objs((last or {}).get("results")):
+            if r.get("bundle") == b.get("bundle") and r.get("result") == "skipped":
                 return "bundle %s skipped: %s: %s" % (b["bundle"], r.get("error", ""), r.get("detail", ""))
     level = ", ".join("%s v%s" % (lvl.get("stream"), lvl.get("version")) for lvl in host["patch_level"])
     return "no live patch on this host claims it (patch level: %s)" % (level or "none")
@@ -112,10 +139,10 @@ def build(hosts, now=None):
     for e in entries:
         universe.update(f["cve"] for f in e["cves_fixed"])
     for last in lasts.values():
-        for b in (last or {}).get("bundles", []):
-            for cve in b.get("cves") or []:
+        for b in objs(obj(last).get("bundles")):
+            for cve in strs(b.get("cves")):
                 universe.add(cve)
-                if b.get("ok") and b.get("created") is not None:
+                if b.get("ok") and iso(b.get("created")) is not None:
                     created[cve] = min(created.get(cve, b["created"]), b["created"])
     cves = []
     for cve in sorted(universe):
@@ -188,7 +215,15 @@ ul{margin:0;padding-left:18px}
 
 
 def e(x):
-    return html.escape("" if x is None else str(x))
+    """X as HTML text. klpctl writes a byte that is not UTF-8 as a lone
+    surrogate (\\udc80-\\udcff); it is shown as \\xNN, and any other lone
+    surrogate as its escape, so the page is always valid UTF-8."""
+    text = "" if x is None else str(x)
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return html.escape(text)
 
 
 def render_html(doc):
