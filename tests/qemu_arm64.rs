@@ -6,10 +6,9 @@
 //! livepatch selftests with klpctl as the loader. `qemu/arm64/prepare.sh`
 //! builds everything; the guests run the aarch64 device klpctl.
 //!
-//! Checks and markers are those of `tests/qemu.rs`, which this file
-//! includes as a module. It has no libtest harness (`harness = false` in
-//! Cargo.toml): `main` runs the tier, so the x86_64 matrix's #[test]s are not
-//! compiled in here. It prints a libtest-style `test result:` line for
+//! Checks and markers are those of `tests/qemu.rs`: both include the rig
+//! in `tests/qemu_rig/` as a module. It has no libtest harness
+//! (`harness = false` in Cargo.toml): `main` runs the tier. It prints a libtest-style `test result:` line for
 //! tests/run.sh's summary.
 //!
 //! Never skips silently: `KLPCTL_SKIP_QEMU=1` skips it on a developer's
@@ -17,7 +16,7 @@
 //! does not match `arm64` (as in `cargo test NAME`) runs nothing, as libtest
 //! would.
 
-#[path = "qemu.rs"]
+#[path = "qemu_rig/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod rig;
 
