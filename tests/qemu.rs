@@ -37,9 +37,10 @@ mod rig;
 mod reboot;
 
 use rig::{
-    Boot, CASES_DIR, SCENARIOS, SELFTESTS, boot, case_files, metric, parse_case_file, parse_log,
-    plan_for, problems, repo, required, say, selftest_marker, selftests_metric, selftests_plan,
-    selftests_problems, skip_requested, smp_problems, suite_lock, tail, vex_problems,
+    Boot, CASES_DIR, CASES_VAR, SCENARIOS, SELFTESTS, VEX_CASE, boot, case_files, metric,
+    parse_case_file, parse_log, plan_for, problems, repo, required, say, selected_cases,
+    selected_plan, selftest_marker, selftests_metric, selftests_plan, selftests_problems,
+    skip_requested, smp_problems, suite_lock, tail, vex_problems,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -118,6 +119,14 @@ fn qemu_kernel_matrix() {
             sc.name
         );
     }
+    // KLPTEST_CASES: only the cases it names, on every kernel, in the
+    // scenarios they run in, and no selftests boot.
+    let selected = selected_cases(std::env::var(CASES_VAR).ok().as_deref(), &files)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let selected = selected.as_deref();
+    if let Some(only) = selected {
+        say(&format!("qemu: {CASES_VAR}: only {}", only.join(" ")));
+    }
     let kernels = prepare();
     let prepared = suite.elapsed();
     let bin = device_binary();
@@ -139,10 +148,25 @@ fn qemu_kernel_matrix() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get().min(2)))
         .max(1);
-    let queue: Vec<(usize, String, usize)> = kernels
+    // The last scenario of each kernel is the kernel's own selftests. With
+    // KLPTEST_CASES a boot gets the cases of its scenario that were named,
+    // and a scenario with none of them does not boot.
+    let scenarios: Vec<(usize, Option<Vec<String>>)> = match selected {
+        None => (0..=SCENARIOS.len()).map(|s| (s, None)).collect(),
+        Some(_) => (0..SCENARIOS.len())
+            .map(|s| (s, selected_plan(&files, SCENARIOS[s].name, selected)))
+            .filter(|(_, plan)| !plan.is_empty())
+            .map(|(s, plan)| (s, Some(plan)))
+            .collect(),
+    };
+    let queue: Vec<(usize, String, usize, Option<Vec<String>>)> = kernels
         .iter()
         .enumerate()
-        .flat_map(|(k, (_, release))| (0..=SCENARIOS.len()).map(move |s| (k, release.clone(), s)))
+        .flat_map(|(k, (_, release))| {
+            scenarios
+                .iter()
+                .map(move |(s, cases)| (k, release.clone(), *s, cases.clone()))
+        })
         .collect();
     let queue = Arc::new(Mutex::new(queue.into_iter()));
     let handles: Vec<_> = (0..jobs)
@@ -152,11 +176,11 @@ fn qemu_kernel_matrix() {
                 let mut done = Vec::new();
                 loop {
                     let next = queue.lock().expect("boot queue poisoned").next();
-                    let Some((k, release, s)) = next else {
+                    let Some((k, release, s, cases)) = next else {
                         break;
                     };
-                    // The last scenario of each kernel is the kernel's own selftests.
-                    let b = boot(&release, SCENARIOS.get(s).unwrap_or(&SELFTESTS));
+                    let sc = SCENARIOS.get(s).unwrap_or(&SELFTESTS);
+                    let b = boot(&release, sc, cases.as_deref());
                     say(&format!(
                         "qemu: {} {}: {:.1}s, {} case markers{}",
                         b.release,
@@ -195,11 +219,11 @@ fn qemu_kernel_matrix() {
                 Err(e) => (Vec::new(), vec![e]),
             }
         } else {
-            (plan_for(&files, b.scenario), Vec::new())
+            (selected_plan(&files, b.scenario, selected), Vec::new())
         };
         p.extend(problems(b, &host_plan));
         p.extend(smp_problems(b));
-        if b.scenario == "main" {
+        if host_plan.iter().any(|c| c == VEX_CASE) {
             p.extend(vex_problems(b));
         }
         let expected = required(b, &host_plan);
@@ -579,4 +603,66 @@ fn vex_documents_are_required_and_validated() {
         );
     }
     assert!(!p.iter().any(|x| x.contains("cannot run")), "{p:?}");
+}
+
+/// Runs without QEMU: `KLPTEST_CASES` narrows each scenario's plan to the
+/// cases it names, in the plan's order, and a name that is no case is an
+/// error rather than an empty plan.
+#[test]
+fn cases_are_selected_by_name() {
+    let files = case_files(&repo().join(CASES_DIR)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(selected_cases(None, &files), Ok(None));
+    assert_eq!(selected_cases(Some(" ,\n"), &files), Ok(None));
+    let only = selected_cases(Some("c07_downgrade, c05_disable c27_sig_enforce"), &files)
+        .expect("three cases in the tree")
+        .expect("a selection");
+    assert_eq!(
+        selected_plan(&files, "main", Some(&only)),
+        ["c05_disable", "c07_downgrade"]
+    );
+    assert_eq!(
+        selected_plan(&files, "sigenforce", Some(&only)),
+        ["c27_sig_enforce"]
+    );
+    assert!(selected_plan(&files, "load", Some(&only)).is_empty());
+    assert_eq!(
+        selected_plan(&files, "main", None),
+        plan_for(&files, "main")
+    );
+    for bad in ["c99_nope", "c05_disable c5_disable", "05-disable.sh"] {
+        let e = selected_cases(Some(bad), &files).expect_err(bad);
+        assert!(e.starts_with("KLPTEST_CASES names "), "{bad}: {e}");
+    }
+
+    // The guest's plan is checked against the narrowed plan: the full plan,
+    // or a case left out, is a problem.
+    let host = selected_plan(&files, "main", Some(&only));
+    let log = |plan: &str| {
+        let mut b = test_boot();
+        parse_log(
+            &format!(
+                "KLPTEST-BOOT release=6.1.0-1-amd64 scenario=main uptime=1.0\n\
+                 KLPTEST env PASS\n{plan}\n\
+                 KLPTEST c05_disable PASS\nKLPTEST c07_downgrade PASS\n\
+                 KLPTEST-DONE rc=0 uptime=9.0 tainted=0\n"
+            ),
+            &mut b,
+        );
+        problems(&b, &host)
+    };
+    let p = log("KLPTEST-PLAN main c05_disable c07_downgrade");
+    assert!(p.is_empty(), "{p:?}");
+    let p = log("KLPTEST-PLAN main c07_downgrade");
+    assert!(
+        p.iter().any(|x| x.starts_with("the guest planned 1 cases")),
+        "{p:?}"
+    );
+    let p = log(&format!(
+        "KLPTEST-PLAN main {}",
+        plan_for(&files, "main").join(" ")
+    ));
+    assert!(
+        p.iter().any(|x| x.starts_with("the guest planned ")),
+        "{p:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Booting one scenario with `qemu/run.sh` and reading its console log:
 //! the markers each boot printed, and the helpers every QEMU tier shares.
 
-use super::cases::Scenario;
+use super::cases::{CASES_VAR, Scenario};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -121,9 +121,17 @@ pub(crate) fn parse_log(text: &str, boot: &mut Boot) {
     }
 }
 
-pub(crate) fn boot(release: &str, sc: &Scenario) -> Boot {
+/// Boots `release` with scenario `sc`; with `cases`, only those cases of it
+/// (passed on as [`CASES_VAR`]), else all of them, whatever the
+/// environment says.
+pub(crate) fn boot(release: &str, sc: &Scenario, cases: Option<&[String]>) -> Boot {
     let start = Instant::now();
-    let status = Command::new("bash")
+    let mut run = Command::new("bash");
+    match cases {
+        Some(only) => run.env(CASES_VAR, only.join(",")),
+        None => run.env_remove(CASES_VAR),
+    };
+    let status = run
         .arg(repo().join("qemu/run.sh"))
         .args([
             "-q",

@@ -133,3 +133,54 @@ pub(crate) fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
         .map(|f| f.marker.clone())
         .collect()
 }
+
+/// The variable that runs only some cases by name, for `qemu/run.sh` and
+/// the QEMU tests alike: `KLPTEST_CASES="c05_disable c07_downgrade"`.
+pub(crate) const CASES_VAR: &str = "KLPTEST_CASES";
+
+/// The case markers `value` (of [`CASES_VAR`]) names, separated by spaces
+/// or commas; `None` when it names none (unset or blank: every case runs).
+/// Each must be the marker of one of `files`: a typo fails here, and never
+/// becomes a run of nothing that passes.
+pub(crate) fn selected_cases(
+    value: Option<&str>,
+    files: &[CaseFile],
+) -> Result<Option<Vec<String>>, String> {
+    let names: Vec<String> = value
+        .unwrap_or("")
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !files.iter().any(|f| &f.marker == *n))
+    {
+        return Err(format!(
+            "{CASES_VAR} names {bad}, not a case of {CASES_DIR} (its markers: {})",
+            files
+                .iter()
+                .map(|f| f.marker.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    Ok(Some(names))
+}
+
+/// [`plan_for`] narrowed to the `selected` cases (all when `None`): what
+/// the guest must plan when the boot runs only those.
+pub(crate) fn selected_plan(
+    files: &[CaseFile],
+    scenario: &str,
+    selected: Option<&[String]>,
+) -> Vec<String> {
+    let mut plan = plan_for(files, scenario);
+    if let Some(only) = selected {
+        plan.retain(|m| only.contains(m));
+    }
+    plan
+}

@@ -174,6 +174,10 @@ pub(crate) fn smp_problems(b: &Boot) -> Vec<String> {
     }
 }
 
+/// The case that prints the VEX documents: a boot whose plan has it must
+/// show them ([`vex_problems`]).
+pub(crate) const VEX_CASE: &str = "c28_vex";
+
 /// The documents c28_vex printed (`KLPTEST-VEX <label> <json>`): each one
 /// the case needs must be there, and every one must pass the OpenVEX schema
 /// and klpctl's own (tests/vex/), checked by the validator dev tool.
