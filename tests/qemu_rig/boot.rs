@@ -179,8 +179,7 @@ pub(crate) fn boot(release: &str, sc: &Scenario, cases: Option<&[String]>) -> Bo
     b
 }
 
-/// The marker of an upstream selftest script, as the guest's
-
+/// The last `lines` lines of the log at `path`, for a failure report.
 pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())

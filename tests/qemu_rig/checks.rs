@@ -6,6 +6,7 @@ use super::cases::{CASES_DIR, ENV_CASE};
 use std::collections::BTreeMap;
 use std::process::Command;
 
+/// The marker of an upstream selftest script, as the guest's
 /// `qemu/guest/selftests/run.sh` names it: `test-shadow-vars.sh` ->
 /// `st_shadow_vars`.
 pub(crate) fn selftest_marker(script: &str) -> String {
