@@ -6,6 +6,10 @@
 #   RELEASE may be a series name (6.1, 6.12, 7.x). The console is also copied to
 #   stdout unless -q. Exit status: 0 when the guest printed KLPTEST-DONE and
 #   powered off, 124 on host timeout, 1 otherwise.
+# Environment: KLPTEST_CASES="c05_disable c07_downgrade" (spaces or commas)
+#   runs only those cases of the scenario, passed to the guest as
+#   klptest.cases=c05_disable,c07_downgrade. Each must be a case file of
+#   guest/cases/ in this scenario; the guest checks the same again.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -52,6 +56,21 @@ case $arch in
         ;;
 esac
 
+# The cases asked for by name: refused here already when no case file of
+# this scenario has that marker, before a boot is spent on it.
+cases=
+wanted=${KLPTEST_CASES:-}
+read -ra wanted <<<"${wanted//,/ }"
+for want in "${wanted[@]}"; do
+    [[ $want =~ ^c([0-9][0-9])_([a-z0-9_]+)$ ]] \
+        || die "KLPTEST_CASES: '$want' is no case marker (cNN_name, as in KLPTEST-PLAN)"
+    file=$QEMU_DIR/guest/cases/${BASH_REMATCH[1]}-${BASH_REMATCH[2]}.sh
+    [ -f "$file" ] || die "KLPTEST_CASES: no case $want (no $file)"
+    grep -Eq "^# scenarios:(.* )?$scenario( |\$)" "$file" \
+        || die "KLPTEST_CASES: $want does not run in scenario $scenario ($(grep '^# scenarios:' "$file"))"
+    cases=${cases:+$cases,}$want
+done
+
 logdir=$OUT_DIR/logs
 mkdir -p "$logdir"
 logfile=$logdir/$release-$scenario.log
@@ -86,11 +105,12 @@ case $vcpus in '' | *[!0-9]*) die "bad vCPU count '$vcpus'" ;; esac
 # panic ("IO-APIC + timer doesn't work!") before init runs: the emulator
 # was slow, not the timer broken. The option skips only that check.
 # klptest.*: the boot's vCPUs and TCG mode, for the guest to print and check
-# (guest/init), and the load case's cycle count (guest/cases/41-load.sh).
+# (guest/init), the load case's cycle count (guest/cases/41-load.sh), and
+# the cases asked for by name (guest/cases/run.sh).
 append="console=$console panic=-1 loglevel=4 no_timer_check klptest.vcpus=$vcpus klptest.accel=$accel"
-append="$append klptest.load_cycles=$load_cycles klptest.smp_why=$smp_why $*"
+append="$append klptest.load_cycles=$load_cycles klptest.smp_why=$smp_why${cases:+ klptest.cases=$cases} $*"
 
-log "booting $release ($scenario), $vcpus vCPUs, -accel $accel ($smp_why), timeout ${limit}s, log $logfile"
+log "booting $release ($scenario${cases:+, only $cases}), $vcpus vCPUs, -accel $accel ($smp_why), timeout ${limit}s, log $logfile"
 start=$(date +%s.%N)
 set +e
 if [ "$quiet" = 1 ]; then

@@ -3,7 +3,8 @@
 //! - the exit codes in the README's table, in `klpctl --help` and in
 //!   `Error::exit_code` (src/error.rs) are the same set, and each README row
 //!   starts with the words `--help` uses for that code;
-//! - no source file under `src/` is over 700 lines.
+//! - no source file under `src/` is over 700 lines, and no file under
+//!   `tests/` over 1,000.
 //!
 //! Reads the files as text; `--help` comes from the built binary.
 
@@ -122,16 +123,19 @@ fn the_parsers_see_what_is_there() {
     assert_eq!(code, vec![0, 1, 7]);
 }
 
-#[test]
-fn no_source_file_is_over_700_lines() {
-    fn walk(dir: &Path, long: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).expect("read src") {
+/// The files under `dir` (recursively) that `keep` selects and that are
+/// over `limit` lines, as "path: N lines".
+fn over_limit(dir: &str, limit: usize, keep: fn(&Path) -> bool) -> Vec<String> {
+    fn walk(dir: &Path, limit: usize, keep: fn(&Path) -> bool, long: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
             let p = e.expect("entry").path();
             if p.is_dir() {
-                walk(&p, long);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let n = std::fs::read_to_string(&p).expect("read").lines().count();
-                if n > 700 {
+                walk(&p, limit, keep, long);
+            } else if keep(&p) {
+                let bytes =
+                    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
+                let n = String::from_utf8_lossy(&bytes).lines().count();
+                if n > limit {
                     long.push(format!("{}: {n} lines", p.display()));
                 }
             }
@@ -139,8 +143,22 @@ fn no_source_file_is_over_700_lines() {
     }
     let mut long = Vec::new();
     walk(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+        limit,
+        keep,
         &mut long,
     );
+    long
+}
+
+#[test]
+fn no_source_file_is_over_700_lines() {
+    let long = over_limit("src", 700, |p| p.extension().is_some_and(|x| x == "rs"));
+    assert!(long.is_empty(), "split these: {long:?}");
+}
+
+#[test]
+fn no_test_file_is_over_1000_lines() {
+    let long = over_limit("tests", 1000, |_| true);
     assert!(long.is_empty(), "split these: {long:?}");
 }

@@ -27,17 +27,23 @@
 //! For quick local loops `KLPCTL_SKIP_QEMU=1` skips it, except under
 //! `CI=true`, where that variable is itself a failure.
 
+// The rig shared with the arm64 tier (tests/qemu_arm64.rs): case files and
+// plans, booting and reading console logs, and the checks of each boot.
+#[path = "qemu_rig/mod.rs"]
+mod rig;
+
 // The crash-loop guard across real reboots (qemu/reboot.sh).
 #[path = "qemu_reboot/mod.rs"]
 mod reboot;
 
-// The rig's helpers are pub(crate): tests/qemu_arm64.rs includes this file
-// as a module to boot the arm64 tier with the same plans and checks (it has
-// no test harness, so none of the #[test]s here are compiled into it).
-
+use rig::{
+    Boot, CASES_DIR, CASES_VAR, SCENARIOS, SELFTESTS, VEX_CASE, boot, case_files, metric,
+    parse_case_file, parse_log, plan_for, problems, repo, required, say, selected_cases,
+    selected_plan, selftest_marker, selftests_metric, selftests_plan, selftests_problems,
+    skip_requested, smp_problems, suite_lock, tail, vex_problems,
+};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -45,190 +51,6 @@ use std::time::{Duration, Instant};
 
 /// Kernel series the matrix must cover.
 const SERIES: &[&str] = &["6.1", "6.12", "7.x"];
-
-/// Host-side limit for one boot, enforced by run.sh with `timeout`.
-pub(crate) const BOOT_TIMEOUT_S: u64 = 600;
-
-/// The same for the `load` scenario: where `qemu/smp-modes` runs a kernel
-/// under load with single-threaded TCG, each transition takes about two
-/// minutes (the load case's klpctl allows 300 s per step), and the case
-/// makes at least 6 of them.
-pub(crate) const LOAD_BOOT_TIMEOUT_S: u64 = 2400;
-
-/// Where the guest's case files live; `mkinitramfs.sh` ships them all.
-pub(crate) const CASES_DIR: &str = "qemu/guest/cases";
-
-pub(crate) struct Scenario {
-    pub(crate) name: &'static str,
-    pub(crate) kernel_args: &'static [&'static str],
-}
-
-pub(crate) const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "main",
-        kernel_args: &[],
-    },
-    Scenario {
-        name: "sigenforce",
-        kernel_args: &["module.sig_enforce=1"],
-    },
-    // Busy tasks on every CPU while patches apply and disable, and the
-    // do-it-yourself baseline (cases 40 and 41). A boot of its own, because
-    // `qemu/smp-modes` may choose another TCG mode for a kernel under load.
-    Scenario {
-        name: "load",
-        kernel_args: &[],
-    },
-];
-
-/// The kernel's own livepatch selftests, run with klpctl as the loader.
-/// Not in `SCENARIOS`: its plan comes from the selftests that
-/// `qemu/mkselftests.sh` prepared for each kernel, not from case files.
-pub(crate) const SELFTESTS: Scenario = Scenario {
-    name: "selftests",
-    kernel_args: &[],
-};
-
-/// Marker every scenario prints first: `qemu/guest/init` checks the booted
-/// kernel before the scenario's plan runs.
-pub(crate) const ENV_CASE: &str = "env";
-
-/// One case file, `NN-name.sh`: its marker `cNN_name` and the scenarios its
-/// `# scenarios:` line names.
-#[derive(Debug)]
-pub(crate) struct CaseFile {
-    pub(crate) marker: String,
-    pub(crate) scenarios: Vec<String>,
-}
-
-/// Reads one case file as the guest's `run.sh` does. Stricter than the
-/// guest: the host also refuses malformed names and unknown scenarios, so a
-/// case cannot drop out of every plan unnoticed.
-pub(crate) fn parse_case_file(file: &str, text: &str) -> Result<CaseFile, String> {
-    let stem = file
-        .strip_suffix(".sh")
-        .ok_or_else(|| format!("{file}: not a .sh file"))?;
-    let (num, name) = stem
-        .split_once('-')
-        .ok_or_else(|| format!("{file}: not named NN-name.sh"))?;
-    if num.len() != 2 || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{file}: the number must be two digits"));
-    }
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(format!("{file}: the name must be [a-z0-9_]+"));
-    }
-    let tags: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("# scenarios:"))
-        .collect();
-    let [tags] = tags[..] else {
-        return Err(format!(
-            "{file}: needs exactly one '# scenarios:' line, has {}",
-            tags.len()
-        ));
-    };
-    let scenarios: Vec<String> = tags.split_whitespace().map(str::to_owned).collect();
-    if scenarios.is_empty() {
-        return Err(format!("{file}: '# scenarios:' names no scenario"));
-    }
-    if let Some(bad) = scenarios
-        .iter()
-        .find(|s| !SCENARIOS.iter().any(|sc| sc.name == s.as_str()))
-    {
-        return Err(format!("{file}: unknown scenario {bad}"));
-    }
-    if !text.lines().any(|l| l.trim_end() == "run_case() {") {
-        return Err(format!("{file}: defines no run_case"));
-    }
-    Ok(CaseFile {
-        marker: format!("c{num}_{name}"),
-        scenarios,
-    })
-}
-
-/// The case files `[0-9]*.sh` of `dir`, in the order the guest runs them
-/// (its glob sorts by name, bytewise in the guest's C locale).
-pub(crate) fn case_files(dir: &Path) -> Result<Vec<CaseFile>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(|c: char| c.is_ascii_digit()) && name.ends_with(".sh") {
-            names.push(name);
-        }
-    }
-    names.sort();
-    let mut files: Vec<CaseFile> = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 && names[i - 1].get(..2) == name.get(..2) {
-            return Err(format!("{} and {name} share a number", names[i - 1]));
-        }
-        let text = std::fs::read_to_string(dir.join(name))
-            .map_err(|e| format!("cannot read {}/{name}: {e}", dir.display()))?;
-        files.push(parse_case_file(name, &text)?);
-    }
-    Ok(files)
-}
-
-/// The markers the guest must plan for `scenario`, in order.
-pub(crate) fn plan_for(files: &[CaseFile], scenario: &str) -> Vec<String> {
-    files
-        .iter()
-        .filter(|f| f.scenarios.iter().any(|s| s == scenario))
-        .map(|f| f.marker.clone())
-        .collect()
-}
-
-/// What one boot produced.
-pub(crate) struct Boot {
-    pub(crate) release: String,
-    pub(crate) scenario: &'static str,
-    pub(crate) wall: Duration,
-    pub(crate) status: Option<i32>,
-    pub(crate) log: PathBuf,
-    /// Verdict per case: Ok(()) for PASS, Err(reason) for FAIL.
-    pub(crate) verdicts: BTreeMap<String, Result<(), String>>,
-    /// Every `KLPTEST-PLAN <scenario> <case>...` line: (scenario, cases).
-    pub(crate) plans: Vec<(String, Vec<String>)>,
-    pub(crate) done: bool,
-    pub(crate) booted_release: Option<String>,
-    pub(crate) extra: Vec<String>,
-    /// Every `KLPTEST-VEX <label> <document>` line: (label, document).
-    pub(crate) vex: Vec<(String, String)>,
-}
-
-/// Writes straight to the process's stderr, which the test harness does not
-/// capture, so timings show up in a plain `cargo test` run.
-pub(crate) fn say(msg: &str) {
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{msg}");
-}
-
-pub(crate) fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-pub(crate) fn skip_requested() -> bool {
-    if std::env::var("KLPCTL_SKIP_QEMU").is_ok_and(|v| v == "1") {
-        assert!(
-            !is_ci(),
-            "KLPCTL_SKIP_QEMU=1 is set under CI=true: the QEMU kernel tests must run in CI"
-        );
-        say("qemu: KLPCTL_SKIP_QEMU=1, skipping the kernel tests (local runs only)");
-        return true;
-    }
-    false
-}
-
-pub(crate) fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs qemu/prepare.sh; returns (series, release) pairs.
 fn prepare() -> Vec<(String, String)> {
@@ -268,356 +90,6 @@ fn prepare() -> Vec<(String, String)> {
     kernels
 }
 
-/// Extracts the plan, "KLPTEST <case> PASS" / "KLPTEST <case> FAIL
-/// <reason>" and the other markers from a console log. Markers are matched
-/// anywhere in a line, since firmware escapes or kernel messages may precede
-/// them.
-pub(crate) fn parse_log(text: &str, boot: &mut Boot) {
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(at) = line.find("KLPTEST-PLAN ") {
-            let mut words = line[at + "KLPTEST-PLAN ".len()..].split_whitespace();
-            let scenario = words.next().unwrap_or("").to_owned();
-            boot.plans
-                .push((scenario, words.map(str::to_owned).collect()));
-        }
-        if let Some(at) = line.find("KLPTEST-BOOT ") {
-            boot.booted_release = line[at..]
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("release="))
-                .map(str::to_owned);
-        }
-        if let Some(at) = line.find("KLPTEST-VEX ") {
-            let rest = &line[at + "KLPTEST-VEX ".len()..];
-            let (label, doc) = rest.split_once(' ').unwrap_or((rest, ""));
-            boot.vex.push((label.to_owned(), doc.to_owned()));
-        }
-        if line.contains("KLPTEST-DONE") {
-            boot.done = true;
-        }
-        for tag in [
-            "KLPTEST-TIME ",
-            "KLPTEST-METRIC ",
-            "KLPTEST-SELFTEST-EXCLUDED ",
-            "KLPTEST-SELFTEST-SOURCE ",
-            "KLPTEST-NOTE ",
-        ] {
-            if let Some(at) = line.find(tag) {
-                boot.extra.push(line[at..].to_owned());
-            }
-        }
-        let Some(at) = line.find("KLPTEST ") else {
-            continue;
-        };
-        let mut words = line[at + "KLPTEST ".len()..].splitn(3, ' ');
-        let (Some(case), Some(verdict)) = (words.next(), words.next()) else {
-            continue;
-        };
-        let reason = words.next().unwrap_or("").to_owned();
-        let entry = match verdict {
-            "PASS" => Ok(()),
-            "FAIL" => Err(reason),
-            _ => continue,
-        };
-        // A FAIL sticks even if a later line claims PASS for the same case.
-        let slot = boot.verdicts.entry(case.to_owned()).or_insert(Ok(()));
-        if slot.is_ok() {
-            *slot = entry;
-        }
-    }
-}
-
-pub(crate) fn boot(release: &str, sc: &Scenario) -> Boot {
-    let start = Instant::now();
-    let status = Command::new("bash")
-        .arg(repo().join("qemu/run.sh"))
-        .args([
-            "-q",
-            "-s",
-            sc.name,
-            "-t",
-            &if sc.name == "load" {
-                LOAD_BOOT_TIMEOUT_S
-            } else {
-                BOOT_TIMEOUT_S
-            }
-            .to_string(),
-            release,
-        ])
-        .args(sc.kernel_args)
-        .current_dir(repo())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .status()
-        .expect("cannot run bash qemu/run.sh");
-    let log = repo().join(format!("target/qemu/logs/{release}-{}.log", sc.name));
-    let mut b = Boot {
-        release: release.to_owned(),
-        scenario: sc.name,
-        wall: start.elapsed(),
-        status: status.code(),
-        log: log.clone(),
-        verdicts: BTreeMap::new(),
-        plans: Vec::new(),
-        done: false,
-        booted_release: None,
-        extra: Vec::new(),
-        vex: Vec::new(),
-    };
-    match std::fs::read(&log) {
-        Ok(bytes) => parse_log(&String::from_utf8_lossy(&bytes), &mut b),
-        Err(e) => {
-            b.verdicts.insert(
-                "log".into(),
-                Err(format!("cannot read {}: {e}", log.display())),
-            );
-        }
-    }
-    b
-}
-
-/// The marker of an upstream selftest script, as the guest's
-/// `qemu/guest/selftests/run.sh` names it: `test-shadow-vars.sh` ->
-/// `st_shadow_vars`.
-pub(crate) fn selftest_marker(script: &str) -> String {
-    let stem = script.strip_suffix(".sh").unwrap_or(script);
-    let stem = stem.strip_prefix("test-").unwrap_or(stem);
-    format!("st_{}", stem.replace('-', "_"))
-}
-
-/// The selftests plan `qemu/mkselftests.sh` wrote for `release`: the
-/// markers of the scripts to run. Missing or empty is an error, never a
-/// skip.
-pub(crate) fn selftests_plan(release: &str) -> Result<Vec<String>, String> {
-    let path = repo().join(format!("target/qemu/selftests/{release}/plan"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let plan: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("run "))
-        .map(|s| selftest_marker(s.trim()))
-        .collect();
-    if plan.is_empty() {
-        return Err(format!("{} lists no script to run", path.display()));
-    }
-    Ok(plan)
-}
-
-/// The `key=value` words of the guest's `KLPTEST-METRIC selftests` line.
-pub(crate) fn selftests_metric(b: &Boot) -> Option<BTreeMap<String, String>> {
-    let line = b
-        .extra
-        .iter()
-        .find(|l| l.starts_with("KLPTEST-METRIC selftests "))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    )
-}
-
-/// Problems with the selftests boot beyond its markers: the guest must say
-/// how many upstream cases ran, and that none failed.
-pub(crate) fn selftests_problems(b: &Boot) -> Vec<String> {
-    let Some(m) = selftests_metric(b) else {
-        return vec!["no KLPTEST-METRIC selftests line".into()];
-    };
-    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
-    let mut p = Vec::new();
-    match num("cases") {
-        Some(n) if n > 0 => {}
-        _ => p.push("the selftests ran no case".into()),
-    }
-    if num("failed") != Some(0) {
-        p.push(format!(
-            "upstream selftest cases failed: {} ({})",
-            m.get("failed").map_or("?", String::as_str),
-            m.get("failures").map_or("?", String::as_str)
-        ));
-    }
-    if num("passed") != num("cases") {
-        p.push("not every selftest case that ran passed".into());
-    }
-    p
-}
-
-/// The cases one boot must pass: `env`, then the guest's plan, then any case
-/// of `host_plan` (the case files' plan) the guest left out.
-pub(crate) fn required<'a>(b: &'a Boot, host_plan: &'a [String]) -> Vec<&'a str> {
-    let mut cases = vec![ENV_CASE];
-    let guest = b.plans.iter().flat_map(|(_, cases)| cases);
-    for case in guest.chain(host_plan) {
-        if !cases.contains(&case.as_str()) {
-            cases.push(case);
-        }
-    }
-    cases
-}
-
-/// Problems with one boot; empty when the guest planned exactly `host_plan`
-/// and every planned case passed.
-pub(crate) fn problems(b: &Boot, host_plan: &[String]) -> Vec<String> {
-    let mut p = Vec::new();
-    if b.booted_release.as_deref() != Some(b.release.as_str()) {
-        p.push(format!(
-            "booted release {:?}, expected {}",
-            b.booted_release, b.release
-        ));
-    }
-    match &b.plans[..] {
-        [] => p.push("no KLPTEST-PLAN line: the guest never listed its cases".into()),
-        [(scenario, cases)] => {
-            if scenario != b.scenario {
-                p.push(format!(
-                    "KLPTEST-PLAN is for scenario {scenario:?}, expected {}",
-                    b.scenario
-                ));
-            }
-            if cases.is_empty() {
-                p.push("KLPTEST-PLAN lists no case".into());
-            } else if cases[..] != host_plan[..] {
-                p.push(format!(
-                    "the guest planned {} cases [{}], {CASES_DIR} has {} [{}]",
-                    cases.len(),
-                    cases.join(" "),
-                    host_plan.len(),
-                    host_plan.join(" ")
-                ));
-            }
-        }
-        more => p.push(format!("{} KLPTEST-PLAN lines, expected one", more.len())),
-    }
-    let expected = required(b, host_plan);
-    for case in &expected {
-        match b.verdicts.get(*case) {
-            Some(Ok(())) => {}
-            Some(Err(reason)) => p.push(format!("{case}: FAIL {reason}")),
-            None => p.push(format!(
-                "{case}: no marker (not run, or the guest died first)"
-            )),
-        }
-    }
-    for (case, v) in &b.verdicts {
-        if let Err(reason) = v
-            && !expected.contains(&case.as_str())
-        {
-            p.push(format!("{case}: FAIL {reason}"));
-        }
-    }
-    if !b.done {
-        p.push("no KLPTEST-DONE: the guest panicked, hung or was killed".into());
-    }
-    if b.status != Some(0) {
-        p.push(format!("run.sh exited {:?}", b.status));
-    }
-    p
-}
-
-/// The `key=value` words of the boot's `KLPTEST-METRIC <name>` line.
-pub(crate) fn metric(b: &Boot, name: &str) -> Option<BTreeMap<String, String>> {
-    let prefix = format!("KLPTEST-METRIC {name} ");
-    let line = b.extra.iter().find(|l| l.starts_with(&prefix))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    )
-}
-
-/// Every boot runs with at least 2 vCPUs (`qemu/smp-modes`), and says so:
-/// `qemu/guest/init` prints `KLPTEST-METRIC smp vcpus= online= accel= why=`.
-/// A boot without that line, or with fewer CPUs online than asked for, or
-/// fewer than 2, fails: SMP is never dropped silently.
-pub(crate) fn smp_problems(b: &Boot) -> Vec<String> {
-    let Some(m) = metric(b, "smp") else {
-        return vec!["no KLPTEST-METRIC smp line: vCPUs and TCG mode unknown".into()];
-    };
-    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u32>().ok());
-    match (num("vcpus"), num("online")) {
-        (Some(want), Some(online)) if online == want && online >= 2 => Vec::new(),
-        _ => vec![format!(
-            "SMP: vcpus={} online={}, expected at least 2 online, as many as asked for",
-            m.get("vcpus").map_or("?", String::as_str),
-            m.get("online").map_or("?", String::as_str)
-        )],
-    }
-}
-
-/// The documents c28_vex printed (`KLPTEST-VEX <label> <json>`): each one
-/// the case needs must be there, and every one must pass the OpenVEX schema
-/// and klpctl's own (tests/vex/), checked by the validator dev tool.
-pub(crate) const VEX_LABELS: &[&str] = &[
-    "after_apply",
-    "after_apply_cmd",
-    "after_chain",
-    "with_basic",
-    "after_disable",
-    "after_stall",
-    "behind_back_stale",
-    "reapplied",
-];
-
-pub(crate) fn vex_problems(b: &Boot) -> Vec<String> {
-    let mut p = Vec::new();
-    for label in VEX_LABELS {
-        if !b.vex.iter().any(|(l, _)| l == label) {
-            p.push(format!("no KLPTEST-VEX {label} document"));
-        }
-    }
-    if b.vex.is_empty() {
-        return p;
-    }
-    let dir = repo()
-        .join("target/qemu/vex")
-        .join(format!("{}-{}", b.release, b.scenario));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create target/qemu/vex");
-    let mut files = Vec::new();
-    for (i, (label, doc)) in b.vex.iter().enumerate() {
-        let f = dir.join(format!("{i:02}-{label}.json"));
-        std::fs::write(&f, doc).expect("write a VEX document");
-        files.push(f);
-    }
-    for schema in ["openvex-0.2.0.schema.json", "klpctl-vex.schema.json"] {
-        // Debian's python3 with python3-jsonschema (tests/run.sh), as in
-        // tests/vex.rs.
-        let python =
-            std::env::var("KLPCTL_VEX_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let out = Command::new(python)
-            .arg(repo().join("tests/vex/validate.py"))
-            .arg(repo().join("tests/vex").join(schema))
-            .args(&files)
-            .output();
-        match out {
-            Ok(o) if o.status.success() => say(&format!(
-                "qemu: {} {}: {} VEX documents valid against {schema}",
-                b.release,
-                b.scenario,
-                files.len()
-            )),
-            Ok(o) => p.push(format!(
-                "VEX documents in {} fail {schema}: {}{}",
-                dir.display(),
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            )),
-            Err(e) => p.push(format!("cannot run tests/vex/validate.py: {e}")),
-        }
-    }
-    p
-}
-
-pub(crate) fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
 /// The static klpctl the guests run (the device build, without authoring
 /// commands), chosen as `qemu/prepare.sh` chooses it.
 fn device_binary() -> PathBuf {
@@ -627,20 +99,6 @@ fn device_binary() -> PathBuf {
             || repo().join("target/device/x86_64-unknown-linux-musl/release/klpctl"),
             PathBuf::from,
         )
-}
-
-/// Serialises whole suite runs on this checkout: two `cargo test` runs at
-/// once would rebuild each other's initramfs images and write the same logs.
-pub(crate) fn suite_lock() -> std::fs::File {
-    let dir = repo().join("target/qemu");
-    std::fs::create_dir_all(&dir).expect("cannot create target/qemu");
-    let f = std::fs::File::create(dir.join(".suite.lock"))
-        .expect("cannot create target/qemu/.suite.lock");
-    if f.try_lock().is_err() {
-        say("qemu: another QEMU suite run holds target/qemu/.suite.lock; waiting");
-        f.lock().expect("cannot lock target/qemu/.suite.lock");
-    }
-    f
 }
 
 #[test]
@@ -660,6 +118,14 @@ fn qemu_kernel_matrix() {
             "no case in {CASES_DIR} runs in scenario {}",
             sc.name
         );
+    }
+    // KLPTEST_CASES: only the cases it names, on every kernel, in the
+    // scenarios they run in, and no selftests boot.
+    let selected = selected_cases(std::env::var(CASES_VAR).ok().as_deref(), &files)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let selected = selected.as_deref();
+    if let Some(only) = selected {
+        say(&format!("qemu: {CASES_VAR}: only {}", only.join(" ")));
     }
     let kernels = prepare();
     let prepared = suite.elapsed();
@@ -682,10 +148,25 @@ fn qemu_kernel_matrix() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get().min(2)))
         .max(1);
-    let queue: Vec<(usize, String, usize)> = kernels
+    // The last scenario of each kernel is the kernel's own selftests. With
+    // KLPTEST_CASES a boot gets the cases of its scenario that were named,
+    // and a scenario with none of them does not boot.
+    let scenarios: Vec<(usize, Option<Vec<String>>)> = match selected {
+        None => (0..=SCENARIOS.len()).map(|s| (s, None)).collect(),
+        Some(_) => (0..SCENARIOS.len())
+            .map(|s| (s, selected_plan(&files, SCENARIOS[s].name, selected)))
+            .filter(|(_, plan)| !plan.is_empty())
+            .map(|(s, plan)| (s, Some(plan)))
+            .collect(),
+    };
+    let queue: Vec<(usize, String, usize, Option<Vec<String>>)> = kernels
         .iter()
         .enumerate()
-        .flat_map(|(k, (_, release))| (0..=SCENARIOS.len()).map(move |s| (k, release.clone(), s)))
+        .flat_map(|(k, (_, release))| {
+            scenarios
+                .iter()
+                .map(move |(s, cases)| (k, release.clone(), *s, cases.clone()))
+        })
         .collect();
     let queue = Arc::new(Mutex::new(queue.into_iter()));
     let handles: Vec<_> = (0..jobs)
@@ -695,11 +176,11 @@ fn qemu_kernel_matrix() {
                 let mut done = Vec::new();
                 loop {
                     let next = queue.lock().expect("boot queue poisoned").next();
-                    let Some((k, release, s)) = next else {
+                    let Some((k, release, s, cases)) = next else {
                         break;
                     };
-                    // The last scenario of each kernel is the kernel's own selftests.
-                    let b = boot(&release, SCENARIOS.get(s).unwrap_or(&SELFTESTS));
+                    let sc = SCENARIOS.get(s).unwrap_or(&SELFTESTS);
+                    let b = boot(&release, sc, cases.as_deref());
                     say(&format!(
                         "qemu: {} {}: {:.1}s, {} case markers{}",
                         b.release,
@@ -738,11 +219,11 @@ fn qemu_kernel_matrix() {
                 Err(e) => (Vec::new(), vec![e]),
             }
         } else {
-            (plan_for(&files, b.scenario), Vec::new())
+            (selected_plan(&files, b.scenario, selected), Vec::new())
         };
         p.extend(problems(b, &host_plan));
         p.extend(smp_problems(b));
-        if b.scenario == "main" {
+        if host_plan.iter().any(|c| c == VEX_CASE) {
             p.extend(vex_problems(b));
         }
         let expected = required(b, &host_plan);
@@ -1122,4 +603,66 @@ fn vex_documents_are_required_and_validated() {
         );
     }
     assert!(!p.iter().any(|x| x.contains("cannot run")), "{p:?}");
+}
+
+/// Runs without QEMU: `KLPTEST_CASES` narrows each scenario's plan to the
+/// cases it names, in the plan's order, and a name that is no case is an
+/// error rather than an empty plan.
+#[test]
+fn cases_are_selected_by_name() {
+    let files = case_files(&repo().join(CASES_DIR)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(selected_cases(None, &files), Ok(None));
+    assert_eq!(selected_cases(Some(" ,\n"), &files), Ok(None));
+    let only = selected_cases(Some("c07_downgrade, c05_disable c27_sig_enforce"), &files)
+        .expect("three cases in the tree")
+        .expect("a selection");
+    assert_eq!(
+        selected_plan(&files, "main", Some(&only)),
+        ["c05_disable", "c07_downgrade"]
+    );
+    assert_eq!(
+        selected_plan(&files, "sigenforce", Some(&only)),
+        ["c27_sig_enforce"]
+    );
+    assert!(selected_plan(&files, "load", Some(&only)).is_empty());
+    assert_eq!(
+        selected_plan(&files, "main", None),
+        plan_for(&files, "main")
+    );
+    for bad in ["c99_nope", "c05_disable c5_disable", "05-disable.sh"] {
+        let e = selected_cases(Some(bad), &files).expect_err(bad);
+        assert!(e.starts_with("KLPTEST_CASES names "), "{bad}: {e}");
+    }
+
+    // The guest's plan is checked against the narrowed plan: the full plan,
+    // or a case left out, is a problem.
+    let host = selected_plan(&files, "main", Some(&only));
+    let log = |plan: &str| {
+        let mut b = test_boot();
+        parse_log(
+            &format!(
+                "KLPTEST-BOOT release=6.1.0-1-amd64 scenario=main uptime=1.0\n\
+                 KLPTEST env PASS\n{plan}\n\
+                 KLPTEST c05_disable PASS\nKLPTEST c07_downgrade PASS\n\
+                 KLPTEST-DONE rc=0 uptime=9.0 tainted=0\n"
+            ),
+            &mut b,
+        );
+        problems(&b, &host)
+    };
+    let p = log("KLPTEST-PLAN main c05_disable c07_downgrade");
+    assert!(p.is_empty(), "{p:?}");
+    let p = log("KLPTEST-PLAN main c07_downgrade");
+    assert!(
+        p.iter().any(|x| x.starts_with("the guest planned 1 cases")),
+        "{p:?}"
+    );
+    let p = log(&format!(
+        "KLPTEST-PLAN main {}",
+        plan_for(&files, "main").join(" ")
+    ));
+    assert!(
+        p.iter().any(|x| x.starts_with("the guest planned ")),
+        "{p:?}"
+    );
 }

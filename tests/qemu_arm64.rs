@@ -6,10 +6,9 @@
 //! livepatch selftests with klpctl as the loader. `qemu/arm64/prepare.sh`
 //! builds everything; the guests run the aarch64 device klpctl.
 //!
-//! Checks and markers are those of `tests/qemu.rs`, which this file
-//! includes as a module. It has no libtest harness (`harness = false` in
-//! Cargo.toml): `main` runs the tier, so the x86_64 matrix's #[test]s are not
-//! compiled in here. It prints a libtest-style `test result:` line for
+//! Checks and markers are those of `tests/qemu.rs`: both include the rig
+//! in `tests/qemu_rig/` as a module. It has no libtest harness
+//! (`harness = false` in Cargo.toml): `main` runs the tier. It prints a libtest-style `test result:` line for
 //! tests/run.sh's summary.
 //!
 //! Never skips silently: `KLPCTL_SKIP_QEMU=1` skips it on a developer's
@@ -17,7 +16,7 @@
 //! does not match `arm64` (as in `cargo test NAME`) runs nothing, as libtest
 //! would.
 
-#[path = "qemu.rs"]
+#[path = "qemu_rig/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod rig;
 
@@ -27,9 +26,9 @@ mod rig;
 mod ko;
 
 use rig::{
-    Boot, SCENARIOS, SELFTESTS, Scenario, case_files, plan_for, problems, repo, say,
-    selftests_metric, selftests_plan, selftests_problems, skip_requested, smp_problems, suite_lock,
-    tail, vex_problems,
+    Boot, SCENARIOS, SELFTESTS, Scenario, case_files, problems, repo, say, selected_cases,
+    selected_plan, selftests_metric, selftests_plan, selftests_problems, skip_requested,
+    smp_problems, suite_lock, tail, vex_problems,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -200,18 +199,18 @@ fn guest_seconds(b: &Boot) -> Option<f64> {
 /// The problems of one arm64 boot, by the same rules as the x86_64 matrix.
 /// (That the guest ran the arm64 kernel is among them: the booted release,
 /// `<version>-klp-arm64`, must be the one prepared.)
-fn boot_problems(b: &Boot, files: &[rig::CaseFile]) -> Vec<String> {
+fn boot_problems(b: &Boot, files: &[rig::CaseFile], selected: Option<&[String]>) -> Vec<String> {
     let (host_plan, mut p) = if b.scenario == SELFTESTS.name {
         match selftests_plan(&b.release) {
             Ok(plan) => (plan, selftests_problems(b)),
             Err(e) => (Vec::new(), vec![e]),
         }
     } else {
-        (plan_for(files, b.scenario), Vec::new())
+        (selected_plan(files, b.scenario, selected), Vec::new())
     };
     p.extend(problems(b, &host_plan));
     p.extend(smp_problems(b));
-    if b.scenario == "main" {
+    if host_plan.iter().any(|c| c == rig::VEX_CASE) {
         p.extend(vex_problems(b));
     }
     p
@@ -221,6 +220,10 @@ fn run() -> Result<(), Vec<String>> {
     let _lock = suite_lock();
     let start = Instant::now();
     let files = case_files(&repo().join(rig::CASES_DIR)).map_err(|e| vec![e])?;
+    // KLPTEST_CASES: only the cases it names, as in the x86_64 matrix.
+    let selected = selected_cases(std::env::var(rig::CASES_VAR).ok().as_deref(), &files)
+        .map_err(|e| vec![e])?;
+    let selected = selected.as_deref();
     let release = prepare();
     let prepared = start.elapsed();
     let host = cross_arch_on_host(&binary(
@@ -233,8 +236,20 @@ fn run() -> Result<(), Vec<String>> {
     ));
 
     // The same scenarios as the x86_64 kernels, two boots at a time.
-    let scenarios: Vec<&'static Scenario> = SCENARIOS.iter().chain([&SELFTESTS]).collect();
-    let queue = Arc::new(Mutex::new(scenarios.clone().into_iter().enumerate()));
+    let scenarios: Vec<(&'static Scenario, Option<Vec<String>>)> = match selected {
+        None => SCENARIOS
+            .iter()
+            .chain([&SELFTESTS])
+            .map(|sc| (sc, None))
+            .collect(),
+        Some(_) => SCENARIOS
+            .iter()
+            .map(|sc| (sc, selected_plan(&files, sc.name, selected)))
+            .filter(|(_, plan)| !plan.is_empty())
+            .map(|(sc, plan)| (sc, Some(plan)))
+            .collect(),
+    };
+    let queue = Arc::new(Mutex::new(scenarios.into_iter().enumerate()));
     let jobs = thread::available_parallelism().map_or(1, |n| n.get().min(2));
     let handles: Vec<_> = (0..jobs)
         .map(|_| {
@@ -244,8 +259,8 @@ fn run() -> Result<(), Vec<String>> {
                 let mut done = Vec::new();
                 loop {
                     let next = queue.lock().expect("boot queue poisoned").next();
-                    let Some((i, sc)) = next else { break };
-                    let b = rig::boot(&release, sc);
+                    let Some((i, (sc, cases))) = next else { break };
+                    let b = rig::boot(&release, sc, cases.as_deref());
                     say(&format!(
                         "qemu-arm64: {} {}: {:.1}s, {} case markers{}",
                         b.release,
@@ -273,7 +288,7 @@ fn run() -> Result<(), Vec<String>> {
         for line in &b.extra {
             say(&format!("qemu-arm64: {} {}: {line}", b.release, b.scenario));
         }
-        let p = boot_problems(b, &files);
+        let p = boot_problems(b, &files, selected);
         let in_guest = guest_seconds(b);
         wall += b.wall;
         guest += in_guest.unwrap_or(0.0);

@@ -12,13 +12,23 @@ KLP_CASE_FAILED=0
 klp_case_begin() {
     KLP_CASE=$1
     KLP_CASE_FAILED=0
-    echo "klptest: case $KLP_CASE start" >/dev/kmsg
+    klp_case_canary
     echo "--- case $KLP_CASE"
 }
 
-# The kernel log since this case's canary.
+# The kernel log since this case's canary (its last one: a case that set
+# up its own state writes it again when the setup is done).
 klp_case_dmesg() {
-    dmesg | sed -n "/klptest: case $KLP_CASE start/,\$p"
+    dmesg | awk -v c="klptest: case $KLP_CASE start" '
+        index($0, c) { on = 1; out = "" }
+        on { out = out $0 "\n" }
+        END { printf "%s", out }'
+}
+
+# klp_case_canary: write the case's canary again, so klp_case_dmesg shows
+# only what happens from here on.
+klp_case_canary() {
+    echo "klptest: case $KLP_CASE start" >/dev/kmsg
 }
 
 klp_fail() {

@@ -1,6 +1,11 @@
 # c02_reapply: applying basic.klp again changes nothing: "already applied",
-# "changed":false, no new enable in the kernel log. Needs klp_basic from 01.
+# "changed":false, no new enable in the kernel log. Needs klp_basic live:
+# 01 leaves it applied, and setup_case applies it when the case runs alone.
 # scenarios: main
+
+setup_case() {
+    ensure_applied klp_basic "$B/basic.klp"
+}
 
 run_case() {
     local before refcnt

@@ -1,7 +1,11 @@
 # c03_rejected: tampered, badly signed, unsigned and untrusted bundles:
-# apply and verify exit 3, nothing loads. Runs with klp_basic from 01
-# applied.
+# apply and verify exit 3, nothing loads. Runs with klp_basic live (from 01,
+# or from setup_case when the case runs alone).
 # scenarios: main
+
+setup_case() {
+    ensure_applied klp_basic "$B/basic.klp"
+}
 
 run_case() {
     local before b

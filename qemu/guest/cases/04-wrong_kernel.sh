@@ -1,6 +1,11 @@
 # c04_wrong_kernel: bundles for another kernel, another build id or another
-# architecture: exit 4, nothing loads. Runs with klp_basic from 01 applied.
+# architecture: exit 4, nothing loads. Runs with klp_basic live (from 01,
+# or from setup_case when the case runs alone).
 # scenarios: main
+
+setup_case() {
+    ensure_applied klp_basic "$B/basic.klp"
+}
 
 run_case() {
     local before b

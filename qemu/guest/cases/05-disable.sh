@@ -1,6 +1,11 @@
-# c05_disable: disable --json of klp_basic (applied by 01) restores
-# /proc/cmdline; a second and a third disable change nothing.
+# c05_disable: disable --json of klp_basic (applied by 01, or by setup_case
+# when the case runs alone) restores /proc/cmdline; a second and a third
+# disable change nothing.
 # scenarios: main
+
+setup_case() {
+    ensure_applied klp_basic "$B/basic.klp"
+}
 
 run_case() {
     kl disable --json klp_basic

@@ -1,6 +1,11 @@
 # c07_downgrade: an older cumulative bundle is refused (exit 5) unless
-# --allow-downgrade; ends with nothing applied. Needs klp_cumul_v3 from 06.
+# --allow-downgrade; ends with nothing applied. Needs klp_cumul_v3 live: 06
+# leaves it applied, and setup_case applies it when the case runs alone.
 # scenarios: main
+
+setup_case() {
+    ensure_applied klp_cumul_v3 "$B/cumul_v3.klp"
+}
 
 run_case() {
     local before

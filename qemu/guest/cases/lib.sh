@@ -15,6 +15,15 @@ SCENARIO=$(cat /klptest/scenario)
 ORIG_CMDLINE=$(cat /proc/cmdline)
 BASIC_LINE="klpctl-test: basic patched"
 
+# boot_param NAME [DEFAULT]: klptest.NAME= from the kernel command line as
+# qemu/run.sh set it (vcpus, accel, load_cycles, smp_why, cases). Read from
+# ORIG_CMDLINE: a patch may have replaced /proc/cmdline since.
+boot_param() {
+    local v
+    v=$(echo "$ORIG_CMDLINE" | tr ' ' '\n' | sed -n "s/^klptest\.$1=//p" | head -n 1)
+    echo "${v:-$2}"
+}
+
 # --- running klpctl -------------------------------------------------------
 
 # kl ARGS...: run klpctl; stdout to $T/out, stderr to $T/err, both echoed to
@@ -49,6 +58,23 @@ expect_json_changed() {
     got=$(klp_json_get changed <"$T/out") \
         || { klp_fail "no \"changed\" in --json output"; return; }
     [ "$got" = "$1" ] || klp_fail "\"changed\" is $got, expected $1"
+}
+
+# --- state a case needs ---------------------------------------------------
+
+# ensure_applied NAME BUNDLE: for a case's setup_case, when the case needs
+# patch NAME live and an earlier case applies it in the full sequence.
+# Applies BUNDLE unless NAME is enabled already, so the case also runs
+# alone (klptest.cases); in the full sequence it does nothing. After a
+# setup that applied something the case's canary is written again, so
+# checks on the case's kernel log see only what run_case did.
+ensure_applied() {
+    [ "$(cat "/sys/kernel/livepatch/$1/enabled" 2>/dev/null)" = 1 ] && return 0
+    echo "setup: $1 is not live, applying $2"
+    kl apply "$2"
+    expect_rc 0 "setup: apply $2"
+    klp_patch_present "$1" || klp_fail "setup: $2 did not make $1 live"
+    klp_case_canary
 }
 
 # --- observing the kernel -------------------------------------------------
@@ -248,15 +274,6 @@ end() {
 }
 
 # --- the load scenario's helpers (c40_diy_baseline, c41_load) -------------
-
-# boot_param NAME [DEFAULT]: klptest.NAME= from the kernel command line as
-# qemu/run.sh set it (vcpus, accel, load_cycles, smp_why). Read from
-# ORIG_CMDLINE: a patch may have replaced /proc/cmdline since.
-boot_param() {
-    local v
-    v=$(echo "$ORIG_CMDLINE" | tr ' ' '\n' | sed -n "s/^klptest\.$1=//p" | head -n 1)
-    echo "${v:-$2}"
-}
 
 # ms_stats < one figure in ns per line: "<median> <max>" in ms, one decimal.
 ms_stats() {

@@ -17,7 +17,15 @@
 # klpctl's exit code and `status --json`). Cases run in sequence on one
 # kernel. Most leave it as they found it, with no livepatch loaded; the few
 # that hand state on say so in their header (01 applies klp_basic for
-# 02-05, 06 leaves klp_cumul_v3 for 07).
+# 02-05, 06 leaves klp_cumul_v3 for 07). A case that needs such state also
+# defines setup_case, run after begin and before run_case: it establishes
+# the state only when it is missing, so in the full sequence it does
+# nothing, and the case can run alone.
+#
+# klptest.cases=cNN_name,... on the kernel command line (KLPTEST_CASES on
+# the host, qemu/run.sh) narrows the plan to those cases of this scenario,
+# in the usual order. A name that is not a case of this scenario fails the
+# boot (KLPTEST plan FAIL), never an empty run that passes.
 CASES=/klptest/cases
 . "$CASES/lib.sh"
 
@@ -50,6 +58,38 @@ if [ -z "$plan" ]; then
     echo "KLPTEST plan FAIL no case in $CASES for scenario $SCENARIO"
     exit 1
 fi
+
+# The cases asked for by name, if any: each must be in this scenario's plan.
+only=$(boot_param cases | tr ',' ' ')
+if [ -n "$only" ]; then
+    for want in $only; do
+        case $want in
+            *[!a-z0-9_]*)
+                echo "KLPTEST plan FAIL klptest.cases: '$want' is no case marker (cNN_name)"
+                exit 1
+                ;;
+        esac
+        case " $plan " in
+            *" $want "*) ;;
+            *)
+                echo "KLPTEST plan FAIL klptest.cases names $want, not a case of scenario $SCENARIO:$plan"
+                exit 1
+                ;;
+        esac
+    done
+    echo "KLPTEST-NOTE klptest.cases: running only $only"
+    all=$files
+    files=
+    plan=
+    for f in $all; do
+        case " $only " in
+            *" $(case_marker "$f") "*)
+                files="$files $f"
+                plan="$plan $(case_marker "$f")"
+                ;;
+        esac
+    done
+fi
 echo "KLPTEST-PLAN $SCENARIO$plan"
 
 for f in $files; do
@@ -58,7 +98,10 @@ for f in $files; do
         . "$f" || exit 125
         type run_case >/dev/null 2>&1 || exit 126
         begin "$marker"
-        run_case
+        if type setup_case >/dev/null 2>&1; then
+            setup_case
+        fi
+        [ "$KLP_CASE_FAILED" = 1 ] || run_case
         end
     )
     rc=$?
