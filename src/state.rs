@@ -208,16 +208,11 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
 /// Reads the record for `name` into `buf`. `None` when absent, unreadable,
 /// malformed, from another boot, or about another name.
 pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Record<'b>> {
-    parse_record(core::str::from_utf8(read_raw(name, buf)?).ok()?)
-}
-
-/// The text of a valid record for `name` of this boot.
-fn read_raw<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<&'b [u8]> {
     let p = record_path(name).ok()?;
     let fd = files::open_own(p.c(), msg!("record")).ok()?;
     let bytes = files::read_fd_small(&fd, buf, msg!("record")).ok()?;
     let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
-    (r.name == name && r.boot_id == boot_id().as_str()).then_some(bytes)
+    (r.name == name && r.boot_id == boot_id().as_str()).then_some(r)
 }
 
 /// Everything a record holds, from the verified bundle.

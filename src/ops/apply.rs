@@ -100,13 +100,14 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
         unsaved: None,
     };
 
+    let mut hex = [0u8; 64];
+    let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
     if sysfs::active(name) {
-        already_applied(&src, &signed, deadline, opts, ev, &record, &mut done)?;
+        signed.check_payload(&src)?;
+        already_applied(&record, sha, deadline, opts, ev, &mut done)?;
         done.outcome = Outcome::Already;
         return Ok(done);
     }
-    let mut hex = [0u8; 64];
-    let sha = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
     check_floor(m, sha, opts)?;
     state::check_writable(opts.state_dir)?;
     clear_stale_module(name, deadline)?;
@@ -139,7 +140,7 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
         remove_replaced(name, deadline, &mut done.removed, ev);
     }
     done.unsaved = save(&record, "applied", opts);
-    audit_applied(m, &keys);
+    audit_applied(m, sha, &keys);
     done.ms = crate::rt::now_ms() - t0;
     Ok(done)
 }
@@ -160,29 +161,25 @@ fn valid_keys(signed: &Signed) -> heapless::Vec<KeyId, 4> {
         .collect()
 }
 
-/// The patch of this name is live. It counts as this bundle only with a
-/// valid record of this boot naming the same payload (a damaged record
-/// proves nothing, so it counts as none), and only if the bundle still
-/// verifies, payload included. A transition an earlier, killed klpctl left
-/// running is finished here, and so is its cleanup.
+/// The patch of this name is live, and the bundle verifies, payload
+/// included (the caller checked). It counts as this bundle only with a
+/// valid record of this boot naming the same payload `ours` (a damaged
+/// record proves nothing, so it counts as none). A transition an earlier,
+/// killed klpctl left running is finished here, and so is its cleanup.
 fn already_applied(
-    src: &FileSource<&rustix::fd::OwnedFd>,
-    signed: &Signed,
+    record: &state::NewRecord,
+    ours: &[u8],
     deadline: u64,
     opts: &Options,
     ev: Sink,
-    record: &state::NewRecord,
     done: &mut Applied,
 ) -> Res<()> {
-    let m = &signed.manifest;
+    let m = record.manifest;
     let name = m.name.as_bytes();
     let mut rbuf = [0u8; state::MAX_RECORD];
     let rec = state::read_record(m.name, &mut rbuf);
     let loading = rec.as_ref().is_some_and(|r| r.state == "loading");
-    let mut hex = [0u8; 64];
-    let ours = crate::codec::hex_encode(&m.payload_sha256, &mut hex).unwrap_or(b"");
     let same = rec.is_some_and(|r| r.sha256.as_bytes() == ours);
-    signed.check_payload(src)?;
     if !same {
         return Err(Error::Conflict(
             msg!("a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first"),
@@ -454,8 +451,8 @@ fn save(record: &state::NewRecord, st: &str, opts: &Options) -> Option<Error> {
         .map(Error::unsaved)
 }
 
-fn audit_applied(m: &Manifest, keys: &[KeyId]) {
-    let (mut vb, mut hx, mut kb) = ([0u8; 20], [0u8; 64], [0u8; 80]);
+fn audit_applied(m: &Manifest, sha: &[u8], keys: &[KeyId]) {
+    let (mut vb, mut kb) = ([0u8; 20], [0u8; 80]);
     let mut kn = 0;
     for (i, id) in keys.iter().enumerate() {
         if i > 0 {
@@ -473,7 +470,7 @@ fn audit_applied(m: &Manifest, keys: &[KeyId]) {
         b" version=",
         crate::codec::fmt_u64(m.version, &mut vb),
         b" sha256=",
-        crate::codec::hex_encode(&m.payload_sha256, &mut hx).unwrap_or(b""),
+        sha,
         b" keys=",
         &kb[..kn],
     ]);
