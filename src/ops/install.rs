@@ -6,7 +6,9 @@
 //! Install stores before it applies: the copy is written, fsynced and
 //! verified under a hidden name first, so a directory that is missing, not
 //! a directory, read-only or full refuses the install before the kernel is
-//! touched. The copy is renamed into place once the apply succeeded (or at
+//! touched. What is applied is that verified copy, read through the
+//! descriptor that verified it: never the caller's path again, which may
+//! have changed since. The copy is renamed into place once the apply succeeded (or at
 //! once, for a bundle for another kernel of this machine), and removed when
 //! the apply is refused. Only the rename itself can still fail after a
 //! patch went live; that is reported as exit 10 (live, not stored).
@@ -22,6 +24,7 @@ use crate::trust::bundle;
 use crate::trust::keys::Keyring;
 use crate::trust::manifest::{MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
+use rustix::fd::OwnedFd;
 
 /// A bundle installed.
 pub struct Installed {
@@ -38,9 +41,10 @@ pub struct Installed {
 /// machine). Then, before anything changes: refuses the install when the
 /// directory would hold more than [`MAX_BUNDLES`] bundles for its kernel
 /// release; writes the
-/// copy to a hidden temporary file, verified again from there and fsynced.
-/// Then applies it when it is for the running kernel (a refused apply
-/// removes the copy: nothing is stored) and renames the copy into place.
+/// copy to a hidden temporary file, fsynced and verified again from there.
+/// Then applies that copy, through the descriptor its verification read,
+/// when it is for the running kernel (a refused apply removes the copy:
+/// nothing is stored), and renames the copy into place.
 /// Other bundles are never removed.
 #[inline(never)]
 pub fn install(
@@ -85,10 +89,12 @@ pub fn install(
         |c| out.write(c),
     )?;
     rustix::fs::fsync(out.fd()).ctx(msg!("cannot fsync output file"))?;
-    verify_copy(out.tmp_path(), ring)?;
+    let copy = verify_copy(out.tmp_path(), ring, signed.raw_manifest)?;
+    // Applied from the copy, never from `path` again: what goes live is
+    // what was verified and stored, even if `path` changes meanwhile.
     // Dropping `out` on a refused apply removes the copy.
     let mut applied = if sysfs::supported() && k.check(m).is_ok() {
-        Some(apply::apply(path, ring, k, opts, ev)?)
+        Some(apply::apply_open(&copy, ring, k, opts, ev)?)
     } else {
         None
     };
@@ -136,12 +142,20 @@ pub fn stored_name(m: &Manifest) -> Result<PathBuf> {
     ])
 }
 
-/// The copy verifies as the original did.
-fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
+/// Opens the copy and verifies it in full, as the original was. It must
+/// carry the very manifest the original did, which named and placed it
+/// (the original may have been rewritten while it was copied). Returns the
+/// open copy, from which the bundle is applied.
+fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> {
     let mut mbuf = [0u8; MAX_MANIFEST];
     let fd = files::open_ro(path, msg!("cannot read the copy"))?;
     let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
-    bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
+    if bundle::read_signed(&src, ring, &mut mbuf, true)?.raw_manifest != manifest {
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: the file changed while it was read"
+        )));
+    }
+    Ok(fd)
 }
 
 /// Calls `f` with the manifest of every trusted bundle in `dir` (its

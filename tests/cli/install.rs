@@ -401,3 +401,69 @@ fn more_bundles_for_one_release_than_apply_dir_takes_are_refused() {
     // Reinstalling one already there replaces its file: room enough.
     install(&m, &[], &b64, &bd).code(0);
 }
+
+/// The bundle file changes at each system call of an install in turn: swapped
+/// for another validly signed bundle (a rename over it), or rewritten in
+/// place under klpctl's open descriptor. Whatever the moment, what is live
+/// is exactly what is stored, under the name its own manifest gives; or the
+/// install is refused and nothing changed.
+#[test]
+fn a_bundle_changed_at_any_system_call_applies_what_is_stored() {
+    let Some(mut m) = Machine::new("swap") else {
+        return;
+    };
+    let a = std::fs::read(m.bundle("klp_a", "a", 1, false)).unwrap();
+    let b = std::fs::read(m.bundle("klp_b", "b", 1, false)).unwrap();
+    let (src, other, bd) = (
+        m.dir.abs("src.klp"),
+        m.dir.abs("other.klp"),
+        m.dir.abs("bundles"),
+    );
+    let rel = release();
+    let without_sources = |mut s: std::collections::BTreeMap<std::path::PathBuf, _>| {
+        s.retain(|p, _| !p.ends_with("src.klp") && !p.ends_with("other.klp"));
+        s
+    };
+    for how in ["-s", "-w"] {
+        let mut n = 1;
+        loop {
+            // A fresh boot and an empty bundle directory for each try.
+            let old = m.boot_dir().to_owned();
+            m.reboot();
+            std::fs::remove_dir_all(old).unwrap();
+            std::fs::remove_dir_all(&bd).unwrap();
+            m.dir.mkdir("bundles");
+            m.dir.write("src.klp", &a);
+            m.dir.write("other.klp", &b);
+            let before = without_sources(m.snapshot());
+            let change = format!("{n}:{other}:{src}");
+            let r = install(&m, &[how, &change], &src, &bd);
+            let at = format!("{how} at system call {n}");
+            if r.code == 0 {
+                let stored = listing(&m.dir.join("bundles"));
+                assert_eq!(stored.len(), 1, "{at}: {stored:?}");
+                let bytes = std::fs::read(m.dir.join("bundles").join(&stored[0])).unwrap();
+                let name = if bytes == a {
+                    "klp_a"
+                } else if bytes == b {
+                    "klp_b"
+                } else {
+                    panic!("{at}: the stored file is neither bundle")
+                };
+                assert_eq!(stored[0], format!("{name}@{rel}.klp"), "{at}");
+                assert_eq!(m.patches(), [name], "{at}: stored {name}, live differs");
+                assert!(m.live(name), "{at}");
+            } else {
+                assert_same(&before, &without_sources(m.snapshot()), &r);
+                assert!(m.patches().is_empty(), "{at}: {:?}", m.patches());
+            }
+            if Path::new(&other).exists() {
+                // Past klpctl's last system call: the change never came.
+                break;
+            }
+            n += 1;
+        }
+        assert!(n > 20, "{how}: only {n} system calls");
+        eprintln!("{how}: the bundle changed at each of {n} system calls");
+    }
+}
