@@ -73,7 +73,8 @@ initrd() {
     cp "$mods/load" "$root/klptest/disk-modules"
     cp "$OUT_DIR/bundles/$r/rebootnext/"*.klp "$root/klptest/next/"
     printf '%s\n' "$other" >"$root/klptest/next-release"
-    # install names a bundle that names a build-id NAME@RELEASE@BUILDID.klp.
+    # install names a bundle that names a build-id
+    # NAME@RELEASE@BUILDID@vVERSION.klp.
     cp "$OUT_DIR/kernels/$other/build-id" "$root/klptest/next-build-id"
     cp "$OUT_DIR/kernels/$r/build-id" "$root/klptest/build-id"
     extra=$work/$r-extra.cpio.gz

@@ -269,8 +269,9 @@ b7_reapply)
     sed 's/^/  | /' "$T/install"
     sed 's/^/  ! /' "$T/install.err"
     [ "$rc" = 0 ] || klp_fail "install exited $rc"
-    # Both bundles name the next kernel's build-id, so it is in their names.
-    for f in "klp_cumul_v2@$next@$nbid.klp" "klp_basic@$next@$nbid.klp"; do
+    # Both bundles name the next kernel's build-id, so it is in their names,
+    # and so is each one's version (base v2, basic v1).
+    for f in "klp_cumul_v2@$next@$nbid@v2.klp" "klp_basic@$next@$nbid@v1.klp"; do
         [ -f "$BD/$f" ] || klp_fail "install did not store $f"
     done
     ls -A "$BD" | grep -q '^\.' && klp_fail "a hidden file is left in $BD: $(ls -A "$BD")"
@@ -286,8 +287,8 @@ b8_next_kernel)
     start
     [ "$START_RC" = 0 ] || klp_fail "start exited $START_RC"
     r=$(uname -r)@$(cat /klptest/build-id)
-    expect_result "klp_cumul_v2@$r.klp" applied
-    expect_result "klp_basic@$r.klp" applied
+    expect_result "klp_cumul_v2@$r@v2.klp" applied
+    expect_result "klp_basic@$r@v1.klp" applied
     expect_result base_v2.klp "skipped other kernel"
     expect_result basic.klp "skipped other kernel"
     expect_patches "klp_basic klp_cumul_v2"

@@ -45,9 +45,9 @@ const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
                [--state-dir DIR] [--no-wait] [--json]
   klpctl apply --dir DIR [same options]
   klpctl install BUNDLE... --dir DIR [same options]
-               stores each in DIR as NAME@RELEASE[@BUILDID].klp (written
-               before it is applied); refuses past 64 bundles for a
-               release (never removes any: uninstall does)
+               stores each in DIR as NAME@RELEASE[@BUILDID]@vVERSION.klp
+               (written before it is applied); refuses past 64 bundles
+               for a release (never removes any: uninstall does)
   klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
   klpctl uninstall NAME --dir DIR [same options as disable]
   klpctl status [--state-dir DIR] [--json]

@@ -17,6 +17,7 @@ use crate::trust::bundle::{self, Signed};
 use crate::trust::keys::{KeyId, Keyring, SigStatus};
 use crate::trust::manifest::{MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
+use rustix::fd::OwnedFd;
 use rustix::io::Errno;
 
 type Res<T> = core::result::Result<T, Failure>;
@@ -72,13 +73,27 @@ pub struct Applied {
 /// Applies the bundle at `path`. Returns what is applied now, or why
 /// nothing changed (or, for exit 8, what is stuck).
 pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink) -> Res<Applied> {
+    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
+    apply_open(&fd, ring, k, opts, ev)
+}
+
+/// Applies the bundle open at `fd`, as [`apply`]. Everything it verifies
+/// and loads is read through this one descriptor, so a caller that has
+/// verified and stored the file applies exactly that file (`install`).
+#[inline(never)]
+pub fn apply_open(
+    fd: &OwnedFd,
+    ring: &Keyring,
+    k: &Running,
+    opts: &Options,
+    ev: Sink,
+) -> Res<Applied> {
     let t0 = crate::rt::now_ms();
     // One bound for every wait of this bundle (another transition, its own
     // transition, module removal), counted from here: time spent inside
     // finit_module, which cannot be interrupted, counts against it too.
     let deadline = t0 + opts.timeout_ms;
-    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
-    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
+    let src = FileSource::new(fd, msg!("cannot read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let signed = bundle::read_signed(&src, ring, &mut mbuf, false)?;
     let m = &signed.manifest;
@@ -293,7 +308,7 @@ fn wait_for_other_transitions(deadline: u64) -> Res<()> {
 /// manifest names, and loads it. A module that registers no livepatch
 /// under its name is unloaded again at once, under the name the kernel
 /// actually loaded it as.
-fn load_sealed(src: &FileSource<&rustix::fd::OwnedFd>, signed: &Signed, ev: Sink) -> Res<()> {
+fn load_sealed(src: &FileSource<&OwnedFd>, signed: &Signed, ev: Sink) -> Res<()> {
     let m = &signed.manifest;
     let name = m.name.as_bytes();
     let memfd = loader::seal_payload(src, signed)?;

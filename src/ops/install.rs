@@ -6,7 +6,9 @@
 //! Install stores before it applies: the copy is written, fsynced and
 //! verified under a hidden name first, so a directory that is missing, not
 //! a directory, read-only or full refuses the install before the kernel is
-//! touched. The copy is renamed into place once the apply succeeded (or at
+//! touched. What is applied is that verified copy, read through the
+//! descriptor that verified it: never the caller's path again, which may
+//! have changed since. The copy is renamed into place once the apply succeeded (or at
 //! once, for a bundle for another kernel of this machine), and removed when
 //! the apply is refused. Only the rename itself can still fail after a
 //! patch went live; that is reported as exit 10 (live, not stored).
@@ -18,10 +20,11 @@ use super::select::MAX_BUNDLES;
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
 use crate::kernel::{Running, sysfs};
-use crate::trust::bundle;
+use crate::trust::bundle::{self, Signed};
 use crate::trust::keys::Keyring;
 use crate::trust::manifest::{MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
+use rustix::fd::OwnedFd;
 
 /// A bundle installed.
 pub struct Installed {
@@ -38,9 +41,10 @@ pub struct Installed {
 /// machine). Then, before anything changes: refuses the install when the
 /// directory would hold more than [`MAX_BUNDLES`] bundles for its kernel
 /// release; writes the
-/// copy to a hidden temporary file, verified again from there and fsynced.
-/// Then applies it when it is for the running kernel (a refused apply
-/// removes the copy: nothing is stored) and renames the copy into place.
+/// copy to a hidden temporary file, fsynced and verified again from there.
+/// Then applies that copy, through the descriptor its verification read,
+/// when it is for the running kernel (a refused apply removes the copy:
+/// nothing is stored), and renames the copy into place.
 /// Other bundles are never removed.
 #[inline(never)]
 pub fn install(
@@ -68,7 +72,7 @@ pub fn install(
         ]));
     }
     let name = stored_name(m)?;
-    check_room(dir, ring, m, name.bytes())?;
+    check_room(dir, ring, &signed, name.bytes())?;
     let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
     if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
@@ -85,10 +89,12 @@ pub fn install(
         |c| out.write(c),
     )?;
     rustix::fs::fsync(out.fd()).ctx(msg!("cannot fsync output file"))?;
-    verify_copy(out.tmp_path(), ring)?;
+    let copy = verify_copy(out.tmp_path(), ring, signed.raw_manifest)?;
+    // Applied from the copy, never from `path` again: what goes live is
+    // what was verified and stored, even if `path` changes meanwhile.
     // Dropping `out` on a refused apply removes the copy.
     let mut applied = if sysfs::supported() && k.check(m).is_ok() {
-        Some(apply::apply(path, ring, k, opts, ev)?)
+        Some(apply::apply_open(&copy, ring, k, opts, ev)?)
     } else {
         None
     };
@@ -117,46 +123,71 @@ pub fn install(
     })
 }
 
-/// The file name a bundle is stored under: `NAME@RELEASE.klp`, or
-/// `NAME@RELEASE@BUILDID.klp` (the build-id in lower-case hex) when the
-/// manifest names a build-id, so two builds of one release never share a
-/// name. The architecture is always this machine's ([`install`] refuses
-/// others), so these name every kernel target apart.
+/// The file name a bundle is stored under: `NAME@RELEASE@vVERSION.klp`,
+/// or `NAME@RELEASE@BUILDID@vVERSION.klp` (the build-id in lower-case
+/// hex) when the manifest names a build-id, so neither two builds of one
+/// release nor two versions of one patch share a name. The architecture
+/// is always this machine's ([`install`] refuses others), so these name
+/// every kernel target apart.
+#[inline(never)]
 pub fn stored_name(m: &Manifest) -> Result<PathBuf> {
     let mut hex = [0u8; 2 * crate::trust::manifest::MAX_BUILD_ID];
     let id = crate::codec::hex_encode(&m.build_id, &mut hex).unwrap_or(b"");
     let at: &[u8] = if id.is_empty() { b"" } else { b"@" };
+    let mut v = [0u8; 20];
     PathBuf::of(&[
         m.name.as_bytes(),
         b"@",
         m.release.as_bytes(),
         at,
         id,
+        b"@v",
+        crate::codec::fmt_u64(m.version, &mut v),
         b".klp",
     ])
 }
 
-/// The copy verifies as the original did.
-fn verify_copy(path: &CStr, ring: &Keyring) -> Result<()> {
+/// Opens the copy and verifies it in full, as the original was. It must
+/// carry the very manifest the original did, which named and placed it
+/// (the original may have been rewritten while it was copied). Returns the
+/// open copy, from which the bundle is applied.
+fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> {
     let mut mbuf = [0u8; MAX_MANIFEST];
     let fd = files::open_ro(path, msg!("cannot read the copy"))?;
     let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
-    bundle::read_signed(&src, ring, &mut mbuf, true).map(drop)
+    if bundle::read_signed(&src, ring, &mut mbuf, true)?.raw_manifest != manifest {
+        return Err(Error::Bundle(msg!(
+            "bundle rejected: the file changed while it was read"
+        )));
+    }
+    Ok(fd)
 }
 
-/// Calls `f` with the manifest of every trusted bundle in `dir` (its
-/// signatures checked as `apply --dir` checks them), except `skip`. Dot
-/// files, directories, and files that are not trusted bundles are not
-/// counted: `apply --dir` does not take them either.
-fn each_bundle(
+/// Checks `dir` can take `new` under its stored name `name`, reading
+/// every trusted bundle in it (signatures checked as `apply --dir` checks
+/// them; dot files, directories, and files that are not trusted bundles
+/// are passed over: `apply --dir` does not take them either).
+///
+/// Refuses a different trusted bundle that claims the same stored name
+/// (patch, release, build-id and version), whatever file it is in: one of
+/// the two would be lost or shadowed. One with the very same manifest is
+/// this bundle again, and the file at `name` is replaced. Then refuses the
+/// install when `dir` would hold more than [`MAX_BUNDLES`] trusted bundles
+/// for `new`'s kernel release and architecture after it (the file it
+/// replaces not counted): more than `apply --dir` takes for one kernel.
+/// Counting every build-id of the release makes the bound hold for each
+/// build.
+fn check_room(
     dir: &CStr,
     ring: &Keyring,
-    skip: &[u8],
-    f: &mut dyn FnMut(&Manifest),
-) -> Result<()> {
+    new: &Signed,
+    name: &[u8],
+) -> core::result::Result<(), Failure> {
+    let m = &new.manifest;
+    let mut n = 1;
     files::each_entry(dir, msg!("cannot read bundle directory"), |file, ty| {
         let fb = file.to_bytes();
-        if fb.starts_with(b".") || ty == rustix::fs::FileType::Directory || fb == skip {
+        if fb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
             return Ok(());
         }
         let Ok(p) = PathBuf::of(&[dir.to_bytes(), b"/", fb]) else {
@@ -169,32 +200,22 @@ fn each_bundle(
         let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
             return Ok(());
         };
-        if let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) {
-            f(&s.manifest);
+        let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) else {
+            return Ok(());
+        };
+        let o = &s.manifest;
+        if s.raw_manifest != new.raw_manifest && stored_name(o).is_ok_and(|x| x.bytes() == name) {
+            return Err(Error::Conflict(msg!(
+                "another bundle of this patch and version is stored"
+            )));
         }
-        Ok(())
-    })
-}
-
-/// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
-/// trusted bundles for `new`'s kernel release and architecture after it
-/// (the file `skip` it replaces not counted): more
-/// than `apply --dir` takes for one kernel. Counting every build-id of
-/// the release makes the bound hold for each build.
-fn check_room(
-    dir: &CStr,
-    ring: &Keyring,
-    new: &Manifest,
-    skip: &[u8],
-) -> core::result::Result<(), Failure> {
-    let mut n = 1;
-    each_bundle(dir, ring, skip, &mut |m| {
-        if m.release == new.release && m.arch == new.arch {
+        if fb != name && o.release == m.release && o.arch == m.arch {
             n += 1;
         }
+        Ok(())
     })?;
     if n > MAX_BUNDLES {
-        return Err(Error::TooManyBundles.with(&[b"kernel release ", new.release.as_bytes()]));
+        return Err(Error::TooManyBundles.with(&[b"kernel release ", m.release.as_bytes()]));
     }
     Ok(())
 }

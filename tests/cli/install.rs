@@ -1,8 +1,9 @@
 //! `install` on a fake machine (`common::fakekernel`): the bundle is stored
 //! before the kernel sees it, so a directory that cannot take it refuses
-//! the install with nothing applied; each kernel build gets its own file
-//! name; install never removes other bundles, and the directory stays
-//! bounded by a limit.
+//! the install with nothing applied; what is applied is the stored copy;
+//! each kernel build and each version gets its own file name; install
+//! never removes other bundles, and the directory stays bounded by a
+//! limit.
 
 use super::common::fakekernel::{Machine, release};
 use super::common::ko::{EM_X86_64, fake_ko, modinfo};
@@ -14,6 +15,7 @@ use std::process::Command;
 const OTHER: &str = "9.9.9-klptest";
 
 /// Packs `store/<name>-<version>[-<build-id prefix>].klp`: module `name` of `stream` `version`
+/// (each version a payload of its own)
 /// (cumulative when `replace`) for `rel` and ELF machine `machine`, with
 /// `build_id` if given. Returns its absolute path.
 #[allow(clippy::too_many_arguments)]
@@ -29,8 +31,10 @@ fn pack(
 ) -> String {
     let ko = format!("store/{name}-{version}.ko");
     let vermagic = format!("{rel} SMP preempt mod_unload modversions ");
-    m.dir
-        .write(&ko, fake_ko(&modinfo(name, &vermagic, true), machine));
+    // `version=` (as a module's MODULE_VERSION) tells payloads apart.
+    let mut mi = modinfo(name, &vermagic, true);
+    mi.extend_from_slice(format!("version={version}\0").as_bytes());
+    m.dir.write(&ko, fake_ko(&mi, machine));
     let tag = build_id.map_or(String::new(), |id| format!("-{}", &id[..4]));
     let out = format!("store/{name}-{version}{tag}.klp");
     let v = version.to_string();
@@ -137,7 +141,7 @@ fn a_directory_that_cannot_store_the_bundle_refuses_it_before_the_kernel() {
     m.dir.mkdir("ro");
     m.dir.mkdir("full");
     m.dir.mkdir("taken");
-    m.dir.mkdir(&format!("taken/klp_a@{}.klp", release()));
+    m.dir.mkdir(&format!("taken/klp_a@{}@v1.klp", release()));
     // /run/klpctl as any run of klpctl leaves it (the lock file).
     m.run(&[], &["disable", "klp_none"]).code(0);
     let _full = Mount::new(
@@ -167,7 +171,7 @@ fn a_directory_that_cannot_store_the_bundle_refuses_it_before_the_kernel() {
     let r = install(&m, &[], &b, &m.dir.abs("bundles"));
     r.code(0);
     assert!(m.live("klp_a"));
-    let stored = format!("klp_a@{}.klp", release());
+    let stored = format!("klp_a@{}@v1.klp", release());
     assert_eq!(
         listing(&m.dir.join("bundles")),
         std::slice::from_ref(&stored)
@@ -193,7 +197,7 @@ fn a_store_that_fails_after_the_apply_says_live_and_not_stored() {
         return;
     };
     let b = m.bundle("klp_a", "a", 1, true);
-    let name = format!("klp_a@{}.klp", release());
+    let name = format!("klp_a@{}@v1.klp", release());
     m.dir.write(&format!("bundles/{name}"), b"in the way");
     m.dir.write("over", b"mounted over it");
     let _busy = Mount::new(
@@ -234,7 +238,7 @@ fn a_refused_apply_stores_nothing() {
     assert!(listing(&m.dir.join("bundles")).is_empty());
 }
 
-/// Two builds of one release are two files, `NAME@RELEASE@BUILDID.klp`;
+/// Two builds of one release are two files, `NAME@RELEASE@BUILDID@vVERSION.klp`;
 /// `apply --dir` applies the running build's, and `uninstall` removes
 /// both. A bundle for another architecture cannot ever apply on this
 /// machine, and is refused.
@@ -273,8 +277,8 @@ fn two_builds_of_one_release_keep_their_own_files() {
     }
     let rel = release();
     let (fa, fb) = (
-        format!("klp_b@{rel}@{id_a}.klp"),
-        format!("klp_b@{rel}@{id_b}.klp"),
+        format!("klp_b@{rel}@{id_a}@v1.klp"),
+        format!("klp_b@{rel}@{id_b}@v1.klp"),
     );
     assert_eq!(listing(&m.dir.join("bundles")), [fa.clone(), fb.clone()]);
     // The next boot runs build A: its bundle applies, B's is skipped.
@@ -350,7 +354,9 @@ fn installing_a_newer_version_keeps_the_older_ones() {
     m.confirm(&[]).code(0);
     install(&m, 3);
     let rel = release();
-    let all: Vec<String> = (1..=3).map(|v| format!("klp_q{v}@{rel}.klp")).collect();
+    let all: Vec<String> = (1..=3)
+        .map(|v| format!("klp_q{v}@{rel}@v{v}.klp"))
+        .collect();
     assert_eq!(listing(&m.dir.join("bundles")), all);
     m.reboot();
     let r = m.boot_apply(&["-r"]);
@@ -400,4 +406,165 @@ fn more_bundles_for_one_release_than_apply_dir_takes_are_refused() {
     );
     // Reinstalling one already there replaces its file: room enough.
     install(&m, &[], &b64, &bd).code(0);
+}
+
+/// The bundle file changes at each system call of an install in turn: swapped
+/// for another validly signed bundle (a rename over it), or rewritten in
+/// place under klpctl's open descriptor. Whatever the moment, what is live
+/// is exactly what is stored, under the name its own manifest gives; or the
+/// install is refused and nothing changed.
+#[test]
+fn a_bundle_changed_at_any_system_call_applies_what_is_stored() {
+    let Some(mut m) = Machine::new("swap") else {
+        return;
+    };
+    let a = std::fs::read(m.bundle("klp_a", "a", 1, false)).unwrap();
+    let b = std::fs::read(m.bundle("klp_b", "b", 1, false)).unwrap();
+    let (src, other, bd) = (
+        m.dir.abs("src.klp"),
+        m.dir.abs("other.klp"),
+        m.dir.abs("bundles"),
+    );
+    let rel = release();
+    let without_sources = |mut s: std::collections::BTreeMap<std::path::PathBuf, _>| {
+        s.retain(|p, _| !p.ends_with("src.klp") && !p.ends_with("other.klp"));
+        s
+    };
+    for how in ["-s", "-w"] {
+        let mut n = 1;
+        loop {
+            // A fresh boot and an empty bundle directory for each try.
+            let old = m.boot_dir().to_owned();
+            m.reboot();
+            std::fs::remove_dir_all(old).unwrap();
+            std::fs::remove_dir_all(&bd).unwrap();
+            m.dir.mkdir("bundles");
+            m.dir.write("src.klp", &a);
+            m.dir.write("other.klp", &b);
+            let before = without_sources(m.snapshot());
+            let change = format!("{n}:{other}:{src}");
+            let r = install(&m, &[how, &change], &src, &bd);
+            let at = format!("{how} at system call {n}");
+            if r.code == 0 {
+                let stored = listing(&m.dir.join("bundles"));
+                assert_eq!(stored.len(), 1, "{at}: {stored:?}");
+                let bytes = std::fs::read(m.dir.join("bundles").join(&stored[0])).unwrap();
+                let name = if bytes == a {
+                    "klp_a"
+                } else if bytes == b {
+                    "klp_b"
+                } else {
+                    panic!("{at}: the stored file is neither bundle")
+                };
+                assert_eq!(stored[0], format!("{name}@{rel}@v1.klp"), "{at}");
+                assert_eq!(m.patches(), [name], "{at}: stored {name}, live differs");
+                assert!(m.live(name), "{at}");
+            } else {
+                assert_same(&before, &without_sources(m.snapshot()), &r);
+                assert!(m.patches().is_empty(), "{at}: {:?}", m.patches());
+            }
+            if Path::new(&other).exists() {
+                // Past klpctl's last system call: the change never came.
+                break;
+            }
+            n += 1;
+        }
+        assert!(n > 20, "{how}: only {n} system calls");
+        eprintln!("{how}: the bundle changed at each of {n} system calls");
+    }
+}
+
+/// Versions of one patch (one module name, one release) keep their own
+/// files: installing v2 keeps v1, which the crash-loop guard falls back to
+/// when v2 is quarantined. Installing the same bundle again changes
+/// nothing; a different bundle claiming a stored version is refused (exit
+/// 5, nothing changed); uninstall removes every version.
+#[test]
+fn versions_of_one_patch_keep_their_own_files() {
+    let Some(mut m) = Machine::new("versions") else {
+        return;
+    };
+    let st = m.state();
+    let inst = |m: &Machine, b: &str| {
+        m.run(
+            &["-r"],
+            &[
+                "install",
+                b,
+                "--dir",
+                "bundles",
+                "--state-dir",
+                &st,
+                "--keyring",
+                "ring",
+                "--json",
+            ],
+        )
+    };
+    let rel = release();
+    let v = |m: &Machine, version, replace| {
+        pack(m, "klp_v", "v", version, replace, &rel, EM_X86_64, None)
+    };
+    let v1 = v(&m, 1, true);
+    let v1_bytes = std::fs::read(&v1).unwrap();
+    inst(&m, &v1).code(0);
+    m.confirm(&[]).code(0);
+    // v2 of the same module: the operator disables v1 first (a module name
+    // loads once), then installs v2.
+    m.run(&[], &["disable", "klp_v"]).code(0);
+    let v2 = v(&m, 2, true);
+    inst(&m, &v2).code(0);
+    assert!(m.live("klp_v"));
+    let both = [format!("klp_v@{rel}@v1.klp"), format!("klp_v@{rel}@v2.klp")];
+    assert_eq!(listing(&m.dir.join("bundles")), both);
+    // The machine dies before v2 is proven: the next boot quarantines v2
+    // and falls back to v1, which is still on disk.
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    r.code(0);
+    assert!(r.err().contains("quarantined klp_v"), "{}", r.err());
+    assert!(m.live("klp_v"));
+    let j = Json::parse(r.out());
+    let applied: Vec<&str> = j
+        .get("results")
+        .arr()
+        .iter()
+        .filter(|x| x.get("result").str() == "applied")
+        .map(|x| x.get("bundle").str())
+        .collect();
+    assert_eq!(applied, [format!("bundles/{}", both[0])], "{}", r.out());
+    // The same bundle again: nothing changes.
+    let before = m.snapshot();
+    let r = inst(&m, &v1);
+    r.code(0);
+    assert!(
+        r.out().contains("\"applied\":\"already applied\""),
+        "{}",
+        r.out()
+    );
+    assert_same(&before, &m.snapshot(), &r);
+    // A different bundle that claims v1 (repacked): refused, nothing changed.
+    let other = v(&m, 1, false);
+    assert_ne!(std::fs::read(&other).unwrap(), v1_bytes);
+    let before = m.snapshot();
+    let r = inst(&m, &other);
+    assert_eq!(r.code, 5, "{}", r.err());
+    assert!(
+        r.err()
+            .contains("another bundle of this patch and version is stored"),
+        "{}",
+        r.err()
+    );
+    assert!(!Json::parse(r.out()).get("changed").bool(), "{}", r.out());
+    assert_same(&before, &m.snapshot(), &r);
+    assert_eq!(
+        std::fs::read(m.dir.join("bundles").join(&both[0])).unwrap(),
+        v1_bytes
+    );
+    // uninstall removes every version.
+    let r = m.run(&[], &["uninstall", "klp_v", "--dir", "bundles", "--json"]);
+    r.code(0);
+    assert!(r.out().contains("\"removed\":2"), "{}", r.out());
+    assert!(listing(&m.dir.join("bundles")).is_empty());
+    assert!(m.patches().is_empty());
 }

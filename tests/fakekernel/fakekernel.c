@@ -1,7 +1,8 @@
 /*
  * A fake kernel for klpctl's host tests (see docs/fake-kernel.md).
  *
- *   fakekernel BOOTDIR [-r] [-k N] [-o PATH]... [-l NAME=ACTION]... -- PROGRAM [ARG]...
+ *   fakekernel BOOTDIR [-r] [-k N] [-s|-w N:FROM:TO] [-o PATH]... [-l NAME=ACTION]...
+ *              -- PROGRAM [ARG]...
  *
  * Runs PROGRAM in a private mount namespace in which BOOTDIR stands in for
  * one boot of a machine, and under ptrace, which stands in for the kernel's
@@ -33,6 +34,11 @@
  * delete_module fails with EBUSY while the patch directory exists, ENOENT
  * for an unknown module, and otherwise removes /sys/module/<name>.
  * -k N kills PROGRAM (SIGKILL) at the entry of its N-th system call.
+ * -s N:FROM:TO renames FROM over TO at the entry of PROGRAM's N-th system
+ * call (a file swapped while PROGRAM works on it); -w N:FROM:TO instead
+ * writes FROM's contents over TO's in place (the same inode changes under
+ * PROGRAM's open descriptors). Either happens at most once, and FROM is
+ * gone afterwards, so the caller can tell whether it happened.
  * -o PATH makes PATH read-only in the namespace (a read-only file system).
  *
  * Time is virtual: sleeps return at once and move PROGRAM's monotonic and
@@ -73,6 +79,9 @@ static const char *bootdir;
 static pid_t child;
 static int replace_all;
 static long kill_at = -1;
+static long change_at = -1;
+static int change_in_place;
+static char *change_from, *change_to;
 static char *actions[64];
 static char *readonly[8];
 static int nreadonly;
@@ -291,6 +300,29 @@ static void settle_disables(void)
 	closedir(d);
 }
 
+/* -s / -w: FROM over TO, by rename or by rewriting TO's inode. */
+static void change_file(void)
+{
+	char buf[65536];
+	ssize_t n;
+	int in, out;
+
+	if (!change_in_place) {
+		if (rename(change_from, change_to))
+			die("cannot rename %s over %s", change_from, change_to);
+		return;
+	}
+	in = open(change_from, O_RDONLY);
+	out = open(change_to, O_WRONLY | O_TRUNC);
+	if (in < 0 || out < 0)
+		die("cannot open %s or %s", change_from, change_to);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		if (write(out, buf, n) != n)
+			die("cannot write %s", change_to);
+	if (n < 0 || close(in) || close(out) || unlink(change_from))
+		die("cannot copy %s over %s", change_from, change_to);
+}
+
 static long long req_ns(unsigned long addr)
 {
 	struct timespec ts;
@@ -311,6 +343,8 @@ static int on_entry(struct user_regs_struct *r, long *ret)
 		kill(child, SIGKILL);
 		return -1;
 	}
+	if (count == change_at)
+		change_file();
 	switch (r->orig_rax) {
 	case NR_FINIT_MODULE: {
 		char p[64], *img;
@@ -384,14 +418,21 @@ int main(int argc, char **argv)
 	struct user_regs_struct r;
 
 	if (argc < 4)
-		die("usage: fakekernel BOOTDIR [-r] [-k N] [-o PATH]... [-l NAME=ACTION]... -- PROGRAM [ARG]...");
+		die("usage: fakekernel BOOTDIR [-r] [-k N] [-s|-w N:FROM:TO] [-o PATH]... "
+		    "[-l NAME=ACTION]... -- PROGRAM [ARG]...");
 	bootdir = argv[1];
 	for (i = 2; i < argc && strcmp(argv[i], "--"); i++) {
 		if (!strcmp(argv[i], "-r"))
 			replace_all = 1;
 		else if (!strcmp(argv[i], "-k") && i + 1 < argc)
 			kill_at = atol(argv[++i]);
-		else if (!strcmp(argv[i], "-o") && i + 1 < argc && nreadonly < 8)
+		else if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "-w")) && i + 1 < argc) {
+			change_in_place = argv[i][1] == 'w';
+			change_at = strtol(argv[++i], &change_from, 10);
+			if (*change_from != ':' || !(change_to = strchr(++change_from, ':')))
+				die("%s wants N:FROM:TO", argv[i - 1]);
+			*change_to++ = 0;
+		} else if (!strcmp(argv[i], "-o") && i + 1 < argc && nreadonly < 8)
 			readonly[nreadonly++] = argv[++i];
 		else if (!strcmp(argv[i], "-l") && i + 1 < argc && nactions < 64)
 			actions[nactions++] = argv[++i];
