@@ -100,11 +100,10 @@ fn records(t: &[u8]) -> Option<&[u8]> {
 fn seal(t: &[u8]) -> [u8; SEAL] {
     use sha2::Digest;
     let mut s = [b'\n'; SEAL];
-    s[..4].copy_from_slice(b"end ");
-    // 32 bytes are exactly the 64 digits.
-    let mut h = sha2::Sha256::new();
-    h.update(t);
-    let _ = crate::codec::hex_encode(&h.finalize(), &mut s[4..SEAL - 1]);
+    let (end, digits) = s.split_at_mut(4);
+    end.copy_from_slice(b"end ");
+    // 32 bytes are 64 digits: the newline after them stays.
+    let _ = crate::codec::hex_encode(&sha2::Sha256::digest(t), digits);
     s
 }
 
@@ -322,10 +321,6 @@ impl<'b> Guard<'b> {
         let mut newer = 0;
         for x in Lines(after) {
             if let Line::Good { sha: s, .. } = x {
-                if s == sha {
-                    // Proven again since: that line is its proof now.
-                    return false;
-                }
                 newer += 1;
             }
         }
@@ -398,8 +393,9 @@ fn rewrite(
         }
         o.written()
     };
-    let s = seal(&mem[..n]);
-    mem[n..n + SEAL].copy_from_slice(&s);
+    let (text, rest) = mem.split_at_mut(n);
+    let s = seal(text);
+    rest[..SEAL].copy_from_slice(&s);
     let path = PathBuf::of(&[sd, b"/guard"])?;
     files::write_atomic(path.bytes(), &mem[..n + SEAL], 0o600).map_err(|e| match e {
         Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
@@ -526,9 +522,7 @@ pub enum Now {
 /// whose payload is still [`Now::Loading`]: they stay suspects. A proven
 /// try leaves the journal; its payload is marked good only when `now` says
 /// it is live (a try that failed to load, timed out, or was disabled
-/// proves nothing). A payload proven good before keeps its proof, whose
-/// line moves to the end as the newest (see [`Guard::needed`]). The file
-/// is not rewritten when nothing is proven.
+/// proves nothing). The file is not rewritten when nothing is proven.
 pub fn confirm(
     sd: &[u8],
     window: u64,
@@ -564,11 +558,11 @@ pub fn confirm(
         |l: &[u8]| l.starts_with(b"try ") && matches!(parse(l), Some(Line::Try(t)) if proven(&t));
     rewrite(sd, old, &mut |l| !proven_line(l), &mut |o| {
         for t in old.tries() {
-            let was = old.good(t.sha);
-            if proven(&t) && (was || (now_of.borrow_mut())(t.name, t.sha) == Now::Live) {
-                record(o, "good", &[t.sha, t.stream, t.version]);
-                p.good += usize::from(!was);
+            if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
+                continue;
             }
+            record(o, "good", &[t.sha, t.stream, t.version]);
+            p.good += 1;
         }
     })?;
     Ok(p)
@@ -676,5 +670,86 @@ mod tests {
         // Nor does a quarantine in another stream, or a payload not good.
         assert!(!g.fallback_allowed(b"t", sha('4').as_bytes(), 4, 5));
         assert!(!g.fallback_allowed(b"s", sha('9').as_bytes(), 4, 5));
+    }
+
+    fn sealed(body: &str) -> Vec<u8> {
+        let t = [HEADER, body.as_bytes()].concat();
+        [&t[..], &seal(&t)[..]].concat()
+    }
+
+    #[test]
+    fn only_a_whole_sealed_file_is_read() {
+        let body =
+            format!("boot {BOOT}\ngood {SHA} s 3\nquarantine {SHA} klp_a s 4 {BOOT} 1700000000\n");
+        let t = sealed(&body);
+        assert_eq!(records(&t), Some(body.as_bytes()));
+        assert_eq!(records(&sealed("")), Some(&b""[..]));
+        // The previous format, read as it is.
+        assert_eq!(records(body.as_bytes()), Some(body.as_bytes()));
+        // Cut at every line boundary: nothing parses.
+        for (i, _) in t[..t.len() - 1]
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c == b'\n')
+        {
+            assert_eq!(records(&t[..i + 1]), None, "{i}");
+        }
+        let mut bad = vec![
+            Vec::new(),
+            // A record lost, the seal kept.
+            [&t[..t.len() - SEAL - 65 - 14], &t[t.len() - SEAL..]].concat(),
+            // Anything after the seal.
+            [&t[..], b"end \n"].concat(),
+            [&t[..], &seal(&t)[..]].concat(),
+        ];
+        // One digit of a sha changed, still 64 hex digits; and in the seal.
+        for at in [HEADER.len() + 42 + 5, t.len() - 2] {
+            let mut x = t.clone();
+            x[at] = if x[at] == b'0' { b'1' } else { b'0' };
+            bad.push(x);
+        }
+        for x in &bad {
+            assert_eq!(records(x), None, "{}", String::from_utf8_lossy(x));
+        }
+    }
+
+    #[test]
+    fn pruning_keeps_the_last_proofs_and_every_fallback() {
+        let dir = std::env::temp_dir().join(format!("klpctl-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sha = |i: usize| format!("{i:064x}");
+        // Stream s: v99 proven, v100 crashed; then 70 proofs in stream t.
+        let mut text = format!(
+            "boot {BOOT}\ngood {} s 50\ngood {} s 99\nquarantine {} klp_s s 100 {BOOT} 1\n",
+            sha(50),
+            sha(99),
+            sha(100)
+        );
+        for i in 1..=70 {
+            text.push_str(&format!("good {} t {i}\n", sha(1000 + i)));
+        }
+        std::fs::write(dir.join("guard"), &text).unwrap();
+        let sd = dir.to_str().unwrap().as_bytes();
+        start_boot(sd, &mut |_| {}).unwrap();
+        let mut buf = [0; MAX_GUARD];
+        let g = load(sd, &mut buf).unwrap();
+        let kept: Vec<String> = g
+            .lines()
+            .filter_map(|l| match l {
+                Line::Good {
+                    of: Some((s, v)), ..
+                } => Some(format!("{} {v}", String::from_utf8_lossy(s))),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<String> = ["s 99".to_string()]
+            .into_iter()
+            .chain((7..=70).map(|i| format!("t {i}")))
+            .collect();
+        assert_eq!(kept, want);
+        assert!(g.fallback_allowed(b"s", sha(99).as_bytes(), 99, 100));
+        assert!(g.quarantined(sha(100).as_bytes()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
