@@ -97,7 +97,11 @@ fn the_guard_file_is_bounded_by_construction() {
     }
     assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
     let g = m.guard();
-    assert_eq!(g.lines().count(), 3, "boot and one good per payload: {g}");
+    assert_eq!(
+        g.lines().count(),
+        5,
+        "header, boot, one good per payload, seal: {g}"
+    );
 }
 
 /// A guard file klpctl cannot read in full is never taken as empty and
