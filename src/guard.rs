@@ -22,9 +22,9 @@
 //! Bounded by construction: one `boot` line, one `try` per payload (a new
 //! try of the same payload replaces it), at most one `quarantine` per
 //! payload, the `try` lines of an earlier boot go at the next boot's
-//! start, and `good` lines are pruned at every change (see
-//! [`Guard::needed`]): a re-proven payload's line moves to the end, and
-//! only the [`KEEP_GOOD`] last ones stay, plus those a fallback needs. A
+//! start, at most one `good` per payload, pruned at every change (see
+//! [`Guard::needed`]): only the [`KEEP_GOOD`] proven last stay, plus those
+//! a fallback needs. A
 //! file that cannot be read in full (a symlink, a FIFO, over
 //! [`MAX_GUARD`], a missing or wrong seal, a line klpctl does not write)
 //! is never taken as empty and never replaced: every command that needs it
