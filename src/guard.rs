@@ -2,7 +2,11 @@
 //! (`--state-dir`) so that a patch that crashes the machine is not applied
 //! again at every boot. One text file, `<state-dir>/guard`, replaced
 //! atomically (temporary file, fsync, rename, directory fsync) at every
-//! change, one record per line:
+//! change: a first line naming its format ([`HEADER`]), one record per
+//! line, and a last line that seals it, `end <sha256>`, the SHA-256 (hex)
+//! of every byte before that line. The seal makes a file cut at a line
+//! boundary, or changed inside a record, unreadable rather than a file
+//! that quietly knows less. The records:
 //!
 //! - `boot <id>`: the boot the `try` lines belong to (one line);
 //! - `try <sha256> <name> <stream> <version> <at>`: this boot tries that
@@ -16,28 +20,45 @@
 //!   (a panic, a hang and reset, a power loss inside its window).
 //!
 //! Bounded by construction: one `boot` line, one `try` per payload (a new
-//! try of the same payload replaces it), at most one `good` and one
-//! `quarantine` per payload, and the `try` lines of an earlier boot go at
-//! the next boot's start. A file that cannot be read in full (a symlink, a
-//! FIFO, over [`MAX_GUARD`], a line klpctl does not write) is never taken
-//! as empty and never replaced: every command that needs it fails with
-//! [`Error::Guard`], so boot-time apply applies nothing (fail closed). The
-//! operator resets it by moving the file aside after reading it.
+//! try of the same payload replaces it), at most one `quarantine` per
+//! payload, the `try` lines of an earlier boot go at the next boot's
+//! start, at most one `good` per payload, pruned at every change (see
+//! [`Guard::needed`]): only the [`KEEP_GOOD`] proven last stay, plus those
+//! a fallback needs. A
+//! file that cannot be read in full (a symlink, a FIFO, over
+//! [`MAX_GUARD`], a missing or wrong seal, a line klpctl does not write)
+//! is never taken as empty and never replaced: every command that needs it
+//! fails with [`Error::Guard`], so boot-time apply applies nothing (fail
+//! closed). The operator resets it by moving the file aside after reading
+//! it.
 //!
 //! At the first klpctl run of a boot ([`start_boot`]), the suspects of an
 //! earlier boot are quarantined, except the payloads already proven good.
-//! Files written by older klpctl versions are read too (`ok`: every try
-//! before it was confirmed; `try` without `at`; `good` without stream and
-//! version).
+//! Files written by older klpctl versions (no header, no seal) are read
+//! too, and rewritten in this format at the next change, which every
+//! boot's first run makes (`ok`: every try before it was confirmed; `try`
+//! without `at`; `good` without stream and version).
 #![forbid(unsafe_code)]
 
-use crate::error::{Context, Error, Result};
-use crate::files::{self, AtomicFile, PathBuf};
+use crate::error::{Error, Result};
+use crate::files::{self, PathBuf};
 use crate::out::Out;
 use crate::trust::manifest::{valid_name, valid_stream};
 
 /// Largest guard file.
 pub const MAX_GUARD: usize = 16 * 1024;
+
+/// The first line of the guard file: its format.
+const HEADER: &[u8] = b"klpctl-guard 2\n";
+
+/// The length of its last line, `end <sha256, 64 hex digits>\n`.
+const SEAL: usize = 69;
+
+/// How many of the most recently proven `good` payloads a change keeps,
+/// besides those a fallback needs: `apply --dir` applies at most 64
+/// bundles in a boot, and those stay proven as long as each boot proves
+/// them again.
+pub const KEEP_GOOD: usize = 64;
 
 /// The guard file of one state directory, read in full and every line
 /// checked ([`load`]).
@@ -46,7 +67,7 @@ pub struct Guard<'b>(&'b [u8]);
 
 /// The guard file of state directory `sd`, read into `buf`: empty when
 /// there is none, [`Error::Guard`] when there is one that cannot be read in
-/// full or holds a line klpctl does not write.
+/// full, is not sealed, or holds a line klpctl does not write.
 pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     let p = PathBuf::of(&[sd, b"/guard"])?;
     let text = match files::open_own(p.c(), msg!("guard")) {
@@ -54,15 +75,39 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
         Err(_) => None,
         Ok(fd) => files::read_fd_small(&fd, &mut buf[..], msg!("guard")).ok(),
     };
-    match text {
-        Some(t) if valid(t) => Ok(Guard(t)),
-        _ => Err(Error::Guard(msg!(
+    match text.and_then(records) {
+        Some(t) => Ok(Guard(t)),
+        None => Err(Error::Guard(msg!(
             "the crash-loop guard file cannot be read in full: nothing is applied and it is left as it is; read it, then move it aside to reset the guard"
         ))),
     }
 }
 
-/// Whether `t` is a guard file as klpctl writes it: lines ended by a
+/// The records of guard file `t`: those between its header and its seal,
+/// or the whole of a file of the previous format (no header). `None` when
+/// the last line is not the seal of every byte before it, or a record is
+/// not [`valid`].
+fn records(t: &[u8]) -> Option<&[u8]> {
+    if !t.starts_with(HEADER) {
+        return valid(t).then_some(t);
+    }
+    let (sealed, end) = t.split_at_checked(t.len().checked_sub(SEAL)?)?;
+    let body = sealed.get(HEADER.len()..)?;
+    (end == seal(sealed) && (body.is_empty() || valid(body))).then_some(body)
+}
+
+/// The last line of a guard file whose bytes before it are `t`.
+fn seal(t: &[u8]) -> [u8; SEAL] {
+    use sha2::Digest;
+    let mut s = [b'\n'; SEAL];
+    let (end, digits) = s.split_at_mut(4);
+    end.copy_from_slice(b"end ");
+    // 32 bytes are 64 digits: the newline after them stays.
+    let _ = crate::codec::hex_encode(&sha2::Sha256::digest(t), digits);
+    s
+}
+
+/// Whether `t` is a run of records as klpctl writes them: lines ended by a
 /// newline, each one a record of a known kind, at most one `boot`.
 fn valid(t: &[u8]) -> bool {
     let Some(body) = t.strip_suffix(b"\n") else {
@@ -263,6 +308,20 @@ impl<'b> Guard<'b> {
         })
     }
 
+    /// Whether record `l`, followed by the records `after`, is kept at a
+    /// change. Every record is, except a `good` line with [`KEEP_GOOD`] or
+    /// more `good` lines after it (those proven since), unless a fallback
+    /// needs it: it is the newest good version below a quarantined one of
+    /// its stream. A payload pruned is no longer proven: a new try of it
+    /// is a suspect again, which is the safe direction.
+    fn needed(self, l: &[u8], after: &[u8]) -> bool {
+        let Some(Line::Good { sha, of }) = parse(l) else {
+            return true;
+        };
+        let newer = Lines(after).filter(|x| matches!(x, Line::Good { .. }));
+        newer.count() < KEEP_GOOD || of.is_some_and(|(s, v)| self.fallback_allowed(s, sha, v, 0))
+    }
+
     /// Whether version `version` (payload `sha`) of `stream` may go below
     /// the stream's rollback floor `bound`: only as the way back from a
     /// newer quarantined payload that is at or above the floor (the one
@@ -296,9 +355,10 @@ pub struct Entry<'a> {
     pub time: &'a [u8],
 }
 
-/// Writes a new guard file: the old lines that `keep` keeps, then what
-/// `add` writes. A file that would not fit [`MAX_GUARD`] (so could not be
-/// read back) is not written: [`Error::Guard`].
+/// Writes a new guard file: its header, the old records that `keep` keeps
+/// and the guard still needs ([`Guard::needed`]), what `add` writes, and
+/// its seal. A file that would not fit [`MAX_GUARD`] (so could not be read
+/// back) is not written: [`Error::Guard`].
 fn rewrite(
     sd: &[u8],
     old: Guard,
@@ -307,28 +367,35 @@ fn rewrite(
 ) -> Result<()> {
     let dir = PathBuf::of(&[sd])?;
     files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
-    let f =
-        AtomicFile::create(PathBuf::of(&[sd, b"/guard"])?.bytes(), 0o600).map_err(|e| match e {
-            Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
-            other => other,
-        })?;
-    {
-        let mut o = Out::to(Some(f.fd()));
-        for l in old.0.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            if keep(l) {
+    let mut mem = [0u8; MAX_GUARD];
+    let n = {
+        // Room is left for the seal.
+        let mut o = Out::into_slice(&mut mem[..MAX_GUARD - SEAL]);
+        o.b(HEADER);
+        let mut rest = old.0;
+        while let Some(end) = rest.iter().position(|&c| c == b'\n') {
+            let (l, r) = rest.split_at(end);
+            rest = r.get(1..).unwrap_or(b"");
+            if keep(l) && old.needed(l, rest) {
                 o.b(l).nl();
             }
         }
         add(&mut o);
-        o.finish().ctx(msg!("cannot write the crash-loop guard"))?;
-    }
-    if files::regular_size(f.fd(), msg!("cannot write the crash-loop guard"))? > MAX_GUARD as u64 {
-        // The temporary file is dropped; the old file stays.
-        return Err(Error::Guard(msg!(
-            "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines or move the file aside"
-        )));
-    }
-    f.commit()?;
+        if o.finish().is_err() {
+            return Err(Error::Guard(msg!(
+                "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines or move the file aside"
+            )));
+        }
+        o.written()
+    };
+    let (text, rest) = mem.split_at_mut(n);
+    let s = seal(text);
+    rest[..SEAL].copy_from_slice(&s);
+    let path = PathBuf::of(&[sd, b"/guard"])?;
+    files::write_atomic(path.bytes(), &mem[..n + SEAL], 0o600).map_err(|e| match e {
+        Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
+        other => other,
+    })?;
     files::sync_dir(dir.c());
     Ok(())
 }
@@ -513,90 +580,4 @@ pub fn release(sd: &[u8], name: &[u8], sha: Option<&[u8]>) -> Result<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    const BOOT: &str = "0b7c4f1e-8a2d-4c3b-9e5f-1a2b3c4d5e6f";
-
-    #[test]
-    fn what_klpctl_writes_parses_and_anything_else_does_not() {
-        let good = [
-            format!("boot {BOOT}\n"),
-            format!("boot {BOOT}\ntry {SHA} klp_a s 3 17\ngood {SHA} s 3\n"),
-            format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT} 1700000000\n"),
-            // Older versions' lines.
-            format!("boot {BOOT}\ntry {SHA} klp_a s 3\nok\ngood {SHA}\n"),
-        ];
-        for t in &good {
-            assert!(valid(t.as_bytes()), "{t}");
-        }
-        let bad = [
-            String::new(),
-            "\n".to_string(),
-            format!("boot {BOOT}"),
-            format!("boot {BOOT}\n\n"),
-            "boot x\n".to_string(),
-            format!("boot {BOOT}\ntry {SHA} klp_a s 3 1\nboot {BOOT}\n"),
-            format!("boot {BOOT}\ntry {SHA} klp_a s 3 1 9\n"),
-            format!("boot {BOOT}\ntry {SHA} klp-a s 3 1\n"),
-            format!("boot {BOOT}\ntry {SHA} klp_a s x 1\n"),
-            format!("boot {BOOT}\ntry {SHA} klp_a s 3  1\n"),
-            format!("boot {BOOT}\ngood {}\n", SHA.to_uppercase()),
-            format!("boot {BOOT}\ngood {SHA} s\n"),
-            format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT}\n"),
-            format!("boot {BOOT}\nextra 1\n"),
-            format!("boot {BOOT}\nok 1\n"),
-        ];
-        for t in &bad {
-            assert!(!valid(t.as_bytes()), "{t:?}");
-        }
-    }
-
-    #[test]
-    fn a_legacy_ok_proves_only_the_tries_before_it() {
-        let dir = std::env::temp_dir().join(format!("klpctl-legacy-ok-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
-        let text = format!("boot {BOOT}\ntry {a} klp_a s 1\nok\ngood {a}\ntry {b} klp_b s 2\n");
-        std::fs::write(dir.join("guard"), &text).unwrap();
-        let mut got = Vec::new();
-        let sd = dir.to_str().unwrap().as_bytes();
-        start_boot(sd, &mut |e| {
-            got.push(String::from_utf8_lossy(e.name).into_owned())
-        })
-        .unwrap();
-        assert_eq!(got, ["klp_b"]);
-        let now = std::fs::read_to_string(dir.join("guard")).unwrap();
-        assert!(
-            now.contains(&format!("quarantine {b} klp_b s 2 {BOOT} ")),
-            "{now}"
-        );
-        assert!(!now.contains(&format!("quarantine {a}")), "{now}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_fallback_goes_only_from_a_newer_quarantine_to_the_newest_good_below_it() {
-        let sha = |c: char| c.to_string().repeat(64);
-        let text = format!(
-            "boot {BOOT}\nquarantine {} klp_1 s 1 {BOOT} 1\ngood {} s 2\ngood {} s 3\nquarantine {} klp_5 s 5 {BOOT} 1\ngood {} s 4\n",
-            sha('1'),
-            sha('2'),
-            sha('3'),
-            sha('5'),
-            sha('4'),
-        );
-        let g = Guard(text.as_bytes());
-        // v5 raised the floor to 5 and is quarantined: back to v4.
-        assert!(g.fallback_allowed(b"s", sha('4').as_bytes(), 4, 5));
-        // Not further than the newest good below it.
-        assert!(!g.fallback_allowed(b"s", sha('3').as_bytes(), 3, 5));
-        // The old quarantine of v1 opens nothing once v3 set the floor.
-        assert!(!g.fallback_allowed(b"s", sha('2').as_bytes(), 2, 3));
-        // Nor does a quarantine in another stream, or a payload not good.
-        assert!(!g.fallback_allowed(b"t", sha('4').as_bytes(), 4, 5));
-        assert!(!g.fallback_allowed(b"s", sha('9').as_bytes(), 4, 5));
-    }
-}
+mod tests;

@@ -97,7 +97,11 @@ fn the_guard_file_is_bounded_by_construction() {
     }
     assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
     let g = m.guard();
-    assert_eq!(g.lines().count(), 3, "boot and one good per payload: {g}");
+    assert_eq!(
+        g.lines().count(),
+        5,
+        "header, boot, one good per payload, seal: {g}"
+    );
 }
 
 /// A guard file klpctl cannot read in full is never taken as empty and
@@ -718,4 +722,128 @@ fn a_power_cut_at_any_system_call_loses_nothing_learnt() {
     }
     assert!(n > 40, "only {n} system calls");
     eprintln!("power cut at each of {n} system calls");
+}
+
+/// A guard file that still parses but is not the whole file klpctl wrote
+/// (cut at a line boundary, a record lost, one digit of a sha changed, a
+/// line after its seal) is unreadable: boot-time apply applies nothing and
+/// says so on stderr and in the kernel log, and the file is kept as it is.
+#[test]
+fn a_guard_cut_at_a_line_or_changed_inside_fails_closed() {
+    let Some(mut m) = Machine::new("sealed") else {
+        return;
+    };
+    let a = m.bundle("klp_a", "a", 1, false);
+    let q = m.bundle("klp_q", "q", 1, false);
+    m.install(&a);
+    m.boot_apply(&[]).code(0);
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.apply(&[], &q).code(0);
+    m.reboot(); // crash: klp_q is quarantined
+    let r = m.boot_apply(&[]);
+    assert!(r.err().contains("quarantined klp_q"), "{}", r.err());
+    m.install(&q);
+    let whole = m.guard();
+    assert!(whole.starts_with("klpctl-guard 2\n"), "{whole}");
+    let lines: Vec<&str> = whole.split_inclusive('\n').collect();
+    let mut cases: Vec<(String, String)> = (1..lines.len())
+        .map(|n| (format!("first {n} lines"), lines[..n].concat()))
+        .collect();
+    let qline = lines
+        .iter()
+        .position(|l| l.starts_with("quarantine "))
+        .unwrap();
+    let mut without = lines.clone();
+    without.remove(qline);
+    cases.push(("no quarantine line".into(), without.concat()));
+    // The first digit of its sha, changed: still 64 hex digits.
+    let mut sha = lines[qline].as_bytes().to_vec();
+    sha[11] = if sha[11] == b'0' { b'1' } else { b'0' };
+    let sha = String::from_utf8(sha).unwrap();
+    let mut digit = lines.clone();
+    digit[qline] = &sha;
+    cases.push(("a digit of a sha".into(), digit.concat()));
+    cases.push((
+        "a line after the seal".into(),
+        format!("{whole}{}", lines[1]),
+    ));
+    cases.push(("no header".into(), lines[1..].concat()));
+    let guard = m.dir.join("state/guard");
+    for (what, text) in &cases {
+        m.reboot();
+        std::fs::write(&guard, text).unwrap();
+        let before = m.snapshot();
+        let r = m.boot_apply(&[]);
+        assert_eq!(r.code, 5, "{what}: {}", r.err());
+        assert!(
+            r.err()
+                .contains("crash-loop guard file cannot be read in full"),
+            "{what}: {}",
+            r.err()
+        );
+        assert!(m.patches().is_empty(), "{what}: something was applied");
+        let kmsg = std::fs::read_to_string(m.boot_dir().join("kmsg")).unwrap();
+        assert!(
+            kmsg.contains(
+                "klpctl: applying nothing: the crash-loop guard file cannot be read in full"
+            ),
+            "{what}: {kmsg}"
+        );
+        assert_same(&before, &m.snapshot(), &r);
+    }
+}
+
+/// `good` lines are pruned: 300 payloads proven one after the other in one
+/// stream never fill the guard, the crashing update still falls back to
+/// the newest good version, and a fallback proven long before (the newest
+/// good below a quarantined version) is kept however many proofs follow.
+#[test]
+fn proven_payloads_never_fill_the_guard() {
+    let Some(mut m) = Machine::new("pruned") else {
+        return;
+    };
+    // Stream q: v1 proven, v2 crashes.
+    let q1 = m.bundle("klp_q1", "q", 1, false);
+    let q2 = m.bundle("klp_q2", "q", 2, false);
+    m.apply(&[], &q1).code(0);
+    m.confirm(&[]).code(0);
+    m.reboot();
+    m.apply(&[], &q2).code(0);
+    m.reboot();
+    let mut largest = 0;
+    for n in 1..=300 {
+        let b = m.bundle(&format!("klp_s{n}"), "s", n, true);
+        let r = m.apply(&["-r"], &b);
+        assert_eq!(r.code, 0, "v{n}: {}", r.err());
+        m.confirm(&[]).code(0);
+        largest = largest.max(m.guard().len());
+    }
+    let g = m.guard();
+    let good = g.lines().filter(|l| l.starts_with("good ")).count();
+    // The 64 last proofs before the last confirmation, the one it made,
+    // and stream q's fallback.
+    assert_eq!(good, 66, "{g}");
+    assert!(largest < 8 * 1024, "{largest} bytes");
+    assert!(
+        g.contains(" q 1\n"),
+        "the fallback of stream q was pruned: {g}"
+    );
+    assert!(!g.contains(" s 235\n") && g.contains(" s 236\n"), "{g}");
+    // v301 crashes the next boot: back to v300.
+    let v300 = m.bundle("klp_s300", "s", 300, true);
+    let v301 = m.bundle("klp_s301", "s", 301, true);
+    m.install(&v300);
+    m.install(&v301);
+    m.reboot();
+    m.boot_apply(&["-r"]).code(0);
+    assert_eq!(m.patches(), ["klp_s301"]);
+    m.reboot();
+    let r = m.boot_apply(&["-r"]);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_s300"], "{}", r.err());
+    // And stream q's way back is still open.
+    let r = m.apply(&[], &q1);
+    assert_eq!(r.code, 0, "{}", r.err());
+    assert_eq!(m.patches(), ["klp_q1", "klp_s300"]);
 }

@@ -1,0 +1,167 @@
+//! Unit tests of the crash-loop guard's file format and policy.
+use super::*;
+
+const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+const BOOT: &str = "0b7c4f1e-8a2d-4c3b-9e5f-1a2b3c4d5e6f";
+
+#[test]
+fn what_klpctl_writes_parses_and_anything_else_does_not() {
+    let good = [
+        format!("boot {BOOT}\n"),
+        format!("boot {BOOT}\ntry {SHA} klp_a s 3 17\ngood {SHA} s 3\n"),
+        format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT} 1700000000\n"),
+        // Older versions' lines.
+        format!("boot {BOOT}\ntry {SHA} klp_a s 3\nok\ngood {SHA}\n"),
+    ];
+    for t in &good {
+        assert!(valid(t.as_bytes()), "{t}");
+    }
+    let bad = [
+        String::new(),
+        "\n".to_string(),
+        format!("boot {BOOT}"),
+        format!("boot {BOOT}\n\n"),
+        "boot x\n".to_string(),
+        format!("boot {BOOT}\ntry {SHA} klp_a s 3 1\nboot {BOOT}\n"),
+        format!("boot {BOOT}\ntry {SHA} klp_a s 3 1 9\n"),
+        format!("boot {BOOT}\ntry {SHA} klp-a s 3 1\n"),
+        format!("boot {BOOT}\ntry {SHA} klp_a s x 1\n"),
+        format!("boot {BOOT}\ntry {SHA} klp_a s 3  1\n"),
+        format!("boot {BOOT}\ngood {}\n", SHA.to_uppercase()),
+        format!("boot {BOOT}\ngood {SHA} s\n"),
+        format!("boot {BOOT}\nquarantine {SHA} klp_a s 3 {BOOT}\n"),
+        format!("boot {BOOT}\nextra 1\n"),
+        format!("boot {BOOT}\nok 1\n"),
+    ];
+    for t in &bad {
+        assert!(!valid(t.as_bytes()), "{t:?}");
+    }
+}
+
+#[test]
+fn a_legacy_ok_proves_only_the_tries_before_it() {
+    let dir = std::env::temp_dir().join(format!("klpctl-legacy-ok-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let text = format!("boot {BOOT}\ntry {a} klp_a s 1\nok\ngood {a}\ntry {b} klp_b s 2\n");
+    std::fs::write(dir.join("guard"), &text).unwrap();
+    let mut got = Vec::new();
+    let sd = dir.to_str().unwrap().as_bytes();
+    start_boot(sd, &mut |e| {
+        got.push(String::from_utf8_lossy(e.name).into_owned())
+    })
+    .unwrap();
+    assert_eq!(got, ["klp_b"]);
+    let now = std::fs::read_to_string(dir.join("guard")).unwrap();
+    assert!(
+        now.contains(&format!("quarantine {b} klp_b s 2 {BOOT} ")),
+        "{now}"
+    );
+    assert!(!now.contains(&format!("quarantine {a}")), "{now}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_fallback_goes_only_from_a_newer_quarantine_to_the_newest_good_below_it() {
+    let sha = |c: char| c.to_string().repeat(64);
+    let text = format!(
+        "boot {BOOT}\nquarantine {} klp_1 s 1 {BOOT} 1\ngood {} s 2\ngood {} s 3\nquarantine {} klp_5 s 5 {BOOT} 1\ngood {} s 4\n",
+        sha('1'),
+        sha('2'),
+        sha('3'),
+        sha('5'),
+        sha('4'),
+    );
+    let g = Guard(text.as_bytes());
+    // v5 raised the floor to 5 and is quarantined: back to v4.
+    assert!(g.fallback_allowed(b"s", sha('4').as_bytes(), 4, 5));
+    // Not further than the newest good below it.
+    assert!(!g.fallback_allowed(b"s", sha('3').as_bytes(), 3, 5));
+    // The old quarantine of v1 opens nothing once v3 set the floor.
+    assert!(!g.fallback_allowed(b"s", sha('2').as_bytes(), 2, 3));
+    // Nor does a quarantine in another stream, or a payload not good.
+    assert!(!g.fallback_allowed(b"t", sha('4').as_bytes(), 4, 5));
+    assert!(!g.fallback_allowed(b"s", sha('9').as_bytes(), 4, 5));
+}
+
+fn sealed(body: &str) -> Vec<u8> {
+    let t = [HEADER, body.as_bytes()].concat();
+    [&t[..], &seal(&t)[..]].concat()
+}
+
+#[test]
+fn only_a_whole_sealed_file_is_read() {
+    let body =
+        format!("boot {BOOT}\ngood {SHA} s 3\nquarantine {SHA} klp_a s 4 {BOOT} 1700000000\n");
+    let t = sealed(&body);
+    assert_eq!(records(&t), Some(body.as_bytes()));
+    assert_eq!(records(&sealed("")), Some(&b""[..]));
+    // The previous format, read as it is.
+    assert_eq!(records(body.as_bytes()), Some(body.as_bytes()));
+    // Cut at every line boundary: nothing parses.
+    for (i, _) in t[..t.len() - 1]
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == b'\n')
+    {
+        assert_eq!(records(&t[..i + 1]), None, "{i}");
+    }
+    let mut bad = vec![
+        Vec::new(),
+        // A record lost, the seal kept.
+        [&t[..t.len() - SEAL - 65 - 14], &t[t.len() - SEAL..]].concat(),
+        // Anything after the seal.
+        [&t[..], b"end \n"].concat(),
+        [&t[..], &seal(&t)[..]].concat(),
+    ];
+    // One digit of a sha changed, still 64 hex digits; and in the seal.
+    for at in [HEADER.len() + 42 + 5, t.len() - 2] {
+        let mut x = t.clone();
+        x[at] = if x[at] == b'0' { b'1' } else { b'0' };
+        bad.push(x);
+    }
+    for x in &bad {
+        assert_eq!(records(x), None, "{}", String::from_utf8_lossy(x));
+    }
+}
+
+#[test]
+fn pruning_keeps_the_last_proofs_and_every_fallback() {
+    let dir = std::env::temp_dir().join(format!("klpctl-prune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sha = |i: usize| format!("{i:064x}");
+    // Stream s: v99 proven, v100 crashed; then 70 proofs in stream t.
+    let mut text = format!(
+        "boot {BOOT}\ngood {} s 50\ngood {} s 99\nquarantine {} klp_s s 100 {BOOT} 1\n",
+        sha(50),
+        sha(99),
+        sha(100)
+    );
+    for i in 1..=70 {
+        text.push_str(&format!("good {} t {i}\n", sha(1000 + i)));
+    }
+    std::fs::write(dir.join("guard"), &text).unwrap();
+    let sd = dir.to_str().unwrap().as_bytes();
+    start_boot(sd, &mut |_| {}).unwrap();
+    let mut buf = [0; MAX_GUARD];
+    let g = load(sd, &mut buf).unwrap();
+    let kept: Vec<String> = g
+        .lines()
+        .filter_map(|l| match l {
+            Line::Good {
+                of: Some((s, v)), ..
+            } => Some(format!("{} {v}", String::from_utf8_lossy(s))),
+            _ => None,
+        })
+        .collect();
+    let want: Vec<String> = ["s 99".to_string()]
+        .into_iter()
+        .chain((7..=70).map(|i| format!("t {i}")))
+        .collect();
+    assert_eq!(kept, want);
+    assert!(g.fallback_allowed(b"s", sha(99).as_bytes(), 99, 100));
+    assert!(g.quarantined(sha(100).as_bytes()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
