@@ -352,17 +352,25 @@ fn main() -> ExitCode {
         println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
         return ExitCode::SUCCESS;
     }
-    if skip_requested() {
-        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => {
+    // A panic (prepare.sh failing, KLPCTL_SKIP_QEMU=1 under CI=true) is a
+    // failure like any other and is reported as one, as libtest would: the
+    // closing line of tests/run.sh counts the `test result:` lines.
+    let outcome = std::panic::catch_unwind(|| (!skip_requested()).then(run)).unwrap_or_else(|_| {
+        Some(Err(vec![
+            "the tier stopped early (the panic message above says why)".to_owned(),
+        ]))
+    });
+    match outcome {
+        None => {
+            println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
+            ExitCode::SUCCESS
+        }
+        Some(Ok(())) => {
             println!("test {NAME} ... ok");
             println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
             ExitCode::SUCCESS
         }
-        Err(failures) => {
+        Some(Err(failures)) => {
             println!("test {NAME} ... FAILED");
             println!("arm64 kernel tests failed:\n  {}", failures.join("\n  "));
             println!(

@@ -1,11 +1,16 @@
-//! The arm64 kernel's cache entry (`qemu/selfbuilt/build-arm64.sh`): a warm
-//! run boots what the entry holds, so an entry that is damaged (a truncated
+//! The arm64 tier's rig, checked on the host without booting anything.
+//!
+//! The kernel's cache entry (`qemu/selfbuilt/build-arm64.sh`): a warm run
+//! boots what the entry holds, so an entry that is damaged (a truncated
 //! `Image`, a lost or emptied file, bytes changed) must stop the run by name
 //! and never be booted; and the inputs key that stands for the kernel config
-//! must change with every tool whose version Kconfig writes into it.
+//! must change with every tool whose version Kconfig writes into it. These
+//! work on entries made here in a temporary directory, and on fake tools
+//! first on `PATH`, so no kernel build and no cache is needed.
 //!
-//! Each test works on entries it makes itself in a temporary directory, and
-//! on fake tools first on `PATH`, so no kernel build and no cache is needed.
+//! The tier itself (`tests/qemu_arm64.rs`, no libtest harness) must report a
+//! failure that stops it early as a failed test, in libtest's words, since
+//! tests/run.sh's closing line counts them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -231,4 +236,72 @@ fn the_inputs_key_follows_every_tool_the_config_records() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the arm64 tier's test binary through cargo, in this test's profile,
+/// with a fake `bash` first on its `PATH` that fails at once, so its
+/// `prepare.sh` fails as on a machine that lacks a tool; returns whether it
+/// passed and its stdout.
+fn tier_with_failing_prepare(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = scratch(&format!("tier-{}", env.len()));
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("bash"),
+        "#!/bin/sh\necho 'fake bash: no tools here' >&2\nexit 1\n",
+    )
+    .unwrap();
+    assert!(
+        Command::new("chmod")
+            .arg("755")
+            .arg(bin.join("bash"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.arg("test");
+    if !cfg!(debug_assertions) {
+        c.arg("--release");
+    }
+    c.args(["--quiet", "--test", "qemu_arm64"])
+        .current_dir(repo())
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("CI")
+        .env_remove("KLPCTL_SKIP_QEMU");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// A tier that stops early (its preparation fails; or it is told to skip
+/// under CI=true, where skipping is not allowed) fails, and says so in a
+/// `test result: FAILED` line.
+#[test]
+fn the_arm64_tier_reports_an_early_stop_as_a_failed_test() {
+    for env in [
+        &[("CI", "true")][..],
+        &[("CI", "true"), ("KLPCTL_SKIP_QEMU", "1")][..],
+    ] {
+        let (ok, stdout) = tier_with_failing_prepare(env);
+        assert!(!ok, "{env:?}: the tier passed: {stdout}");
+        assert!(
+            stdout.contains("test result: FAILED. 0 passed; 1 failed"),
+            "{env:?}: no failed-test line on stdout: {stdout:?}"
+        );
+    }
 }
