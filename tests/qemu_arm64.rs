@@ -14,8 +14,8 @@
 //!
 //! Never skips silently: `KLPCTL_SKIP_QEMU=1` skips it on a developer's
 //! machine, and is itself a failure under `CI=true`. A filter argument that
-//! does not match `arm64` (as in `cargo test NAME`) runs nothing, as libtest
-//! would.
+//! does not match `arm64` (as in `cargo test NAME`) runs nothing, and so
+//! does `--skip arm64`, as libtest would.
 
 #[path = "qemu.rs"]
 #[allow(dead_code, unused_imports)]
@@ -348,7 +348,15 @@ fn main() -> ExitCode {
         })
         .map(|(_, a)| a)
         .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    // libtest's --skip (as `--skip X` or `--skip=X`) and --exact, too.
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |f: &str| if exact { NAME == f } else { NAME.contains(f) };
+    let skipped = args.iter().enumerate().any(|(i, a)| {
+        a.strip_prefix("--skip=")
+            .or((i > 0 && args[i - 1] == "--skip").then_some(a.as_str()))
+            .is_some_and(matches)
+    });
+    if skipped || !filters.is_empty() && !filters.iter().any(|f| matches(f)) {
         println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
         return ExitCode::SUCCESS;
     }

@@ -242,8 +242,8 @@ fn the_inputs_key_follows_every_tool_the_config_records() {
 /// with a fake `bash` first on its `PATH` that fails at once, so its
 /// `prepare.sh` fails as on a machine that lacks a tool; returns whether it
 /// passed and its stdout.
-fn tier_with_failing_prepare(env: &[(&str, &str)]) -> (bool, String) {
-    let dir = scratch(&format!("tier-{}", env.len()));
+fn tier_with_failing_prepare(env: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let dir = scratch(&format!("tier-{}-{}", env.len(), args.len()));
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::write(
@@ -280,12 +280,32 @@ fn tier_with_failing_prepare(env: &[(&str, &str)]) -> (bool, String) {
     for (k, v) in env {
         c.env(k, v);
     }
-    let out = c.output().unwrap();
+    let out = c.args(args).output().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Asked to skip the tier (`--skip`, or a filter it does not match), the
+/// tier runs nothing and reports it filtered out, as a libtest test would;
+/// the failing `bash` shows that nothing was prepared.
+#[test]
+fn the_arm64_tier_honours_skip_and_filters_as_libtest_does() {
+    for args in [
+        &["--", "--skip", "arm64"][..],
+        &["--", "--skip=qemu_arm64_tier"][..],
+        &["--", "--exact", "arm64"][..],
+        &["--", "no_such_test"][..],
+    ] {
+        let (ok, stdout) = tier_with_failing_prepare(&[("CI", "true")], args);
+        assert!(ok, "{args:?}: the tier failed: {stdout}");
+        assert!(
+            stdout.contains("0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out"),
+            "{args:?}: not reported as filtered out: {stdout:?}"
+        );
+    }
 }
 
 /// A tier that stops early (its preparation fails; or it is told to skip
@@ -297,7 +317,7 @@ fn the_arm64_tier_reports_an_early_stop_as_a_failed_test() {
         &[("CI", "true")][..],
         &[("CI", "true"), ("KLPCTL_SKIP_QEMU", "1")][..],
     ] {
-        let (ok, stdout) = tier_with_failing_prepare(env);
+        let (ok, stdout) = tier_with_failing_prepare(env, &[]);
         assert!(!ok, "{env:?}: the tier passed: {stdout}");
         assert!(
             stdout.contains("test result: FAILED. 0 passed; 1 failed"),
