@@ -44,12 +44,13 @@ fn u64le(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(x)
 }
 
+/// The 64-bit little-endian machines, as `uname -m` names them. (s390x is
+/// big-endian: a little-endian module claiming it is no module at all.)
 fn arch_of(machine: u16) -> Option<&'static str> {
     Some(match machine {
         62 => "x86_64",
         183 => "aarch64",
         21 => "ppc64le",
-        22 => "s390x",
         243 => "riscv64",
         _ => return None,
     })
@@ -229,6 +230,32 @@ pub mod tests {
         let mut h = ko.clone();
         h[0x3e] = 9; // name table index out of range
         assert_eq!(parse_vec(&h).unwrap_err(), NOT_ELF);
+    }
+
+    /// The machine is read for the byte order the header declares (little
+    /// endian, the only one accepted): each machine klpctl knows, and no
+    /// machine that exists only big-endian (s390x, 22) or as 32-bit ARM (40).
+    #[test]
+    fn the_machine_names_only_little_endian_64_bit_kernels() {
+        for (machine, arch) in [
+            (62, Some("x86_64")),
+            (183, Some("aarch64")),
+            (21, Some("ppc64le")),
+            (243, Some("riscv64")),
+            (22, None),
+            (40, None),
+            (3, None),
+        ] {
+            assert_eq!(
+                parse_vec(&fake_ko(INFO, machine)).ok().map(|m| m.3),
+                arch,
+                "e_machine {machine}"
+            );
+        }
+        // aarch64_be: a big-endian header is not read at all.
+        let mut be = fake_ko(INFO, 183u16.swap_bytes());
+        be[5] = 2;
+        assert_eq!(parse_vec(&be).unwrap_err(), NOT_ELF);
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //!
 //! Never skips silently: `KLPCTL_SKIP_QEMU=1` skips it on a developer's
 //! machine, and is itself a failure under `CI=true`. A filter argument that
-//! does not match `arm64` (as in `cargo test NAME`) runs nothing, as libtest
-//! would.
+//! does not match `arm64` (as in `cargo test NAME`) runs nothing, and so
+//! does `--skip arm64`, as libtest would.
 
 #[path = "qemu_rig/mod.rs"]
 #[allow(dead_code, unused_imports)]
@@ -363,21 +363,37 @@ fn main() -> ExitCode {
         })
         .map(|(_, a)| a)
         .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    // libtest's --skip (as `--skip X` or `--skip=X`) and --exact, too.
+    let exact = args.iter().any(|a| a == "--exact");
+    let matches = |f: &str| if exact { NAME == f } else { NAME.contains(f) };
+    let skipped = args.iter().enumerate().any(|(i, a)| {
+        a.strip_prefix("--skip=")
+            .or((i > 0 && args[i - 1] == "--skip").then_some(a.as_str()))
+            .is_some_and(matches)
+    });
+    if skipped || !filters.is_empty() && !filters.iter().any(|f| matches(f)) {
         println!("test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out");
         return ExitCode::SUCCESS;
     }
-    if skip_requested() {
-        println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
-        return ExitCode::SUCCESS;
-    }
-    match run() {
-        Ok(()) => {
+    // A panic (prepare.sh failing, KLPCTL_SKIP_QEMU=1 under CI=true) is a
+    // failure like any other and is reported as one, as libtest would: the
+    // closing line of tests/run.sh counts the `test result:` lines.
+    let outcome = std::panic::catch_unwind(|| (!skip_requested()).then(run)).unwrap_or_else(|_| {
+        Some(Err(vec![
+            "the tier stopped early (the panic message above says why)".to_owned(),
+        ]))
+    });
+    match outcome {
+        None => {
+            println!("test result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out");
+            ExitCode::SUCCESS
+        }
+        Some(Ok(())) => {
             println!("test {NAME} ... ok");
             println!("test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
             ExitCode::SUCCESS
         }
-        Err(failures) => {
+        Some(Err(failures)) => {
             println!("test {NAME} ... FAILED");
             println!("arm64 kernel tests failed:\n  {}", failures.join("\n  "));
             println!(

@@ -23,7 +23,21 @@ fn threshold_two_of_three() {
     d.mkdir("none");
     d.write("m.ko", livepatch_ko());
     let pack = |out: &str, keys: &[&str]| {
-        let mut args = vec!["pack", "m.ko", "-o", out, "--stream", "s", "--version", "1"];
+        // One creation time for every bundle: below, signatures of one are
+        // spliced onto the manifest of another, which only verify if both
+        // manifests are the same bytes (a slow pack must not cross a second).
+        let mut args = vec![
+            "pack",
+            "m.ko",
+            "-o",
+            out,
+            "--stream",
+            "s",
+            "--version",
+            "1",
+            "--created",
+            "1764300000",
+        ];
         for k in keys {
             args.extend(["-s", k]);
         }
