@@ -21,11 +21,12 @@
 //! `CI=true`, where that variable is itself a failure.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 const GUEST: &str = "qemu/selfbuilt/guest-cve.sh";
+const BUILD: &str = "qemu/selfbuilt/build-cve.sh";
 const SCENARIOS: &[&str] = &["cve", "lockdown"];
 
 fn say(msg: &str) {
@@ -188,10 +189,218 @@ fn selfbuilt_cve_tier() {
                 .map(|x| format!("{scenario}: {x} (log {})", path.display())),
         );
     }
+    if status.success() {
+        problems.extend(damaged_entry_problems());
+    }
     assert!(
         problems.is_empty(),
         "self-built kernel tier:\n  {}",
         problems.join("\n  ")
+    );
+}
+
+fn skip_without_qemu(what: &str) -> bool {
+    if std::env::var("KLPCTL_SKIP_QEMU").is_ok_and(|v| v == "1") {
+        assert!(
+            !is_ci(),
+            "KLPCTL_SKIP_QEMU=1 is set under CI=true: the self-built kernel tier must run in CI"
+        );
+        say(&format!("selfbuilt: KLPCTL_SKIP_QEMU=1, skipping {what}"));
+        return true;
+    }
+    false
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("KLPCTL_CACHE").map_or_else(|| "/var/cache/klpctl-test".into(), PathBuf::from)
+}
+
+/// `build-cve.sh --cached` of the script at `script` against cache `cache`:
+/// the entry it would use, if any. It never builds.
+fn cached_entry(script: &Path, cache: &Path) -> Option<String> {
+    let o = Command::new("bash")
+        .arg(script)
+        .arg("--cached")
+        .env("KLPCTL_CACHE", cache)
+        .output()
+        .expect("run build-cve.sh --cached");
+    let out = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && !out.is_empty()).then_some(out)
+}
+
+type Damage<'a> = &'a dyn Fn(&Path);
+
+/// A cache entry with any file missing, truncated or changed is never
+/// used: checked on a scratch copy of the entry the tier just used (the
+/// shared cache is only read).
+fn damaged_entry_problems() -> Vec<String> {
+    let script = repo().join(BUILD);
+    let real = cache_dir();
+    let Some(entry) = cached_entry(&script, &real) else {
+        return vec!["build-cve.sh --cached finds no intact entry right after the tier ran".into()];
+    };
+    let entry = PathBuf::from(entry);
+    let name = entry.file_name().expect("entry name").to_owned();
+    let scratch = repo().join("target/qemu/selfbuilt-cache-test");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("selfbuilt")).expect("create the scratch cache");
+    // The source tree and apt's lists are only read (found, not built).
+    for link in ["selfbuilt/source", "apt-trixie-backports"] {
+        std::os::unix::fs::symlink(real.join(link), scratch.join(link))
+            .expect("link into the scratch cache");
+    }
+    let copy = scratch.join("selfbuilt").join(&name);
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&copy);
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&entry)
+            .arg(&copy)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "copy {} into the scratch cache", entry.display());
+    };
+    let mut p = Vec::new();
+    fresh();
+    if cached_entry(&script, &scratch).as_deref() != copy.to_str() {
+        p.push(format!("an intact copy of {} is not used", entry.display()));
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&entry)
+        .expect("list the entry")
+        .map(|e| {
+            e.expect("entry file")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "the entry has only {files:?}");
+    let truncate = |p: &Path| {
+        let len = std::fs::metadata(p).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+    };
+    let flip = |p: &Path| {
+        let mut b = std::fs::read(p).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 1;
+        std::fs::write(p, b).unwrap();
+    };
+    let mut cases: Vec<(String, &str, Damage)> = Vec::new();
+    let remove = |p: &Path| std::fs::remove_file(p).unwrap();
+    for f in &files {
+        cases.push((f.clone(), "missing", &remove));
+    }
+    for f in ["bzImage", "livepatch-cve-2024-1086.signed.ko", "SHA256SUMS"] {
+        cases.push((f.into(), "truncated", &truncate));
+    }
+    for f in ["bzImage", "livepatch-cve-2024-1086.ko", "notes"] {
+        cases.push((f.into(), "one byte changed", &flip));
+    }
+    for (f, how, damage) in cases {
+        fresh();
+        damage(&copy.join(&f));
+        if let Some(used) = cached_entry(&script, &scratch) {
+            p.push(format!("an entry with {f} {how} is used: {used}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if p.is_empty() {
+        say("selfbuilt: damaged cache entries are refused");
+    }
+    p
+}
+
+/// The files of the rig an entry is built from: every `$SELF_DIR/...` that
+/// build-cve.sh and config.sh read, except lib.sh, trixie.sh and source.sh,
+/// which only find things (the source is keyed by its Debian version).
+fn key_inputs() -> Vec<String> {
+    let mut v = vec!["build-cve.sh".to_string()];
+    for script in ["build-cve.sh", "config.sh"] {
+        let text = std::fs::read_to_string(repo().join("qemu/selfbuilt").join(script))
+            .expect("read a selfbuilt script");
+        for (at, _) in text.match_indices("$SELF_DIR/") {
+            let rest = &text[at + "$SELF_DIR/".len()..];
+            let end = rest.find(['"', ' ', '\n', ')']).unwrap_or(rest.len());
+            let f = rest[..end]
+                .replace("${PATCH_NAME}", "cve-2024-1086")
+                .replace("$arch", "x86_64");
+            // "$f": the key's own loop over its inputs.
+            if f == "$f" {
+                continue;
+            }
+            assert!(
+                !f.contains('$'),
+                "{script} reads $SELF_DIR/{f}: name it here"
+            );
+            if !["../lib.sh", "../trixie.sh", "source.sh"].contains(&f.as_str()) && !v.contains(&f)
+            {
+                v.push(f);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn the_cache_key_covers_every_input() {
+    if skip_without_qemu("the cache key check") {
+        return;
+    }
+    let inputs = key_inputs();
+    assert!(inputs.len() >= 8, "too few inputs found: {inputs:?}");
+    let scratch = repo().join("target/qemu/selfbuilt-key-test");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("create the scratch dir");
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(repo().join("qemu"))
+        .arg(&scratch)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "copy qemu/ to {}", scratch.display());
+    let dir = scratch.join("qemu/selfbuilt");
+    let key = || {
+        let o = Command::new("bash")
+            .arg(dir.join("build-cve.sh"))
+            .arg("--key")
+            .output()
+            .expect("run build-cve.sh --key");
+        assert!(
+            o.status.success(),
+            "build-cve.sh --key: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let base = key();
+    assert!(
+        base.contains("/selfbuilt/x86_64-cve-"),
+        "odd entry path {base}"
+    );
+    assert_eq!(base, key(), "the key changes with nothing changed");
+    let mut same = Vec::new();
+    for f in &inputs {
+        let path = dir.join(f);
+        let orig = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut changed = orig.clone();
+        changed.extend_from_slice(b"\n#\n");
+        std::fs::write(&path, &changed).expect("change an input");
+        let k = key();
+        std::fs::write(&path, &orig).expect("restore an input");
+        if k == base {
+            same.push(f.clone());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        same.is_empty(),
+        "the cache key ignores changes to {same:?} (inputs {inputs:?})"
     );
 }
 
