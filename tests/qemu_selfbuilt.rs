@@ -293,8 +293,22 @@ fn damaged_entry_problems() -> Vec<String> {
     };
     let mut cases: Vec<(String, &str, Damage)> = Vec::new();
     let remove = |p: &Path| std::fs::remove_file(p).unwrap();
-    for f in &files {
-        cases.push((f.clone(), "missing", &remove));
+    // Each file is listed in SHA256SUMS, so a missing one is caught like
+    // these three.
+    let sums = std::fs::read_to_string(entry.join("SHA256SUMS")).unwrap_or_default();
+    for f in files
+        .iter()
+        .filter(|f| !["SHA256SUMS", "complete"].contains(&f.as_str()))
+    {
+        if !sums
+            .lines()
+            .any(|l| l.split_once("  ").is_some_and(|(_, n)| n == f))
+        {
+            p.push(format!("{f} is not in the entry's SHA256SUMS"));
+        }
+    }
+    for f in ["complete", "SHA256SUMS", "bzImage"] {
+        cases.push((f.into(), "missing", &remove));
     }
     for f in ["bzImage", "livepatch-cve-2024-1086.signed.ko", "SHA256SUMS"] {
         cases.push((f.into(), "truncated", &truncate));
