@@ -92,6 +92,22 @@ PY
 rm -f "$work/other.key"
 pack "$work/badsig.ko" "$work/bundles/cve-2024-1086-badsig.klp" --replace
 pack "$work/otherkey.ko" "$work/bundles/cve-2024-1086-otherkey.klp" --replace
+# The module with its .modinfo name= changed and nothing else: the kernel
+# names a module, and its live patch, after the struct module in
+# .gnu.linkonce.this_module, not after name=, so klpctl refuses it (the
+# same check runs again in apply, before the kernel sees the module).
+python3 - "$kdir/livepatch-cve-2024-1086.ko" "$work/renamed.ko" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()
+old, new = b"\0name=livepatch_cve_2024_1086\0", b"\0name=livepatch_cve_2024_1087\0"
+assert b.count(old) == 1, "name= not found once in the module"
+open(sys.argv[2], "wb").write(b.replace(old, new))
+PY
+if pack "$work/renamed.ko" "$work/renamed.klp" --replace 2>"$work/renamed.err"; then
+    die "klpctl pack accepted a module whose name= is not its struct module's name"
+fi
+grep -q "differs from the name in its struct module" "$work/renamed.err" \
+    || die "klpctl pack refused the renamed module for another reason: $(cat "$work/renamed.err")"
 # What a vendor who missed that klp-build replaces by default would ship:
 # the same module, packed without --replace (case cve_replace_unsaid).
 pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086-noreplace.klp"
