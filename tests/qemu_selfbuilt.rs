@@ -152,11 +152,18 @@ fn selfbuilt_cve_tier() {
         return;
     }
     let guest = std::fs::read_to_string(repo().join(GUEST)).expect("read the guest script");
+    // The tier's lock, held until the logs are read: another run in this
+    // clone (the demo) waits instead of replacing them.
+    std::fs::create_dir_all(repo().join("target/qemu")).expect("create target/qemu");
+    let lock = std::fs::File::create(repo().join("target/qemu/.selfbuilt.lock"))
+        .expect("create the tier's lock file");
+    lock.lock().expect("take the tier's lock");
     let start = Instant::now();
     let status = Command::new("bash")
         .arg(repo().join("qemu/selfbuilt/run-cve.sh"))
         .arg("-q")
         .args(SCENARIOS)
+        .env("KLPCTL_SELFBUILT_LOCKED", "1")
         .status()
         .expect("cannot run qemu/selfbuilt/run-cve.sh");
     say(&format!(
@@ -191,12 +198,66 @@ fn selfbuilt_cve_tier() {
     }
     if status.success() {
         problems.extend(damaged_entry_problems());
+        problems.extend(second_run_problems());
     }
+    drop(lock);
     assert!(
         problems.is_empty(),
         "self-built kernel tier:\n  {}",
         problems.join("\n  ")
     );
+}
+
+/// A second run of the tier while this one holds its lock waits, and
+/// leaves this run's logs and bundles alone.
+fn second_run_problems() -> Vec<String> {
+    use std::os::unix::process::CommandExt;
+    let watched = [
+        "target/qemu/logs/selfbuilt-cve.log",
+        "target/qemu/selfbuilt/bundles",
+    ];
+    let stamp = |p: &str| {
+        std::fs::metadata(repo().join(p))
+            .and_then(|m| m.modified())
+            .ok()
+    };
+    let before: Vec<_> = watched.iter().map(|p| stamp(p)).collect();
+    let err = repo().join("target/qemu/selfbuilt-second-run.err");
+    let mut child = Command::new("bash")
+        .arg(repo().join("qemu/selfbuilt/run-cve.sh"))
+        .args(["-q", "cve"])
+        .env_remove("KLPCTL_SELFBUILT_LOCKED")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("create the second run's stderr"))
+        .process_group(0)
+        .spawn()
+        .expect("start a second run-cve.sh");
+    let t = Instant::now();
+    let mut waited = false;
+    while t.elapsed().as_secs() < 20 && child.try_wait().ok().flatten().is_none() {
+        waited = std::fs::read_to_string(&err).is_ok_and(|e| e.contains("waiting for"));
+        if waited {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The whole group: bash and the flock(1) it waits in.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+    let mut p = Vec::new();
+    if !waited {
+        p.push(format!(
+            "a second run-cve.sh did not wait for the first: {}",
+            std::fs::read_to_string(&err).unwrap_or_default()
+        ));
+    }
+    let after: Vec<_> = watched.iter().map(|p| stamp(p)).collect();
+    if before != after || before.iter().any(Option::is_none) {
+        p.push(format!("a second run-cve.sh changed {watched:?}"));
+    }
+    p
 }
 
 fn skip_without_qemu(what: &str) -> bool {

@@ -12,11 +12,24 @@
 # usage: run-cve.sh [-q] [SCENARIO...]     (default: cve lockdown)
 #   -q  do not copy the console to stdout
 # Environment: KLPCTL (full build: pack), KLPCTL_DEVICE (device build: the
-# guest's klpctl); built with cargo when unset.
+# guest's klpctl); built with cargo when unset. KLPCTL_SELFBUILT_LOCKED=1:
+# the caller holds $OUT_DIR/.selfbuilt.lock (see below).
 # Exit status: 0 when every boot printed KLPTEST-DONE, 1 otherwise.
 set -euo pipefail
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SELF_DIR/../lib.sh"
+
+# One run at a time in a clone: runs share $OUT_DIR/selfbuilt and the logs
+# (the demo beside the test suite, two terminals). A caller that holds this
+# lock itself, to read the logs afterwards, sets KLPCTL_SELFBUILT_LOCKED=1.
+if [ "${KLPCTL_SELFBUILT_LOCKED:-}" != 1 ]; then
+    mkdir -p "$OUT_DIR"
+    exec 8>"$OUT_DIR/.selfbuilt.lock"
+    if ! flock -n 8; then
+        log "waiting for $OUT_DIR/.selfbuilt.lock (another run of this tier in this clone)"
+        flock 8
+    fi
+fi
 
 quiet=0
 if [ "${1:-}" = -q ]; then quiet=1; shift; fi
