@@ -511,3 +511,90 @@ fn markers_are_checked_strictly() {
     let (_, vex) = check_log("x KLPTEST-VEX cve_fixed {\"a\":1}\r\n", &plan);
     assert_eq!(vex, [("cve_fixed".to_string(), "{\"a\":1}".to_string())]);
 }
+
+/// Creates the reproducer's table in this network namespace owned by its
+/// own netlink socket (NFT_TABLE_F_OWNER), then runs the command line it is
+/// given while holding it: every other socket's change to the table is then
+/// refused with EPERM.
+const OWNED_TABLE: &str = r#"
+import socket, struct, subprocess, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+def attr(t, d):
+    n = 4 + len(d)
+    return struct.pack("=HH", n, t) + d + b"\0" * (-n % 4)
+def msg(t, flags, seq, res_id, payload=b""):
+    body = struct.pack("=BBH", 2, 0, socket.htons(res_id)) + payload
+    return struct.pack("=IHHII", 16 + len(body), t, flags, seq, 0) + body
+table = b"klpctl_cve_2024_1086\0"
+newtable = attr(1, table) + attr(2, struct.pack("!I", 2))  # NAME, FLAGS=OWNER
+s.sendto(msg(16, 1, 1, 10) + msg(10 << 8, 0x405, 2, 0, newtable) + msg(17, 1, 3, 10), (0, 0))
+err = struct.unpack_from("=i", s.recv(8192), 16)[0]
+if err:
+    sys.exit("cannot make the owned table: errno %d" % -err)
+r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)
+"#;
+
+/// The reproducer on the host's kernel (which has the fix), each run in a
+/// network namespace of its own: it says `fixed` only on the kernel's
+/// EINVAL, and anything it cannot judge is exit 2 with nothing on stdout
+/// and the kernel's own answer in its last line.
+#[test]
+fn the_reproducer_says_fixed_only_on_evidence() {
+    if skip_without_qemu("the reproducer on the host kernel") {
+        return;
+    }
+    let dir = repo().join("target/qemu/repro-host");
+    std::fs::create_dir_all(&dir).expect("create target/qemu/repro-host");
+    let repro = dir.join("repro-cve-2024-1086");
+    let ok = Command::new("gcc")
+        .args(["-static", "-Os", "-s", "-Wall", "-Wextra", "-Werror", "-o"])
+        .arg(&repro)
+        .arg(repo().join("qemu/selfbuilt/repro-cve-2024-1086.c"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cannot build the reproducer with gcc -static");
+    let run = |pre: &[&str]| {
+        let o = Command::new(pre[0])
+            .args(&pre[1..])
+            .arg(&repro)
+            .output()
+            .expect("run the reproducer");
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            err,
+        )
+    };
+    let (code, out, err) = run(&["unshare", "-rn"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "fixed\n"),
+        "a fresh namespace: {err}"
+    );
+    assert!(
+        err.contains("EINVAL and accepted the same rule with DROP"),
+        "{err}"
+    );
+    // Without CAP_NET_ADMIN: the kernel answers nothing but EPERM.
+    let (code, out, err) = run(&[
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(2), ""),
+        "without CAP_NET_ADMIN: {err}"
+    );
+    // The table exists, owned by another socket: every message is refused.
+    let (code, out, err) = run(&["unshare", "-rn", "python3", "-c", OWNED_TABLE]);
+    assert_eq!((code, out.as_str()), (Some(2), ""), "owned table: {err}");
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("Operation not permitted") && last.contains("cannot tell"),
+        "owned table: the verdict line does not say what the kernel answered: {err}"
+    );
+}
