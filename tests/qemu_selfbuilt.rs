@@ -512,27 +512,37 @@ fn markers_are_checked_strictly() {
     assert_eq!(vex, [("cve_fixed".to_string(), "{\"a\":1}".to_string())]);
 }
 
-/// Creates the reproducer's table in this network namespace owned by its
-/// own netlink socket (NFT_TABLE_F_OWNER), then runs the command line it is
-/// given while holding it: every other socket's change to the table is then
-/// refused with EPERM.
-const OWNED_TABLE: &str = r#"
+/// Creates the reproducer's table in this network namespace, then runs the
+/// command line it is given. `owned`: the table belongs to this helper's
+/// netlink socket (NFT_TABLE_F_OWNER), which it holds meanwhile, so every
+/// other socket's change to it is refused with EPERM. `plain`: an ordinary
+/// table, which must still be there afterwards (exit 3 if it is gone).
+const TABLE_HELPER: &str = r#"
 import socket, struct, subprocess, sys
-s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
 def attr(t, d):
     n = 4 + len(d)
     return struct.pack("=HH", n, t) + d + b"\0" * (-n % 4)
 def msg(t, flags, seq, res_id, payload=b""):
     body = struct.pack("=BBH", 2, 0, socket.htons(res_id)) + payload
     return struct.pack("=IHHII", 16 + len(body), t, flags, seq, 0) + body
-table = b"klpctl_cve_2024_1086\0"
-newtable = attr(1, table) + attr(2, struct.pack("!I", 2))  # NAME, FLAGS=OWNER
-s.sendto(msg(16, 1, 1, 10) + msg(10 << 8, 0x405, 2, 0, newtable) + msg(17, 1, 3, 10), (0, 0))
-err = struct.unpack_from("=i", s.recv(8192), 16)[0]
+def newtable(flags):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+    t = attr(1, b"klpctl_cve_2024_1086\0") + attr(2, struct.pack("!I", flags))
+    # batch begin, NEWTABLE with CREATE|EXCL|ACK, batch end
+    s.sendto(msg(16, 1, 1, 10) + msg(10 << 8, 0x605, 2, 0, t) + msg(17, 1, 3, 10), (0, 0))
+    return s, -struct.unpack_from("=i", s.recv(8192), 16)[0]
+owned = sys.argv[1] == "owned"
+s, err = newtable(2 if owned else 0)
 if err:
-    sys.exit("cannot make the owned table: errno %d" % -err)
-r = subprocess.run(sys.argv[1:], capture_output=True, text=True)
-sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); sys.exit(r.returncode)
+    sys.exit("cannot make the table: errno %d" % err)
+if not owned:
+    s.close()
+r = subprocess.run(sys.argv[2:], capture_output=True, text=True)
+sys.stdout.write(r.stdout); sys.stderr.write(r.stderr)
+if not owned and newtable(0)[1] != 17:  # EEXIST: still there
+    sys.stderr.write("the table that was there before is gone\n")
+    sys.exit(3)
+sys.exit(r.returncode)
 "#;
 
 /// The reproducer on the host's kernel (which has the fix), each run in a
@@ -590,11 +600,18 @@ fn the_reproducer_says_fixed_only_on_evidence() {
         "without CAP_NET_ADMIN: {err}"
     );
     // The table exists, owned by another socket: every message is refused.
-    let (code, out, err) = run(&["unshare", "-rn", "python3", "-c", OWNED_TABLE]);
+    let (code, out, err) = run(&["unshare", "-rn", "python3", "-c", TABLE_HELPER, "owned"]);
     assert_eq!((code, out.as_str()), (Some(2), ""), "owned table: {err}");
     let last = err.lines().last().unwrap_or("");
     assert!(
         last.contains("Operation not permitted") && last.contains("cannot tell"),
         "owned table: the verdict line does not say what the kernel answered: {err}"
+    );
+    // A table of that name was there before: no verdict, and it stays.
+    let (code, out, err) = run(&["unshare", "-rn", "python3", "-c", TABLE_HELPER, "plain"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(2), ""),
+        "a table there before: {err}"
     );
 }
