@@ -89,26 +89,25 @@ pub fn read_section<'b, S: Source>(
     // since 6.12 it refuses a module with two `.modinfo` sections (6.1 takes
     // the first one with SHF_ALLOC). So skip section 0 and refuse a second
     // one rather than check one `.modinfo` while the kernel loads another.
-    let mut found = None;
+    let (mut found, mut this_module) = (None, None);
     for i in 1..shnum {
         let sh = section(i)?;
+        // The name, or as much of it as the two compared below need.
         let name_off = u32le(&sh, 0) as u64;
-        const WANT: &[u8; 9] = b".modinfo\0";
-        if name_off
-            .checked_add(WANT.len() as u64)
-            .is_none_or(|end| end > str_size)
-        {
-            continue;
-        }
-        let mut name = [0u8; 9];
+        let mut name = [0u8; 26];
+        let n = str_size.saturating_sub(name_off).min(26) as usize;
         let at = str_off.checked_add(name_off).ok_or(NOT_ELF)?;
-        src.read_at(at, &mut name).map_err(|_| NOT_ELF)?;
-        if &name != WANT {
-            continue;
-        }
-        if found.replace(sh).is_some() {
+        src.read_at(at, &mut name[..n]).map_err(|_| NOT_ELF)?;
+        // A second one of either: the kernel refuses it since 6.12, 6.1
+        // takes the first; never check one while the kernel takes another.
+        let twice = if name == *b".gnu.linkonce.this_module\0" {
+            this_module.replace(sh).is_some()
+        } else {
+            name.starts_with(b".modinfo\0") && found.replace(sh).is_some()
+        };
+        if twice {
             return Err(Error::Module(msg!(
-                "module has more than one .modinfo section"
+                "module has a second .modinfo or struct module section"
             )));
         }
     }
@@ -123,6 +122,20 @@ pub fn read_section<'b, S: Source>(
     }
     let out = &mut buf[..size as usize];
     src.read_at(off, out).map_err(|_| NO_MODINFO)?;
+    // The kernel names the module, and its livepatch, after the name in
+    // its struct module (64-bit: after a 4-byte state, padding and a
+    // 16-byte list head), not after name=: the two must agree.
+    if let Some(tm) = this_module {
+        let mut name = [0u8; 56];
+        let at = u64le(&tm, 24).checked_add(24).ok_or(NOT_ELF)?;
+        src.read_at(at, &mut name).map_err(|_| NOT_ELF)?;
+        let len = name.iter().position(|&c| c == 0).unwrap_or(56);
+        if get(out, "name").map(str::as_bytes) != Some(&name[..len]) {
+            return Err(Error::Module(msg!(
+                "module name= differs from the name in its struct module"
+            )));
+        }
+    }
     Ok((out, arch))
 }
 
@@ -300,12 +313,67 @@ pub mod tests {
         // one while the kernel loads the other.
         assert_eq!(
             parse_vec(&with_second_modinfo(&ko, 3, evil)).unwrap_err(),
-            Error::Module(msg!("module has more than one .modinfo section"))
+            Error::Module(msg!(
+                "module has a second .modinfo or struct module section"
+            ))
         );
         // Section 0 is never a section to the kernel.
         assert_eq!(
             parse_vec(&with_second_modinfo(&ko, 0, evil)).unwrap(),
             parse_vec(&ko).unwrap()
+        );
+    }
+
+    /// A module of `.modinfo` `info` and one `.gnu.linkonce.this_module`
+    /// per entry of `names`, each a struct module named so.
+    fn with_struct_module(info: &[u8], names: &[&str]) -> Vec<u8> {
+        let strtab = b"\0.shstrtab\0.modinfo\0.gnu.linkonce.this_module\0";
+        let mut v = fake_ko(info, 62)[..64].to_vec();
+        let (str_off, info_off) = (v.len(), v.len() + strtab.len());
+        v.extend_from_slice(strtab);
+        v.extend_from_slice(info);
+        let mut sections = vec![(0u32, 0u32, 0usize, 0usize), (1, 3, str_off, strtab.len())];
+        sections.push((11, 1, info_off, info.len()));
+        for name in names {
+            let mut m = [0u8; 80];
+            m[24..24 + name.len()].copy_from_slice(name.as_bytes());
+            sections.push((20, 1, v.len(), m.len()));
+            v.extend_from_slice(&m);
+        }
+        let shoff = v.len() as u64;
+        for (name, ty, off, size) in &sections {
+            let mut sh = [0u8; 64];
+            sh[..4].copy_from_slice(&name.to_le_bytes());
+            sh[4..8].copy_from_slice(&ty.to_le_bytes());
+            sh[24..32].copy_from_slice(&(*off as u64).to_le_bytes());
+            sh[32..40].copy_from_slice(&(*size as u64).to_le_bytes());
+            v.extend_from_slice(&sh);
+        }
+        v[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+        v[0x3c..0x3e].copy_from_slice(&(sections.len() as u16).to_le_bytes());
+        v[0x3e..0x40].copy_from_slice(&1u16.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn name_is_the_name_in_the_struct_module() {
+        // The kernel names a module (and its livepatch) after its struct
+        // module; a name= that says otherwise is refused.
+        let ok = with_struct_module(INFO, &["klp_basic"]);
+        assert_eq!(parse_vec(&ok).unwrap().0, "klp_basic");
+        assert_eq!(
+            parse_vec(&with_struct_module(INFO, &["klp_other"])).unwrap_err(),
+            Error::Module(msg!(
+                "module name= differs from the name in its struct module"
+            ))
+        );
+        assert!(parse_vec(&with_struct_module(INFO, &["klp_basic_"])).is_err());
+        assert!(parse_vec(&with_struct_module(INFO, &["klp_basi"])).is_err());
+        assert_eq!(
+            parse_vec(&with_struct_module(INFO, &["klp_basic", "klp_basic"])).unwrap_err(),
+            Error::Module(msg!(
+                "module has a second .modinfo or struct module section"
+            ))
         );
     }
 

@@ -12,9 +12,15 @@
 #     klp_basic.ko       the rig's smallest livepatch (qemu/modules), built
 #                        against this kernel: a second patch for the guest
 #     times              seconds per step of the cold build
+#     SHA256SUMS         every file above, written last but for
+#     complete           the marker that the entry is whole
 # <key> hashes everything the result depends on: the Debian source version,
 # the option files, the script that makes the vulnerable variant, this
-# recipe and the host compiler. A warm run finds the entry and builds nothing.
+# recipe, the rig's files it builds or runs (klp_basic.c, kernel-notes.py)
+# and the host compiler. A warm run finds the entry and builds nothing.
+# An entry is used only when it is complete and every file matches its
+# SHA256SUMS; a damaged one (a file missing, truncated or changed) is
+# rebuilt, never used.
 #
 # The build happens in a tree of its own (klp-build runs in the tree: it
 # applies the patch there and reads ./.config), made as a hard-linked copy of
@@ -24,7 +30,10 @@
 # key is made by the kernel build (certs/signing_key.pem) and lives only in
 # the cached work tree, never in the repository.
 #
-# usage: build-cve.sh
+# usage: build-cve.sh            build unless cached; print the entry
+#        build-cve.sh --key      print the entry's path; never build
+#        build-cve.sh --cached   print the entry if it is there and intact,
+#                                else exit 1; never build
 # stdout: the cache directory. Progress goes to stderr.
 # Environment: KLPCTL_JOBS (default: nproc + 2: on a shared machine the
 # build runs under nice 5, and a couple of jobs more keep it from starving).
@@ -39,23 +48,41 @@ jobs=${KLPCTL_JOBS:-$(($(nproc) + 2))}
 
 src=$("$SELF_DIR/source.sh")
 srcver=$(cat "$src/.klpctl-debian-version")
+# Every file of the rig the result depends on, relative to this directory
+# (lib.sh and source.sh only find things: the source is keyed by version).
+inputs=(config.common config.x86_64 config.cve config.sh "unfix-${PATCH_NAME}.sh" build-cve.sh
+    ../modules/klp_basic.c ../tools/kernel-notes.py)
 key=$( {
     printf 'source %s\n' "$srcver"
-    cat "$SELF_DIR/config.common" "$SELF_DIR/config.x86_64" "$SELF_DIR/config.cve" \
-        "$SELF_DIR/config.sh" "$SELF_DIR/unfix-${PATCH_NAME}.sh" "$SELF_DIR/build-cve.sh" \
-        "$SELF_DIR/../modules/klp_basic.c"
+    for f in "${inputs[@]}"; do
+        printf '== %s %s\n' "$f" "$(wc -c <"$SELF_DIR/$f")"
+        cat "$SELF_DIR/$f"
+    done
     gcc --version | head -n 1
 } | sha256sum | cut -c1-16)
 out=$SB/x86_64-cve-$key
 
-if [ -f "$out/complete" ]; then
+# intact DIR: a finished entry whose files all match their checksums.
+intact() {
+    [ -f "$1/complete" ] && [ -s "$1/SHA256SUMS" ] \
+        && (cd "$1" && sha256sum --quiet --strict -c SHA256SUMS) >/dev/null 2>&1
+}
+
+case ${1:-} in
+    --key) printf '%s\n' "$out"; exit 0 ;;
+    --cached) intact "$out" || { log "no intact entry at $out"; exit 1; } ;;
+    "") ;;
+    *) die "usage: build-cve.sh [--key | --cached]" ;;
+esac
+if intact "$out"; then
     log "cached: $out (source $srcver)"
     printf '%s\n' "$out"
     exit 0
 fi
+[ ! -e "$out" ] || log "$out is damaged (incomplete, or a file differs from SHA256SUMS): rebuilding it"
 
 build() {
-    [ -f "$out/complete" ] && return 0
+    intact "$out" && return 0
     need_pkg gawk patchutils libxxhash-dev libelf-dev libssl-dev bison flex bc ccache openssl python3
     local work=$SB/work/x86_64-cve t0=$SECONDS t
     local times=()
@@ -125,6 +152,9 @@ build() {
     printf '%s\n' "$srcver" >"$tmp/source-version"
     times+=("total $((SECONDS - t0))")
     printf '%s\n' "${times[@]}" >"$tmp/times"
+    local sums
+    sums=$(cd "$tmp" && sha256sum -- *)
+    printf '%s\n' "$sums" >"$tmp/SHA256SUMS"
     touch "$tmp/complete"
     chmod 0755 "$tmp"
     rm -rf "$out"

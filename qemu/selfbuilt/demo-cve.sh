@@ -13,6 +13,16 @@ SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SELF_DIR/../lib.sh"
 step() { printf '\n==> %s\n' "$*"; }
 
+# The tier's lock (run-cve.sh), held until the log is shown, so a test run
+# beside the demo neither tramples nor replaces the demo's files.
+mkdir -p "$OUT_DIR"
+exec 8>"$OUT_DIR/.selfbuilt.lock"
+if ! flock -n 8; then
+    log "waiting for $OUT_DIR/.selfbuilt.lock (another run of this tier in this clone)"
+    flock 8
+fi
+export KLPCTL_SELFBUILT_LOCKED=1
+
 step "the kernel and its live patch (qemu/selfbuilt/build-cve.sh; cached after the first run)"
 kdir=$("$SELF_DIR/build-cve.sh")
 echo "kernel $(cat "$kdir/release") from Debian's linux-source $(cat "$kdir/source-version"), build-id $(cat "$kdir/build-id")"

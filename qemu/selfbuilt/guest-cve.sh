@@ -11,8 +11,9 @@
 #             patch it replaced cleaned up (cve_replace_unsaid).
 #   lockdown  booted with module.sig_enforce=1 lockdown=integrity: the same
 #             module without the kernel's signature is refused, klpctl
-#             quoting the kernel, and nothing is loaded; signed with the
-#             kernel's own key it applies and fixes the hole.
+#             quoting the kernel, and nothing is loaded; so is it with a
+#             damaged signature or one by a key the kernel does not trust;
+#             signed with the kernel's own key it applies and fixes the hole.
 #
 # Every step is shown as typed at a prompt, so the same transcript is the
 # demo (qemu/demo.sh cve) and the test (tests/qemu_selfbuilt.rs, which
@@ -107,8 +108,11 @@ cve_main() {
     cves=$(sed -n 's/^statements\.[0-9]*\.vulnerability\.name=//p' "$T/vex.flat" | sort | tr '\n' ' ')
     [ "$cves" = "$CVE " ] || klp_fail "vex claims '$cves', expected '$CVE '"
     grep -qx 'statements\.0\.status=fixed' "$T/vex.flat" || klp_fail "the statement is not 'fixed'"
-    grep -qxF "statements.0.products.0.@id=$PRODUCT" "$T/vex.flat" \
-        || klp_fail "the product is not $PRODUCT"
+    # Exactly one statement, about exactly this kernel.
+    [ "$(grep -c '^statements\.[0-9]*\.status=' "$T/vex.flat")" = 1 ] \
+        || klp_fail "the document has more than one statement"
+    prods=$(sed -n 's/^statements\.[0-9]*\.products\.[0-9]*\.@id=//p' "$T/vex.flat" | tr '\n' ' ')
+    [ "$prods" = "$PRODUCT " ] || klp_fail "the products are '$prods', expected '$PRODUCT '"
     end
 
     begin cve_disable
@@ -172,6 +176,24 @@ lockdown_main() {
     expect_no_livepatch
     [ ! -e /run/klpctl/vex.json ] || klp_fail "a VEX document claims a patch that is not live"
     repro vulnerable
+    end
+
+    begin lockdown_wrongly_signed
+    say "The same module with a signature the kernel cannot verify: one byte" \
+        "of the kernel key's signature changed, and a valid signature by a" \
+        "key the kernel does not trust. Both refused, nothing loaded."
+    local bad
+    for bad in badsig otherkey; do
+        before=$(modules)
+        kl apply "$B/cve-2024-1086-$bad.klp"
+        expect_rc 6 "apply $bad"
+        expect_says "signature|signed|EKEYREJECTED|ENOKEY|EBADMSG"
+        expect_modules_unchanged "$before"
+        expect_gone "$NAME"
+        expect_no_livepatch
+        [ ! -e /run/klpctl/vex.json ] || klp_fail "$bad: a VEX document claims a patch that is not live"
+        repro vulnerable
+    done
     end
 
     begin lockdown_signed

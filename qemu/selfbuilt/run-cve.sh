@@ -12,11 +12,24 @@
 # usage: run-cve.sh [-q] [SCENARIO...]     (default: cve lockdown)
 #   -q  do not copy the console to stdout
 # Environment: KLPCTL (full build: pack), KLPCTL_DEVICE (device build: the
-# guest's klpctl); built with cargo when unset.
+# guest's klpctl); built with cargo when unset. KLPCTL_SELFBUILT_LOCKED=1:
+# the caller holds $OUT_DIR/.selfbuilt.lock (see below).
 # Exit status: 0 when every boot printed KLPTEST-DONE, 1 otherwise.
 set -euo pipefail
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$SELF_DIR/../lib.sh"
+
+# One run at a time in a clone: runs share $OUT_DIR/selfbuilt and the logs
+# (the demo beside the test suite, two terminals). A caller that holds this
+# lock itself, to read the logs afterwards, sets KLPCTL_SELFBUILT_LOCKED=1.
+if [ "${KLPCTL_SELFBUILT_LOCKED:-}" != 1 ]; then
+    mkdir -p "$OUT_DIR"
+    exec 8>"$OUT_DIR/.selfbuilt.lock"
+    if ! flock -n 8; then
+        log "waiting for $OUT_DIR/.selfbuilt.lock (another run of this tier in this clone)"
+        flock 8
+    fi
+fi
 
 quiet=0
 if [ "${1:-}" = -q ]; then quiet=1; shift; fi
@@ -24,7 +37,7 @@ scenarios=("$@")
 [ "${#scenarios[@]}" -gt 0 ] || scenarios=(cve lockdown)
 t0=$SECONDS
 
-need_pkg busybox-static gcc libc6-dev python3 qemu-system-x86 seabios ipxe-qemu
+need_pkg busybox-static gcc libc6-dev python3 openssl qemu-system-x86 seabios ipxe-qemu
 
 kdir=$("$SELF_DIR/build-cve.sh")
 t_build=$((SECONDS - t0))
@@ -66,6 +79,48 @@ pack() { # MODULE BUNDLE [--replace]
 }
 pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086.klp" --replace
 pack "$kdir/livepatch-cve-2024-1086.ko" "$work/bundles/cve-2024-1086-unsigned.klp" --replace
+# Wrongly signed (case lockdown_wrongly_signed): the kernel's signature with
+# one byte of its RSA value changed, and a well-formed signature by a key
+# the kernel does not know, made here the way scripts/sign-file does (a
+# detached PKCS#7 of the module, then the module_signature trailer).
+python3 - "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/badsig.ko" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+magic = b"~Module signature appended~\n"
+assert b.endswith(magic), "the signed module has no signature trailer"
+b[-len(magic) - 12 - 16] ^= 0xff  # inside the signature value, the blob's last field
+open(sys.argv[2], "wb").write(b)
+PY
+openssl req -new -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=not the kernel's key" \
+    -keyout "$work/other.key" -out "$work/other.crt" 2>/dev/null
+openssl cms -sign -binary -noattr -nocerts -nosmimecap -md sha256 -signer "$work/other.crt" \
+    -inkey "$work/other.key" -in "$kdir/livepatch-cve-2024-1086.ko" -outform DER -out "$work/other.p7s"
+python3 - "$kdir/livepatch-cve-2024-1086.ko" "$work/other.p7s" "$work/otherkey.ko" <<'PY'
+import struct, sys
+mod, sig = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+# algo, hash, id_type (2: PKCS#7), signer_len, key_id_len, pad[3], sig_len (big-endian)
+trailer = struct.pack(">BBBBB3xI", 0, 0, 2, 0, 0, len(sig)) + b"~Module signature appended~\n"
+open(sys.argv[3], "wb").write(mod + sig + trailer)
+PY
+rm -f "$work/other.key"
+pack "$work/badsig.ko" "$work/bundles/cve-2024-1086-badsig.klp" --replace
+pack "$work/otherkey.ko" "$work/bundles/cve-2024-1086-otherkey.klp" --replace
+# The module with its .modinfo name= changed and nothing else: the kernel
+# names a module, and its live patch, after the struct module in
+# .gnu.linkonce.this_module, not after name=, so klpctl refuses it (the
+# same check runs again in apply, before the kernel sees the module).
+python3 - "$kdir/livepatch-cve-2024-1086.ko" "$work/renamed.ko" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()
+old, new = b"\0name=livepatch_cve_2024_1086\0", b"\0name=livepatch_cve_2024_1087\0"
+assert b.count(old) == 1, "name= not found once in the module"
+open(sys.argv[2], "wb").write(b.replace(old, new))
+PY
+if pack "$work/renamed.ko" "$work/renamed.klp" --replace 2>"$work/renamed.err"; then
+    die "klpctl pack accepted a module whose name= is not its struct module's name"
+fi
+grep -q "differs from the name in its struct module" "$work/renamed.err" \
+    || die "klpctl pack refused the renamed module for another reason: $(cat "$work/renamed.err")"
 # What a vendor who missed that klp-build replaces by default would ship:
 # the same module, packed without --replace (case cve_replace_unsaid).
 pack "$kdir/livepatch-cve-2024-1086.signed.ko" "$work/bundles/cve-2024-1086-noreplace.klp"
