@@ -78,7 +78,7 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     match text.and_then(records) {
         Some(t) => Ok(Guard(t)),
         None => Err(Error::Guard(msg!(
-            "the crash-loop guard file cannot be read in full: nothing is applied and it is left as it is; read it, then move it aside to reset the guard"
+            "the crash-loop guard file cannot be read in full: applying nothing, leaving it as it is (move it aside to reset)"
         ))),
     }
 }
@@ -421,7 +421,7 @@ fn this_boot() -> Result<heapless::String<40>> {
         Ok(now)
     } else {
         Err(Error::Guard(msg!(
-            "cannot read the kernel's boot id: the crash-loop guard cannot tell boots apart, so nothing is done with --state-dir"
+            "cannot read the kernel's boot id: the crash-loop guard cannot tell boots apart; nothing is done with --state-dir"
         )))
     }
 }

@@ -46,8 +46,8 @@ const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
   klpctl apply --dir DIR [same options]
   klpctl install BUNDLE... --dir DIR [same options]
                stores each in DIR as NAME@RELEASE[@BUILDID]@vVERSION.klp
-               (written before it is applied); refuses past 64 bundles
-               for a release (never removes any: uninstall does)
+               before applying it; refuses past 64 bundles for a
+               release (never removes any: uninstall does)
   klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
   klpctl uninstall NAME --dir DIR [same options as disable]
   klpctl status [--state-dir DIR] [--json]
@@ -127,7 +127,7 @@ const AUTHORING: &[(&[u8], Handler)] = &[
 #[cfg(not(feature = "authoring"))]
 fn device_build(_: &mut Cli, _: &mut Args) -> Res {
     Err(Error::Usage(msg!(
-        "this klpctl is a device build without the authoring commands (keygen, pack, manifest, attach, sign, info)"
+        "this klpctl is a device build without the authoring commands (see klpctl --help)"
     ))
     .into())
 }

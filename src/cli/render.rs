@@ -343,7 +343,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply in directory (the oldest of the largest stream is left out; remove superseded bundles)\n");
+            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream is left out; remove superseded bundles)\n");
         return;
     };
     let other_kernel = f.error.exit_code() == 4;

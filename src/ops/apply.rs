@@ -344,9 +344,9 @@ fn load_sealed(src: &FileSource<&OwnedFd>, signed: &Signed, ev: Sink) -> Res<()>
         ))
         .with(&[b"module ", loaded_name]));
     }
-    Err(Error::NotALivepatch(
-        msg!("the module is not a livepatch: it loaded but registered none under the manifest's name, so klpctl unloaded it"),
-    )
+    Err(Error::NotALivepatch(msg!(
+        "not a livepatch: it loaded but registered none under its name (unloaded again)"
+    ))
     .into())
 }
 
@@ -378,7 +378,7 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
     let name = record.manifest.name.as_bytes();
     if sysfs::write(name, attr::ENABLED, b"0").is_err() && sysfs::active(name) {
         return Error::Stuck(msg!(
-            "transition timed out and the revert could not start; the patch is still in transition (see klpctl status)"
+            "transition timed out and the revert could not start; still in transition (see klpctl status)"
         ));
     }
     let sname = record.manifest.name;
@@ -391,7 +391,7 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
             blockers: &transition::blockers(0),
         });
         return Error::Stuck(msg!(
-            "transition timed out and the revert stalled too; still in transition (not forced; see klpctl status, retry klpctl disable later)"
+            "transition and its revert both timed out; still in transition (not forced; see klpctl status, retry klpctl disable later)"
         ));
     }
     if loader::unload(name, deadline).is_err() {

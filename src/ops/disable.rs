@@ -61,7 +61,7 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
             }
             _ => {
                 return Err(Error::Stuck(msg!(
-                    "disable timed out and switching the patch back on stalled too; it is still in transition (not forced; see klpctl status)"
+                    "disable timed out and re-enabling stalled too; still in transition (not forced; see klpctl status)"
                 )));
             }
         }

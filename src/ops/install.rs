@@ -62,7 +62,7 @@ pub fn install(
     let m = &signed.manifest;
     if m.arch != k.machine.as_str() {
         return Err(Error::WrongKernel(msg!(
-            "not for this machine: architecture differs (install keeps bundles for this machine's later boots)"
+            "not for this machine: architecture differs (DIR is for its later boots)"
         ))
         .with(&[
             b"bundle is for ",
@@ -168,11 +168,8 @@ fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> 
 /// them; dot files, directories, and files that are not trusted bundles
 /// are passed over: `apply --dir` does not take them either).
 ///
-/// Refuses a different trusted bundle that claims the same stored name
-/// (patch, release, build-id and version), whatever file it is in: one of
-/// the two would be lost or shadowed. One with the very same manifest is
-/// this bundle again, and the file at `name` is replaced. Then refuses the
-/// install when `dir` would hold more than [`MAX_BUNDLES`] trusted bundles
+/// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
+/// trusted bundles
 /// for `new`'s kernel release and architecture after it (the file it
 /// replaces not counted): more than `apply --dir` takes for one kernel.
 /// Counting every build-id of the release makes the bound hold for each
@@ -204,11 +201,6 @@ fn check_room(
             return Ok(());
         };
         let o = &s.manifest;
-        if s.raw_manifest != new.raw_manifest && stored_name(o).is_ok_and(|x| x.bytes() == name) {
-            return Err(Error::Conflict(msg!(
-                "another bundle of this patch and version is stored"
-            )));
-        }
         if fb != name && o.release == m.release && o.arch == m.arch {
             n += 1;
         }

@@ -306,7 +306,7 @@ class Run:
 
     def check_install(self, before, bundles):
         """What install would do: apply what is for this kernel, and store
-        every bundle whose stored copy (NAME@RELEASE[@BUILDID].klp, see
+        every bundle whose stored copy (NAME@RELEASE[@BUILDID]@vVERSION.klp, see
         docs/install.md) is missing or differs, also one for another
         kernel of this architecture, which install stores without applying."""
         out = self.check_apply(before, bundles)
@@ -322,7 +322,8 @@ class Run:
             why = for_this_kernel(b, kernel)
             if why and why.startswith("architecture"):
                 continue  # install refuses it too (exit 4)
-            name = "%s@%s%s.klp" % (b["name"], b["release"], "@" + b["build_id"] if b.get("build_id") else "")
+            build_id = "@" + b["build_id"] if b.get("build_id") else ""
+            name = "%s@%s%s@v%s.klp" % (b["name"], b["release"], build_id, b.get("version"))
             if stored.get(name) == sha256_file(path):
                 continue
             if why:

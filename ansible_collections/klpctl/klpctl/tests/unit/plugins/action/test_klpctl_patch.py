@@ -214,8 +214,8 @@ class PatchTest(unittest.TestCase):
         """Live but not stored: the real run stores it (changed), so check
         mode must say it would change; stored byte for byte: ok."""
         self.assertTrue(self.check_installed({})["changed"])
-        self.assertTrue(self.check_installed({"klp_a@6.1.0-1-amd64@ab.klp": "old\n"})["changed"])
-        out = self.check_installed({"klp_a@6.1.0-1-amd64@ab.klp": "bundle\n"})
+        self.assertTrue(self.check_installed({"klp_a@6.1.0-1-amd64@ab@v1.klp": "old\n"})["changed"])
+        out = self.check_installed({"klp_a@6.1.0-1-amd64@ab@v1.klp": "bundle\n"})
         self.assertEqual((out["changed"], out["failed"]), (False, False))
 
     def test_check_mode_installed_other_kernel_is_stored_not_failed(self):
