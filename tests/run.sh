@@ -81,11 +81,11 @@ vectors=$(printf '%s\n' "$vectors_out" | awk '/checked/ {print $2}' | tail -n 1)
 log "cargo test (unit, host integration, signify interop, QEMU kernels)"
 out=target/test-output.log
 set +e
+# --no-fail-fast: a failing test binary does not keep the later ones (the
+# QEMU tiers among them) from running, so the closing count covers them all.
 KLPCTL_BIN=$PWD/$bin KLPCTL_DEVICE=$PWD/$device KLPCTL_DEVICE_ARM64=$PWD/$device_arm64 cargo test --release --no-fail-fast -- --test-threads=2 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
-# --no-fail-fast: a failing test binary does not keep the later ones (the
-# QEMU tiers among them) from running, so the closing line counts them all.
 # One closing line over every test binary plus the format vectors.
 awk -v v="$vectors" '/^test result:/ { p += $4; f += $6 } END { printf "all: %d passed, %d failed\n", p + v, f }' "$out"
 exit "$rc"
