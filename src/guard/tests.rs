@@ -222,3 +222,62 @@ fn a_payload_proven_at_every_boot_stays_proven() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn every_cut_and_every_byte_changed_fails_closed() {
+    let body = format!(
+        "boot {BOOT}\ntry {SHA} klp_a s 3 7\ngood {SHA} s 3\nquarantine {SHA} klp_a s 4 {BOOT} 1700000000\n"
+    );
+    let t = sealed(&body);
+    for n in 0..t.len() {
+        assert_eq!(records(&t[..n]), None, "cut at {n}");
+    }
+    for at in 0..t.len() {
+        for b in 0..=255u8 {
+            if b == t[at] {
+                continue;
+            }
+            let mut x = t.clone();
+            x[at] = b;
+            assert_eq!(records(&x), None, "byte {at} set to {b}");
+        }
+    }
+    // The previous format cannot be made of a sealed file's pieces, nor
+    // hide the header later, behind blanks, a BOM, or CRLF.
+    let hdr = "klpctl-guard 2\n";
+    for x in [
+        format!("{body}{hdr}"),
+        format!(" {hdr}{body}"),
+        format!("\u{feff}{hdr}{body}"),
+        format!("klpctl-guard 2\r\n{body}"),
+        body.replace('\n', "\r\n"),
+        String::new(),
+        "\n".to_string(),
+    ] {
+        assert_eq!(records(x.as_bytes()), None, "{x:?}");
+    }
+    // At the 16 KiB bound, with the seal: read; one byte more: not.
+    // `good <sha> <stream> 3` lines of 74 to 137 bytes fill it exactly.
+    let mut big = String::new();
+    loop {
+        let rem = MAX_GUARD - HEADER.len() - big.len() - SEAL;
+        let k = match rem {
+            0 => break,
+            ..=137 => rem - 73,
+            ..211 => rem - 147,
+            _ => 64,
+        };
+        big.push_str(&format!("good {SHA} {} 3\n", "s".repeat(k)));
+    }
+    let t = sealed(&big);
+    assert_eq!(t.len(), MAX_GUARD);
+    assert!(records(&t).is_some());
+    let dir = scratch("at-bound");
+    let sd = dir.to_str().unwrap().as_bytes();
+    std::fs::write(dir.join("guard"), &t).unwrap();
+    let mut buf = [0; MAX_GUARD];
+    assert!(load(sd, &mut buf).is_ok());
+    std::fs::write(dir.join("guard"), [&t[..], b"\n"].concat()).unwrap();
+    assert!(load(sd, &mut buf).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
