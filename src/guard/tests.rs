@@ -264,7 +264,7 @@ fn every_cut_and_every_byte_changed_fails_closed() {
         let k = match rem {
             0 => break,
             1..=137 => rem - 73,
-            ..211 => rem - 147,
+            138..211 => rem - 147,
             _ => 64,
         };
         big.push_str(&format!("good {SHA} {} 3\n", "s".repeat(k)));
