@@ -22,9 +22,9 @@
 //! Bounded by construction: one `boot` line, one `try` per payload (a new
 //! try of the same payload replaces it), at most one `quarantine` per
 //! payload, the `try` lines of an earlier boot go at the next boot's
-//! start, at most one `good` per payload, pruned at every change (see
-//! [`Guard::needed`]): only the [`KEEP_GOOD`] proven last stay, plus those
-//! a fallback needs. A
+//! start, at most one `good` per payload (proven again, it moves to the
+//! end), pruned at every change (see [`Guard::needed`]): only the
+//! [`KEEP_GOOD`] proven last stay, plus those a fallback needs. A
 //! file that cannot be read in full (a symlink, a FIFO, over
 //! [`MAX_GUARD`], a missing or wrong seal, a line klpctl does not write)
 //! is never taken as empty and never replaced: every command that needs it
@@ -311,15 +311,17 @@ impl<'b> Guard<'b> {
     /// Whether record `l`, followed by the records `after`, is kept at a
     /// change. Every record is, except a `good` line with [`KEEP_GOOD`] or
     /// more `good` lines after it (those proven since), unless a fallback
-    /// needs it: it is the newest good version below a quarantined one of
-    /// its stream. A payload pruned is no longer proven: a new try of it
-    /// is a suspect again, which is the safe direction.
+    /// needs it or may come to: it is the newest good version below a
+    /// quarantined one of its stream, or below a suspect (which the change
+    /// itself, or a later boot, may quarantine). A payload pruned is no
+    /// longer proven: a new try of it is a suspect again, which is the
+    /// safe direction.
     fn needed(self, l: &[u8], after: &[u8]) -> bool {
         let Some(Line::Good { sha, of }) = parse(l) else {
             return true;
         };
         let newer = Lines(after).filter(|x| matches!(x, Line::Good { .. }));
-        newer.count() < KEEP_GOOD || of.is_some_and(|(s, v)| self.fallback_allowed(s, sha, v, 0))
+        newer.count() < KEEP_GOOD || of.is_some_and(|(s, v)| self.way_back(s, sha, v, 0, true))
     }
 
     /// Whether version `version` (payload `sha`) of `stream` may go below
@@ -328,10 +330,21 @@ impl<'b> Guard<'b> {
     /// that raised it), and only to the newest version proven good below
     /// that payload.
     pub fn fallback_allowed(self, stream: &[u8], sha: &[u8], version: u64, bound: u64) -> bool {
+        self.way_back(stream, sha, version, bound, false)
+    }
+
+    /// [`Guard::fallback_allowed`], from a quarantined payload, or also
+    /// from a suspect (a `try` line) when `tries`.
+    fn way_back(self, stream: &[u8], sha: &[u8], version: u64, bound: u64, tries: bool) -> bool {
         self.good(sha)
-            && self.each_quarantined().any(|q| {
-                let qv = num(q.version).unwrap_or(0);
-                q.stream == stream
+            && self.lines().any(|l| {
+                let (s, qv) = match l {
+                    Line::Quarantine(q) => (q.stream, q.version),
+                    Line::Try(t) if tries => (t.stream, t.version),
+                    _ => return false,
+                };
+                let qv = num(qv).unwrap_or(0);
+                s == stream
                     && qv >= bound
                     && qv > version
                     && self.good_versions(stream).all(|v| v <= version || v >= qv)
@@ -409,10 +422,6 @@ fn record(o: &mut Out, kind: &str, words: &[&[u8]]) {
     o.nl();
 }
 
-fn word(l: &[u8], i: usize) -> &[u8] {
-    l.split(|&c| c == b' ').nth(i).unwrap_or(b"")
-}
-
 /// This boot's id, or [`Error::Guard`]: without it the guard cannot tell
 /// one boot from the next, so it refuses rather than guess.
 fn this_boot() -> Result<heapless::String<40>> {
@@ -447,7 +456,7 @@ pub fn start_boot(sd: &[u8], quarantine: &mut dyn FnMut(&Entry)) -> Result<()> {
     let mut tm = [0u8; 20];
     let time = crate::codec::fmt_u64(crate::rt::unix_time(), &mut tm);
     // The journal of the old boot goes; what was learnt stays.
-    let mut keep = |l: &[u8]| l.starts_with(b"good ") || l.starts_with(b"quarantine ");
+    let mut keep = |l: &[u8]| matches!(parse(l), Some(Line::Good { .. } | Line::Quarantine(_)));
     let mut add = |o: &mut Out| {
         o.s("boot ").s(&now).nl();
         for t in old.suspects() {
@@ -480,7 +489,7 @@ pub fn note_try(sd: &[u8], sha: &[u8], name: &[u8], stream: &[u8], version: u64)
     this_boot()?;
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf)?;
-    let same = |l: &[u8]| l.starts_with(b"try ") && word(l, 1) == sha;
+    let same = |l: &[u8]| matches!(parse(l), Some(Line::Try(t)) if t.sha == sha);
     let (mut v, mut at) = ([0u8; 20], [0u8; 20]);
     let v = crate::codec::fmt_u64(version, &mut v);
     let at = crate::codec::fmt_u64(uptime(), &mut at);
@@ -549,13 +558,16 @@ pub fn confirm(
     if p.tries == 0 {
         return Ok(p);
     }
-    let proven_line =
-        |l: &[u8]| l.starts_with(b"try ") && matches!(parse(l), Some(Line::Try(t)) if proven(&t));
-    rewrite(sd, old, &mut |l| !proven_line(l), &mut |o| {
-        for t in old.tries() {
-            if !proven(&t) || old.good(t.sha) || (now_of.borrow_mut())(t.name, t.sha) != Now::Live {
-                continue;
-            }
+    // A payload proven live is good from now: its `good` line, if it had
+    // one, moves to the end, among the proofs that pruning keeps longest.
+    let good_now = |t: &Try| proven(t) && (now_of.borrow_mut())(t.name, t.sha) == Now::Live;
+    let gone = |l: &[u8]| match parse(l) {
+        Some(Line::Try(t)) => proven(&t),
+        Some(Line::Good { sha, .. }) => old.tries().any(|t| t.sha == sha && good_now(&t)),
+        _ => false,
+    };
+    rewrite(sd, old, &mut |l| !gone(l), &mut |o| {
+        for t in old.tries().filter(good_now) {
             record(o, "good", &[t.sha, t.stream, t.version]);
             p.good += 1;
         }
@@ -569,9 +581,7 @@ pub fn confirm(
 pub fn release(sd: &[u8], name: &[u8], sha: Option<&[u8]>) -> Result<usize> {
     let mut buf = [0; MAX_GUARD];
     let old = load(sd, &mut buf)?;
-    let hit = |l: &[u8]| {
-        l.starts_with(b"quarantine ") && sha.map_or(word(l, 2) == name, |s| s == word(l, 1))
-    };
+    let hit = |l: &[u8]| matches!(parse(l), Some(Line::Quarantine(e)) if sha.map_or(e.name == name, |s| s == e.sha256));
     let n = old.0.split(|&c| c == b'\n').filter(|l| hit(l)).count();
     if n > 0 {
         rewrite(sd, old, &mut |l| !hit(l), &mut |_| {})?;

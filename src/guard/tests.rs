@@ -165,3 +165,119 @@ fn pruning_keeps_the_last_proofs_and_every_fallback() {
     assert!(g.quarantined(sha(100).as_bytes()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("klpctl-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_boot_that_quarantines_keeps_the_way_back() {
+    let dir = scratch("fallback-kept");
+    let sha = |i: usize| format!("{i:064x}");
+    // v2 of stream s proven, then 64 proofs in stream t, then v3 of s
+    // tried by a boot that died: the next boot quarantines v3, and v2 is
+    // its way back however old its proof is.
+    let mut text = format!("boot {BOOT}\ngood {} s 2\n", sha(2));
+    for i in 1..=64 {
+        text.push_str(&format!("good {} t {i}\n", sha(1000 + i)));
+    }
+    text.push_str(&format!("try {} klp_s s 3 10\n", sha(3)));
+    std::fs::write(dir.join("guard"), &text).unwrap();
+    let sd = dir.to_str().unwrap().as_bytes();
+    start_boot(sd, &mut |_| {}).unwrap();
+    let mut buf = [0; MAX_GUARD];
+    let g = load(sd, &mut buf).unwrap();
+    assert!(g.quarantined(sha(3).as_bytes()));
+    assert!(g.fallback_allowed(b"s", sha(2).as_bytes(), 2, 3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_payload_proven_at_every_boot_stays_proven() {
+    let dir = scratch("reproven");
+    let sha = |i: usize| format!("{i:064x}");
+    let now = crate::state::boot_id();
+    // P was first proven long ago (63 proofs since) and is tried, and
+    // proven live, again in this boot, with one new payload.
+    let mut text = format!("boot {now}\ngood {} s 1\n", sha(1));
+    for i in 1..=63 {
+        text.push_str(&format!("good {} t {i}\n", sha(1000 + i)));
+    }
+    text.push_str(&format!("try {} klp_p s 1 0\n", sha(1)));
+    text.push_str(&format!("try {} klp_u u 1 0\n", sha(7)));
+    std::fs::write(dir.join("guard"), &text).unwrap();
+    let sd = dir.to_str().unwrap().as_bytes();
+    confirm(sd, 0, &mut |_, _| Now::Live).unwrap();
+    // The next change still knows P is proven: it was proven last.
+    note_try(sd, sha(9).as_bytes(), b"klp_x", b"x", 1).unwrap();
+    let mut buf = [0; MAX_GUARD];
+    let g = load(sd, &mut buf).unwrap();
+    assert!(g.good(sha(7).as_bytes()));
+    assert!(
+        g.good(sha(1).as_bytes()),
+        "a payload proven in this boot was pruned"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_cut_and_every_byte_changed_fails_closed() {
+    let body = format!(
+        "boot {BOOT}\ntry {SHA} klp_a s 3 7\ngood {SHA} s 3\nquarantine {SHA} klp_a s 4 {BOOT} 1700000000\n"
+    );
+    let t = sealed(&body);
+    for n in 0..t.len() {
+        assert_eq!(records(&t[..n]), None, "cut at {n}");
+    }
+    for at in 0..t.len() {
+        for b in 0..=255u8 {
+            if b == t[at] {
+                continue;
+            }
+            let mut x = t.clone();
+            x[at] = b;
+            assert_eq!(records(&x), None, "byte {at} set to {b}");
+        }
+    }
+    // The previous format cannot be made of a sealed file's pieces, nor
+    // hide the header later, behind blanks, a BOM, or CRLF.
+    let hdr = "klpctl-guard 2\n";
+    for x in [
+        format!("{body}{hdr}"),
+        format!(" {hdr}{body}"),
+        format!("\u{feff}{hdr}{body}"),
+        format!("klpctl-guard 2\r\n{body}"),
+        body.replace('\n', "\r\n"),
+        String::new(),
+        "\n".to_string(),
+    ] {
+        assert_eq!(records(x.as_bytes()), None, "{x:?}");
+    }
+    // At the 16 KiB bound, with the seal: read; one byte more: not.
+    // `good <sha> <stream> 3` lines of 74 to 137 bytes fill it exactly.
+    let mut big = String::new();
+    loop {
+        let rem = MAX_GUARD - HEADER.len() - big.len() - SEAL;
+        let k = match rem {
+            0 => break,
+            1..=137 => rem - 73,
+            138..211 => rem - 147,
+            _ => 64,
+        };
+        big.push_str(&format!("good {SHA} {} 3\n", "s".repeat(k)));
+    }
+    let t = sealed(&big);
+    assert_eq!(t.len(), MAX_GUARD);
+    assert!(records(&t).is_some());
+    let dir = scratch("at-bound");
+    let sd = dir.to_str().unwrap().as_bytes();
+    std::fs::write(dir.join("guard"), &t).unwrap();
+    let mut buf = [0; MAX_GUARD];
+    assert!(load(sd, &mut buf).is_ok());
+    std::fs::write(dir.join("guard"), [&t[..], b"\n"].concat()).unwrap();
+    assert!(load(sd, &mut buf).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
