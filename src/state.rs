@@ -100,6 +100,8 @@ pub fn boot_id() -> heapless::String<40> {
         msg!("boot_id"),
     ) && let Ok(t) = core::str::from_utf8(t.trim_ascii())
     {
+        // A UUID is 36 bytes; anything longer is not one and stays empty
+        // (no boot id: the guard then refuses, failing closed).
         let _ = s.push_str(t);
     }
     s

@@ -183,7 +183,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     }
     let mut sks: heapless::Vec<SecretKey, 4> = heapless::Vec::new();
     for p in &secrets {
-        let _ = sks.push(read_secret(cli, p)?);
+        let _ = sks.push(read_secret(cli, p)?); // one per -s: at most 4, as sks
     }
     let mut dbuf = [0u8; manifest::MAX_DESCRIPTION + 8];
     let description = manifest::escape_description(desc_raw, &mut dbuf)?;
@@ -237,7 +237,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let mut sigs: heapless::Vec<Signature, 4> = heapless::Vec::new();
     for k in &sks {
         if !sigs.iter().any(|s| s.key_id == k.id) {
-            let _ = sigs.push(k.sign(mbytes));
+            let _ = sigs.push(k.sign(mbytes)); // one per key: at most 4
         }
     }
     cli.ctx(output);

@@ -51,6 +51,7 @@ pub struct Running {
 
 fn to_string(c: &core::ffi::CStr) -> heapless::String<65> {
     let mut s = heapless::String::new();
+    // Cannot fail: a utsname field is at most 65 bytes, its NUL included.
     let _ = s.push_str(c.to_str().unwrap_or("?"));
     s
 }

@@ -72,6 +72,8 @@ pub fn blockers(target: i64) -> Blockers {
                 comm: heapless::Vec::new(),
                 stack: heapless::Vec::new(),
             };
+            // Bounded here, and below: comm by its 64-byte read, the stack
+            // by three frames of at most 80 bytes and two separators.
             let _ = b.tid.extend_from_slice(&tb[..tb.len().min(20)]);
             let mut buf = [0u8; 4096];
             let comm = base(b"comm")
@@ -98,7 +100,7 @@ pub fn blockers(target: i64) -> Blockers {
                 }
                 let _ = b.stack.extend_from_slice(&f[..f.len().min(80)]);
             }
-            let _ = out.list.push(b);
+            let _ = out.list.push(b); // not full: checked above
             Ok(())
         });
         Ok(())

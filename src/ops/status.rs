@@ -29,14 +29,14 @@ pub fn facts() -> Facts {
     let mut lbuf = [0u8; 128];
     let lockdown = kernel::lockdown(&mut lbuf).map(|l| {
         let mut s = heapless::String::new();
-        let _ = s.push_str(l);
+        let _ = s.push_str(l); // a mode name ("integrity"): far under 32
         s
     });
     let taint = kernel::taint().unwrap_or(0);
     let mut taint_flags = heapless::Vec::new();
     for (i, &c) in kernel::TAINT_LETTERS.iter().enumerate() {
         if taint & (1 << i) != 0 {
-            let _ = taint_flags.push(c);
+            let _ = taint_flags.push(c); // 19 letters at most, room for 32
         }
     }
     Facts {

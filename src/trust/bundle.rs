@@ -161,7 +161,7 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
         };
         s.key_id.copy_from_slice(&rec[..8]);
         s.sig.copy_from_slice(&rec[8..]);
-        let _ = sigs.push(s);
+        let _ = sigs.push(s); // sig_count <= MAX_SIGS, checked above
     }
     Ok(Unverified {
         header,

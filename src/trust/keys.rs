@@ -363,6 +363,7 @@ impl Keyring {
                     }
                 }
             };
+            // Cannot fail: a bundle holds at most 4 signatures (MAX_SIGS).
             let _ = v.sigs.push((s.key_id, status));
         }
         v
