@@ -568,3 +568,75 @@ fn versions_of_one_patch_keep_their_own_files() {
     assert!(listing(&m.dir.join("bundles")).is_empty());
     assert!(m.patches().is_empty());
 }
+
+/// klpctl killed at each system call of an install of v2 (v1 stored):
+/// afterwards the directory holds v1 and nothing, or v1 and exactly v2;
+/// what a killed run leaves behind never counts or applies; and
+/// `uninstall` then removes every copy of the patch, the hidden copy a
+/// killed install left included, so nothing of it stays in the directory.
+#[test]
+fn an_install_killed_at_any_system_call_leaves_nothing_uninstall_misses() {
+    let Some(mut m) = Machine::new("kill-install") else {
+        return;
+    };
+    let v1 = std::fs::read(m.bundle("klp_k", "k", 1, false)).unwrap();
+    let v2 = m.bundle("klp_k", "k", 2, false);
+    let v2_bytes = std::fs::read(&v2).unwrap();
+    let bd = m.dir.abs("bundles");
+    let rel = release();
+    let (n1, n2) = (format!("klp_k@{rel}@v1.klp"), format!("klp_k@{rel}@v2.klp"));
+    let mut n = 1;
+    let (mut left, mut cut) = (0, 0);
+    loop {
+        let old = m.boot_dir().to_owned();
+        m.reboot();
+        std::fs::remove_dir_all(old).unwrap();
+        std::fs::remove_dir_all(&bd).unwrap();
+        m.dir.mkdir("bundles");
+        m.dir.write(&format!("bundles/{n1}"), &v1);
+        let k = n.to_string();
+        let r = install(&m, &["-k", &k], &v2, &bd);
+        let at = format!("killed at system call {n}");
+        let visible: Vec<String> = listing(&m.dir.join("bundles"))
+            .into_iter()
+            .filter(|f| !f.starts_with('.'))
+            .collect();
+        assert!(
+            visible == [n1.clone()] || visible == [n1.clone(), n2.clone()],
+            "{at}: {visible:?}"
+        );
+        if visible.len() == 2 {
+            assert_eq!(m.dir.read(&format!("bundles/{n2}")), v2_bytes, "{at}");
+        }
+        left += usize::from(listing(&m.dir.join("bundles")).len() > visible.len());
+        let u = m.run(&[], &["uninstall", "klp_k", "--dir", "bundles", "--json"]);
+        u.code(0);
+        assert!(m.patches().is_empty(), "{at}");
+        // Only a copy cut short (no bundle yet) may stay; the next install
+        // of that name replaces it.
+        let hidden = format!(".{n2}.klpctl-tmp");
+        for f in listing(&m.dir.join("bundles")) {
+            let bytes = m.dir.read(&format!("bundles/{f}"));
+            assert!(
+                f == hidden && bytes.len() < v2_bytes.len() && v2_bytes.starts_with(&bytes),
+                "{at}: uninstall left {f} ({} bytes)",
+                bytes.len()
+            );
+            cut += 1;
+            install(&m, &[], &v2, &bd).code(0);
+            assert_eq!(listing(&m.dir.join("bundles")), [n2.clone()], "{at}");
+        }
+        if r.code == 0 {
+            break;
+        }
+        assert_eq!(r.code, 137, "{at}: {}", r.err());
+        n += 1;
+    }
+    assert!(
+        n > 100 && left > cut,
+        "{n} system calls, {left} hidden copies left"
+    );
+    eprintln!(
+        "killed at each of {n} system calls; {left} runs left a hidden copy, {cut} of them cut short"
+    );
+}
