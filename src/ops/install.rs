@@ -213,7 +213,8 @@ fn check_room(
 }
 
 /// Removes every bundle of patch `name` from `dir` (whatever kernel it is
-/// for, whatever its file name; files that are not bundles are left
+/// for, whatever its file name, dot files included: the hidden copy an
+/// install that was killed left; files that are not bundles are left
 /// alone), then disables the patch. Returns how many files were removed
 /// and whether the patch was disabled now.
 #[inline(never)]
@@ -222,7 +223,7 @@ pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(u
     files::each_entry(dir, msg!("cannot read bundle directory"), |f, _| {
         let fb = f.to_bytes();
         let p = PathBuf::of(&[dir.to_bytes(), b"/", fb])?;
-        if fb.starts_with(b".") || !is_bundle_of(&p, name) {
+        if !is_bundle_of(&p, name) {
             return Ok(());
         }
         rustix::fs::unlink(p.c()).ctx(msg!("cannot remove bundle"))?;
