@@ -396,7 +396,7 @@ fn rewrite(
         add(&mut o);
         if o.finish().is_err() {
             return Err(Error::Guard(msg!(
-                "the crash-loop guard file would grow past 16 KiB: nothing was changed; lift old quarantines or move the file aside"
+                "the crash-loop guard file would grow past 16 KiB: nothing changed; lift old quarantines or move it aside"
             )));
         }
         o.written()
@@ -430,7 +430,7 @@ fn this_boot() -> Result<heapless::String<40>> {
         Ok(now)
     } else {
         Err(Error::Guard(msg!(
-            "cannot read the kernel's boot id: the crash-loop guard cannot tell boots apart; nothing is done with --state-dir"
+            "cannot read the kernel's boot id, without which the crash-loop guard cannot tell boots apart"
         )))
     }
 }

@@ -149,7 +149,7 @@ patch klp_a acme 1 CVE-2024-0001
 [ -e /run/klpctl/vex.json ] && echo "before: file"
 for i in $(seq 2 33); do patch klp_$i s$i 1 CVE-2024-$i; done
 "$KLPCTL" vex >out 2>err; echo "vex: exit $? stdout $(wc -c <out) bytes"
-grep -c "more live patches" err
+grep -c "more patches, CVEs or products" err
 "$KLPCTL" disable klp_nothere >/dev/null 2>err; echo "disable: exit $?"
 grep -c "vex.json not updated (removed)" err
 [ -e /run/klpctl/vex.json ] && echo "after: file" || echo "after: no file"
@@ -179,7 +179,7 @@ rm -r /sys/kernel/livepatch/klp_1
 patch klp_33 s33 1 CVE-2024-33
 patch klp_34 s34 1 CVE-2024-34
 "$KLPCTL" vex >out 2>err; echo "33: exit $? stdout $(wc -c <out) bytes"
-grep -c "more live patches" err
+grep -c "more patches, CVEs or products" err
 [ -e /run/klpctl/vex.json ] && echo "after: file" || echo "after: no file"
 # Negative: once it fits again, the file is back, without the claim.
 rm -r /sys/kernel/livepatch/klp_34

@@ -71,9 +71,9 @@ pub fn event(ev: Event) {
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);
             if kernel {
-                o.s(" replaced every other patch (atomic replace), but its bundle was packed without --replace; their modules were removed. Repack it with --replace\n");
+                o.s(" replaced every other patch (atomic replace; their modules were removed) but was packed without --replace: repack it with it\n");
             } else {
-                o.s(" does not replace other patches, but its bundle was packed with --replace; nothing was removed. Repack it without --replace\n");
+                o.s(" does not replace other patches but was packed with --replace (nothing removed): repack it without\n");
             }
         }
         Event::RevertedLoaded(m) => {
@@ -129,7 +129,7 @@ fn blockers_human(o: &mut Out, b: &Blockers) {
     if b.total == 0 {
         // The kernel also waits for each CPU's idle task (swapper/N, pid
         // 0), which /proc does not list.
-        o.s("  no task in /proc blocks it: per-CPU idle tasks (swapper/N, not in /proc) on busy CPUs do\n");
+        o.s("  no task in /proc blocks it: per-CPU idle tasks (swapper/N) on busy CPUs do\n");
     }
     if b.total > b.list.len() {
         o.s("  ... and ")
@@ -343,7 +343,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream is left out; remove superseded bundles)\n");
+            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out; remove superseded ones)\n");
         return;
     };
     let other_kernel = f.error.exit_code() == 4;

@@ -131,7 +131,7 @@ pub fn unload(name: &[u8], deadline: u64) -> Result<()> {
     });
     if !ready {
         return Err(Error::Stuck(msg!(
-            "module cannot be removed: its livepatch is still active or it is still referenced"
+            "module cannot be removed: its livepatch is active or it is referenced"
         )));
     }
     let mut last = Error::Io(msg!("delete_module failed"), Errno::BUSY);

@@ -83,25 +83,26 @@ impl Running {
     /// architecture, and the build-id when the bundle names one. A mismatch
     /// names both sides.
     pub fn check(&self, m: &Manifest) -> core::result::Result<(), Failure> {
-        if m.release != self.release.as_str() {
-            return Err(
-                Error::WrongKernel(msg!("not for this kernel: release differs")).with(&[
+        for (bundle, running, differs) in [
+            (
+                m.release,
+                &self.release,
+                msg!("not for this kernel: release differs"),
+            ),
+            (
+                m.arch,
+                &self.machine,
+                msg!("not for this kernel: architecture differs"),
+            ),
+        ] {
+            if bundle != running.as_str() {
+                return Err(Error::WrongKernel(differs).with(&[
                     b"bundle is for ",
-                    m.release.as_bytes(),
+                    bundle.as_bytes(),
                     b", running ",
-                    self.release.as_bytes(),
-                ]),
-            );
-        }
-        if m.arch != self.machine.as_str() {
-            return Err(
-                Error::WrongKernel(msg!("not for this kernel: architecture differs")).with(&[
-                    b"bundle is for ",
-                    m.arch.as_bytes(),
-                    b", running ",
-                    self.machine.as_bytes(),
-                ]),
-            );
+                    running.as_bytes(),
+                ]));
+            }
         }
         if !m.build_id.is_empty() && m.build_id[..] != self.build_id[..] {
             let mut a = [0u8; 128];

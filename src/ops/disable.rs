@@ -21,7 +21,7 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
         }
         if !sysfs::is_livepatch_module(name) {
             return Err(Error::Conflict(msg!(
-                "a module of this name is loaded but it is not a livepatch; klpctl leaves it alone"
+                "a module of this name is loaded and is not a livepatch; klpctl leaves it alone"
             )));
         }
         // A module whose patch is already gone (replaced, or a disable that
@@ -71,7 +71,7 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
     }
     if loader::unload(name, deadline).is_err() {
         return Err(Error::Stuck(msg!(
-            "the patch is disabled but its module is still referenced and could not be removed"
+            "the patch is disabled but its module is still referenced (not removed)"
         )));
     }
     state::remove_record(sname);

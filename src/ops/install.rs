@@ -98,7 +98,20 @@ pub fn install(
     } else {
         None
     };
-    if let Err(e) = out.commit() {
+    // What was renamed into place must be the copy (a file put at the
+    // hidden name meanwhile would be stored as if it were).
+    let ino = rustix::fs::fstat(&copy).map(|s| s.st_ino);
+    let moved =
+        out.commit().and_then(
+            |_| match rustix::fs::lstat(stored.c()).map(|s| s.st_ino) == ino {
+                true => Ok(()),
+                false => Err(Error::Io(
+                    msg!("cannot store the bundle"),
+                    rustix::io::Errno::STALE,
+                )),
+            },
+        );
+    if let Err(e) = moved {
         let Some(a) = applied.as_mut() else {
             return Err(e.into());
         };

@@ -64,7 +64,7 @@ const TEXT: usize = 24 * 1024;
 pub const MAX_DOCUMENT: usize = 128 * 1024;
 
 const TOO_MANY: Error = Error::Internal(msg!(
-    "VEX document: more live patches, CVEs or products than one document holds (32 patches, 128 KiB)"
+    "VEX document: more patches, CVEs or products than it holds (32 patches, 128 KiB)"
 ));
 
 /// What a statement needs from one claimed patch's record.

@@ -29,7 +29,7 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
     if cfg!(feature = "no-runtime-keyring") {
         if dir.is_some() {
             return Err(Error::Usage(msg!(
-                "this klpctl was built without a runtime keyring; --keyring is not available"
+                "--keyring: this klpctl was built without a runtime keyring"
             )));
         }
     } else {

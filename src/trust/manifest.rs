@@ -461,7 +461,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
-            "manifest field products: at most 16, each a pkg: or cpe: identifier of 5-256 URL characters, '+' as %2B in a purl"
+            "manifest field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
