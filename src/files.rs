@@ -279,12 +279,18 @@ impl AtomicFile {
         self.tmp.c()
     }
 
-    /// fsyncs and renames into place.
+    /// fsyncs and renames into place. What the rename moved must be this
+    /// file (the same inode): one put at the temporary name meanwhile
+    /// would stand in for it, so the commit fails (`ESTALE`).
     pub fn commit(mut self) -> Result<()> {
+        const MOVE: crate::error::Msg = msg!("cannot rename output file into place");
         rustix::fs::fsync(&self.fd).ctx(msg!("cannot fsync output file"))?;
-        rustix::fs::rename(self.tmp.c(), self.dst.c())
-            .ctx(msg!("cannot rename output file into place"))?;
+        rustix::fs::rename(self.tmp.c(), self.dst.c()).ctx(MOVE)?;
         self.done = true;
+        let ino = |st: rustix::io::Result<rustix::fs::Stat>| st.map(|s| s.st_ino).ok();
+        if ino(rustix::fs::fstat(&self.fd)) != ino(rustix::fs::lstat(self.dst.c())) {
+            return Err(Error::Io(MOVE, rustix::io::Errno::STALE));
+        }
         Ok(())
     }
 }
