@@ -8,10 +8,11 @@
 //! a directory, read-only or full refuses the install before the kernel is
 //! touched. What is applied is that verified copy, read through the
 //! descriptor that verified it: never the caller's path again, which may
-//! have changed since. The copy is renamed into place once the apply succeeded (or at
-//! once, for a bundle for another kernel of this machine), and removed when
-//! the apply is refused. Only the rename itself can still fail after a
-//! patch went live; that is reported as exit 10 (live, not stored).
+//! have changed since. The copy is renamed into place once the apply
+//! succeeded (or at once, for a bundle for another kernel of this
+//! machine), and removed when the apply is refused. Only the rename itself
+//! can still fail after a patch went live (or move another file than the
+//! copy, which it then reports); that is exit 10 (live, not stored).
 #![forbid(unsafe_code)]
 
 use super::Sink;
@@ -20,7 +21,7 @@ use super::select::MAX_BUNDLES;
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
 use crate::kernel::{Running, sysfs};
-use crate::trust::bundle::{self, Signed};
+use crate::trust::bundle;
 use crate::trust::keys::Keyring;
 use crate::trust::manifest::{MAX_MANIFEST, Manifest};
 use core::ffi::CStr;
@@ -72,7 +73,7 @@ pub fn install(
         ]));
     }
     let name = stored_name(m)?;
-    check_room(dir, ring, &signed, name.bytes())?;
+    check_room(dir, ring, m, name.bytes())?;
     let stored = PathBuf::of(&[dir.to_bytes(), b"/", name.bytes()])?;
     if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
@@ -98,20 +99,8 @@ pub fn install(
     } else {
         None
     };
-    // What was renamed into place must be the copy (a file put at the
-    // hidden name meanwhile would be stored as if it were).
-    let ino = rustix::fs::fstat(&copy).map(|s| s.st_ino);
-    let moved =
-        out.commit().and_then(
-            |_| match rustix::fs::lstat(stored.c()).map(|s| s.st_ino) == ino {
-                true => Ok(()),
-                false => Err(Error::Io(
-                    msg!("cannot store the bundle"),
-                    rustix::io::Errno::STALE,
-                )),
-            },
-        );
-    if let Err(e) = moved {
+    // The commit fails if what it moved into place is not this copy.
+    if let Err(e) = out.commit() {
         let Some(a) = applied.as_mut() else {
             return Err(e.into());
         };
@@ -142,7 +131,6 @@ pub fn install(
 /// release nor two versions of one patch share a name. The architecture
 /// is always this machine's ([`install`] refuses others), so these name
 /// every kernel target apart.
-#[inline(never)]
 pub fn stored_name(m: &Manifest) -> Result<PathBuf> {
     let mut hex = [0u8; 2 * crate::trust::manifest::MAX_BUILD_ID];
     let id = crate::codec::hex_encode(&m.build_id, &mut hex).unwrap_or(b"");
@@ -176,24 +164,22 @@ fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> 
     Ok(fd)
 }
 
-/// Checks `dir` can take `new` under its stored name `name`, reading
+/// Checks `dir` can take a bundle under its stored name `name`, reading
 /// every trusted bundle in it (signatures checked as `apply --dir` checks
 /// them; dot files, directories, and files that are not trusted bundles
 /// are passed over: `apply --dir` does not take them either).
 ///
 /// Refuses the install when `dir` would hold more than [`MAX_BUNDLES`]
-/// trusted bundles
-/// for `new`'s kernel release and architecture after it (the file it
-/// replaces not counted): more than `apply --dir` takes for one kernel.
-/// Counting every build-id of the release makes the bound hold for each
-/// build.
+/// trusted bundles for `m`'s kernel release and architecture after it
+/// (the file it replaces not counted): more than `apply --dir` takes for
+/// one kernel. Counting every build-id of the release makes the bound hold
+/// for each build.
 fn check_room(
     dir: &CStr,
     ring: &Keyring,
-    new: &Signed,
+    m: &Manifest,
     name: &[u8],
 ) -> core::result::Result<(), Failure> {
-    let m = &new.manifest;
     let mut n = 1;
     files::each_entry(dir, msg!("cannot read bundle directory"), |file, ty| {
         let fb = file.to_bytes();
