@@ -80,7 +80,6 @@ pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink)
 /// Applies the bundle open at `fd`, as [`apply`]. Everything it verifies
 /// and loads is read through this one descriptor, so a caller that has
 /// verified and stored the file applies exactly that file (`install`).
-#[inline(never)]
 pub fn apply_open(
     fd: &OwnedFd,
     ring: &Keyring,
