@@ -41,7 +41,6 @@ pub struct Candidate {
 /// take a place; only when every kept bundle is needed is one left out,
 /// the oldest of the stream with the most (ties by stream and path), and
 /// it goes to `skip` with `None` as the reason (the limit).
-#[inline(never)]
 pub fn select_dir(
     dir: &CStr,
     ring: &Keyring,
