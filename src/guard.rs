@@ -234,8 +234,6 @@ struct Lines<'b>(&'b [u8]);
 impl<'b> Iterator for Lines<'b> {
     type Item = Line<'b>;
 
-    // Not inlined: one copy of the walk serves every query.
-    #[inline(never)]
     fn next(&mut self) -> Option<Line<'b>> {
         while !self.0.is_empty() {
             let end = self.0.iter().position(|&c| c == b'\n');

@@ -80,7 +80,6 @@ impl<'a> Out<'a> {
 
     /// Writes the buffered bytes. The first error is remembered for
     /// [`Out::finish`]; on the standard streams nobody is left to tell.
-    #[inline(never)]
     pub fn flush(&mut self) {
         self.escape_pending();
         if let Some(fd) = self.fd
@@ -109,7 +108,6 @@ impl<'a> Out<'a> {
     }
 
     /// Bytes as they are (klpctl's own text, digits, hex).
-    #[inline(never)]
     fn raw(&mut self, bytes: &[u8]) -> &mut Self {
         self.escape_pending();
         for chunk in bytes.chunks(self.buf.len()) {
@@ -128,7 +126,6 @@ impl<'a> Out<'a> {
     /// DEL, the C1 controls U+0080..U+009F, and bytes that are not part of
     /// valid UTF-8. Other UTF-8 text is written as it is, also when a
     /// character arrives a byte per call. In machine forms, as is.
-    #[inline(never)]
     pub fn b(&mut self, bytes: &[u8]) -> &mut Self {
         if !self.human {
             return self.raw(bytes);
@@ -205,7 +202,6 @@ impl<'a> Out<'a> {
     }
 
     /// An unsigned decimal number.
-    #[inline(never)]
     pub fn u(&mut self, n: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
         let s = crate::codec::fmt_u64(n, &mut tmp);
@@ -221,7 +217,6 @@ impl<'a> Out<'a> {
     }
 
     /// Lowercase hex of `bytes`.
-    #[inline(never)]
     pub fn hex(&mut self, bytes: &[u8]) -> &mut Self {
         for &x in bytes {
             let pair = crate::codec::hex_pair(x);

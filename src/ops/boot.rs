@@ -13,7 +13,6 @@ use core::ffi::CStr;
 /// Each one is told as an event and logged to the kernel log. A guard that
 /// cannot be used (see [`guard::load`]) is an error, logged too: nothing is
 /// applied.
-#[inline(never)]
 pub fn start(state_dir: Option<&CStr>, ev: Sink) -> Result<()> {
     let Some(sd) = state_dir else { return Ok(()) };
     guard::start_boot(sd.to_bytes(), &mut |e| {

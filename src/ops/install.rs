@@ -17,7 +17,7 @@
 
 use super::Sink;
 use super::apply::{self, Applied, Options};
-use super::select::MAX_BUNDLES;
+use super::select::{self, MAX_BUNDLES};
 use crate::error::{Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, PathBuf, Source};
 use crate::kernel::{Running, sysfs};
@@ -181,29 +181,21 @@ fn check_room(
     name: &[u8],
 ) -> core::result::Result<(), Failure> {
     let mut n = 1;
-    files::each_entry(dir, msg!("cannot read bundle directory"), |file, ty| {
-        let fb = file.to_bytes();
-        if fb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
-            return Ok(());
-        }
-        let Ok(p) = PathBuf::of(&[dir.to_bytes(), b"/", fb]) else {
-            return Ok(());
-        };
+    select::each_bundle_file(dir, &mut |p, file| {
         let mut mbuf = [0u8; MAX_MANIFEST];
         let Ok(fd) = files::open_ro(p.c(), msg!("bundle")) else {
-            return Ok(());
+            return;
         };
         let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
-            return Ok(());
+            return;
         };
         let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) else {
-            return Ok(());
+            return;
         };
         let o = &s.manifest;
-        if fb != name && o.release == m.release && o.arch == m.arch {
+        if file != name && o.release == m.release && o.arch == m.arch {
             n += 1;
         }
-        Ok(())
     })?;
     if n > MAX_BUNDLES {
         return Err(Error::TooManyBundles.with(&[b"kernel release ", m.release.as_bytes()]));

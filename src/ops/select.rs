@@ -41,7 +41,6 @@ pub struct Candidate {
 /// take a place; only when every kept bundle is needed is one left out,
 /// the oldest of the stream with the most (ties by stream and path), and
 /// it goes to `skip` with `None` as the reason (the limit).
-#[inline(never)]
 pub fn select_dir(
     dir: &CStr,
     ring: &Keyring,
@@ -81,27 +80,39 @@ pub fn select_dir(
     Ok(all)
 }
 
-/// Calls `f` with every bundle file of `dir` (dot files and directories
-/// are not looked at): a [`Candidate`], or its path and why it is not one.
+/// A bundle file of `dir`: a [`Candidate`], or its path and why it is not
+/// one.
+type Found<'p> = Result<Candidate, (&'p PathBuf, Failure)>;
+
+/// Calls `f` with every bundle file of `dir` (see [`each_bundle_file`]).
 fn each_candidate(
     dir: &CStr,
     ring: &Keyring,
     k: &Running,
     opts: &Options,
     switches: &Switches,
-    f: &mut dyn FnMut(Result<Candidate, (PathBuf, Failure)>),
+    f: &mut dyn FnMut(Found),
 ) -> Result<(), Error> {
+    each_bundle_file(
+        dir,
+        &mut |path, _| match candidate(path, ring, k, opts, switches) {
+            Ok(c) => f(Ok(c)),
+            Err(e) => f(Err((path, e))),
+        },
+    )
+}
+
+/// Calls `f` with the path and the file name of every file of bundle
+/// directory `dir` that `apply --dir` looks at: dot files (such as the
+/// hidden copy of an install in progress) and directories are passed over.
+pub fn each_bundle_file(dir: &CStr, f: &mut dyn FnMut(&PathBuf, &[u8])) -> Result<(), Error> {
     files::each_entry(dir, msg!("cannot read bundle directory"), |name, ty| {
         let nb = name.to_bytes();
         if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
             return Ok(());
         }
-        let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) else {
-            return Ok(());
-        };
-        match candidate(&path, ring, k, opts, switches) {
-            Ok(c) => f(Ok(c)),
-            Err(e) => f(Err((path, e))),
+        if let Ok(path) = PathBuf::of(&[dir.to_bytes(), b"/", nb]) {
+            f(&path, nb);
         }
         Ok(())
     })
