@@ -51,24 +51,53 @@ pub const FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 struct Wire<'a> {
     format: u64,
-    name: &'a str,
-    stream: &'a str,
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow)]
+    stream: Text<'a>,
     version: u64,
-    release: &'a str,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    build_id: Option<&'a str>,
-    arch: &'a str,
+    #[serde(borrow)]
+    release: Text<'a>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    build_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    arch: Text<'a>,
     replace: bool,
     #[serde(borrow)]
-    cves: heapless::Vec<&'a str, MAX_CVES>,
+    cves: heapless::Vec<Text<'a>, MAX_CVES>,
     #[serde(borrow, default, skip_serializing_if = "<[_]>::is_empty")]
-    products: heapless::Vec<&'a str, MAX_CVES>,
-    /// Kept as written, escapes and all (only `\"` and `\\`).
+    products: heapless::Vec<Text<'a>, MAX_CVES>,
     #[serde(borrow)]
-    description: EscapedStr<'a>,
+    description: Text<'a>,
     created: u64,
     payload_size: u64,
-    payload_sha256: &'a str,
+    #[serde(borrow)]
+    payload_sha256: Text<'a>,
+}
+
+/// A string as the manifest writes it, between its quotes: escapes are
+/// neither undone when read nor added when written. Only `description`
+/// may hold any (`\"` and `\\`); the checks refuse a backslash elsewhere.
+type Text<'a> = EscapedStr<'a>;
+
+/// The texts of `list`, in a list of the same capacity.
+fn texts<'a>(list: &[Text<'a>]) -> heapless::Vec<&'a str, MAX_CVES> {
+    let mut v = heapless::Vec::new();
+    for t in list {
+        // Bounded: `list` has the same capacity.
+        let _ = v.push(t.0);
+    }
+    v
+}
+
+/// `list` as texts to write.
+fn to_texts<'a>(list: &[&'a str]) -> heapless::Vec<Text<'a>, MAX_CVES> {
+    let mut v = heapless::Vec::new();
+    for s in list {
+        // Bounded: `list` has the same capacity.
+        let _ = v.push(EscapedStr(s));
+    }
+    v
 }
 
 /// Writes `w` as compact JSON into `out`; `None` when it does not fit.
@@ -260,19 +289,20 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         )));
     }
     let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
-    if !valid_name(raw.name) {
+    let (cves, products) = (texts(&raw.cves), texts(&raw.products));
+    if !valid_name(raw.name.0) {
         return bad(msg!("manifest field name: 1-55 of [A-Za-z0-9_]"));
     }
-    if !valid_stream(raw.stream) {
+    if !valid_stream(raw.stream.0) {
         return bad(msg!(
             "manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
         ));
     }
-    if !valid_release(raw.release) {
+    if !valid_release(raw.release.0) {
         return bad(msg!("manifest field release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
-    if let Some(b) = raw.build_id {
+    if let Some(EscapedStr(b)) = raw.build_id {
         let mut tmp = [0u8; MAX_BUILD_ID];
         let ok = !b.is_empty()
             && !b.bytes().any(|c| c.is_ascii_uppercase())
@@ -282,24 +312,24 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             return bad(msg!("manifest field build_id: 2-64 lowercase hex digits"));
         }
     }
-    if !valid_arch(raw.arch) {
+    if !valid_arch(raw.arch.0) {
         return bad(msg!("manifest field arch: 1-16 of [A-Za-z0-9_]"));
     }
-    if !raw.cves.iter().all(|c| valid_cve(c)) {
+    if !cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     // One statement per CVE: a repeated id would give a scanner two. Ids
     // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
-    if repeats(&raw.cves, true) {
+    if repeats(&cves, true) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
-    if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
+    if products.len() > MAX_PRODUCTS || !products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
             "manifest field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
-    if repeats(&raw.products, false) {
+    if repeats(&products, false) {
         return bad(msg!("manifest field products: each product at most once"));
     }
     if !valid_description(raw.description.0) {
@@ -311,7 +341,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         return bad(msg!("manifest field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
-    if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
+    if !hex_exact(raw.payload_sha256.0, &mut payload_sha256) {
         return bad(msg!(
             "manifest field payload_sha256: 64 lowercase hex digits"
         ));
@@ -327,15 +357,15 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         ));
     }
     Ok(Manifest {
-        name: raw.name,
-        stream: raw.stream,
+        name: raw.name.0,
+        stream: raw.stream.0,
         version: raw.version,
-        release: raw.release,
+        release: raw.release.0,
         build_id,
-        arch: raw.arch,
+        arch: raw.arch.0,
         replace: raw.replace,
-        cves: raw.cves,
-        products: raw.products,
+        cves,
+        products,
         description: raw.description.0,
         created: raw.created,
         payload_size: raw.payload_size,
@@ -359,19 +389,19 @@ impl Manifest<'_> {
         };
         let wire = Wire {
             format: FORMAT as u64,
-            name: self.name,
-            stream: self.stream,
+            name: EscapedStr(self.name),
+            stream: EscapedStr(self.stream),
             version: self.version,
-            release: self.release,
-            build_id: (!id.is_empty()).then_some(id),
-            arch: self.arch,
+            release: EscapedStr(self.release),
+            build_id: (!id.is_empty()).then_some(EscapedStr(id)),
+            arch: EscapedStr(self.arch),
             replace: self.replace,
-            cves: self.cves.clone(),
-            products: self.products.clone(),
+            cves: to_texts(&self.cves),
+            products: to_texts(&self.products),
             description: EscapedStr(self.description),
             created: self.created,
             payload_size: self.payload_size,
-            payload_sha256: sha,
+            payload_sha256: EscapedStr(sha),
         };
         to_json(&wire, out).ok_or(Error::Manifest(msg!(
             "manifest too large (limit 16384 bytes)"
