@@ -51,53 +51,24 @@ pub const FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 struct Wire<'a> {
     format: u64,
-    #[serde(borrow)]
-    name: Text<'a>,
-    #[serde(borrow)]
-    stream: Text<'a>,
+    name: &'a str,
+    stream: &'a str,
     version: u64,
-    #[serde(borrow)]
-    release: Text<'a>,
-    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    build_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    arch: Text<'a>,
+    release: &'a str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    build_id: Option<&'a str>,
+    arch: &'a str,
     replace: bool,
     #[serde(borrow)]
-    cves: heapless::Vec<Text<'a>, MAX_CVES>,
+    cves: heapless::Vec<&'a str, MAX_CVES>,
     #[serde(borrow, default, skip_serializing_if = "<[_]>::is_empty")]
-    products: heapless::Vec<Text<'a>, MAX_CVES>,
+    products: heapless::Vec<&'a str, MAX_CVES>,
+    /// Kept as written, escapes and all (only `\"` and `\\`).
     #[serde(borrow)]
-    description: Text<'a>,
+    description: EscapedStr<'a>,
     created: u64,
     payload_size: u64,
-    #[serde(borrow)]
-    payload_sha256: Text<'a>,
-}
-
-/// A string as the manifest writes it, between its quotes: escapes are
-/// neither undone when read nor added when written. Only `description`
-/// may hold any (`\"` and `\\`); the checks refuse a backslash elsewhere.
-type Text<'a> = EscapedStr<'a>;
-
-/// The texts of `list`, in a list of the same capacity.
-fn texts<'a>(list: &[Text<'a>]) -> heapless::Vec<&'a str, MAX_CVES> {
-    let mut v = heapless::Vec::new();
-    for t in list {
-        // Bounded: `list` has the same capacity.
-        let _ = v.push(t.0);
-    }
-    v
-}
-
-/// `list` as texts to write.
-fn to_texts<'a>(list: &[&'a str]) -> heapless::Vec<Text<'a>, MAX_CVES> {
-    let mut v = heapless::Vec::new();
-    for s in list {
-        // Bounded: `list` has the same capacity.
-        let _ = v.push(EscapedStr(s));
-    }
-    v
+    payload_sha256: &'a str,
 }
 
 /// Writes `w` as compact JSON into `out`; `None` when it does not fit.
@@ -289,20 +260,19 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         )));
     }
     let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
-    let (cves, products) = (texts(&raw.cves), texts(&raw.products));
-    if !valid_name(raw.name.0) {
+    if !valid_name(raw.name) {
         return bad(msg!("manifest field name: 1-55 of [A-Za-z0-9_]"));
     }
-    if !valid_stream(raw.stream.0) {
+    if !valid_stream(raw.stream) {
         return bad(msg!(
             "manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
         ));
     }
-    if !valid_release(raw.release.0) {
+    if !valid_release(raw.release) {
         return bad(msg!("manifest field release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
-    if let Some(EscapedStr(b)) = raw.build_id {
+    if let Some(b) = raw.build_id {
         let mut tmp = [0u8; MAX_BUILD_ID];
         let ok = !b.is_empty()
             && !b.bytes().any(|c| c.is_ascii_uppercase())
@@ -312,24 +282,24 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             return bad(msg!("manifest field build_id: 2-64 lowercase hex digits"));
         }
     }
-    if !valid_arch(raw.arch.0) {
+    if !valid_arch(raw.arch) {
         return bad(msg!("manifest field arch: 1-16 of [A-Za-z0-9_]"));
     }
-    if !cves.iter().all(|c| valid_cve(c)) {
+    if !raw.cves.iter().all(|c| valid_cve(c)) {
         return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     // One statement per CVE: a repeated id would give a scanner two. Ids
     // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
-    if repeats(&cves, true) {
+    if repeats(&raw.cves, true) {
         return bad(msg!("manifest field cves: each CVE id at most once"));
     }
-    if products.len() > MAX_PRODUCTS || !products.iter().all(|p| valid_product(p)) {
+    if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
             "manifest field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
-    if repeats(&products, false) {
+    if repeats(&raw.products, false) {
         return bad(msg!("manifest field products: each product at most once"));
     }
     if !valid_description(raw.description.0) {
@@ -341,7 +311,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         return bad(msg!("manifest field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
-    if !hex_exact(raw.payload_sha256.0, &mut payload_sha256) {
+    if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
         return bad(msg!(
             "manifest field payload_sha256: 64 lowercase hex digits"
         ));
@@ -357,15 +327,15 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         ));
     }
     Ok(Manifest {
-        name: raw.name.0,
-        stream: raw.stream.0,
+        name: raw.name,
+        stream: raw.stream,
         version: raw.version,
-        release: raw.release.0,
+        release: raw.release,
         build_id,
-        arch: raw.arch.0,
+        arch: raw.arch,
         replace: raw.replace,
-        cves,
-        products,
+        cves: raw.cves,
+        products: raw.products,
         description: raw.description.0,
         created: raw.created,
         payload_size: raw.payload_size,
@@ -389,19 +359,19 @@ impl Manifest<'_> {
         };
         let wire = Wire {
             format: FORMAT as u64,
-            name: EscapedStr(self.name),
-            stream: EscapedStr(self.stream),
+            name: self.name,
+            stream: self.stream,
             version: self.version,
-            release: EscapedStr(self.release),
-            build_id: (!id.is_empty()).then_some(EscapedStr(id)),
-            arch: EscapedStr(self.arch),
+            release: self.release,
+            build_id: (!id.is_empty()).then_some(id),
+            arch: self.arch,
             replace: self.replace,
-            cves: to_texts(&self.cves),
-            products: to_texts(&self.products),
+            cves: self.cves.clone(),
+            products: self.products.clone(),
             description: EscapedStr(self.description),
             created: self.created,
             payload_size: self.payload_size,
-            payload_sha256: EscapedStr(sha),
+            payload_sha256: sha,
         };
         to_json(&wire, out).ok_or(Error::Manifest(msg!(
             "manifest too large (limit 16384 bytes)"
