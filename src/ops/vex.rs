@@ -441,7 +441,11 @@ impl Serialize for Products<'_> {
             .others
             .split(' ')
             .filter(|o| !o.is_empty() && *o != self.kernel);
-        s.collect_seq(core::iter::once(self.kernel).chain(others).map(|id| Product { id }))
+        s.collect_seq(
+            core::iter::once(self.kernel)
+                .chain(others)
+                .map(|id| Product { id }),
+        )
     }
 }
 
