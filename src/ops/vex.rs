@@ -247,7 +247,7 @@ fn digest(claims: &Claims, x: &mut [u8]) {
 /// The identity of the document that describes `claims`. When they changed
 /// since the stored version (or nothing valid is stored for this boot), the
 /// version is raised and stored; reading never lowers it.
-pub fn doc(claims: &Claims) -> Result<Doc> {
+fn doc(claims: &Claims) -> Result<Doc> {
     let boot_id = state::boot_id();
     let mut new = [0u8; STORED];
     digest(claims, &mut new[24..24 + DIGEST]);
@@ -268,11 +268,21 @@ pub fn doc(claims: &Claims) -> Result<Doc> {
     })
 }
 
+/// The document of the patches klpctl may claim now, as one line of JSON
+/// (with its newline) in `out`: the claims read in one pass, the version
+/// in `/run/klpctl/vex.doc` raised if they changed, and the running
+/// kernel named. `None` when there is no statement to make.
+pub fn current(out: &mut [u8]) -> Result<Option<&[u8]>> {
+    let claims = Claims::read()?;
+    let d = doc(&claims)?;
+    openvex(&d, &claims, &Running::read(), out)
+}
+
 /// The OpenVEX 0.2.0 document of `claims` as one line of JSON (with its
 /// newline) in `out`: one `fixed` statement per CVE and claimed patch,
 /// naming the running kernel `k`. `None` when there is no statement to
 /// make: OpenVEX has no empty document.
-pub fn openvex<'o>(
+fn openvex<'o>(
     d: &Doc,
     claims: &Claims,
     k: &Running,
