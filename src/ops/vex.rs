@@ -499,6 +499,80 @@ impl Serialize for Notes<'_> {
 mod tests {
     use super::*;
 
+    fn record<'a>(name: &'a str, cves: &'a str, products: &'a str) -> Record<'a> {
+        Record {
+            boot_id: "b",
+            name,
+            stream: "acme",
+            version: 3,
+            sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            keys: "830f41e2890ec4a0",
+            cves,
+            products,
+            time: 1764300000,
+            replace: false,
+            state: "applied",
+        }
+    }
+
+    #[test]
+    fn the_document_is_one_line_of_openvex_with_a_statement_per_cve() {
+        let kernel = "pkg:generic/linux-kernel@6.1.0%2Bx";
+        let products = format!("pkg:deb/debian/acme@3 {kernel}");
+        let mut claims = Claims {
+            text: heapless::String::new(),
+            kept: heapless::Vec::new(),
+        };
+        claims
+            .keep(&record("klp_a", "CVE-2024-1", &products))
+            .unwrap();
+        claims
+            .keep(&record("klp_b", "CVE-2024-2,CVE-2024-3", ""))
+            .unwrap();
+        let d = Doc {
+            boot_id: heapless::String::try_from("0f1e").unwrap(),
+            version: 2,
+            issued: 1764300000,
+            updated: 1764300060,
+            statements: claims.statements(),
+        };
+        let k = Running {
+            release: heapless::String::try_from("6.1.0+x").unwrap(),
+            machine: heapless::String::try_from("x86_64").unwrap(),
+            build_id: heapless::Vec::from_slice(&[0xab, 0xcd]).unwrap(),
+        };
+        let mut out = [0u8; 4096];
+        let doc = openvex(&d, &claims, &k, &mut out).unwrap().unwrap();
+        let note = |name: &str| {
+            format!(
+                "Fixed in the running kernel by live patch {name} (stream acme, version 3; payload sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855), applied by klpctl at 2025-11-28T03:20:00Z to kernel build-id abcd. A live patch does not persist across reboot: after one, this holds only once the patch is applied again."
+            )
+        };
+        let statement = |cve: &str, name: &str, products: &str| {
+            format!(
+                r#"{{"vulnerability":{{"name":"{cve}"}},"timestamp":"2025-11-28T03:20:00Z","products":[{products}],"status":"fixed","status_notes":"{}"}}"#,
+                note(name)
+            )
+        };
+        let own = format!(r#"{{"@id":"{kernel}"}}"#);
+        let both = format!(r#"{own},{{"@id":"pkg:deb/debian/acme@3"}}"#);
+        let want = format!(
+            r#"{{"@context":"https://openvex.dev/ns/v0.2.0","@id":"urn:uuid:0f1e","author":"klpctl","timestamp":"2025-11-28T03:20:00Z","last_updated":"2025-11-28T03:21:00Z","version":2,"tooling":"klpctl {}","statements":[{},{},{}]}}"#,
+            env!("CARGO_PKG_VERSION"),
+            statement("CVE-2024-1", "klp_a", &both),
+            statement("CVE-2024-2", "klp_b", &own),
+            statement("CVE-2024-3", "klp_b", &own),
+        ) + "\n";
+        assert_eq!(core::str::from_utf8(doc).unwrap(), want);
+        // One byte short: no document rather than part of one.
+        let mut short = [0u8; 4096];
+        let short = &mut short[..doc.len() - 1];
+        assert_eq!(openvex(&d, &claims, &k, short), Err(TOO_MANY));
+        // No statement to make: no document.
+        let none = Doc { statements: 0, ..d };
+        assert_eq!(openvex(&none, &claims, &k, &mut out), Ok(None));
+    }
+
     fn stored(digest: u8, boot: &[u8]) -> [u8; STORED] {
         let mut t = [0u8; STORED];
         t[24] = digest;
