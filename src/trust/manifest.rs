@@ -1,7 +1,7 @@
 //! The signed manifest: a small JSON object that names the patch, the kernel
 //! it is for, and the payload's size and SHA-256.
 //!
-//! It is read and written with serde-json-core as the typed [`Wire`]
+//! It is read and written with serde-json-core as the typed `Wire`
 //! struct, and has exactly one accepted spelling (see [`parse`]): unknown,
 //! duplicate and missing fields and trailing bytes are refused, strings
 //! come back as they are written (still escaped) and are checked against
