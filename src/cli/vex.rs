@@ -9,7 +9,6 @@
 use super::args::{Args, Cli, Res, kernel_args, opt};
 use crate::error::{Context, Error, Result};
 use crate::files::AtomicFile;
-use crate::kernel::Running;
 use crate::ops::vex;
 use crate::out::Out;
 use rustix::io::Errno;
@@ -71,13 +70,11 @@ fn refresh(stdout: bool) -> Result<()> {
     Ok(())
 }
 
-/// Makes the document of the claims that hold now and replaces
-/// `/run/klpctl/vex.json` with it, or removes the file when there is no
+/// Replaces `/run/klpctl/vex.json` with the document of the claims that
+/// hold now ([`vex::current`]), or removes the file when there is no
 /// statement to make. The document, if any.
 fn write_current(buf: &mut [u8; vex::MAX_DOCUMENT]) -> Result<Option<&[u8]>> {
-    let claims = vex::Claims::read()?;
-    let d = vex::doc(&claims)?;
-    let Some(document) = vex::openvex(&d, &claims, &Running::read(), buf)? else {
+    let Some(document) = vex::current(buf)? else {
         // No statement to make, and OpenVEX has no empty document: no
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(vex::FILE) {

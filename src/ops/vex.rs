@@ -19,20 +19,18 @@
 //! behind klpctl's back also gives a new version the next time a document
 //! is made. The bookkeeping is `/run/klpctl/vex.doc`, on tmpfs like the
 //! patches. [`openvex`] builds the document as a typed value and writes
-//! it with klpctl's own JSON writer ([`crate::json::Json`]), the one the
-//! commands' output uses.
+//! it with serde-json-core, as the manifest is written.
 #![forbid(unsafe_code)]
 
 use crate::codec::rfc3339;
 use crate::error::{Error, Result};
 use crate::files;
-use crate::json::Json;
 use crate::kernel::Running;
 use crate::ops::status;
-use crate::out::Out;
 use crate::state::{self, Record};
 use core::ffi::CStr;
 use heapless::CapacityError;
+use serde::{Serialize, Serializer};
 
 /// The document's bookkeeping file.
 pub const DOC: &CStr = c"/run/klpctl/vex.doc";
@@ -88,7 +86,7 @@ pub struct Claim<'a> {
 
 impl<'a> Claim<'a> {
     /// Its CVEs, one statement each.
-    pub fn each_cve(&self) -> impl Iterator<Item = &'a str> {
+    pub fn each_cve(&self) -> impl Iterator<Item = &'a str> + use<'a> {
         self.cves.split(',').filter(|c| !c.is_empty())
     }
 }
@@ -249,7 +247,7 @@ fn digest(claims: &Claims, x: &mut [u8]) {
 /// The identity of the document that describes `claims`. When they changed
 /// since the stored version (or nothing valid is stored for this boot), the
 /// version is raised and stored; reading never lowers it.
-pub fn doc(claims: &Claims) -> Result<Doc> {
+fn doc(claims: &Claims) -> Result<Doc> {
     let boot_id = state::boot_id();
     let mut new = [0u8; STORED];
     digest(claims, &mut new[24..24 + DIGEST]);
@@ -270,11 +268,21 @@ pub fn doc(claims: &Claims) -> Result<Doc> {
     })
 }
 
+/// The document of the patches klpctl may claim now, as one line of JSON
+/// (with its newline) in `out`: the claims read in one pass, the version
+/// in `/run/klpctl/vex.doc` raised if they changed, and the running
+/// kernel named. `None` when there is no statement to make.
+pub fn current(out: &mut [u8]) -> Result<Option<&[u8]>> {
+    let claims = Claims::read()?;
+    let d = doc(&claims)?;
+    openvex(&d, &claims, &Running::read(), out)
+}
+
 /// The OpenVEX 0.2.0 document of `claims` as one line of JSON (with its
 /// newline) in `out`: one `fixed` statement per CVE and claimed patch,
 /// naming the running kernel `k`. `None` when there is no statement to
 /// make: OpenVEX has no empty document.
-pub fn openvex<'o>(
+fn openvex<'o>(
     d: &Doc,
     claims: &Claims,
     k: &Running,
@@ -302,8 +310,8 @@ pub fn openvex<'o>(
         context: "https://openvex.dev/ns/v0.2.0",
         id: &id,
         author: "klpctl",
-        timestamp: d.issued,
-        last_updated: d.updated,
+        timestamp: Time(d.issued),
+        last_updated: Time(d.updated),
         version: d.version,
         tooling: concat!("klpctl ", env!("CARGO_PKG_VERSION")),
         statements: Statements {
@@ -337,42 +345,34 @@ fn purl_version<const N: usize>(
 /// Writes `doc` as one line of JSON, with its newline, in `out`. The
 /// length written; `None` when it does not fit, so no partial document is
 /// ever used.
-#[inline(never)]
 fn to_json(doc: &OpenVex, out: &mut [u8]) -> Option<usize> {
-    let mut o = Out::into_slice(out);
-    let mut j = Json::new(&mut o);
-    doc.write(&mut j);
-    j.nl();
-    o.finish().ok()?;
-    Some(o.written())
+    let n = serde_json_core::to_slice(doc, out).ok()?;
+    *out.get_mut(n)? = b'\n';
+    Some(n + 1)
 }
 
-/// An OpenVEX 0.2.0 document, field by field in the order klpctl writes
-/// them (times are Unix seconds, written as RFC 3339).
+/// An OpenVEX 0.2.0 document, its fields in the order klpctl writes them.
+#[derive(Serialize)]
 struct OpenVex<'a> {
+    #[serde(rename = "@context")]
     context: &'static str,
+    #[serde(rename = "@id")]
     id: &'a str,
     author: &'static str,
-    timestamp: u64,
-    last_updated: u64,
+    timestamp: Time,
+    last_updated: Time,
     version: u64,
     tooling: &'static str,
     statements: Statements<'a>,
 }
 
-impl OpenVex<'_> {
-    fn write(&self, j: &mut Json) {
-        Value::Object(&[
-            ("@context", Value::Str(self.context)),
-            ("@id", Value::Str(self.id)),
-            ("author", Value::Str(self.author)),
-            ("timestamp", Value::Time(self.timestamp)),
-            ("last_updated", Value::Time(self.last_updated)),
-            ("version", Value::Num(self.version)),
-            ("tooling", Value::Str(self.tooling)),
-            ("statements", Value::Statements(&self.statements)),
-        ])
-        .write(j)
+/// A time (Unix seconds), written as RFC 3339.
+struct Time(u64);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let mut b = [0u8; 20];
+        s.serialize_str(core::str::from_utf8(rfc3339(self.0, &mut b)).unwrap_or_default())
     }
 }
 
@@ -386,37 +386,77 @@ struct Statements<'a> {
     build_id: &'a str,
 }
 
-/// One OpenVEX statement: `vulnerability` is `{"name": <CVE>}`, `status`
-/// always `fixed`.
-struct Statement<'a> {
-    vulnerability: &'a str,
-    timestamp: u64,
-    products: Products<'a>,
-    status: &'static str,
-    status_notes: Notes<'a>,
-}
-
-impl Statement<'_> {
-    fn write(&self, j: &mut Json) {
-        Value::Object(&[
-            (
-                "vulnerability",
-                Value::Object(&[("name", Value::Str(self.vulnerability))]),
-            ),
-            ("timestamp", Value::Time(self.timestamp)),
-            ("products", Value::Products(&self.products)),
-            ("status", Value::Str(self.status)),
-            ("status_notes", Value::Notes(&self.status_notes)),
-        ])
-        .write(j)
+impl Serialize for Statements<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.claims.iter().flat_map(|c| {
+            c.each_cve().map(move |cve| Statement {
+                vulnerability: Vulnerability { name: cve },
+                timestamp: Time(c.time),
+                products: Products {
+                    kernel: self.kernel,
+                    others: c.products,
+                },
+                status: Status::Fixed,
+                status_notes: Notes {
+                    claim: c,
+                    build_id: self.build_id,
+                },
+            })
+        }))
     }
 }
 
+/// One OpenVEX statement.
+#[derive(Serialize)]
+struct Statement<'a> {
+    vulnerability: Vulnerability<'a>,
+    timestamp: Time,
+    products: Products<'a>,
+    status: Status,
+    status_notes: Notes<'a>,
+}
+
+/// The vulnerability a statement is about, by its CVE id.
+#[derive(Serialize)]
+struct Vulnerability<'a> {
+    name: &'a str,
+}
+
+/// What a statement says of its products: klpctl only ever claims fixes.
+#[derive(Serialize)]
+enum Status {
+    #[serde(rename = "fixed")]
+    Fixed,
+}
+
 /// The products a statement is about: the running kernel first, then the
-/// patch's own (space-separated in its record), each `{"@id": <purl>}`.
+/// patch's own (space-separated in its record).
 struct Products<'a> {
     kernel: &'a str,
     others: &'a str,
+}
+
+/// One product, by its purl or CPE.
+#[derive(Serialize)]
+struct Product<'a> {
+    #[serde(rename = "@id")]
+    id: &'a str,
+}
+
+impl Serialize for Products<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        // A patch may name the running kernel's purl itself (a vendor
+        // naming its own kernel build does): each product once.
+        let others = self
+            .others
+            .split(' ')
+            .filter(|o| !o.is_empty() && *o != self.kernel);
+        s.collect_seq(
+            core::iter::once(self.kernel)
+                .chain(others)
+                .map(|id| Product { id }),
+        )
+    }
 }
 
 /// The statement's note: which live patch fixes it, and on which kernel.
@@ -425,111 +465,113 @@ struct Notes<'a> {
     build_id: &'a str,
 }
 
-/// A value in the document. Every field of every object is one, written
-/// by the one walk in [`Value::write`].
-enum Value<'a> {
-    Str(&'a str),
-    Num(u64),
-    /// A time (Unix seconds), written as RFC 3339.
-    Time(u64),
-    /// An object: its fields in order.
-    Object(&'a [(&'static str, Value<'a>)]),
-    Statements(&'a Statements<'a>),
-    Products(&'a Products<'a>),
-    Notes(&'a Notes<'a>),
-}
-
-impl Value<'_> {
-    /// Writes the value through `j`, fields and elements in order.
-    fn write(&self, j: &mut Json) {
-        match *self {
-            Value::Str(v) => {
-                j.str(v.as_bytes());
-            }
-            Value::Num(n) => {
-                j.u(n);
-            }
-            Value::Time(t) => {
-                let mut b = [0u8; 20];
-                j.str(rfc3339(t, &mut b));
-            }
-            Value::Object(fields) => {
-                j.obj();
-                for (key, v) in fields {
-                    j.key(key);
-                    v.write(j);
-                }
-                j.end_obj();
-            }
-            Value::Statements(st) => {
-                j.arr();
-                for c in st.claims.iter() {
-                    for cve in c.each_cve() {
-                        Statement {
-                            vulnerability: cve,
-                            timestamp: c.time,
-                            products: Products {
-                                kernel: st.kernel,
-                                others: c.products,
-                            },
-                            status: "fixed",
-                            status_notes: Notes {
-                                claim: c,
-                                build_id: st.build_id,
-                            },
-                        }
-                        .write(j);
-                    }
-                }
-                j.end_arr();
-            }
-            Value::Products(p) => {
-                j.arr();
-                // A patch may name the running kernel's purl itself (a
-                // vendor naming its own kernel build does): each product once.
-                let others = p
-                    .others
-                    .split(' ')
-                    .filter(|o| !o.is_empty() && *o != p.kernel);
-                for id in core::iter::once(p.kernel).chain(others) {
-                    Value::Object(&[("@id", Value::Str(id))]).write(j);
-                }
-                j.end_arr();
-            }
-            Value::Notes(n) => {
-                let c = &n.claim;
-                let (mut v, mut t) = ([0u8; 20], [0u8; 20]);
-                let version = core::str::from_utf8(crate::codec::fmt_u64(c.version, &mut v));
-                let applied = core::str::from_utf8(rfc3339(c.time, &mut t));
-                let mut text = heapless::String::<1024>::new();
-                for piece in [
-                    "Fixed in the running kernel by live patch ",
-                    c.name,
-                    " (stream ",
-                    c.stream,
-                    ", version ",
-                    version.unwrap_or(""),
-                    "; payload sha256 ",
-                    c.sha256,
-                    "), applied by klpctl at ",
-                    applied.unwrap_or(""),
-                    " to kernel build-id ",
-                    n.build_id,
-                    ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
-                ] {
-                    // Bounded: every piece is a validated identifier of
-                    // bounded length, together under 700 bytes.
-                    let _ = text.push_str(piece);
-                }
-                j.str(text.as_bytes());
-            }
+impl Serialize for Notes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        let c = &self.claim;
+        let (mut v, mut t) = ([0u8; 20], [0u8; 20]);
+        let version = core::str::from_utf8(crate::codec::fmt_u64(c.version, &mut v));
+        let applied = core::str::from_utf8(rfc3339(c.time, &mut t));
+        let mut text = heapless::String::<1024>::new();
+        for piece in [
+            "Fixed in the running kernel by live patch ",
+            c.name,
+            " (stream ",
+            c.stream,
+            ", version ",
+            version.unwrap_or_default(),
+            "; payload sha256 ",
+            c.sha256,
+            "), applied by klpctl at ",
+            applied.unwrap_or_default(),
+            " to kernel build-id ",
+            self.build_id,
+            ". A live patch does not persist across reboot: after one, this holds only once the patch is applied again.",
+        ] {
+            // Bounded: every piece is a validated identifier of bounded
+            // length, together under 700 bytes.
+            let _ = text.push_str(piece);
         }
+        s.serialize_str(&text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record<'a>(name: &'a str, cves: &'a str, products: &'a str) -> Record<'a> {
+        Record {
+            boot_id: "b",
+            name,
+            stream: "acme",
+            version: 3,
+            sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            keys: "830f41e2890ec4a0",
+            cves,
+            products,
+            time: 1764300000,
+            replace: false,
+            state: "applied",
+        }
+    }
+
+    #[test]
+    fn the_document_is_one_line_of_openvex_with_a_statement_per_cve() {
+        let kernel = "pkg:generic/linux-kernel@6.1.0%2Bx";
+        let products = format!("pkg:deb/debian/acme@3 {kernel}");
+        let mut claims = Claims {
+            text: heapless::String::new(),
+            kept: heapless::Vec::new(),
+        };
+        claims
+            .keep(&record("klp_a", "CVE-2024-1", &products))
+            .unwrap();
+        claims
+            .keep(&record("klp_b", "CVE-2024-2,CVE-2024-3", ""))
+            .unwrap();
+        let d = Doc {
+            boot_id: heapless::String::try_from("0f1e").unwrap(),
+            version: 2,
+            issued: 1764300000,
+            updated: 1764300060,
+            statements: claims.statements(),
+        };
+        let k = Running {
+            release: heapless::String::try_from("6.1.0+x").unwrap(),
+            machine: heapless::String::try_from("x86_64").unwrap(),
+            build_id: heapless::Vec::from_slice(&[0xab, 0xcd]).unwrap(),
+        };
+        let mut out = [0u8; 4096];
+        let doc = openvex(&d, &claims, &k, &mut out).unwrap().unwrap();
+        let note = |name: &str| {
+            format!(
+                "Fixed in the running kernel by live patch {name} (stream acme, version 3; payload sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855), applied by klpctl at 2025-11-28T03:20:00Z to kernel build-id abcd. A live patch does not persist across reboot: after one, this holds only once the patch is applied again."
+            )
+        };
+        let statement = |cve: &str, name: &str, products: &str| {
+            format!(
+                r#"{{"vulnerability":{{"name":"{cve}"}},"timestamp":"2025-11-28T03:20:00Z","products":[{products}],"status":"fixed","status_notes":"{}"}}"#,
+                note(name)
+            )
+        };
+        let own = format!(r#"{{"@id":"{kernel}"}}"#);
+        let both = format!(r#"{own},{{"@id":"pkg:deb/debian/acme@3"}}"#);
+        let want = format!(
+            r#"{{"@context":"https://openvex.dev/ns/v0.2.0","@id":"urn:uuid:0f1e","author":"klpctl","timestamp":"2025-11-28T03:20:00Z","last_updated":"2025-11-28T03:21:00Z","version":2,"tooling":"klpctl {}","statements":[{},{},{}]}}"#,
+            env!("CARGO_PKG_VERSION"),
+            statement("CVE-2024-1", "klp_a", &both),
+            statement("CVE-2024-2", "klp_b", &own),
+            statement("CVE-2024-3", "klp_b", &own),
+        ) + "\n";
+        assert_eq!(core::str::from_utf8(doc).unwrap(), want);
+        // One byte short: no document rather than part of one.
+        let mut short = [0u8; 4096];
+        let short = &mut short[..doc.len() - 1];
+        assert_eq!(openvex(&d, &claims, &k, short), Err(TOO_MANY));
+        // No statement to make: no document.
+        let none = Doc { statements: 0, ..d };
+        assert_eq!(openvex(&none, &claims, &k, &mut out), Ok(None));
+    }
 
     fn stored(digest: u8, boot: &[u8]) -> [u8; STORED] {
         let mut t = [0u8; STORED];

@@ -1,19 +1,20 @@
 //! The signed manifest: a small JSON object that names the patch, the kernel
 //! it is for, and the payload's size and SHA-256.
 //!
-//! The parser is klpctl's own and small, because a manifest has exactly one
-//! accepted spelling (see [`parse`]): it reads one flat JSON object without
-//! recursion (an unknown field is refused before its value is looked at, so
-//! nesting cannot exhaust the stack), hands strings back as they are
-//! written (still escaped), rejects unknown, duplicate and missing fields
-//! and trailing bytes, and checks every string against a tight character
-//! set and length bound. Only `description` may contain escapes, and only
-//! `\"` and `\\`. Whatever else JSON allows (whitespace, another field
-//! order, `"build_id":null`) is then refused by comparing the input with
-//! the canonical form [`Manifest::write`] produces.
+//! It is read and written with serde-json-core as the typed `Wire`
+//! struct, and has exactly one accepted spelling (see [`parse`]): unknown,
+//! duplicate and missing fields and trailing bytes are refused, strings
+//! come back as they are written (still escaped) and are checked against
+//! a tight character set and length bound, field by field. Only
+//! `description` may contain escapes, and only `\"` and `\\`. Whatever
+//! else JSON allows (whitespace, another field order, `"build_id":null`)
+//! is then refused by writing the parsed fields back and comparing the
+//! bytes with the input.
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_json_core::str::EscapedStr;
 
 /// Largest manifest in bytes.
 pub const MAX_MANIFEST: usize = 16 * 1024;
@@ -42,220 +43,63 @@ pub const MAX_DESCRIPTION: usize = 1024;
 /// The manifest format this klpctl reads and writes.
 pub const FORMAT: u32 = 1;
 
-/// The manifest exactly as its JSON says, before validation.
-#[derive(Default)]
-struct Raw<'a> {
+/// The manifest as its JSON spells it, before validation. serde writes the
+/// fields in the order declared here, which is the order of the
+/// specification; `build_id` and `products` are left out when absent, as
+/// the canonical form has them.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct Wire<'a> {
     format: u64,
     name: &'a str,
     stream: &'a str,
     version: u64,
     release: &'a str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     build_id: Option<&'a str>,
     arch: &'a str,
     replace: bool,
+    #[serde(borrow)]
     cves: heapless::Vec<&'a str, MAX_CVES>,
+    #[serde(borrow, default, skip_serializing_if = "<[_]>::is_empty")]
     products: heapless::Vec<&'a str, MAX_CVES>,
-    description: &'a str,
+    /// Kept as written, escapes and all (only `\"` and `\\`).
+    #[serde(borrow)]
+    description: EscapedStr<'a>,
     created: u64,
     payload_size: u64,
     payload_sha256: &'a str,
 }
 
-/// The fields, in the order of the specification.
-const FIELDS: [&str; 14] = [
-    "format",
-    "name",
-    "stream",
-    "version",
-    "release",
-    "build_id",
-    "arch",
-    "replace",
-    "cves",
-    "products",
-    "description",
-    "created",
-    "payload_size",
-    "payload_sha256",
-];
-/// Every field but `build_id` (bit 5) and `products` (bit 9) must be
-/// present.
-const REQUIRED: u16 = 0x3fff & !(1 << 5) & !(1 << 9);
+/// Writes `w` as compact JSON into `out`; `None` when it does not fit.
+fn to_json<'o>(w: &Wire, out: &'o mut [u8]) -> Option<&'o [u8]> {
+    let n = serde_json_core::to_slice(w, out).ok()?;
+    out.get(..n)
+}
 
 const MALFORMED: Error = Error::Manifest(msg!(
     "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products"
 ));
-const WRONG_TYPE: Error = Error::Manifest(msg!(
-    "manifest JSON: a field has the wrong type or number format"
-));
-const ENDS_EARLY: Error = Error::Manifest(msg!("manifest JSON ends early"));
 
-/// A cursor over manifest bytes that reads JSON tokens. A method that
-/// fails records why in `err` and returns `None`: an `Option` comes back
-/// in registers, a `Result` of this size through memory.
-struct Lexer<'a> {
-    b: &'a [u8],
-    i: usize,
-    err: Error,
-}
-
-impl<'a> Lexer<'a> {
-    /// Records `e` as the reason of the failure.
-    #[inline(never)]
-    fn fail<T>(&mut self, e: Error) -> Option<T> {
-        self.err = e;
-        None
-    }
-
-    /// The next byte that is not JSON whitespace, not consumed.
-    fn peek(&mut self) -> Option<u8> {
-        while self.b.get(self.i).is_some_and(|c| b" \t\n\r".contains(c)) {
-            self.i += 1;
+/// What a JSON reading error means for a manifest. Unknown, duplicate and
+/// missing fields, and lists longer than their capacity, come back from
+/// serde as one custom error, and so as [`MALFORMED`].
+fn json_error(e: serde_json_core::de::Error) -> Error {
+    use serde_json_core::de::Error as E;
+    Error::Manifest(match e {
+        E::EofWhileParsingList
+        | E::EofWhileParsingObject
+        | E::EofWhileParsingString
+        | E::EofWhileParsingNumber
+        | E::EofWhileParsingValue => msg!("manifest JSON ends early"),
+        E::InvalidType | E::InvalidNumber | E::ExpectedSomeIdent => {
+            msg!("manifest JSON: a field has the wrong type or number format")
         }
-        match self.b.get(self.i) {
-            Some(&c) => Some(c),
-            None => self.fail(ENDS_EARLY),
-        }
-    }
-
-    /// Consumes `c` if it comes next.
-    fn eat(&mut self, c: u8) -> Option<bool> {
-        let next = self.peek()? == c;
-        self.i += next as usize;
-        Some(next)
-    }
-
-    /// Consumes `c`, which must come next, or fails with `e`.
-    fn expect(&mut self, c: u8, e: Error) -> Option<()> {
-        if self.eat(c)? { Some(()) } else { self.fail(e) }
-    }
-
-    /// `lit` must come next (a literal such as `true`).
-    fn literal(&mut self, lit: &[u8]) -> bool {
-        let ok = self.b[self.i..].starts_with(lit);
-        self.i += if ok { lit.len() } else { 0 };
-        ok
-    }
-
-    /// A string, as written between its quotes (escapes left in place).
-    fn string(&mut self, wrong: Error) -> Option<&'a str> {
-        self.expect(b'"', wrong)?;
-        let start = self.i;
-        loop {
-            match self.b.get(self.i) {
-                None => return self.fail(ENDS_EARLY),
-                Some(b'"') => break,
-                Some(b'\\') => self.i += 2,
-                Some(_) => self.i += 1,
-            }
-        }
-        let Some(raw) = self.b.get(start..self.i) else {
-            return self.fail(ENDS_EARLY);
-        };
-        self.i += 1;
-        match core::str::from_utf8(raw) {
-            Ok(s) => Some(s),
-            Err(_) => self.fail(Error::Manifest(msg!("manifest JSON: invalid UTF-8"))),
-        }
-    }
-
-    /// An unsigned decimal number.
-    fn number(&mut self) -> Option<u64> {
-        self.peek()?;
-        let start = self.i;
-        while self
-            .b
-            .get(self.i)
-            .is_some_and(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        {
-            self.i += 1;
-        }
-        match crate::codec::parse_u64(&self.b[start..self.i]) {
-            Some(n) => Some(n),
-            None => self.fail(WRONG_TYPE),
-        }
-    }
-
-    /// An array of strings (`cves`, `products`).
-    fn list(&mut self, v: &mut heapless::Vec<&'a str, MAX_CVES>) -> Option<()> {
-        self.expect(b'[', WRONG_TYPE)?;
-        if !self.eat(b']')? {
-            loop {
-                let s = self.string(WRONG_TYPE)?;
-                if v.push(s).is_err() {
-                    return self.fail(MALFORMED);
-                }
-                if self.eat(b']')? {
-                    break;
-                }
-                self.expect(b',', MALFORMED)?;
-            }
-        }
-        Some(())
-    }
-
-    /// One value of field `f` into `raw`.
-    fn value(&mut self, f: usize, raw: &mut Raw<'a>) -> Option<()> {
-        let text = |l: &mut Self| l.string(WRONG_TYPE);
-        match f {
-            0 => raw.format = self.number()?,
-            1 => raw.name = text(self)?,
-            2 => raw.stream = text(self)?,
-            3 => raw.version = self.number()?,
-            4 => raw.release = text(self)?,
-            5 => {
-                self.peek()?;
-                raw.build_id = if self.literal(b"null") {
-                    None
-                } else {
-                    Some(text(self)?)
-                };
-            }
-            6 => raw.arch = text(self)?,
-            7 => {
-                self.peek()?;
-                raw.replace = self.literal(b"true");
-                if !raw.replace && !self.literal(b"false") {
-                    return self.fail(WRONG_TYPE);
-                }
-            }
-            8 => self.list(&mut raw.cves)?,
-            9 => self.list(&mut raw.products)?,
-            10 => raw.description = text(self)?,
-            11 => raw.created = self.number()?,
-            12 => raw.payload_size = self.number()?,
-            _ => raw.payload_sha256 = text(self)?,
-        }
-        Some(())
-    }
-
-    /// The object: every field once, none unknown. Returns the bytes used.
-    fn object(&mut self, raw: &mut Raw<'a>) -> Option<usize> {
-        let mut seen = 0u16;
-        self.expect(b'{', MALFORMED)?;
-        loop {
-            let key = self.string(MALFORMED)?;
-            self.expect(b':', MALFORMED)?;
-            // An unknown field is refused before its value is read.
-            let f = match FIELDS.iter().position(|k| *k == key) {
-                Some(f) if seen & (1 << f) == 0 => f,
-                _ => return self.fail(MALFORMED),
-            };
-            seen |= 1 << f;
-            self.value(f, raw)?;
-            if self.eat(b'}')? {
-                break;
-            }
-            self.expect(b',', MALFORMED)?;
-            if self.peek()? == b'}' {
-                return self.fail(Error::Manifest(msg!("manifest JSON has a trailing comma")));
-            }
-        }
-        if seen & REQUIRED != REQUIRED {
-            return self.fail(MALFORMED);
-        }
-        Some(self.i)
-    }
+        E::InvalidUnicodeCodePoint => msg!("manifest JSON: invalid UTF-8"),
+        E::TrailingComma => msg!("manifest JSON has a trailing comma"),
+        E::TrailingCharacters => msg!("manifest has trailing bytes after the JSON object"),
+        _ => return MALFORMED,
+    })
 }
 
 /// A validated manifest. Strings borrow from the manifest bytes.
@@ -406,20 +250,10 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "manifest must be exactly one JSON object with nothing before or after it"
         )));
     }
-    let mut raw = Raw::default();
-    let mut lx = Lexer {
-        b: bytes,
-        i: 0,
-        err: MALFORMED,
-    };
-    let Some(used) = lx.object(&mut raw) else {
-        return Err(lx.err);
-    };
-    if used != bytes.len() {
-        return Err(Error::Manifest(msg!(
-            "manifest has trailing bytes after the JSON object"
-        )));
-    }
+    // Strings come back as written (escapes are not undone), and an
+    // unknown field is refused at its key, before its value is read, so
+    // nesting cannot exhaust the stack.
+    let (raw, _) = serde_json_core::from_slice::<Wire>(bytes).map_err(json_error)?;
     if raw.format != FORMAT as u64 {
         return Err(Error::Manifest(msg!(
             "unsupported manifest format (this klpctl reads format 1)"
@@ -468,7 +302,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if repeats(&raw.products, false) {
         return bad(msg!("manifest field products: each product at most once"));
     }
-    if !valid_description(raw.description) {
+    if !valid_description(raw.description.0) {
         return bad(msg!(
             "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
         ));
@@ -482,7 +316,17 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "manifest field payload_sha256: 64 lowercase hex digits"
         ));
     }
-    let m = Manifest {
+    // JSON also allows whitespace between tokens, fields in any order and
+    // `"build_id":null`. Accept only the one spelling `write` produces, so a
+    // signed manifest has exactly one byte form: the parsed fields written
+    // back must give the input.
+    let mut canon = [0u8; MAX_MANIFEST];
+    if to_json(&raw, &mut canon) != Some(bytes) {
+        return bad(msg!(
+            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
+        ));
+    }
+    Ok(Manifest {
         name: raw.name,
         stream: raw.stream,
         version: raw.version,
@@ -492,82 +336,11 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         replace: raw.replace,
         cves: raw.cves,
         products: raw.products,
-        description: raw.description,
+        description: raw.description.0,
         created: raw.created,
         payload_size: raw.payload_size,
         payload_sha256,
-    };
-    // JSON also allows whitespace between tokens, fields in any order and
-    // `"build_id":null`. Accept only the one spelling `write` produces, so a
-    // signed manifest has exactly one byte form.
-    let mut canon = [0u8; MAX_MANIFEST];
-    if m.write(&mut canon)? != bytes {
-        return bad(msg!(
-            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-        ));
-    }
-    Ok(m)
-}
-
-/// Writes bytes into a fixed buffer. Overflow is sticky: later writes are
-/// dropped and [`Cursor::done`] reports it, so the writer has one error
-/// path instead of one per piece.
-struct Cursor<'o> {
-    out: &'o mut [u8],
-    n: usize,
-    full: bool,
-}
-
-impl<'o> Cursor<'o> {
-    #[inline(never)]
-    fn put(&mut self, b: &[u8]) {
-        match self.out.get_mut(self.n..self.n + b.len()) {
-            Some(dst) if !self.full => {
-                dst.copy_from_slice(b);
-                self.n += b.len();
-            }
-            _ => self.full = true,
-        }
-    }
-
-    fn field(&mut self, key: &str, first: bool) {
-        self.put(if first { b"{\"" } else { b",\"" });
-        self.put(key.as_bytes());
-        self.put(b"\":");
-    }
-
-    #[inline(never)]
-    fn string(&mut self, s: &[u8]) {
-        self.put(b"\"");
-        self.put(s);
-        self.put(b"\"");
-    }
-
-    fn list(&mut self, key: &str, v: &[&str]) {
-        self.field(key, false);
-        self.put(b"[");
-        for (i, x) in v.iter().enumerate() {
-            if i > 0 {
-                self.put(b",");
-            }
-            self.string(x.as_bytes());
-        }
-        self.put(b"]");
-    }
-
-    fn num(&mut self, v: u64) {
-        let mut tmp = [0u8; 20];
-        self.put(crate::codec::fmt_u64(v, &mut tmp));
-    }
-
-    fn done(self) -> Result<&'o [u8]> {
-        if self.full {
-            return Err(Error::Manifest(msg!(
-                "manifest too large (limit 16384 bytes)"
-            )));
-        }
-        Ok(&self.out[..self.n])
-    }
+    })
 }
 
 impl Manifest<'_> {
@@ -576,50 +349,39 @@ impl Manifest<'_> {
     /// newline. Every value must already be valid (see the `valid_*`
     /// functions); `parse` of the result gives back an equal manifest.
     pub fn write<'o>(&self, out: &'o mut [u8]) -> Result<&'o [u8]> {
-        let mut c = Cursor {
-            out,
-            n: 0,
-            full: false,
+        let mut id = [0u8; 2 * MAX_BUILD_ID];
+        let mut sha = [0u8; 64];
+        let (Some(id), Some(sha)) = (
+            hex(&self.build_id, &mut id),
+            hex(&self.payload_sha256, &mut sha),
+        ) else {
+            return Err(Error::Internal(msg!("manifest digests")));
         };
-        c.field("format", true);
-        c.num(FORMAT as u64);
-        c.field("name", false);
-        c.string(self.name.as_bytes());
-        c.field("stream", false);
-        c.string(self.stream.as_bytes());
-        c.field("version", false);
-        c.num(self.version);
-        c.field("release", false);
-        c.string(self.release.as_bytes());
-        if !self.build_id.is_empty() {
-            let mut hex = [0u8; 2 * MAX_BUILD_ID];
-            let h = crate::codec::hex_encode(&self.build_id, &mut hex)
-                .ok_or(Error::Internal(msg!("build-id")))?;
-            c.field("build_id", false);
-            c.string(h);
-        }
-        c.field("arch", false);
-        c.string(self.arch.as_bytes());
-        c.field("replace", false);
-        c.put(if self.replace { b"true" } else { b"false" });
-        c.list("cves", &self.cves);
-        if !self.products.is_empty() {
-            c.list("products", &self.products);
-        }
-        c.field("description", false);
-        c.string(self.description.as_bytes());
-        c.field("created", false);
-        c.num(self.created);
-        c.field("payload_size", false);
-        c.num(self.payload_size);
-        c.field("payload_sha256", false);
-        let mut hex = [0u8; 64];
-        let h = crate::codec::hex_encode(&self.payload_sha256, &mut hex)
-            .ok_or(Error::Internal(msg!("sha256")))?;
-        c.string(h);
-        c.put(b"}");
-        c.done()
+        let wire = Wire {
+            format: FORMAT as u64,
+            name: self.name,
+            stream: self.stream,
+            version: self.version,
+            release: self.release,
+            build_id: (!id.is_empty()).then_some(id),
+            arch: self.arch,
+            replace: self.replace,
+            cves: self.cves.clone(),
+            products: self.products.clone(),
+            description: EscapedStr(self.description),
+            created: self.created,
+            payload_size: self.payload_size,
+            payload_sha256: sha,
+        };
+        to_json(&wire, out).ok_or(Error::Manifest(msg!(
+            "manifest too large (limit 16384 bytes)"
+        )))
     }
+}
+
+/// `bytes` in lowercase hex, in `out`.
+fn hex<'o>(bytes: &[u8], out: &'o mut [u8]) -> Option<&'o str> {
+    core::str::from_utf8(crate::codec::hex_encode(bytes, out)?).ok()
 }
 
 /// Escapes free text for the description field: `"` and `\` get a

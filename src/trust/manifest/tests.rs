@@ -214,6 +214,59 @@ fn numbers_must_be_plain_unsigned() {
     assert!(parse(with(r#""version":3"#, r#""version":"3""#).as_bytes()).is_err());
     assert!(parse(with(r#""version":3"#, r#""version":18446744073709551616"#).as_bytes()).is_err());
     assert!(parse(with(r#""version":3"#, r#""version":18446744073709551615"#).as_bytes()).is_ok());
+    // What each kind of bad number is called. A number is its digits: a
+    // leading zero, a fraction or an exponent leaves bytes where a comma
+    // belongs, so the object is malformed.
+    let wrong_type = Err(Error::Manifest(msg!(
+        "manifest JSON: a field has the wrong type or number format"
+    )));
+    for bad in ["-3", "\"3\"", "null", "18446744073709551616"] {
+        let s = with(r#""version":3"#, &format!(r#""version":{bad}"#));
+        assert_eq!(parse(s.as_bytes()), wrong_type, "{bad}");
+    }
+    for bad in ["03", "3.0", "3e0"] {
+        let s = with(r#""version":3"#, &format!(r#""version":{bad}"#));
+        assert_eq!(parse(s.as_bytes()), Err(MALFORMED), "{bad}");
+    }
+}
+
+#[test]
+fn each_json_error_has_its_message() {
+    let msg = |m| Err(Error::Manifest(m));
+    let cves = r#""cves":["CVE-2024-1234","CVE-2025-0001"]"#;
+    let cases = [
+        (
+            with(cves, r#""cves":["CVE-2024-1234",]"#),
+            msg(msg!("manifest JSON has a trailing comma")),
+        ),
+        (
+            with(r#"52b855"}"#, r#"52b855",}"#),
+            msg(msg!("manifest JSON has a trailing comma")),
+        ),
+        (
+            r#"{"format":1,"name":"}"#.to_string(),
+            msg(msg!("manifest JSON ends early")),
+        ),
+        (
+            with(r#""replace":true"#, r#""replace":1"#),
+            msg(msg!(
+                "manifest JSON: a field has the wrong type or number format"
+            )),
+        ),
+        (
+            format!("{GOOD}{{}}"),
+            msg(msg!("manifest has trailing bytes after the JSON object")),
+        ),
+        (with(r#""arch""#, r#""x":1,"arch""#), Err(MALFORMED)),
+        (with(r#","name""#, r#" "name""#), Err(MALFORMED)),
+    ];
+    for (s, want) in cases {
+        assert_eq!(parse(s.as_bytes()), want, "{s}");
+    }
+    let mut utf8 = with("fix ", "fix \u{1}").into_bytes();
+    let at = utf8.iter().position(|&c| c == 1).unwrap();
+    utf8[at] = 0xff;
+    assert_eq!(parse(&utf8), msg(msg!("manifest JSON: invalid UTF-8")));
 }
 
 #[test]
