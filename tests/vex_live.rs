@@ -197,6 +197,27 @@ true
 }
 
 #[test]
+fn long_products_within_the_documented_bounds_make_a_document() {
+    // Six live patches, each with one CVE and 16 products of 256 bytes (the
+    // most a manifest holds): about 30 KiB of document, well within 32
+    // patches and 128 KiB. The claims' text must hold what 32 valid records
+    // can hold, not refuse at a smaller bound of its own.
+    let script = r#"
+set +e
+cd /run
+prods() { s=""; for i in $(seq 1 16); do p="pkg:deb/$1/p$i@"; p="$p$(head -c $((256 - ${#p})) /dev/zero | tr '\0' 'v')"; s="$s${s:+ }$p"; done; echo "$s"; }
+for i in $(seq 1 6); do patch klp_$i s$i 1 CVE-2024-$i "$(prods n$i)"; done
+"$KLPCTL" vex >out 2>err; echo "exit $?"
+grep -o '"vulnerability"' out | wc -l
+cat err
+"#;
+    let Some(out) = in_fake_kernel(script) else {
+        return;
+    };
+    assert_eq!(out, "exit 0\n6\n");
+}
+
+#[test]
 fn a_record_rewritten_with_other_cves_gets_a_new_version() {
     // Same patch, payload digest and apply time; its record now lists
     // other CVEs (another signed manifest for the same payload). Other

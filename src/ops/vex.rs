@@ -55,9 +55,16 @@ pub fn each_claim(f: &mut dyn FnMut(&Record)) -> Result<()> {
 
 /// Most live patches one document describes.
 pub const MAX_CLAIMS: usize = 32;
-/// Room for the claims' text: a record's name, stream, digest, CVEs and
-/// products (a few hundred bytes in practice, at most about 6 KiB).
-const TEXT: usize = 24 * 1024;
+/// Room for the claims' text: what [`MAX_CLAIMS`] valid records can hold
+/// (name, stream, digest, CVEs and products, each list with its
+/// separators), about 200 KiB; so only the documented bounds (32 patches,
+/// [`MAX_DOCUMENT`]) refuse a document.
+const TEXT: usize = {
+    use crate::trust::manifest::*;
+    let record =
+        MAX_NAME + MAX_STREAM + 64 + MAX_CVES * (MAX_CVE + 1) + MAX_PRODUCTS * (MAX_PRODUCT + 1);
+    MAX_CLAIMS * record
+};
 /// Largest document, in bytes.
 pub const MAX_DOCUMENT: usize = 128 * 1024;
 
