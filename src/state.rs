@@ -182,13 +182,17 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
     };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
     // What no manifest can hold (more CVEs or products than its bounds, a
-    // CVE twice) is damage too: a VEX document made from it would claim
+    // CVE or a product twice) is damage too: a VEX document made from it would claim
     // more than any bundle said.
     let mut cves: heapless::Vec<&str, { crate::trust::manifest::MAX_CVES }> = heapless::Vec::new();
     for c in r.cves.split(',').filter(|c| !c.is_empty()) {
         cves.push(c).ok()?;
     }
-    let products = r.products.split(' ').filter(|p| !p.is_empty()).count();
+    let mut products: heapless::Vec<&str, { crate::trust::manifest::MAX_PRODUCTS }> =
+        heapless::Vec::new();
+    for p in r.products.split(' ').filter(|p| !p.is_empty()) {
+        products.push(p).ok()?;
+    }
     let ok = seen & 0x3ff == 0x3ff
         && crate::trust::manifest::valid_name(r.name)
         && crate::trust::manifest::valid_stream(r.stream)
@@ -199,7 +203,7 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
             .split(',')
             .all(|c| c.is_empty() || crate::trust::manifest::valid_cve(c))
         && crate::trust::manifest::distinct_cves(&cves)
-        && products <= crate::trust::manifest::MAX_PRODUCTS
+        && crate::trust::manifest::distinct_products(&products)
         && r.products
             .split(' ')
             .all(|p| p.is_empty() || crate::trust::manifest::valid_product(p))
@@ -571,6 +575,10 @@ mod tests {
         };
         assert!(parse_record(&products(16)).is_some());
         assert!(parse_record(&products(17)).is_none());
+        // A product listed twice: no manifest holds one (the reader refuses
+        // it), and a VEX statement would list it twice.
+        let twice = format!("{GOOD}products pkg:deb/debian/p@1 cpe:x:y pkg:deb/debian/p@1\n");
+        assert!(parse_record(&twice).is_none());
     }
 
     #[test]

@@ -176,6 +176,12 @@ pub fn distinct_cves(cves: &[&str]) -> bool {
     !repeats(cves, true)
 }
 
+/// Whether no product in `products` is listed twice (compared exactly, as
+/// the reader and `pack --product` compare them).
+pub fn distinct_products(products: &[&str]) -> bool {
+    !repeats(products, false)
+}
+
 /// Product identifiers: a package URL (`pkg:`) or a CPE (`cpe:`) of 5 to
 /// 256 printable ASCII characters that JSON needs no escape for (no space,
 /// `"`, `\`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`). A purl spells `+`
@@ -299,7 +305,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
-    if repeats(&raw.products, false) {
+    if !distinct_products(&raw.products) {
         return bad(msg!("manifest field products: each product at most once"));
     }
     if !valid_description(raw.description.0) {
