@@ -162,6 +162,11 @@ const INVALID: &[(&str, &str, bool)] = &[
         true,
     ),
     (
+        "invalid-klpctl-product-twice.json",
+        "$.statements[0].products [uniqueItems]:",
+        true,
+    ),
+    (
         "invalid-klpctl-id-not-uuid.json",
         "$['@id'] [pattern]:",
         true,
