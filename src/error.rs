@@ -188,46 +188,36 @@ impl Error {
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
             Error::Bundle(m) | Error::Manifest(m) => m.text(),
             Error::NotEnoughSignatures => {
-                "bundle rejected: not enough distinct trusted keys signed the manifest"
+                "bundle rejected: not enough distinct trusted keys signed it"
             }
-            Error::BadSignature => {
-                "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)"
-            }
+            Error::BadSignature => "bundle rejected: a trusted key's signature does not verify",
             Error::Digest => {
                 "bundle rejected: payload does not match the SHA-256 in the signed manifest"
             }
             Error::WrongKernel(m) => m.text(),
             Error::NoLivepatch => {
-                "this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)"
+                "no livepatch support in this kernel (/sys/kernel/livepatch missing)"
             }
-            Error::Downgrade => {
-                "refusing downgrade: a newer version of this stream was applied (use --allow-downgrade to override)"
-            }
+            Error::Downgrade => "refusing downgrade: a newer version of this stream was applied",
             Error::Conflict(m) => m.text(),
-            Error::DamagedFloor => {
-                "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
-            }
+            Error::DamagedFloor => "refusing: this stream's rollback floor is damaged",
             Error::Quarantined => {
-                "quarantined: a boot that tried it crashed before it was confirmed good (see klpctl unquarantine)"
+                "quarantined: a boot that tried it crashed before it was confirmed good"
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::Guard(m) => m.text(),
             Error::TooManyBundles => {
-                "refusing install: the bundle directory would hold more than 64 bundles for this kernel release, more than apply --dir takes (uninstall some first)"
+                "refusing install: over 64 bundles for this kernel release in the directory (the apply --dir limit)"
             }
             Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m.text(),
             Error::TimedOutReverted => {
-                "transition timed out; the patch was reverted and unloaded, the system is unchanged"
+                "transition timed out; patch reverted and unloaded, system unchanged"
             }
-            Error::DisableTimedOut => {
-                "disable timed out; the patch was switched back on and stays enabled, the system is unchanged"
-            }
+            Error::DisableTimedOut => "disable timed out; patch switched back on, system unchanged",
             Error::Stuck(m) => m.text(),
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
-            Error::StateNotSaved(..) => {
-                "applied and live, but klpctl could not save its state; rerun once it is writable"
-            }
+            Error::StateNotSaved(..) => "applied and live, but its state was not saved",
         }
     }
 }
@@ -236,25 +226,21 @@ impl Error {
 fn explain_load_errno(e: Errno) -> &'static str {
     match e {
         Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
-            "kernel refused the module: module signatures are enforced; sign the .ko with a key in the kernel's keyring"
+            "kernel refused the module: its signature is missing or untrusted"
         }
         Errno::PERM => {
-            "kernel refused the module: not permitted (lockdown wants signed modules, modules_disabled=1, or no CAP_SYS_MODULE)"
+            "kernel refused the module: not permitted (lockdown wants signed modules, modules_disabled or no CAP_SYS_MODULE)"
         }
         Errno::BUSY => {
-            "kernel refused the module: busy (another patch in transition, ftrace_enabled=0, or a kprobe on a patched function)"
+            "kernel refused the module: busy (a transition, ftrace_enabled=0 or a kprobe)"
         }
         Errno::INVAL => {
-            "kernel refused the module: invalid livepatch (malformed, no livepatch=Y, or klp_state incompatible with applied patches)"
+            "kernel refused the module: invalid livepatch (malformed or klp_state conflict)"
         }
-        Errno::NOEXEC => {
-            "kernel refused the module: not loadable here (wrong format, or no CONFIG_LIVEPATCH)"
-        }
+        Errno::NOEXEC => "kernel refused the module: wrong format or no CONFIG_LIVEPATCH",
         Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
         Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => {
-            "kernel refused the module: its pre-patch callback or init failed (see the kernel log above)"
-        }
+        _ => "kernel refused the module: its init or pre-patch callback failed",
     }
 }
 

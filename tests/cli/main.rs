@@ -39,9 +39,8 @@ mod verify;
 
 use common::*;
 
-const NOT_ENOUGH: &str = "bundle rejected: not enough distinct trusted keys signed the manifest";
-const BAD_SIG: &str =
-    "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)";
+const NOT_ENOUGH: &str = "bundle rejected: not enough distinct trusted keys signed it";
+const BAD_SIG: &str = "bundle rejected: a trusted key's signature does not verify";
 const DIGEST: &str = "bundle rejected: payload does not match the SHA-256 in the signed manifest";
 const TRUNCATED: &str = "bundle rejected: file is truncated";
 const MANIFEST_JSON: &str = "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products";
