@@ -71,9 +71,9 @@ pub fn event(ev: Event) {
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);
             if kernel {
-                o.s(" replaced every other patch (atomic replace; their modules were removed) but was packed without --replace: repack it with it\n");
+                o.s(" replaced every other patch (their modules were removed) but was packed without --replace\n");
             } else {
-                o.s(" does not replace other patches but was packed with --replace (nothing removed): repack it without\n");
+                o.s(" does not replace other patches but was packed with --replace (nothing removed)\n");
             }
         }
         Event::RevertedLoaded(m) => {
@@ -343,7 +343,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out; remove superseded ones)\n");
+            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out)\n");
         return;
     };
     let other_kernel = f.error.exit_code() == 4;

@@ -78,7 +78,7 @@ fn to_json<'o>(w: &Wire, out: &'o mut [u8]) -> Option<&'o [u8]> {
 }
 
 const MALFORMED: Error = Error::Manifest(msg!(
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products"
+    "manifest JSON: malformed, an unknown, duplicate or missing field, or too many cves or products"
 ));
 
 /// What a JSON reading error means for a manifest. Unknown, duplicate and
@@ -322,9 +322,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // back must give the input.
     let mut canon = [0u8; MAX_MANIFEST];
     if to_json(&raw, &mut canon) != Some(bytes) {
-        return bad(msg!(
-            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-        ));
+        return bad(msg!("manifest is not canonical"));
     }
     Ok(Manifest {
         name: raw.name,

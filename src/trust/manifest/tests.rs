@@ -157,9 +157,7 @@ fn only_the_canonical_spelling_is_accepted() {
     ] {
         assert_eq!(
             parse(variant.as_bytes()),
-            Err(Error::Manifest(msg!(
-                "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-            ))),
+            Err(Error::Manifest(msg!("manifest is not canonical"))),
             "{variant}"
         );
     }
