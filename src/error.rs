@@ -1,6 +1,8 @@
 //! One flat error type for the whole program. Every variant says what went
-//! wrong and, where it helps, what the operator should do next; every
-//! variant belongs to one exit-code class (see [`Error::exit_code`]).
+//! wrong: its class, its subject and the fact, with both sides of a
+//! mismatch; what to do about it is in docs/commands.md ("Errors and what
+//! to do"). Every variant belongs to one exit-code class (see
+//! [`Error::exit_code`]).
 #![forbid(unsafe_code)]
 
 use rustix::io::Errno;
@@ -179,7 +181,24 @@ impl Error {
         }
     }
 
-    /// The first part of the one-line message (a detail such as an errno
+    /// The class a message belongs to, said here once rather than in each
+    /// message: `bundle rejected: `, `kernel refused the module: `,
+    /// `manifest `, or nothing. The one-line message is the class followed
+    /// by [`Error::message`].
+    // Out of line: inlined into each renderer it cost about 500 bytes.
+    #[inline(never)]
+    pub fn class(self) -> &'static str {
+        match self {
+            Error::Bundle(_) | Error::NotEnoughSignatures | Error::BadSignature | Error::Digest => {
+                "bundle rejected: "
+            }
+            Error::Manifest(_) => "manifest ",
+            Error::KernelRefused(_) => "kernel refused the module: ",
+            _ => "",
+        }
+    }
+
+    /// The message after its [`Error::class`] (a detail such as an errno
     /// string may follow).
     pub fn message(self) -> &'static str {
         match self {
@@ -187,13 +206,9 @@ impl Error {
             Error::Internal(what) | Error::NotRegular(what) => what.text(),
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
             Error::Bundle(m) | Error::Manifest(m) => m.text(),
-            Error::NotEnoughSignatures => {
-                "bundle rejected: not enough distinct trusted keys signed it"
-            }
-            Error::BadSignature => "bundle rejected: a trusted key's signature does not verify",
-            Error::Digest => {
-                "bundle rejected: payload does not match the SHA-256 in the signed manifest"
-            }
+            Error::NotEnoughSignatures => "not enough distinct trusted keys signed it",
+            Error::BadSignature => "a trusted key's signature does not verify",
+            Error::Digest => "payload does not match the SHA-256 in the signed manifest",
             Error::WrongKernel(m) => m.text(),
             Error::NoLivepatch => {
                 "no livepatch support in this kernel (/sys/kernel/livepatch missing)"
@@ -226,21 +241,17 @@ impl Error {
 fn explain_load_errno(e: Errno) -> &'static str {
     match e {
         Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
-            "kernel refused the module: its signature is missing or untrusted"
+            "its signature is missing or untrusted"
         }
         Errno::PERM => {
-            "kernel refused the module: not permitted (lockdown wants signed modules, modules_disabled or no CAP_SYS_MODULE)"
+            "not permitted (lockdown wants signed modules, modules_disabled or no CAP_SYS_MODULE)"
         }
-        Errno::BUSY => {
-            "kernel refused the module: busy (a transition, ftrace_enabled=0 or a kprobe)"
-        }
-        Errno::INVAL => {
-            "kernel refused the module: invalid livepatch (malformed or klp_state conflict)"
-        }
-        Errno::NOEXEC => "kernel refused the module: wrong format or no CONFIG_LIVEPATCH",
-        Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
-        Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => "kernel refused the module: its init or pre-patch callback failed",
+        Errno::BUSY => "busy (a transition, ftrace_enabled=0 or a kprobe)",
+        Errno::INVAL => "invalid livepatch (malformed or klp_state conflict)",
+        Errno::NOEXEC => "wrong format or no CONFIG_LIVEPATCH",
+        Errno::EXIST => "a module of this name is already loaded",
+        Errno::NOMEM => "out of memory",
+        _ => "its init or pre-patch callback failed",
     }
 }
 

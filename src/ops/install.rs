@@ -156,9 +156,7 @@ fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> 
     let fd = files::open_ro(path, msg!("cannot read the copy"))?;
     let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
     if bundle::read_signed(&src, ring, &mut mbuf, true)?.raw_manifest != manifest {
-        return Err(Error::Bundle(msg!(
-            "bundle rejected: the file changed while it was read"
-        )));
+        return Err(Error::Bundle(msg!("the file changed while it was read")));
     }
     Ok(fd)
 }

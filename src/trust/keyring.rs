@@ -36,7 +36,7 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
         load_dir(&mut ring, dir)?;
     }
     if ring.keys.is_empty() {
-        return Err(Error::Bundle(msg!("bundle rejected: no trusted keys")));
+        return Err(Error::Bundle(msg!("no trusted keys")));
     }
     Ok(ring)
 }

@@ -91,7 +91,11 @@ pub fn parse_public(text: &[u8]) -> Result<PublicKey> {
     // small order); it is a configuration error, not a bundle problem.
     ed25519_compact::PublicKey::new(key)
         .validate()
-        .map_err(|_| Error::KeyFile(msg!("public key is not a valid Ed25519 point")))?;
+        .map_err(|_| {
+            Error::KeyFile(msg!(
+                "public key is not a valid Ed25519 point (weak or malformed key)"
+            ))
+        })?;
     Ok(PublicKey { id, key })
 }
 

@@ -378,12 +378,12 @@ fn every_exit_code_so_far() {
         (
             &["sign", "f2.klp", "-s", "k2.sec"],
             3,
-            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+            "klpctl: f2.klp: manifest format unsupported (this klpctl reads format 1)",
         ),
         (
             &["attach", "f2.klp", "k.sig"],
             3,
-            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+            "klpctl: f2.klp: manifest format unsupported (this klpctl reads format 1)",
         ),
         // Bad key files and arguments.
         (

@@ -166,7 +166,7 @@ fn keyring_skips_malformed_key_files() {
         warnings,
         [
             "klpctl: warning: ignoring key file bad.pub: not a signify/minisign Ed25519 public key file",
-            "klpctl: warning: ignoring key file weak.pub: public key is not a valid Ed25519 point",
+            "klpctl: warning: ignoring key file weak.pub: public key is not a valid Ed25519 point (weak or malformed key)",
         ]
     );
 }
