@@ -1,6 +1,8 @@
 //! One flat error type for the whole program. Every variant says what went
-//! wrong and, where it helps, what the operator should do next; every
-//! variant belongs to one exit-code class (see [`Error::exit_code`]).
+//! wrong: its class, its subject and the fact, with both sides of a
+//! mismatch; what to do about it is in docs/commands.md ("Errors and what
+//! to do"). Every variant belongs to one exit-code class (see
+//! [`Error::exit_code`]).
 #![forbid(unsafe_code)]
 
 use rustix::io::Errno;
@@ -179,7 +181,24 @@ impl Error {
         }
     }
 
-    /// The first part of the one-line message (a detail such as an errno
+    /// The class a message belongs to, said here once rather than in each
+    /// message: `bundle rejected: `, `kernel refused the module: `,
+    /// `manifest `, or nothing. The one-line message is the class followed
+    /// by [`Error::message`].
+    // Out of line: inlined into each renderer it cost about 500 bytes.
+    #[inline(never)]
+    pub fn class(self) -> &'static str {
+        match self {
+            Error::Bundle(_) | Error::NotEnoughSignatures | Error::BadSignature | Error::Digest => {
+                "bundle rejected: "
+            }
+            Error::Manifest(_) => "manifest ",
+            Error::KernelRefused(_) => "kernel refused the module: ",
+            _ => "",
+        }
+    }
+
+    /// The message after its [`Error::class`] (a detail such as an errno
     /// string may follow).
     pub fn message(self) -> &'static str {
         match self {
@@ -187,47 +206,33 @@ impl Error {
             Error::Internal(what) | Error::NotRegular(what) => what.text(),
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
             Error::Bundle(m) | Error::Manifest(m) => m.text(),
-            Error::NotEnoughSignatures => {
-                "bundle rejected: not enough distinct trusted keys signed the manifest"
-            }
-            Error::BadSignature => {
-                "bundle rejected: a signature by a trusted key does not verify (manifest or signature altered)"
-            }
-            Error::Digest => {
-                "bundle rejected: payload does not match the SHA-256 in the signed manifest"
-            }
+            Error::NotEnoughSignatures => "not enough distinct trusted keys signed it",
+            Error::BadSignature => "a trusted key's signature does not verify",
+            Error::Digest => "payload does not match the SHA-256 in the signed manifest",
             Error::WrongKernel(m) => m.text(),
             Error::NoLivepatch => {
-                "this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)"
+                "no livepatch support in this kernel (/sys/kernel/livepatch missing)"
             }
-            Error::Downgrade => {
-                "refusing downgrade: a newer version of this stream was applied (use --allow-downgrade to override)"
-            }
+            Error::Downgrade => "refusing downgrade: a newer version of this stream was applied",
             Error::Conflict(m) => m.text(),
-            Error::DamagedFloor => {
-                "refusing: this stream's rollback floor is damaged; check it, then delete it or use --allow-downgrade"
-            }
+            Error::DamagedFloor => "refusing: this stream's rollback floor is damaged",
             Error::Quarantined => {
-                "quarantined: a boot that tried it crashed before it was confirmed good (see klpctl unquarantine)"
+                "quarantined: a boot that tried it crashed before it was confirmed good"
             }
             Error::SkippedBySwitch => "skipped: klpctl.skip= on the kernel command line names it",
             Error::Guard(m) => m.text(),
             Error::TooManyBundles => {
-                "refusing install: the bundle directory would hold more than 64 bundles for this kernel release, more than apply --dir takes (uninstall some first)"
+                "refusing install: over 64 bundles for this kernel release in the directory (the apply --dir limit)"
             }
             Error::KernelRefused(e) => explain_load_errno(e),
             Error::NotALivepatch(m) => m.text(),
             Error::TimedOutReverted => {
-                "transition timed out; the patch was reverted and unloaded, the system is unchanged"
+                "transition timed out; patch reverted and unloaded, system unchanged"
             }
-            Error::DisableTimedOut => {
-                "disable timed out; the patch was switched back on and stays enabled, the system is unchanged"
-            }
+            Error::DisableTimedOut => "disable timed out; patch switched back on, system unchanged",
             Error::Stuck(m) => m.text(),
             Error::Locked => "another klpctl is running (lock /run/klpctl/lock is held)",
-            Error::StateNotSaved(..) => {
-                "applied and live, but klpctl could not save its state; rerun once it is writable"
-            }
+            Error::StateNotSaved(..) => "applied and live, but its state was not saved",
         }
     }
 }
@@ -236,25 +241,17 @@ impl Error {
 fn explain_load_errno(e: Errno) -> &'static str {
     match e {
         Errno::KEYREJECTED | Errno::NOKEY | Errno::KEYEXPIRED => {
-            "kernel refused the module: module signatures are enforced; sign the .ko with a key in the kernel's keyring"
+            "its signature is missing or untrusted"
         }
         Errno::PERM => {
-            "kernel refused the module: not permitted (lockdown wants signed modules, modules_disabled=1, or no CAP_SYS_MODULE)"
+            "not permitted (lockdown wants signed modules, modules_disabled or no CAP_SYS_MODULE)"
         }
-        Errno::BUSY => {
-            "kernel refused the module: busy (another patch in transition, ftrace_enabled=0, or a kprobe on a patched function)"
-        }
-        Errno::INVAL => {
-            "kernel refused the module: invalid livepatch (malformed, no livepatch=Y, or klp_state incompatible with applied patches)"
-        }
-        Errno::NOEXEC => {
-            "kernel refused the module: not loadable here (wrong format, or no CONFIG_LIVEPATCH)"
-        }
-        Errno::EXIST => "kernel refused the module: a module of this name is already loaded",
-        Errno::NOMEM => "kernel refused the module: out of memory",
-        _ => {
-            "kernel refused the module: its pre-patch callback or init failed (see the kernel log above)"
-        }
+        Errno::BUSY => "busy (a transition, ftrace_enabled=0 or a kprobe)",
+        Errno::INVAL => "invalid livepatch (malformed or klp_state conflict)",
+        Errno::NOEXEC => "wrong format or no CONFIG_LIVEPATCH",
+        Errno::EXIST => "a module of this name is already loaded",
+        Errno::NOMEM => "out of memory",
+        _ => "its init or pre-patch callback failed",
     }
 }
 

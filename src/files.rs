@@ -402,7 +402,7 @@ pub trait Source {
 }
 
 /// Reading past the end of a [`Source`].
-pub const TRUNCATED: Error = Error::Bundle(msg!("bundle rejected: file is truncated"));
+pub const TRUNCATED: Error = Error::Bundle(msg!("file is truncated"));
 
 /// A bundle file opened for reading.
 pub struct FileSource<F: AsFd> {

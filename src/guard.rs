@@ -78,7 +78,7 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     match text.and_then(records) {
         Some(t) => Ok(Guard(t)),
         None => Err(Error::Guard(msg!(
-            "the crash-loop guard file cannot be read in full: applying nothing, leaving it as it is (move it aside to reset)"
+            "the crash-loop guard file cannot be read in full: applying nothing, leaving it as it is"
         ))),
     }
 }
@@ -394,7 +394,7 @@ fn rewrite(
         add(&mut o);
         if o.finish().is_err() {
             return Err(Error::Guard(msg!(
-                "the crash-loop guard file would grow past 16 KiB: nothing changed; lift old quarantines or move it aside"
+                "the crash-loop guard file would grow past 16 KiB: nothing changed"
             )));
         }
         o.written()
@@ -428,7 +428,7 @@ fn this_boot() -> Result<heapless::String<40>> {
         Ok(now)
     } else {
         Err(Error::Guard(msg!(
-            "cannot read the kernel's boot id, without which the crash-loop guard cannot tell boots apart"
+            "cannot read the kernel's boot id, which the crash-loop guard needs"
         )))
     }
 }

@@ -90,6 +90,16 @@ impl<'o, 'w> Json<'o, 'w> {
         self
     }
 
+    /// An error's one-line description as a string value: its class and
+    /// its message.
+    pub fn error(&mut self, e: crate::error::Error) -> &mut Self {
+        // A class is plain text that needs no escape.
+        let o = self.sep().b(b"\"").s(e.class());
+        escape_body(o, e.message().as_bytes());
+        o.b(b"\"");
+        self
+    }
+
     /// A string value whose content is already valid, escaped JSON string
     /// text (a manifest description as stored).
     pub fn escaped(&mut self, text: &str) -> &mut Self {
@@ -151,6 +161,12 @@ impl<'o, 'w> Json<'o, 'w> {
 /// character.
 pub fn escape(o: &mut Out, bytes: &[u8]) {
     o.b(b"\"");
+    escape_body(o, bytes);
+    o.b(b"\"");
+}
+
+/// What [`escape`] writes between the quotes.
+fn escape_body(o: &mut Out, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for &c in chunk.valid().as_bytes() {
             match c {
@@ -164,7 +180,6 @@ pub fn escape(o: &mut Out, bytes: &[u8]) {
             o.b(b"\\udc").b(&crate::codec::hex_pair(c));
         }
     }
-    o.b(b"\"");
 }
 
 #[cfg(test)]

@@ -230,11 +230,11 @@ impl<'a> Out<'a> {
         self.s(if v { "true" } else { "false" })
     }
 
-    /// An error's one-line description: its message, then what it adds
+    /// An error's one-line description: its class and message, then what it adds
     /// (the errno, or that a path is not a regular file).
     pub fn error(&mut self, e: crate::error::Error) -> &mut Self {
         use crate::error::Error;
-        self.s(e.message());
+        self.s(e.class()).s(e.message());
         match e {
             Error::Io(_, n) => self.s(": ").errno(n),
             Error::StateNotSaved(what, n) => self.s(": ").s(what.text()).s(": ").errno(n),

@@ -49,9 +49,7 @@ impl<'a> Args<'a> {
             .v
             .get(self.i)
             .filter(|v| !v.to_bytes().starts_with(b"--"))
-            .ok_or(Error::Usage(msg!(
-                "an option is missing its value (see klpctl --help)"
-            )))?;
+            .ok_or(Error::Usage(msg!("an option is missing its value")))?;
         self.i += 1;
         Ok(a)
     }
@@ -83,9 +81,9 @@ impl<'a> Args<'a> {
 pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
     cli.ctx(arg);
     if arg.starts_with(b"-") {
-        Error::Usage(msg!("unknown option (see klpctl --help)"))
+        Error::Usage(msg!("unknown option"))
     } else {
-        Error::Usage(msg!("unexpected argument (see klpctl --help)"))
+        Error::Usage(msg!("unexpected argument"))
     }
 }
 

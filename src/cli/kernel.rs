@@ -93,7 +93,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
         Ok(x) => x,
         Err(e) => {
             render::apply_end_json(&mut j, false, Some(&e));
-            j.key("error").str(e.message().as_bytes()).end_obj().nl();
+            j.key("error").error(e).end_obj().nl();
             return Err(e.into());
         }
     };

@@ -127,7 +127,7 @@ const AUTHORING: &[(&[u8], Handler)] = &[
 #[cfg(not(feature = "authoring"))]
 fn device_build(_: &mut Cli, _: &mut Args) -> Res {
     Err(Error::Usage(msg!(
-        "this klpctl is a device build without the authoring commands (see klpctl --help)"
+        "this klpctl is a device build without the authoring commands"
     ))
     .into())
 }

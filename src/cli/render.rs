@@ -71,9 +71,9 @@ pub fn event(ev: Event) {
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);
             if kernel {
-                o.s(" replaced every other patch (atomic replace; their modules were removed) but was packed without --replace: repack it with it\n");
+                o.s(" replaced every other patch (their modules were removed) but was packed without --replace\n");
             } else {
-                o.s(" does not replace other patches but was packed with --replace (nothing removed): repack it without\n");
+                o.s(" does not replace other patches but was packed with --replace (nothing removed)\n");
             }
         }
         Event::RevertedLoaded(m) => {
@@ -312,7 +312,7 @@ pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&I
     // Live, but klpctl's state was not saved: say both.
     if let Some(e) = a.and_then(|a| a.unsaved) {
         j.key("exit").u(e.exit_code() as u64);
-        j.key("warning").str(e.message().as_bytes());
+        j.key("warning").error(e);
     }
     j.end_obj();
 }
@@ -321,7 +321,7 @@ pub fn done_json(j: &mut Json, path: &[u8], a: Option<&Applied>, inst: Option<&I
 pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
     j.obj().key("bundle").str(path).key("result").str(b"failed");
     j.key("exit").u(f.error.exit_code() as u64);
-    j.key("error").str(f.error.message().as_bytes());
+    j.key("error").error(f.error);
     j.key("detail").str(f.detail.bytes()).end_obj();
 }
 
@@ -343,7 +343,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out; remove superseded ones)\n");
+            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out)\n");
         return;
     };
     let other_kernel = f.error.exit_code() == 4;
@@ -353,7 +353,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         _ if other_kernel => b"other kernel",
         _ => b"rejected",
     });
-    j.key("error").str(f.error.message().as_bytes());
+    j.key("error").error(f.error);
     j.key("detail").str(f.detail.bytes()).end_obj();
     if !other_kernel {
         report(path, f);
@@ -361,7 +361,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         Out::stdout()
             .b(path)
             .s(": skipped: ")
-            .s(f.error.message())
+            .error(f.error)
             .s(": ")
             .b(f.detail.bytes())
             .nl();
@@ -394,7 +394,7 @@ pub fn disabled(name: &[u8], r: &Result<bool, Error>, removed: Option<usize>, js
         j.key("exit")
             .u(r.map_or_else(|e| e.exit_code(), |_| 0) as u64);
         if let Err(e) = r {
-            j.key("error").str(e.message().as_bytes());
+            j.key("error").error(*e);
         }
         j.end_obj().nl();
     } else if r.is_ok() {
@@ -491,7 +491,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
                 j.end_arr();
             }
             Err(e) => {
-                j.key("guard_error").str(e.message().as_bytes());
+                j.key("guard_error").error(e);
                 result = Err(e);
             }
         }

@@ -108,7 +108,7 @@ fn verify_err_json(path: &CStr, e: Error, verdict: Option<&Verdict>) {
         .key("bundle")
         .str(path.to_bytes());
     j.key("exit").u(e.exit_code() as u64);
-    j.key("error").str(e.message().as_bytes());
+    j.key("error").error(e);
     if let Some(v) = verdict {
         render::verdict_json(&mut j, v);
     }
@@ -141,7 +141,7 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
                 j.obj().key("verified").bool(false);
                 j.key("bundle").str(path.to_bytes());
                 j.key("exit").u(e.exit_code() as u64);
-                j.key("error").str(e.message().as_bytes());
+                j.key("error").error(e);
                 j.end_obj().nl();
             }
             return Err(e.into());

@@ -52,32 +52,28 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
 pub fn check_module(memfd: &OwnedFd, m: &Manifest) -> core::result::Result<(), Failure> {
     let src = FileSource::new(memfd, msg!("cannot stat memfd"))?;
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
-    let (section, arch) = crate::modinfo::read_section(&src, &mut buf).map_err(|_| {
-        Error::Bundle(msg!(
-            "bundle rejected: the payload has no single readable .modinfo section"
-        ))
-    })?;
+    let (section, arch) = crate::modinfo::read_section(&src, &mut buf)
+        .map_err(|_| Error::Bundle(msg!("the payload has no single readable .modinfo section")))?;
     let get = |key| crate::modinfo::get(section, key).unwrap_or("");
     let name = get("name");
     let release = get("vermagic").split(' ').next().unwrap_or("");
     if name != m.name || release != m.release || arch != m.arch {
-        return Err(Error::Bundle(msg!(
-            "bundle rejected: the module is not the one the manifest names"
-        ))
-        .with(&[
-            b"manifest ",
-            m.name.as_bytes(),
-            b" for ",
-            m.release.as_bytes(),
-            b" ",
-            m.arch.as_bytes(),
-            b", module ",
-            name.as_bytes(),
-            b" for ",
-            release.as_bytes(),
-            b" ",
-            arch.as_bytes(),
-        ]));
+        return Err(
+            Error::Bundle(msg!("the module is not the one the manifest names")).with(&[
+                b"manifest ",
+                m.name.as_bytes(),
+                b" for ",
+                m.release.as_bytes(),
+                b" ",
+                m.arch.as_bytes(),
+                b", module ",
+                name.as_bytes(),
+                b" for ",
+                release.as_bytes(),
+                b" ",
+                arch.as_bytes(),
+            ]),
+        );
     }
     if get("livepatch") != "Y" {
         return Err(Error::NotALivepatch(msg!(

@@ -113,10 +113,14 @@ impl Running {
             } else {
                 crate::codec::hex_encode(&self.build_id, &mut b).unwrap_or(b"?")
             };
-            return Err(Error::WrongKernel(msg!(
-                "not for this kernel: build-id differs (another build of this release)"
-            ))
-            .with(&[b"bundle build-id ", ha, b", running ", hb]));
+            return Err(
+                Error::WrongKernel(msg!("not for this kernel: build-id differs")).with(&[
+                    b"bundle build-id ",
+                    ha,
+                    b", running ",
+                    hb,
+                ]),
+            );
         }
         Ok(())
     }
@@ -194,7 +198,7 @@ impl Switches {
                     Some(on) => s.off = !on,
                     None => {
                         s.why.get_or_insert(msg!(
-                            "klpctl.enable on the kernel command line has a value that is neither on nor off"
+                            "klpctl.enable on the kernel command line is neither on nor off"
                         ));
                     }
                 }

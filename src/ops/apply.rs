@@ -195,16 +195,13 @@ fn already_applied(
     let loading = rec.as_ref().is_some_and(|r| r.state == "loading");
     let same = rec.is_some_and(|r| r.sha256.as_bytes() == ours);
     if !same {
-        return Err(Error::Conflict(
-            msg!("a livepatch of this name is loaded without a valid klpctl record of this payload; disable it first"),
-        )
+        return Err(Error::Conflict(msg!(
+            "a livepatch of this name is loaded without a klpctl record of this payload"
+        ))
         .with(&[b"bundle sha256 ", ours]));
     }
     if !sysfs::enabled(name) {
-        return Err(Error::Conflict(msg!(
-            "this livepatch is being disabled right now; retry when that finishes"
-        ))
-        .into());
+        return Err(Error::Conflict(msg!("this livepatch is being disabled right now")).into());
     }
     finish_transition(record, deadline, opts.timeout_ms, Stall::Earlier, ev)?;
     if loading {
@@ -277,7 +274,7 @@ fn clear_stale_module(name: &[u8], deadline: u64) -> Res<()> {
     }
     if !sysfs::is_livepatch_module(name) {
         return Err(Error::Conflict(msg!(
-            "a module of this name is loaded and it is not a livepatch"
+            "a module of this name is loaded and is not a livepatch"
         ))
         .into());
     }
@@ -377,7 +374,7 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
     let name = record.manifest.name.as_bytes();
     if sysfs::write(name, attr::ENABLED, b"0").is_err() && sysfs::active(name) {
         return Error::Stuck(msg!(
-            "transition timed out and the revert could not start; still in transition (see klpctl status)"
+            "transition timed out and the revert could not start; still in transition"
         ));
     }
     let sname = record.manifest.name;
@@ -390,7 +387,7 @@ fn revert(record: &state::NewRecord, timeout_ms: u64, ev: Sink) -> Error {
             blockers: &transition::blockers(0),
         });
         return Error::Stuck(msg!(
-            "transition and its revert both timed out; still in transition (not forced; see klpctl status, retry klpctl disable later)"
+            "transition and its revert both timed out; still in transition (not forced)"
         ));
     }
     if loader::unload(name, deadline).is_err() {

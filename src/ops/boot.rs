@@ -33,7 +33,11 @@ pub fn start(state_dir: Option<&CStr>, ev: Sink) -> Result<()> {
     })
     .inspect_err(|e| {
         // Said on stderr by the caller; the kernel log keeps it too.
-        loader::audit(&[b"applying nothing: ", e.message().as_bytes()]);
+        loader::audit(&[
+            b"applying nothing: ",
+            e.class().as_bytes(),
+            e.message().as_bytes(),
+        ]);
     })
 }
 

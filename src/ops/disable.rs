@@ -21,7 +21,7 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
         }
         if !sysfs::is_livepatch_module(name) {
             return Err(Error::Conflict(msg!(
-                "a module of this name is loaded and is not a livepatch; klpctl leaves it alone"
+                "a module of this name is loaded and is not a livepatch"
             )));
         }
         // A module whose patch is already gone (replaced, or a disable that
@@ -61,7 +61,7 @@ pub fn disable(name: &str, timeout_ms: u64, ev: Sink) -> Result<bool> {
             }
             _ => {
                 return Err(Error::Stuck(msg!(
-                    "disable timed out and re-enabling stalled too; still in transition (not forced; see klpctl status)"
+                    "disable timed out and re-enabling stalled too; still in transition (not forced)"
                 )));
             }
         }

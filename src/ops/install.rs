@@ -62,15 +62,14 @@ pub fn install(
     let signed = bundle::read_signed(&src, ring, &mut mbuf, true)?;
     let m = &signed.manifest;
     if m.arch != k.machine.as_str() {
-        return Err(Error::WrongKernel(msg!(
-            "not for this machine: architecture differs (DIR is for its later boots)"
-        ))
-        .with(&[
-            b"bundle is for ",
-            m.arch.as_bytes(),
-            b", this machine is ",
-            k.machine.as_bytes(),
-        ]));
+        return Err(
+            Error::WrongKernel(msg!("not for this machine: architecture differs")).with(&[
+                b"bundle is for ",
+                m.arch.as_bytes(),
+                b", this machine is ",
+                k.machine.as_bytes(),
+            ]),
+        );
     }
     let name = stored_name(m)?;
     check_room(dir, ring, m, name.bytes())?;
@@ -157,9 +156,7 @@ fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> 
     let fd = files::open_ro(path, msg!("cannot read the copy"))?;
     let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
     if bundle::read_signed(&src, ring, &mut mbuf, true)?.raw_manifest != manifest {
-        return Err(Error::Bundle(msg!(
-            "bundle rejected: the file changed while it was read"
-        )));
+        return Err(Error::Bundle(msg!("the file changed while it was read")));
     }
     Ok(fd)
 }

@@ -63,14 +63,10 @@ impl Header {
     /// Parses and bounds-checks the fixed header.
     pub fn parse(h: &[u8; HEADER]) -> Result<Header> {
         if h[..8] != MAGIC {
-            return Err(Error::Bundle(msg!(
-                "bundle rejected: not a klpctl bundle (bad magic)"
-            )));
+            return Err(Error::Bundle(msg!("not a klpctl bundle (bad magic)")));
         }
         if u16::from_le_bytes([h[8], h[9]]) != FORMAT {
-            return Err(Error::Bundle(msg!(
-                "bundle rejected: unsupported bundle format version"
-            )));
+            return Err(Error::Bundle(msg!("unsupported bundle format version")));
         }
         let sig_count = u16::from_le_bytes([h[10], h[11]]) as usize;
         let manifest_len = u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize;
@@ -78,18 +74,16 @@ impl Header {
         p.copy_from_slice(&h[16..24]);
         let payload_len = u64::from_le_bytes(p);
         if sig_count > MAX_SIGS {
-            return Err(Error::Bundle(msg!(
-                "bundle rejected: more than 4 signatures"
-            )));
+            return Err(Error::Bundle(msg!("more than 4 signatures")));
         }
         if !(2..=MAX_MANIFEST).contains(&manifest_len) {
             return Err(Error::Bundle(msg!(
-                "bundle rejected: manifest length out of bounds (2..16384)"
+                "manifest length out of bounds (2..16384)"
             )));
         }
         if payload_len == 0 || payload_len > MAX_PAYLOAD {
             return Err(Error::Bundle(msg!(
-                "bundle rejected: payload length out of bounds (1..2^30)"
+                "payload length out of bounds (1..2^30)"
             )));
         }
         Ok(Header {
@@ -132,9 +126,7 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
     src.read_at(0, &mut h[..have])?;
     let m = have.min(MAGIC.len());
     if h[..m] != MAGIC[..m] {
-        return Err(Error::Bundle(msg!(
-            "bundle rejected: not a klpctl bundle (bad magic)"
-        )));
+        return Err(Error::Bundle(msg!("not a klpctl bundle (bad magic)")));
     }
     if have < HEADER {
         return Err(TRUNCATED);
@@ -145,9 +137,7 @@ pub fn read<'m, S: Source>(src: &S, mbuf: &'m mut [u8; MAX_MANIFEST]) -> Result<
         return Err(TRUNCATED);
     }
     if src.size() > total {
-        return Err(Error::Bundle(msg!(
-            "bundle rejected: trailing bytes after the payload"
-        )));
+        return Err(Error::Bundle(msg!("trailing bytes after the payload")));
     }
     let manifest = &mut mbuf[..header.manifest_len];
     src.read_at(HEADER as u64, manifest)?;
@@ -191,7 +181,7 @@ impl<'m> Unverified<'m> {
         let m = manifest::parse(self.manifest)?;
         if m.payload_size != self.header.payload_len {
             return Err(Error::Bundle(msg!(
-                "bundle rejected: header payload length differs from the manifest"
+                "header payload length differs from the manifest"
             )));
         }
         Ok(m)
@@ -381,9 +371,7 @@ pub mod tests {
         longer.push(0);
         assert_eq!(
             check(&longer),
-            Err(Error::Bundle(msg!(
-                "bundle rejected: trailing bytes after the payload"
-            )))
+            Err(Error::Bundle(msg!("trailing bytes after the payload")))
         );
     }
 
@@ -411,7 +399,7 @@ pub mod tests {
 
     #[test]
     fn short_junk_is_not_a_bundle_but_a_short_bundle_is_truncated() {
-        let bad_magic = Error::Bundle(msg!("bundle rejected: not a klpctl bundle (bad magic)"));
+        let bad_magic = Error::Bundle(msg!("not a klpctl bundle (bad magic)"));
         assert_eq!(check(b"hello, world\n"), Err(bad_magic));
         assert_eq!(check(b""), Err(TRUNCATED));
         assert_eq!(check(&good()[..5]), Err(TRUNCATED));

@@ -78,7 +78,7 @@ fn to_json<'o>(w: &Wire, out: &'o mut [u8]) -> Option<&'o [u8]> {
 }
 
 const MALFORMED: Error = Error::Manifest(msg!(
-    "manifest JSON is malformed, has an unknown, duplicate or missing field, or too many cves or products"
+    "JSON: malformed, an unknown, duplicate or missing field, or too many cves or products"
 ));
 
 /// What a JSON reading error means for a manifest. Unknown, duplicate and
@@ -91,13 +91,13 @@ fn json_error(e: serde_json_core::de::Error) -> Error {
         | E::EofWhileParsingObject
         | E::EofWhileParsingString
         | E::EofWhileParsingNumber
-        | E::EofWhileParsingValue => msg!("manifest JSON ends early"),
+        | E::EofWhileParsingValue => msg!("JSON ends early"),
         E::InvalidType | E::InvalidNumber | E::ExpectedSomeIdent => {
-            msg!("manifest JSON: a field has the wrong type or number format")
+            msg!("JSON: a field has the wrong type or number format")
         }
-        E::InvalidUnicodeCodePoint => msg!("manifest JSON: invalid UTF-8"),
-        E::TrailingComma => msg!("manifest JSON has a trailing comma"),
-        E::TrailingCharacters => msg!("manifest has trailing bytes after the JSON object"),
+        E::InvalidUnicodeCodePoint => msg!("JSON: invalid UTF-8"),
+        E::TrailingComma => msg!("JSON has a trailing comma"),
+        E::TrailingCharacters => msg!("has trailing bytes after the JSON object"),
         _ => return MALFORMED,
     })
 }
@@ -245,15 +245,13 @@ fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
 /// Parses and validates manifest bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if bytes.len() > MAX_MANIFEST {
-        return Err(Error::Manifest(msg!(
-            "manifest too large (limit 16384 bytes)"
-        )));
+        return Err(Error::Manifest(msg!("too large (limit 16384 bytes)")));
     }
     // The signed bytes are exactly one object: no whitespace around it, so a
     // manifest has no invisible variants.
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
         return Err(Error::Manifest(msg!(
-            "manifest must be exactly one JSON object with nothing before or after it"
+            "must be exactly one JSON object with nothing before or after it"
         )));
     }
     // Strings come back as written (escapes are not undone), and an
@@ -262,20 +260,20 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     let (raw, _) = serde_json_core::from_slice::<Wire>(bytes).map_err(json_error)?;
     if raw.format != FORMAT as u64 {
         return Err(Error::Manifest(msg!(
-            "unsupported manifest format (this klpctl reads format 1)"
+            "format unsupported (this klpctl reads format 1)"
         )));
     }
     let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
     if !valid_name(raw.name) {
-        return bad(msg!("manifest field name: 1-55 of [A-Za-z0-9_]"));
+        return bad(msg!("field name: 1-55 of [A-Za-z0-9_]"));
     }
     if !valid_stream(raw.stream) {
         return bad(msg!(
-            "manifest field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
+            "field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
         ));
     }
     if !valid_release(raw.release) {
-        return bad(msg!("manifest field release: 1-64 of [A-Za-z0-9._+~-]"));
+        return bad(msg!("field release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
     if let Some(b) = raw.build_id {
@@ -285,42 +283,40 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             && crate::codec::hex_decode(b.as_bytes(), &mut tmp)
                 .is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
-            return bad(msg!("manifest field build_id: 2-64 lowercase hex digits"));
+            return bad(msg!("field build_id: 2-64 lowercase hex digits"));
         }
     }
     if !valid_arch(raw.arch) {
-        return bad(msg!("manifest field arch: 1-16 of [A-Za-z0-9_]"));
+        return bad(msg!("field arch: 1-16 of [A-Za-z0-9_]"));
     }
     if !raw.cves.iter().all(|c| valid_cve(c)) {
-        return bad(msg!("manifest field cves: each 1-32 of [A-Za-z0-9._:-]"));
+        return bad(msg!("field cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     // One statement per CVE: a repeated id would give a scanner two. Ids
     // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
     if repeats(&raw.cves, true) {
-        return bad(msg!("manifest field cves: each CVE id at most once"));
+        return bad(msg!("field cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
-            "manifest field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
+            "field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
     if !distinct_products(&raw.products) {
-        return bad(msg!("manifest field products: each product at most once"));
+        return bad(msg!("field products: each product at most once"));
     }
     if !valid_description(raw.description.0) {
         return bad(msg!(
-            "manifest field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
+            "field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
         ));
     }
     if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
-        return bad(msg!("manifest field payload_size: 1 to 1073741824"));
+        return bad(msg!("field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
     if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
-        return bad(msg!(
-            "manifest field payload_sha256: 64 lowercase hex digits"
-        ));
+        return bad(msg!("field payload_sha256: 64 lowercase hex digits"));
     }
     // JSON also allows whitespace between tokens, fields in any order and
     // `"build_id":null`. Accept only the one spelling `write` produces, so a
@@ -328,9 +324,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // back must give the input.
     let mut canon = [0u8; MAX_MANIFEST];
     if to_json(&raw, &mut canon) != Some(bytes) {
-        return bad(msg!(
-            "manifest is not canonical: fields in specification order, no whitespace, no null build_id"
-        ));
+        return bad(msg!("is not canonical"));
     }
     Ok(Manifest {
         name: raw.name,
@@ -379,9 +373,7 @@ impl Manifest<'_> {
             payload_size: self.payload_size,
             payload_sha256: sha,
         };
-        to_json(&wire, out).ok_or(Error::Manifest(msg!(
-            "manifest too large (limit 16384 bytes)"
-        )))
+        to_json(&wire, out).ok_or(Error::Manifest(msg!("too large (limit 16384 bytes)")))
     }
 }
 

@@ -141,7 +141,7 @@ fn every_exit_code_so_far() {
         (
             &["keygen", "-p", "c.pub", "-s", "c.sec", "-x"],
             2,
-            "klpctl: -x: unknown option (see klpctl --help)",
+            "klpctl: -x: unknown option",
         ),
         // pack
         (
@@ -273,12 +273,12 @@ fn every_exit_code_so_far() {
         (
             &pack(&["--unsigned", "--bogus"]),
             2,
-            "klpctl: --bogus: unknown option (see klpctl --help)",
+            "klpctl: --bogus: unknown option",
         ),
         (
             &pack(&["--unsigned", "extra.ko"]),
             2,
-            "klpctl: extra.ko: unexpected argument (see klpctl --help)",
+            "klpctl: extra.ko: unexpected argument",
         ),
         (
             &[
@@ -334,7 +334,7 @@ fn every_exit_code_so_far() {
         (
             &["attach", "u.klp", "k.sig", "more"],
             2,
-            "klpctl: more: unexpected argument (see klpctl --help)",
+            "klpctl: more: unexpected argument",
         ),
         (
             &["attach", "u.klp", "k.pub"],
@@ -378,12 +378,12 @@ fn every_exit_code_so_far() {
         (
             &["sign", "f2.klp", "-s", "k2.sec"],
             3,
-            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+            "klpctl: f2.klp: manifest format unsupported (this klpctl reads format 1)",
         ),
         (
             &["attach", "f2.klp", "k.sig"],
             3,
-            "klpctl: f2.klp: unsupported manifest format (this klpctl reads format 1)",
+            "klpctl: f2.klp: manifest format unsupported (this klpctl reads format 1)",
         ),
         // Bad key files and arguments.
         (
@@ -427,22 +427,14 @@ fn every_exit_code_so_far() {
         (
             &["frobnicate"],
             2,
-            "klpctl: frobnicate: unexpected argument (see klpctl --help)",
+            "klpctl: frobnicate: unexpected argument",
         ),
-        (
-            &["vex", "--json"],
-            2,
-            "klpctl: --json: unknown option (see klpctl --help)",
-        ),
-        (
-            &["vex", "now"],
-            2,
-            "klpctl: now: unexpected argument (see klpctl --help)",
-        ),
+        (&["vex", "--json"], 2, "klpctl: --json: unknown option"),
+        (&["vex", "now"], 2, "klpctl: now: unexpected argument"),
         (
             &["verify", "b.klp", "--frob"],
             2,
-            "klpctl: --frob: unknown option (see klpctl --help)",
+            "klpctl: --frob: unknown option",
         ),
         (
             &["verify", "--keyring", "ring"],
@@ -452,12 +444,12 @@ fn every_exit_code_so_far() {
         (
             &["verify", "b.klp", "--keyring"],
             2,
-            "klpctl: an option is missing its value (see klpctl --help)",
+            "klpctl: an option is missing its value",
         ),
         (
             &["info", "b.klp", "c.klp"],
             2,
-            "klpctl: c.klp: unexpected argument (see klpctl --help)",
+            "klpctl: c.klp: unexpected argument",
         ),
         (
             &["sign", "b.klp", "-s", "garbage.sec"],
@@ -483,7 +475,7 @@ fn every_exit_code_so_far() {
         (
             &["verify", "b.klp", "--keyring", "empty-ring"],
             3,
-            "klpctl: empty-ring: bundle rejected: no trusted keys (embed them with KLPCTL_TRUSTED_KEYS or add .pub files to /etc/klpctl/keys.d)",
+            "klpctl: empty-ring: bundle rejected: no trusted keys",
         ),
         (
             &["verify", "v2.klp", "--keyring", "ring"],

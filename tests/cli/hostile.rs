@@ -131,7 +131,7 @@ fn signed_but_malformed_manifests_are_rejected() {
         (
             "format.klp",
             with("\"format\":1", "\"format\":2"),
-            "unsupported manifest format (this klpctl reads format 1)",
+            "manifest format unsupported (this klpctl reads format 1)",
         ),
         (
             "space.klp",

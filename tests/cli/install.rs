@@ -399,8 +399,7 @@ fn more_bundles_for_one_release_than_apply_dir_takes_are_refused() {
     let r = install(&m, &[], &b65, &bd);
     refused(&m, &r, 5, &before);
     assert!(
-        r.err()
-            .contains("more than 64 bundles for this kernel release"),
+        r.err().contains("over 64 bundles for this kernel release"),
         "{}",
         r.err()
     );

@@ -20,7 +20,7 @@ fn kernel_commands_refuse_bad_usage_before_touching_anything() {
         ),
         (
             &["apply", "--dir", "--json"],
-            "klpctl: an option is missing its value (see klpctl --help)",
+            "klpctl: an option is missing its value",
         ),
         (
             &["apply", "a.klp", "--timeout", "0"],
@@ -36,7 +36,7 @@ fn kernel_commands_refuse_bad_usage_before_touching_anything() {
         ),
         (
             &["apply", "a.klp", "--force"],
-            "klpctl: --force: unknown option (see klpctl --help)",
+            "klpctl: --force: unknown option",
         ),
         (&["disable"], "klpctl: disable needs NAME"),
         (
@@ -47,13 +47,10 @@ fn kernel_commands_refuse_bad_usage_before_touching_anything() {
             &["disable", "../x"],
             "klpctl: ../x: invalid patch name ([A-Za-z0-9_], 1-55)",
         ),
-        (
-            &["disable", "a", "b"],
-            "klpctl: b: unexpected argument (see klpctl --help)",
-        ),
+        (&["disable", "a", "b"], "klpctl: b: unexpected argument"),
         (
             &["status", "--verbose"],
-            "klpctl: --verbose: unknown option (see klpctl --help)",
+            "klpctl: --verbose: unknown option",
         ),
     ];
     for (args, err) in cases {

@@ -126,20 +126,20 @@ fn what_cannot_be_read_in_full_or_understood_fails_closed() {
         ),
         (
             b"klpctl.enable=0 klpctl.enable=maybe\n",
-            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+            "klpctl.enable on the kernel command line is neither on nor off",
         ),
         (
             b"klpctl.enable=maybe klpctl.enable=1\n",
-            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+            "klpctl.enable on the kernel command line is neither on nor off",
         ),
         // True for kernels from 6.17 on, invalid before them: never on.
         (
             b"klpctl.enable=enable\n",
-            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+            "klpctl.enable on the kernel command line is neither on nor off",
         ),
         (
             b"klpctl.enable=0 klpctl.enable=Enabled\n",
-            "klpctl.enable on the kernel command line has a value that is neither on nor off",
+            "klpctl.enable on the kernel command line is neither on nor off",
         ),
     ];
     for (line, why) in cases {
@@ -186,7 +186,7 @@ fn no_livepatch_support_names_the_kernel_not_the_keyring() {
     }
     let d = TempDir::new();
     d.mkdir("bundles");
-    let want = "klpctl: this kernel has no livepatch support (/sys/kernel/livepatch missing; needs CONFIG_LIVEPATCH)\n";
+    let want = "klpctl: no livepatch support in this kernel (/sys/kernel/livepatch missing)\n";
     for extra in [&[][..], &["--keyring", "ring"][..]] {
         let mut cmd = Command::new("unshare");
         cmd.args([
