@@ -204,10 +204,9 @@ struct Timespec {
 }
 
 /// Reads `clock` (0 = CLOCK_REALTIME, 1 = CLOCK_MONOTONIC, 7 =
-/// CLOCK_BOOTTIME) as (seconds, nanoseconds). On x86_64 this is the raw
-/// system call: klpctl reads the clock a few times per poll step at most,
-/// so the vDSO buys nothing, and leaving musl's vDSO lookup out of the
-/// image saves ~0.7 KiB (rustix's would cost ~2 KiB).
+/// CLOCK_BOOTTIME) as (seconds, nanoseconds), through the raw system call:
+/// klpctl reads the clock a few times per poll step at most, so the vDSO
+/// buys nothing, and rustix's vDSO lookup would cost ~2 KiB.
 pub fn clock(clock: i32) -> (u64, u64) {
     let mut ts = Timespec {
         tv_sec: 0,
