@@ -70,14 +70,13 @@ fn main() {
 }
 
 /// The static musl binary is built with panic=abort and never unwinds, so
-/// the unwind tables that the precompiled core and musl objects carry are
-/// dead weight (~13 KiB). This linker script keeps the linker's default
-/// script (INSERT) and only discards `.eh_frame`, and the `.comment`
-/// compiler-version notes nothing reads (strip keeps them); crtbegin.o
-/// refers to its own frame, so that one stays.
+/// the unwind tables that the precompiled core objects carry are dead
+/// weight (~13 KiB). This linker script keeps the linker's default script
+/// (INSERT) and only discards `.eh_frame`, and the `.comment`
+/// compiler-version notes nothing reads (strip keeps them).
 fn no_unwind_tables(out_dir: &std::path::Path) {
     let script = out_dir.join("no-unwind.ld");
-    let text = "SECTIONS\n{\n  /DISCARD/ : { *(EXCLUDE_FILE(*crtbegin*.o) .eh_frame) *(.eh_frame_hdr) *(.comment) }\n}\nINSERT AFTER .text;\n";
+    let text = "SECTIONS\n{\n  /DISCARD/ : { *(.eh_frame) *(.eh_frame_hdr) *(.comment) }\n}\nINSERT AFTER .text;\n";
     std::fs::write(&script, text).unwrap();
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
 }

@@ -1,7 +1,7 @@
 //! The `klpctl` executable: the process entry point, and nothing else.
 //!
-//! On musl (the shipped, static build) this is `no_std` and `no_main`: musl's
-//! C start-up calls the `main` below. Elsewhere (a developer's glibc host,
+//! On musl (the shipped, static build) this is `no_std` and `no_main`, and
+//! links no C library: the start-up code in `sys` calls the `main` below. Elsewhere (a developer's glibc host,
 //! and the host build cargo makes for integration tests) it is an ordinary
 //! std program around the same library, so `cargo build` and `cargo test`
 //! work anywhere; the tests still run the musl binary.
@@ -13,16 +13,16 @@
 #![cfg_attr(target_env = "musl", no_std, no_main)]
 #![deny(unsafe_code)]
 
-/// The C entry point of the static musl build, called by musl's
-/// `__libc_start_main` (the binary is `no_main`).
+/// The entry point of the static musl build, with C's signature, called by
+/// the start-up code in `sys` (the binary is `no_main`).
 #[cfg(target_env = "musl")]
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
     klpctl::sys::open_std_fds();
-    // SAFETY: argc and argv come straight from the C runtime, which
-    // guarantees argv[0..argc] are valid NUL-terminated strings that live
-    // until exit.
+    // SAFETY: argc and argv come straight from the process's initial stack
+    // (via `sys`), where argv[0..argc] are valid NUL-terminated strings
+    // that live until exit.
     let args = unsafe { klpctl::sys::args(argc, argv) };
     klpctl::cli::run(&args)
 }

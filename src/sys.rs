@@ -1,9 +1,10 @@
-//! The only module with `unsafe` operations: the argument vector and the
-//! panic handler of the static musl build, raw standard streams, the
-//! read-only mapping used by the `init_module` fallback, process exit, and
-//! the clock. (The C entry point itself is in `main.rs`, which must name it
-//! `#[unsafe(no_mangle)]`: that attribute, and the call handing argv to
-//! [`args`], are the only unsafe items outside this module.)
+//! The only module with `unsafe` operations: the process start-up (`rt0`),
+//! the argument vector and the panic handler of the static musl build, raw
+//! standard streams, the read-only mapping used by the `init_module`
+//! fallback, process exit, and the clock. (The `main` that start-up calls
+//! is in `main.rs`, which must name it `#[unsafe(no_mangle)]`: that
+//! attribute, and the call handing argv to [`args`], are the only unsafe
+//! items outside this module.)
 //!
 //! Everything here is a thin safe wrapper whose precondition is checked or
 //! guaranteed right where the `unsafe` block sits.
@@ -21,10 +22,10 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     die(b"klpctl: internal error (panic)\n")
 }
 
-// musl's libc.a provides the C runtime start-up and memcpy & co.
+// The static build links no C library: its start-up and the few C functions
+// the compiler calls are in `rt0` (docs/architecture.md, "Entry point").
 #[cfg(all(target_env = "musl", not(test)))]
-#[link(name = "c", kind = "static", modifiers = "-bundle")]
-unsafe extern "C" {}
+mod rt0;
 
 /// Makes sure fds 0, 1 and 2 are open, on `/dev/null` where the parent
 /// left them closed. Otherwise the next file klpctl opens (a lock, a
@@ -64,7 +65,8 @@ pub type Args = heapless::Vec<&'static CStr, MAX_ARGS>;
 /// # Safety
 /// `argv` must point to `argc` valid pointers to NUL-terminated strings that
 /// stay valid and unmodified for the rest of the process, as the C runtime
-/// guarantees for `main`'s arguments.
+/// guarantees for `main`'s arguments (and the kernel, for the initial
+/// stack the static build reads them from).
 pub unsafe fn args(argc: i32, argv: *const *const u8) -> Args {
     let mut out = Args::new();
     let n = if argc < 0 { 0 } else { argc as usize };
@@ -117,15 +119,27 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> rustix::io::Result<()>
 }
 
 /// Prints `msg` on standard error and exits with status 1 without running
-/// any destructors. Used only by the panic handler.
+/// any destructors: for a panic, and for standard streams that cannot be
+/// set up.
 pub fn die(msg: &[u8]) -> ! {
     let _ = write_all(stderr(), msg);
-    unsafe extern "C" {
-        fn _exit(status: i32) -> !;
+    exit(1)
+}
+
+/// Ends the process with `status` at once: no destructors, no buffers to
+/// flush (klpctl writes straight to its fds).
+pub fn exit(status: i32) -> ! {
+    /// `__NR_exit_group`.
+    #[cfg(target_arch = "x86_64")]
+    const NR: usize = 231;
+    #[cfg(target_arch = "aarch64")]
+    const NR: usize = 94;
+    // SAFETY: exit_group(2) takes a plain int, touches no memory and does
+    // not return, so nothing after it can run.
+    unsafe {
+        syscall2(NR, status as usize, 0);
+        core::hint::unreachable_unchecked()
     }
-    // SAFETY: _exit is the C library's async-signal-safe process exit; it
-    // takes a plain int and never returns.
-    unsafe { _exit(1) }
 }
 
 /// A read-only, shared mapping of a sealed memfd, unmapped on drop.
@@ -190,10 +204,9 @@ struct Timespec {
 }
 
 /// Reads `clock` (0 = CLOCK_REALTIME, 1 = CLOCK_MONOTONIC, 7 =
-/// CLOCK_BOOTTIME) as (seconds, nanoseconds). On x86_64 this is the raw
-/// system call: klpctl reads the clock a few times per poll step at most,
-/// so the vDSO buys nothing, and leaving musl's vDSO lookup out of the
-/// image saves ~0.7 KiB (rustix's would cost ~2 KiB).
+/// CLOCK_BOOTTIME) as (seconds, nanoseconds), through the raw system call:
+/// klpctl reads the clock a few times per poll step at most, so the vDSO
+/// buys nothing, and rustix's vDSO lookup would cost ~2 KiB.
 pub fn clock(clock: i32) -> (u64, u64) {
     let mut ts = Timespec {
         tv_sec: 0,
@@ -205,21 +218,35 @@ pub fn clock(clock: i32) -> (u64, u64) {
     (ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u64)
 }
 
-#[cfg(target_arch = "x86_64")]
 fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
-    /// `__NR_clock_gettime` on x86_64.
-    const NR: isize = 228;
-    let rc: isize;
+    /// `__NR_clock_gettime`.
+    #[cfg(target_arch = "x86_64")]
+    const NR: usize = 228;
+    #[cfg(target_arch = "aarch64")]
+    const NR: usize = 113;
     // SAFETY: clock_gettime(2) writes one `struct timespec` through its
     // second argument, which is a valid, exclusively borrowed Timespec; it
-    // touches no other memory. `syscall` clobbers rcx and r11 and nothing
-    // else, and needs no stack.
+    // touches no other memory.
+    unsafe { syscall2(NR, clock as usize, core::ptr::from_mut(ts) as usize) }
+}
+
+/// System call `nr` with two arguments; returns the kernel's result (a
+/// negative errno on failure).
+///
+/// # Safety
+/// The arguments must be what system call `nr` expects: any pointer among
+/// them valid for what the call reads or writes through it.
+#[cfg(target_arch = "x86_64")]
+unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
+    let rc: isize;
+    // SAFETY: the caller vouches for the arguments; `syscall` clobbers rcx
+    // and r11 and nothing else, and needs no stack.
     unsafe {
         core::arch::asm!(
             "syscall",
-            inlateout("rax") NR => rc,
-            in("rdi") clock as isize,
-            in("rsi") core::ptr::from_mut(ts),
+            inlateout("rax") nr as isize => rc,
+            in("rdi") a0,
+            in("rsi") a1,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -228,15 +255,25 @@ fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
     rc
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
-    unsafe extern "C" {
-        fn clock_gettime(clock: i32, ts: *mut Timespec) -> i32;
+/// As on x86_64: the number goes in x8, the result comes back in x0.
+///
+/// # Safety
+/// As for the x86_64 version.
+#[cfg(target_arch = "aarch64")]
+unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
+    let rc: isize;
+    // SAFETY: the caller vouches for the arguments; `svc #0` preserves
+    // every register but x0 and needs no stack.
+    unsafe {
+        core::arch::asm!(
+            "svc #0",
+            in("x8") nr,
+            inlateout("x0") a0 as isize => rc,
+            in("x1") a1,
+            options(nostack),
+        );
     }
-    // SAFETY: ts is a valid, writable timespec for the duration of the
-    // call; the clock ids used are supported by every Linux kernel klpctl
-    // targets.
-    unsafe { clock_gettime(clock, ts) as isize }
+    rc
 }
 
 #[cfg(test)]
