@@ -30,6 +30,7 @@ use crate::ops::status;
 use crate::state::{self, Record};
 use core::ffi::CStr;
 use heapless::CapacityError;
+use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
 /// The document's bookkeeping file.
@@ -395,21 +396,25 @@ struct Statements<'a> {
 
 impl Serialize for Statements<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
-        s.collect_seq(self.claims.iter().flat_map(|c| {
-            c.each_cve().map(move |cve| Statement {
-                vulnerability: Vulnerability { name: cve },
-                timestamp: Time(c.time),
-                products: Products {
-                    kernel: self.kernel,
-                    others: c.products,
-                },
-                status: Status::Fixed,
-                status_notes: Notes {
-                    claim: c,
-                    build_id: self.build_id,
-                },
-            })
-        }))
+        let mut seq = s.serialize_seq(None)?;
+        for c in self.claims.iter() {
+            for cve in c.each_cve() {
+                seq.serialize_element(&Statement {
+                    vulnerability: Vulnerability { name: cve },
+                    timestamp: Time(c.time),
+                    products: Products {
+                        kernel: self.kernel,
+                        others: c.products,
+                    },
+                    status: Status::Fixed,
+                    status_notes: Notes {
+                        claim: c,
+                        build_id: self.build_id,
+                    },
+                })?;
+            }
+        }
+        seq.end()
     }
 }
 
@@ -454,15 +459,14 @@ impl Serialize for Products<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
         // A patch may name the running kernel's purl itself (a vendor
         // naming its own kernel build does): each product once.
-        let others = self
-            .others
-            .split(' ')
-            .filter(|o| !o.is_empty() && *o != self.kernel);
-        s.collect_seq(
-            core::iter::once(self.kernel)
-                .chain(others)
-                .map(|id| Product { id }),
-        )
+        let mut seq = s.serialize_seq(None)?;
+        seq.serialize_element(&Product { id: self.kernel })?;
+        for id in self.others.split(' ') {
+            if !id.is_empty() && id != self.kernel {
+                seq.serialize_element(&Product { id })?;
+            }
+        }
+        seq.end()
     }
 }
 

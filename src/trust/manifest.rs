@@ -235,11 +235,13 @@ fn repeats(list: &[&str], fold_case: bool) -> bool {
     (1..list.len()).any(|i| list[..i].iter().any(|e| same(e, list[i])))
 }
 
-fn hex_exact<const N: usize>(s: &str, out: &mut [u8; N]) -> bool {
-    // Lowercase only, so one digest has exactly one spelling.
-    s.len() == 2 * N
-        && !s.bytes().any(|c| c.is_ascii_uppercase())
-        && crate::codec::hex_decode(s.as_bytes(), out).is_some()
+/// Decodes lowercase hex (only lowercase, so one digest or build-id has
+/// exactly one spelling) into `out`; `None` as [`crate::codec::hex_decode`].
+fn lower_hex<'o>(s: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
+    if s.bytes().any(|c| c.is_ascii_uppercase()) {
+        return None;
+    }
+    crate::codec::hex_decode(s.as_bytes(), out)
 }
 
 /// Parses and validates manifest bytes.
@@ -279,9 +281,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     if let Some(b) = raw.build_id {
         let mut tmp = [0u8; MAX_BUILD_ID];
         let ok = !b.is_empty()
-            && !b.bytes().any(|c| c.is_ascii_uppercase())
-            && crate::codec::hex_decode(b.as_bytes(), &mut tmp)
-                .is_some_and(|d| build_id.extend_from_slice(d).is_ok());
+            && lower_hex(b, &mut tmp).is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
             return bad(msg!("field build_id: 2-64 lowercase hex digits"));
         }
@@ -315,7 +315,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         return bad(msg!("field payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
-    if !hex_exact(raw.payload_sha256, &mut payload_sha256) {
+    if raw.payload_sha256.len() != 64
+        || lower_hex(raw.payload_sha256, &mut payload_sha256).is_none()
+    {
         return bad(msg!("field payload_sha256: 64 lowercase hex digits"));
     }
     // JSON also allows whitespace between tokens, fields in any order and
