@@ -38,16 +38,13 @@ const HELP_AUTHORING: &str = "  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
   klpctl info BUNDLE [--json]      show the manifest without verifying it
 ";
 #[cfg(not(feature = "authoring"))]
-const HELP_AUTHORING: &str = "  (device build: no keygen, pack, manifest, attach, sign or info)\n";
+const HELP_AUTHORING: &str = "  (device build: no authoring commands)\n";
 
 const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
   klpctl apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
                [--state-dir DIR] [--no-wait] [--json]
   klpctl apply --dir DIR [same options]
   klpctl install BUNDLE... --dir DIR [same options]
-               stores each in DIR as NAME@RELEASE[@BUILDID]@vVERSION.klp
-               before applying it; refuses past 64 bundles for a
-               release (never removes any: uninstall does)
   klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
   klpctl uninstall NAME --dir DIR [same options as disable]
   klpctl status [--state-dir DIR] [--json]
