@@ -12,7 +12,7 @@ use crate::ops::install::Installed;
 use crate::ops::status::{self, Facts, Patch};
 use crate::ops::{Event, Stall};
 use crate::out::Out;
-use crate::trust::keys::{SigStatus, Verdict};
+use crate::trust::keys::Verdict;
 use crate::trust::manifest::{self, Manifest};
 use core::ffi::CStr;
 
@@ -112,7 +112,7 @@ pub fn switches_unreadable(why: crate::error::Msg) {
     Out::stderr()
         .s("klpctl: ")
         .s(why.text())
-        .s(": failing closed, so klpctl.enable=0 holds\n");
+        .s(": failing closed (klpctl.enable=0)\n");
 }
 
 /// The tasks holding a transition up, one line each.
@@ -235,11 +235,7 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
         .u(v.threshold as u64)
         .nl();
     for (id, st) in &v.sigs {
-        o.s("    key ").hex(id).s(" ").s(st.word());
-        if *st == SigStatus::Untrusted {
-            o.s(" (not in keyring, ignored)");
-        }
-        o.nl();
+        o.s("    key ").hex(id).s(" ").s(st.word()).nl();
     }
 }
 
@@ -570,11 +566,9 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
         .b(name)
         .s(": ")
         .s(if p.enabled { "enabled" } else { "disabled" });
-    h.s(if p.transition {
-        ", in transition"
-    } else {
-        ", transition complete"
-    });
+    if p.transition {
+        h.s(", in transition");
+    }
     if p.replace == Some(true) {
         h.s(", replace");
     }
