@@ -319,6 +319,9 @@ pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
     j.key("detail").str(f.detail.bytes()).end_obj();
 }
 
+/// What follows the path of a bundle `apply --dir` skipped.
+const SKIPPED: &str = ": skipped: ";
+
 /// One file `apply --dir` skipped: `None` when there were more than 64
 /// bundles. On stdout (a bundle for another kernel, unless JSON) or stderr,
 /// and in the JSON results.
@@ -329,15 +332,18 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         .key("result")
         .str(b"skipped");
     let Some(f) = f else {
+        const LIMIT: &str = "more than 64 bundles to apply";
         j.key("reason")
             .str(b"limit")
             .key("error")
-            .str(b"more than 64 bundles to apply")
+            .str(LIMIT.as_bytes())
             .end_obj();
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out)\n");
+            .s(SKIPPED)
+            .s(LIMIT)
+            .nl();
         return;
     };
     let other_kernel = f.error.exit_code() == 4;
@@ -354,7 +360,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
     } else if !json {
         Out::stdout()
             .b(path)
-            .s(": skipped: ")
+            .s(SKIPPED)
             .error(f.error)
             .s(": ")
             .b(f.detail.bytes())
