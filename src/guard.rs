@@ -78,7 +78,7 @@ pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     match text.and_then(records) {
         Some(t) => Ok(Guard(t)),
         None => Err(Error::Guard(msg!(
-            "the crash-loop guard file cannot be read in full: applying nothing, leaving it as it is"
+            "the crash-loop guard file cannot be read in full"
         ))),
     }
 }
@@ -394,7 +394,7 @@ fn rewrite(
         add(&mut o);
         if o.finish().is_err() {
             return Err(Error::Guard(msg!(
-                "the crash-loop guard file would grow past 16 KiB: nothing changed"
+                "the crash-loop guard file would grow past 16 KiB"
             )));
         }
         o.written()

@@ -21,40 +21,37 @@ use core::ffi::CStr;
 const HELP_HEAD: &str = "\
 klpctl - verify signed livepatch bundles and apply them to the running kernel
 
-usage:
+usage: klpctl COMMAND [ARGS]
 ";
 
 /// The authoring commands; a device build has none and does not list them.
 #[cfg(feature = "authoring")]
-const HELP_AUTHORING: &str = "  klpctl keygen -p KEY.pub -s KEY.sec [-c COMMENT]
-  klpctl pack MODULE.ko -o BUNDLE --stream S --version N [--kernel-release R]
-              [--kernel-build-id HEX | --kernel-notes FILE] [--arch A] [--replace]
-              [--cve ID]... [--product PURL|CPE]... [--description TEXT]
-              [--created SECS]
-              (-s KEY.sec... | --unsigned)
-  klpctl manifest BUNDLE           write the exact signed manifest bytes to stdout
-  klpctl attach BUNDLE SIGFILE     add a signify signature made over those bytes
-  klpctl sign BUNDLE -s KEY.sec [-x SIGFILE]   add a signature (co-sign)
-  klpctl info BUNDLE [--json]      show the manifest without verifying it
+const HELP_AUTHORING: &str = "  keygen -p KEY.pub -s KEY.sec [-c COMMENT]
+  pack MODULE.ko -o BUNDLE --stream S --version N [--kernel-release R]
+       [--kernel-build-id HEX | --kernel-notes FILE] [--arch A] [--replace]
+       [--cve ID]... [--product PURL|CPE]... [--description TEXT]
+       [--created SECS]
+       (-s KEY.sec... | --unsigned)
+  manifest BUNDLE           write the exact signed manifest bytes to stdout
+  attach BUNDLE SIGFILE     add a signify signature made over those bytes
+  sign BUNDLE -s KEY.sec [-x SIGFILE]   add a signature (co-sign)
+  info BUNDLE [--json]      show the manifest without verifying it
 ";
 #[cfg(not(feature = "authoring"))]
-const HELP_AUTHORING: &str = "  (device build: no keygen, pack, manifest, attach, sign or info)\n";
+const HELP_AUTHORING: &str = "  (device build: no authoring commands)\n";
 
-const HELP_TAIL: &str = "  klpctl verify BUNDLE [--keyring DIR] [--json]
-  klpctl apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
-               [--state-dir DIR] [--no-wait] [--json]
-  klpctl apply --dir DIR [same options]
-  klpctl install BUNDLE... --dir DIR [same options]
-               stores each in DIR as NAME@RELEASE[@BUILDID]@vVERSION.klp
-               before applying it; refuses past 64 bundles for a
-               release (never removes any: uninstall does)
-  klpctl disable NAME [--timeout SECS] [--no-wait] [--json]
-  klpctl uninstall NAME --dir DIR [same options as disable]
-  klpctl status [--state-dir DIR] [--json]
-  klpctl vex [--no-wait]           OpenVEX of the CVEs live patches fix now
-  klpctl confirm --state-dir DIR [--after SECS]
-  klpctl unquarantine NAME --state-dir DIR
-  klpctl --help | --version
+const HELP_TAIL: &str = "  verify BUNDLE [--keyring DIR] [--json]
+  apply BUNDLE... [--timeout SECS] [--keyring DIR] [--allow-downgrade]
+        [--state-dir DIR] [--no-wait] [--json]
+  apply --dir DIR [same options]
+  install BUNDLE... --dir DIR [same options]
+  disable NAME [--timeout SECS] [--no-wait] [--json]
+  uninstall NAME --dir DIR [same options as disable]
+  status [--state-dir DIR] [--json]
+  vex [--no-wait]           OpenVEX of the CVEs live patches fix now
+  confirm --state-dir DIR [--after SECS]
+  unquarantine NAME --state-dir DIR
+  --help | --version
 
 exit codes: 0 ok, 1 internal/I-O error, 2 usage, 3 bundle rejected,
 4 not for this kernel, 5 refused by policy, 6 kernel refused the module,

@@ -12,7 +12,7 @@ use crate::ops::install::Installed;
 use crate::ops::status::{self, Facts, Patch};
 use crate::ops::{Event, Stall};
 use crate::out::Out;
-use crate::trust::keys::{SigStatus, Verdict};
+use crate::trust::keys::Verdict;
 use crate::trust::manifest::{self, Manifest};
 use core::ffi::CStr;
 
@@ -49,24 +49,20 @@ pub fn event(ev: Event) {
             blockers,
         } => {
             let (before, after) = match stall {
-                Stall::Apply => ("transition of ", " did not finish in time; reverting"),
-                Stall::Earlier => (
-                    "transition of ",
-                    " (from an earlier run) did not finish; reverting",
-                ),
-                Stall::Revert => ("the revert of ", " did not finish in time either"),
-                Stall::Disable => (
-                    "disabling ",
-                    " did not finish in time; switching it back on",
-                ),
+                Stall::Apply => ("transition of ", "; reverting"),
+                Stall::Earlier => ("an earlier run's transition of ", "; reverting"),
+                Stall::Revert => ("the revert of ", " either"),
+                Stall::Disable => ("disabling ", "; switching it back on"),
             };
-            o.s(before).b(name).s(after).nl();
+            o.s(before)
+                .b(name)
+                .s(" did not finish in time")
+                .s(after)
+                .nl();
             blockers_human(&mut o, blockers);
         }
         Event::ReplacedBusy(m) => {
-            o.s("warning: replaced module ")
-                .b(m)
-                .s(" could not be removed yet (still referenced)\n");
+            o.s("warning: replaced module ").b(m).s(STILL_REFERENCED);
         }
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);
@@ -79,7 +75,7 @@ pub fn event(ev: Event) {
         Event::RevertedLoaded(m) => {
             o.s("warning: reverted patch module ")
                 .b(m)
-                .s(" is still loaded (referenced)\n");
+                .s(STILL_REFERENCED);
         }
         Event::DisableFinished(m) => {
             o.s("the disable of ")
@@ -95,10 +91,11 @@ pub fn event(ev: Event) {
                 .b(e.version)
                 .s("): boot ")
                 .b(e.boot_id)
-                .s(" tried it and ended before it was confirmed good\n");
+                .s(" ended before it was confirmed good")
+                .nl();
         }
         Event::Released(m) => {
-            o.b(m).s(": quarantine lifted by this explicit apply\n");
+            o.b(m).s(": quarantine lifted (explicit apply)\n");
         }
         Event::SwitchedOff => {
             o.s("klpctl.enable=0 on the kernel command line: applying nothing\n");
@@ -106,13 +103,16 @@ pub fn event(ev: Event) {
     }
 }
 
+/// A module klpctl left loaded because something still holds it.
+const STILL_REFERENCED: &str = " is still referenced (not removed)\n";
+
 /// klpctl's switches on the kernel command line cannot be read in full or
 /// understood, so boot-time apply fails closed: why, on stderr.
 pub fn switches_unreadable(why: crate::error::Msg) {
     Out::stderr()
         .s("klpctl: ")
         .s(why.text())
-        .s(": failing closed, so klpctl.enable=0 holds\n");
+        .s(": failing closed (klpctl.enable=0)\n");
 }
 
 /// The tasks holding a transition up, one line each.
@@ -129,7 +129,7 @@ fn blockers_human(o: &mut Out, b: &Blockers) {
     if b.total == 0 {
         // The kernel also waits for each CPU's idle task (swapper/N, pid
         // 0), which /proc does not list.
-        o.s("  no task in /proc blocks it: per-CPU idle tasks (swapper/N) on busy CPUs do\n");
+        o.s("  blocking task: swapper/N (per-CPU idle task, not in /proc)\n");
     }
     if b.total > b.list.len() {
         o.s("  ... and ")
@@ -235,11 +235,7 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
         .u(v.threshold as u64)
         .nl();
     for (id, st) in &v.sigs {
-        o.s("    key ").hex(id).s(" ").s(st.word());
-        if *st == SigStatus::Untrusted {
-            o.s(" (not in keyring, ignored)");
-        }
-        o.nl();
+        o.s("    key ").hex(id).s(" ").s(st.word()).nl();
     }
 }
 
@@ -249,24 +245,17 @@ pub fn verdict_human(o: &mut Out, v: &Verdict) {
 pub fn done_human(path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
     let mut o = Out::stdout();
     if let Some(a) = a {
-        o.s(&a.name);
-        if a.outcome == Outcome::Already {
-            o.s(": already applied (stream ")
-                .s(&a.stream)
-                .s(" version ")
-                .u(a.version)
-                .s(")")
-                .nl();
+        let already = a.outcome == Outcome::Already;
+        o.s(&a.name).s(if already {
+            ": already applied ("
         } else {
-            o.s(": applied (stream ")
-                .s(&a.stream)
-                .s(" version ")
-                .u(a.version)
-                .s(", ")
-                .u(a.ms)
-                .s(" ms)")
-                .nl();
+            ": applied ("
+        });
+        stream_version(&mut o, &a.stream, a.version);
+        if !already {
+            o.s(", ").u(a.ms).s(" ms");
         }
+        o.s(")").nl();
         for r in &a.removed {
             o.s(&a.name).s(": removed replaced module ").s(r).nl();
         }
@@ -278,6 +267,11 @@ pub fn done_human(path: &[u8], a: Option<&Applied>, inst: Option<&Installed>) {
         }
         o.nl();
     }
+}
+
+/// `stream S version V`, as each human form names a patch's place.
+pub fn stream_version(o: &mut Out, stream: &str, version: u64) {
+    o.s("stream ").s(stream).s(" version ").u(version);
 }
 
 /// One bundle's entry in `apply --json`'s (or `install --json`'s)
@@ -325,6 +319,9 @@ pub fn failed_json(j: &mut Json, path: &[u8], f: &Failure) {
     j.key("detail").str(f.detail.bytes()).end_obj();
 }
 
+/// What follows the path of a bundle `apply --dir` skipped.
+const SKIPPED: &str = ": skipped: ";
+
 /// One file `apply --dir` skipped: `None` when there were more than 64
 /// bundles. On stdout (a bundle for another kernel, unless JSON) or stderr,
 /// and in the JSON results.
@@ -335,15 +332,18 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
         .key("result")
         .str(b"skipped");
     let Some(f) = f else {
+        const LIMIT: &str = "more than 64 bundles to apply";
         j.key("reason")
             .str(b"limit")
             .key("error")
-            .str(b"more than 64 bundles to apply")
+            .str(LIMIT.as_bytes())
             .end_obj();
         Out::stderr()
             .s("klpctl: warning: ")
             .b(path)
-            .s(": skipped: more than 64 bundles to apply (the oldest of the largest stream left out)\n");
+            .s(SKIPPED)
+            .s(LIMIT)
+            .nl();
         return;
     };
     let other_kernel = f.error.exit_code() == 4;
@@ -360,7 +360,7 @@ pub fn skipped(j: &mut Json, json: bool, path: &[u8], f: Option<&Failure>) {
     } else if !json {
         Out::stdout()
             .b(path)
-            .s(": skipped: ")
+            .s(SKIPPED)
             .error(f.error)
             .s(": ")
             .b(f.detail.bytes())
@@ -472,9 +472,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::
     j.key("leftover").arr();
     status::each_leftover(&mut |name| {
         j.str(name);
-        h.s("leftover module (patch gone, module still loaded): ")
-            .b(name)
-            .nl();
+        h.s("leftover module (its patch is gone): ").b(name).nl();
     });
     j.end_arr();
     // The crash-loop guard's quarantine lives in the state directory. A
@@ -538,10 +536,8 @@ fn patch_level(j: &mut Json, h: &mut Out) {
         j.str(r.name.as_bytes()).key("cves");
         list_json(j, r.cves);
         j.end_obj();
-        h.s("patch level: stream ")
-            .s(r.stream)
-            .s(" version ")
-            .u(r.version);
+        h.s("patch level: ");
+        stream_version(h, r.stream, r.version);
         h.s(" (").s(r.name).s("), fixes ").s(if r.cves.is_empty() {
             "no listed CVE"
         } else {
@@ -576,11 +572,9 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
         .b(name)
         .s(": ")
         .s(if p.enabled { "enabled" } else { "disabled" });
-    h.s(if p.transition {
-        ", in transition"
-    } else {
-        ", transition complete"
-    });
+    if p.transition {
+        h.s(", in transition");
+    }
     if p.replace == Some(true) {
         h.s(", replace");
     }
@@ -597,7 +591,7 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
         };
         h.s("  object ").b(ob).s(match patched {
             Some(true) => ": patched",
-            Some(false) => ": not patched (not loaded)",
+            Some(false) => ": not loaded",
             None => "",
         });
         h.s(", functions:");
@@ -615,14 +609,9 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
             j.obj().key("stream").str(r.stream.as_bytes());
             j.key("version").u(r.version);
             j.key("sha256").str(r.sha256.as_bytes());
-            h.s("  klpctl: stream ")
-                .s(r.stream)
-                .s(" version ")
-                .u(r.version)
-                .s(", sha256 ")
-                .s(r.sha256)
-                .s(", keys ")
-                .s(r.keys);
+            h.s("  klpctl: ");
+            stream_version(h, r.stream, r.version);
+            h.s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
             j.key("keys");
             list_json(j, r.keys);
             j.key("cves");
@@ -642,8 +631,7 @@ fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
         }
         None => {
             j.null();
-            h.s("  klpctl: no record (not applied by klpctl this boot)")
-                .nl();
+            h.s("  klpctl: no record this boot").nl();
         }
     }
     j.key("blocking");

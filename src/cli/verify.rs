@@ -74,13 +74,9 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
             render::verdict_json(&mut j, s);
             j.end_obj().nl();
         } else {
-            o.s("OK ")
-                .s(m.name)
-                .s(" stream ")
-                .s(m.stream)
-                .s(" version ")
-                .u(m.version)
-                .nl();
+            o.s("OK ").s(m.name).s(" ");
+            render::stream_version(&mut o, m.stream, m.version);
+            o.nl();
             render::manifest_human(&mut o, m);
             render::verdict_human(&mut o, s);
         }
@@ -163,12 +159,8 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
         }
         j.end_arr().end_obj().nl();
     } else {
-        o.s("UNVERIFIED ")
-            .s(m.name)
-            .s(" stream ")
-            .s(m.stream)
-            .s(" version ")
-            .u(m.version);
+        o.s("UNVERIFIED ").s(m.name).s(" ");
+        render::stream_version(&mut o, m.stream, m.version);
         o.s(" (run klpctl verify to check signatures and payload)")
             .nl();
         render::manifest_human(&mut o, &m);

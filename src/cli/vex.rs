@@ -33,7 +33,9 @@ pub fn keep_current() {
     if let Err(e) = refresh(false) {
         let gone = matches!(rustix::fs::unlink(vex::FILE), Ok(()) | Err(Errno::NOENT));
         Out::stderr()
-            .s("klpctl: warning: /run/klpctl/vex.json not updated")
+            .s("klpctl: warning: ")
+            .b(vex::FILE.to_bytes())
+            .s(" not updated")
             .s(if gone {
                 " (removed): "
             } else {
@@ -58,8 +60,7 @@ fn refresh(stdout: bool) -> Result<()> {
     };
     match document {
         None if stdout => {
-            Out::stderr()
-                .s("klpctl: no CVE fixed by a live patch klpctl applied: no VEX document\n");
+            Out::stderr().s("klpctl: no VEX document: no live patch klpctl applied fixes a CVE\n");
         }
         Some(d) if stdout => {
             crate::sys::write_all(crate::sys::stdout(), d)

@@ -76,10 +76,9 @@ pub fn check_module(memfd: &OwnedFd, m: &Manifest) -> core::result::Result<(), F
         );
     }
     if get("livepatch") != "Y" {
-        return Err(Error::NotALivepatch(msg!(
-            "not a livepatch (no livepatch=Y in .modinfo); not loaded"
-        ))
-        .into());
+        return Err(
+            Error::NotALivepatch(msg!("not a livepatch (no livepatch=Y in .modinfo)")).into(),
+        );
     }
     Ok(())
 }

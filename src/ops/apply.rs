@@ -315,10 +315,9 @@ fn load_sealed(src: &FileSource<&OwnedFd>, signed: &Signed, ev: Sink) -> Res<()>
     if let Err(e) = loader::load(&memfd, signed.header.payload_len) {
         kmsg.each_line(&mut |l| ev(Event::KernelLog(l)));
         if let Error::KernelRefused(Errno::EXIST) = e {
-            return Err(Error::Conflict(msg!(
-                "a module of this name appeared while loading; nothing was changed"
-            ))
-            .into());
+            return Err(
+                Error::Conflict(msg!("a module of this name appeared while loading")).into(),
+            );
         }
         return Err(e.into());
     }

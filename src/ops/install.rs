@@ -105,10 +105,7 @@ pub fn install(
         };
         // Live now, but a later boot will not find it: exit 10.
         let not_stored = match e {
-            Error::Io(_, n) => Error::StateNotSaved(
-                msg!("the bundle is not stored, so later boots will not apply it"),
-                n,
-            ),
+            Error::Io(_, n) => Error::StateNotSaved(msg!("the bundle is not stored"), n),
             other => other,
         };
         a.unsaved = a.unsaved.or(Some(not_stored));

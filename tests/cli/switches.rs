@@ -153,7 +153,7 @@ fn what_cannot_be_read_in_full_or_understood_fails_closed() {
         assert_eq!(r.out(), want);
         assert_eq!(
             r.err(),
-            format!("klpctl: {why}: failing closed, so klpctl.enable=0 holds\n{OFF_SAID}")
+            format!("klpctl: {why}: failing closed (klpctl.enable=0)\n{OFF_SAID}")
         );
         r.code(0);
     }
