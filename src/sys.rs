@@ -52,6 +52,30 @@ pub fn open_std_fds() {
     }
 }
 
+/// Stack klpctl may need: its buffers live on the stack (there is no
+/// heap), `pack` the deepest at ~170 KiB.
+const STACK: u64 = 1 << 20;
+
+/// Lets the stack grow to [`STACK`]: raises the soft `RLIMIT_STACK` when
+/// the hard limit allows, and otherwise stops with an error before any
+/// command starts. A smaller limit would end in SIGSEGV part-way through
+/// a command (a half-written output, an apply cut short). The main
+/// thread's stack grows on demand up to the soft limit as it is when the
+/// stack faults, so raising it now is enough.
+pub fn reserve_stack() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let l = getrlimit(Resource::Stack);
+    if l.current.is_some_and(|c| c < STACK) {
+        let raised = Rlimit {
+            current: Some(l.maximum.map_or(STACK, |m| m.min(STACK))),
+            maximum: l.maximum,
+        };
+        if raised.current < Some(STACK) || setrlimit(Resource::Stack, raised).is_err() {
+            die(b"klpctl: the stack size limit (ulimit -s) is below 1024 KiB\n")
+        }
+    }
+}
+
 /// Most arguments klpctl accepts; more is a usage error.
 pub const MAX_ARGS: usize = 96;
 

@@ -104,3 +104,38 @@ fn json_paths_that_are_not_utf8_round_trip() {
     let j = Json::parse(r.out().trim_end());
     assert_eq!(j.get("bundle").raw(), name);
 }
+
+/// `pack` with the stack limit (`ulimit -s`) set to `limits` (a shell
+/// `ulimit` command) in `d`.
+fn pack_with_stack_limit(d: &TempDir, limits: &str) -> Run {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{limits} && exec \"$0\" \"$@\""))
+        .arg(klpctl_bin())
+        .args(["pack", "m.ko", "-o", "x.klp", "--stream", "s"])
+        .args(["--version", "1", "-s", "k.sec"])
+        .current_dir(d.path());
+    run(cmd)
+}
+
+/// klpctl keeps its buffers on the stack (no heap), ~170 KiB deep for
+/// `pack`. Under a small stack limit it used to die of SIGSEGV half-way
+/// through a command. Now it raises the soft limit when the hard limit
+/// allows, and otherwise refuses at start-up (exit 1), before doing
+/// anything.
+#[test]
+fn a_small_stack_limit_is_raised_or_refused_never_a_crash() {
+    let s = setup();
+    let d = &s.dir;
+    pack_with_stack_limit(d, "ulimit -S -s 32").code(0);
+    d.klpctl(&["verify", "x.klp", "--keyring", "ring"]).code(0);
+    std::fs::remove_file(d.join("x.klp")).unwrap();
+    let before = d.snapshot();
+    let r = pack_with_stack_limit(d, "ulimit -s 32");
+    r.code(1);
+    assert_eq!(
+        r.err(),
+        "klpctl: the stack size limit (ulimit -s) is below 1024 KiB\n"
+    );
+    assert_same(&before, &d.snapshot(), &r);
+}
