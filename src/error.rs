@@ -13,12 +13,14 @@ pub use crate::sys::Msg;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Error {
     // ---- exit 1: internal or I/O ----
-    /// A system call on a named object failed.
+    /// A system call on a named object failed. The text says what could
+    /// not be done (`open bundle`); [`Error::class`] adds `cannot `.
     Io(Msg, Errno),
     /// A fixed-size buffer was too small for data we produced ourselves.
     Internal(Msg),
     /// A path that must name a regular file names something else (a FIFO,
     /// a device, a directory); it was refused before anything was read.
+    /// Worded as [`Error::Io`] is.
     NotRegular(Msg),
 
     // ---- exit 2: usage ----
@@ -34,6 +36,9 @@ pub enum Error {
     Bundle(Msg),
     /// The manifest is not valid manifest JSON or a field is out of bounds.
     Manifest(Msg),
+    /// A manifest field is out of bounds; the text names the field and
+    /// its bounds (`name: 1-55 of [A-Za-z0-9_]`).
+    ManifestField(Msg),
     /// Not enough distinct trusted keys signed the manifest.
     NotEnoughSignatures,
     /// A signature by a trusted key does not verify.
@@ -42,7 +47,8 @@ pub enum Error {
     Digest,
 
     // ---- exit 4: not for this kernel ----
-    /// The bundle targets another kernel (release, build-id or arch).
+    /// The bundle targets another kernel (release, build-id or arch). The
+    /// text follows [`Error::class`]'s `not for this ` (`kernel: ...`).
     WrongKernel(Msg),
     /// The running kernel has no livepatch support.
     NoLivepatch,
@@ -162,6 +168,7 @@ impl Error {
             Error::Usage(_) | Error::KeyFile(_) | Error::Module(_) => 2,
             Error::Bundle(_)
             | Error::Manifest(_)
+            | Error::ManifestField(_)
             | Error::NotEnoughSignatures
             | Error::BadSignature
             | Error::Digest => 3,
@@ -182,9 +189,9 @@ impl Error {
     }
 
     /// The class a message belongs to, said here once rather than in each
-    /// message: `bundle rejected: `, `kernel refused the module: `,
-    /// `manifest `, or nothing. The one-line message is the class followed
-    /// by [`Error::message`].
+    /// message: `cannot ` (I/O), `bundle rejected: `, `manifest [field ]`,
+    /// `not for this `, `kernel refused the module: `, or nothing. The
+    /// one-line message is the class followed by [`Error::message`].
     // Out of line: inlined into each renderer it cost about 500 bytes.
     #[inline(never)]
     pub fn class(self) -> &'static str {
@@ -193,6 +200,9 @@ impl Error {
                 "bundle rejected: "
             }
             Error::Manifest(_) => "manifest ",
+            Error::ManifestField(_) => "manifest field ",
+            Error::Io(..) | Error::NotRegular(_) => "cannot ",
+            Error::WrongKernel(_) => "not for this ",
             Error::KernelRefused(_) => "kernel refused the module: ",
             _ => "",
         }
@@ -205,7 +215,7 @@ impl Error {
             Error::Io(what, _) => what.text(),
             Error::Internal(what) | Error::NotRegular(what) => what.text(),
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
-            Error::Bundle(m) | Error::Manifest(m) => m.text(),
+            Error::Bundle(m) | Error::Manifest(m) | Error::ManifestField(m) => m.text(),
             Error::NotEnoughSignatures => "not enough distinct trusted keys signed it",
             Error::BadSignature => "a trusted key's signature does not verify",
             Error::Digest => "payload does not match the SHA-256 in the signed manifest",

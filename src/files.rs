@@ -247,7 +247,7 @@ impl AtomicFile {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
             Mode::from_raw_mode(mode),
         )
-        .ctx(msg!("cannot create output file"))?;
+        .ctx(msg!("create output file"))?;
         Ok(AtomicFile {
             fd,
             tmp,
@@ -266,12 +266,12 @@ impl AtomicFile {
     /// for a file others are promised to read.
     pub fn set_mode(&self, mode: u32) -> Result<()> {
         rustix::fs::fchmod(&self.fd, Mode::from_raw_mode(mode))
-            .ctx(msg!("cannot set the mode of output file"))
+            .ctx(msg!("set the mode of output file"))
     }
 
     /// Appends bytes.
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        crate::sys::write_all(self.fd.as_fd(), bytes).ctx(msg!("cannot write output file"))
+        crate::sys::write_all(self.fd.as_fd(), bytes).ctx(msg!("write output file"))
     }
 
     /// The temporary file's path, to read back what was written.
@@ -283,8 +283,8 @@ impl AtomicFile {
     /// file (the same inode): one put at the temporary name meanwhile
     /// would stand in for it, so the commit fails (`ESTALE`).
     pub fn commit(mut self) -> Result<()> {
-        const MOVE: crate::error::Msg = msg!("cannot rename output file into place");
-        rustix::fs::fsync(&self.fd).ctx(msg!("cannot fsync output file"))?;
+        const MOVE: crate::error::Msg = msg!("rename output file into place");
+        rustix::fs::fsync(&self.fd).ctx(msg!("fsync output file"))?;
         rustix::fs::rename(self.tmp.c(), self.dst.c()).ctx(MOVE)?;
         self.done = true;
         let ino = |st: rustix::io::Result<rustix::fs::Stat>| st.map(|s| s.st_ino).ok();
@@ -424,10 +424,10 @@ impl<F: AsFd> Source for FileSource<F> {
         self.len
     }
     fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<()> {
-        pread_exact(&self.fd, off, buf, TRUNCATED, msg!("cannot read bundle"))
+        pread_exact(&self.fd, off, buf, TRUNCATED, msg!("read bundle"))
     }
     fn sha256(&self, off: u64, len: u64) -> Result<[u8; 32]> {
-        sha256_range(&self.fd, off, len, TRUNCATED, msg!("cannot read bundle"))
+        sha256_range(&self.fd, off, len, TRUNCATED, msg!("read bundle"))
     }
 }
 

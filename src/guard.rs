@@ -377,7 +377,7 @@ fn rewrite(
     add: &mut dyn FnMut(&mut Out),
 ) -> Result<()> {
     let dir = PathBuf::of(&[sd])?;
-    files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
+    files::ensure_dir(dir.c(), msg!("create state directory"))?;
     let mut mem = [0u8; MAX_GUARD];
     let n = {
         // Room is left for the seal.
@@ -404,7 +404,7 @@ fn rewrite(
     rest[..SEAL].copy_from_slice(&s);
     let path = PathBuf::of(&[sd, b"/guard"])?;
     files::write_atomic(path.bytes(), &mem[..n + SEAL], 0o600).map_err(|e| match e {
-        Error::Io(_, n) => Error::Io(msg!("cannot write the crash-loop guard"), n),
+        Error::Io(_, n) => Error::Io(msg!("write the crash-loop guard"), n),
         other => other,
     })?;
     files::sync_dir(dir.c());

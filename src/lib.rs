@@ -8,7 +8,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-/// A [`sys::Msg`] of a string literal: `msg!("cannot open bundle")`.
+/// A [`sys::Msg`] of a string literal: `msg!("open bundle")`.
 macro_rules! msg {
     ($s:literal) => {
         $crate::sys::Msg::new(

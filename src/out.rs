@@ -237,7 +237,7 @@ impl<'a> Out<'a> {
         self.s(e.class()).s(e.message());
         match e {
             Error::Io(_, n) => self.s(": ").errno(n),
-            Error::StateNotSaved(what, n) => self.s(": ").s(what.text()).s(": ").errno(n),
+            Error::StateNotSaved(what, n) => self.s(": cannot ").s(what.text()).s(": ").errno(n),
             Error::NotRegular(_) => self.s(": not a regular file"),
             Error::KernelRefused(n) => self.s(" [").errno(n).s("]"),
             _ => self,

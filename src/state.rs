@@ -48,8 +48,8 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
         OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
         Mode::from_raw_mode(0o600),
     )
-    .ctx(msg!("cannot open /run/klpctl/lock"))?;
-    files::regular_size(&fd, msg!("cannot open /run/klpctl/lock"))?;
+    .ctx(msg!("open /run/klpctl/lock"))?;
+    files::regular_size(&fd, msg!("open /run/klpctl/lock"))?;
     let start = crate::rt::now_ms();
     let mut said = false;
     loop {
@@ -60,12 +60,12 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
             Err(e @ rustix::io::Errno::NOSYS) => {
                 return Err(Error::Io(
                     msg!(
-                        "cannot lock /run/klpctl/lock: this kernel has no file locking (CONFIG_FILE_LOCKING)"
+                        "lock /run/klpctl/lock: this kernel has no file locking (CONFIG_FILE_LOCKING)"
                     ),
                     e,
                 ));
             }
-            Err(e) => return Err(Error::Io(msg!("cannot lock /run/klpctl/lock"), e)),
+            Err(e) => return Err(Error::Io(msg!("lock /run/klpctl/lock"), e)),
         }
         if crate::rt::now_ms() - start >= wait_s * 1000 {
             return Err(Error::Locked);
@@ -79,15 +79,9 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
 }
 
 fn ensure_dirs() -> Result<()> {
-    files::ensure_dir(c"/run/klpctl", msg!("cannot create /run/klpctl"))?;
-    files::ensure_dir(
-        c"/run/klpctl/patches",
-        msg!("cannot create /run/klpctl/patches"),
-    )?;
-    files::ensure_dir(
-        c"/run/klpctl/streams",
-        msg!("cannot create /run/klpctl/streams"),
-    )
+    files::ensure_dir(c"/run/klpctl", msg!("create /run/klpctl"))?;
+    files::ensure_dir(c"/run/klpctl/patches", msg!("create /run/klpctl/patches"))?;
+    files::ensure_dir(c"/run/klpctl/streams", msg!("create /run/klpctl/streams"))
 }
 
 /// The kernel's boot id, or empty if unavailable.
@@ -263,7 +257,7 @@ pub fn write_record(r: &NewRecord, state: &str) -> Result<()> {
         }
         o.s("\ntime ").u(r.time).s("\nreplace ").u(m.replace as u64);
         o.s("\nstate ").s(state).nl();
-        o.finish().ctx(msg!("cannot write klpctl record"))?;
+        o.finish().ctx(msg!("write klpctl record"))?;
     }
     f.commit()
 }
@@ -399,12 +393,9 @@ pub fn floor<'a>(
 
 /// Creates `<base>/streams` (and `base`) if missing; returns its path.
 fn streams_dir(base: &[u8]) -> Result<PathBuf> {
-    files::ensure_dir(
-        PathBuf::of(&[base])?.c(),
-        msg!("cannot create state directory"),
-    )?;
+    files::ensure_dir(PathBuf::of(&[base])?.c(), msg!("create state directory"))?;
     let dir = PathBuf::of(&[base, b"/streams"])?;
-    files::ensure_dir(dir.c(), msg!("cannot create state directory"))?;
+    files::ensure_dir(dir.c(), msg!("create state directory"))?;
     Ok(dir)
 }
 
@@ -419,7 +410,7 @@ pub fn check_writable(state_dir: Option<&CStr>) -> Result<()> {
         AtomicFile::create(p.bytes(), 0o600)
             .map(drop)
             .map_err(|e| match e {
-                Error::Io(_, n) => Error::Io(msg!("cannot write the state directory"), n),
+                Error::Io(_, n) => Error::Io(msg!("write the state directory"), n),
                 other => other,
             })
     };
@@ -461,7 +452,7 @@ pub fn raise_floor(
             .u(new.cumulative)
             .nl()
             .finish()
-            .ctx(msg!("cannot write rollback floor"))?;
+            .ctx(msg!("write rollback floor"))?;
         f.commit()?;
         files::sync_dir(dir.c());
         Ok(())

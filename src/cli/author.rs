@@ -21,9 +21,9 @@ fn create_new(path: &CStr, mode: u32, bytes: &[u8]) -> Result<()> {
         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
         Mode::from_raw_mode(mode),
     )
-    .ctx(msg!("cannot create file (klpctl never overwrites keys)"))?;
-    crate::sys::write_all(fd.as_fd(), bytes).ctx(msg!("cannot write file"))?;
-    rustix::fs::fsync(&fd).ctx(msg!("cannot write file"))
+    .ctx(msg!("create file (klpctl never overwrites keys)"))?;
+    crate::sys::write_all(fd.as_fd(), bytes).ctx(msg!("write file"))?;
+    rustix::fs::fsync(&fd).ctx(msg!("write file"))
 }
 
 /// `klpctl keygen`: a new signify key pair; never overwrites a file.
@@ -44,7 +44,7 @@ pub fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
     keys::check_comment(comment)?;
     let mut rnd = [0u8; 40];
     rustix::rand::getrandom(&mut rnd, rustix::rand::GetRandomFlags::empty())
-        .ctx(msg!("getrandom failed"))?;
+        .ctx(msg!("get random bytes"))?;
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&rnd[..32]);
     let mut id = [0u8; 8];
@@ -71,11 +71,7 @@ pub fn keygen(cli: &mut Cli, a: &mut Args) -> Result<()> {
 fn read_secret(cli: &mut Cli, path: &'static CStr) -> Result<SecretKey> {
     cli.ctx(path.to_bytes());
     let mut buf = [0u8; keys::MAX_KEY_FILE];
-    let k = keys::parse_secret(files::read_small(
-        path,
-        &mut buf,
-        msg!("cannot read secret key"),
-    )?)?;
+    let k = keys::parse_secret(files::read_small(path, &mut buf, msg!("read secret key"))?)?;
     cli.ctx(b"");
     Ok(k)
 }
@@ -116,7 +112,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
                 let p = a.value_c()?;
                 cli.ctx(p.to_bytes());
                 let mut buf = [0u8; crate::kernel::MAX_NOTES];
-                let notes = files::read_small(p, &mut buf, msg!("cannot read kernel notes file"))?;
+                let notes = files::read_small(p, &mut buf, msg!("read kernel notes file"))?;
                 let id = crate::kernel::build_id_from_notes(notes)
                     .filter(|id| id.len() <= manifest::MAX_BUILD_ID)
                     .ok_or(Error::Usage(msg!(
@@ -189,8 +185,8 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let description = manifest::escape_description(desc_raw, &mut dbuf)?;
 
     cli.ctx(module.to_bytes());
-    let fd = files::open_ro(module, msg!("cannot open module"))?;
-    let src = FileSource::new(&fd, msg!("not a regular file"))?;
+    let fd = files::open_ro(module, msg!("open module"))?;
+    let src = FileSource::new(&fd, msg!("read module"))?;
     let mut mibuf = [0u8; crate::modinfo::MAX_MODINFO];
     let info = crate::modinfo::parse(&src, &mut mibuf)?;
     if !info.livepatch {
@@ -266,7 +262,7 @@ pub fn pack(cli: &mut Cli, a: &mut Args) -> Result<()> {
 pub fn manifest_cmd(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let path = bundle_path(cli, a, &mut |_, _| Ok(false))?;
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+    let src = FileSource::new(&b.fd, msg!("read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     // Byte for byte: what an external signer signs.
@@ -286,7 +282,7 @@ fn add_signature(
     before_write: impl FnOnce(&mut Cli) -> Result<()>,
 ) -> Result<bool> {
     let b = open_bundle(cli, path)?;
-    let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+    let src = FileSource::new(&b.fd, msg!("read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let u = bundle::read(&src, &mut mbuf)?;
     let m = u.manifest_unverified()?;
@@ -347,7 +343,7 @@ pub fn attach(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let sig = keys::parse_signature(files::read_small(
         sigpath,
         &mut buf,
-        msg!("cannot read signature file"),
+        msg!("read signature file"),
     )?)?;
     let changed = add_signature(cli, path, sig, false, |_| Ok(()))?;
     let mut o = Out::stdout();
@@ -376,7 +372,7 @@ pub fn sign(cli: &mut Cli, a: &mut Args) -> Result<()> {
     let sk = read_secret(cli, key)?;
     let sig = {
         let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+        let src = FileSource::new(&b.fd, msg!("read bundle"))?;
         let mut mbuf = [0u8; MAX_MANIFEST];
         let u = bundle::read(&src, &mut mbuf)?;
         sk.sign(u.manifest)

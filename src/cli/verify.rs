@@ -23,7 +23,7 @@ pub struct Opened {
 pub fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
     cli.ctx(path.to_bytes());
     Ok(Opened {
-        fd: files::open_ro(path, msg!("cannot open bundle"))?,
+        fd: files::open_ro(path, msg!("open bundle"))?,
     })
 }
 
@@ -55,7 +55,7 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
     let mut verdict = None;
     let result = keyring::load(opts.keyring).and_then(|ring| {
         let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+        let src = FileSource::new(&b.fd, msg!("read bundle"))?;
         let (v, signed) = bundle::read(&src, &mut mbuf)?.authenticate(&ring);
         let s = verdict.insert(v);
         let signed = signed?;
@@ -121,7 +121,7 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
     let b = open_bundle(cli, path);
     let mut mbuf = [0u8; MAX_MANIFEST];
     let read = b.and_then(|b| {
-        let src = FileSource::new(&b.fd, msg!("cannot read bundle"))?;
+        let src = FileSource::new(&b.fd, msg!("read bundle"))?;
         let u = bundle::read(&src, &mut mbuf)?;
         let m = u.manifest_unverified()?;
         Ok((u.sigs, m))

@@ -63,8 +63,7 @@ fn refresh(stdout: bool) -> Result<()> {
             Out::stderr().s("klpctl: no VEX document: no live patch klpctl applied fixes a CVE\n");
         }
         Some(d) if stdout => {
-            crate::sys::write_all(crate::sys::stdout(), d)
-                .ctx(msg!("cannot write the VEX document"))?;
+            crate::sys::write_all(crate::sys::stdout(), d).ctx(msg!("write the VEX document"))?;
         }
         _ => {}
     }
@@ -80,7 +79,7 @@ fn write_current(buf: &mut [u8; vex::MAX_DOCUMENT]) -> Result<Option<&[u8]>> {
         // file, so nothing stale is left for a scanner to believe.
         match rustix::fs::unlink(vex::FILE) {
             Ok(()) | Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::Io(msg!("cannot remove /run/klpctl/vex.json"), e)),
+            Err(e) => return Err(Error::Io(msg!("remove /run/klpctl/vex.json"), e)),
         }
         return Ok(None);
     };

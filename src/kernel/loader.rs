@@ -21,23 +21,23 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
         c"klpctl-payload",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )
-    .ctx(msg!("memfd_create failed"))?;
+    .ctx(msg!("create memfd"))?;
     let len = signed.header.payload_len;
     files::copy_range(
         src.fd,
         signed.header.payload_offset(),
         len,
         Error::Digest,
-        msg!("cannot read bundle"),
-        |c| crate::sys::write_all(memfd.as_fd(), c).ctx(msg!("cannot write memfd")),
+        msg!("read bundle"),
+        |c| crate::sys::write_all(memfd.as_fd(), c).ctx(msg!("write memfd")),
     )?;
     rustix::fs::fcntl_add_seals(
         &memfd,
         SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
     )
-    .ctx(msg!("cannot seal memfd"))?;
-    let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, msg!("cannot read memfd"))?;
-    let size = files::regular_size(&memfd, msg!("cannot stat memfd"))?;
+    .ctx(msg!("seal memfd"))?;
+    let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, msg!("read memfd"))?;
+    let size = files::regular_size(&memfd, msg!("stat memfd"))?;
     if sealed != signed.manifest.payload_sha256 || size != len {
         return Err(Error::Digest);
     }
@@ -50,7 +50,7 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
 /// removes it by the manifest's), the same kernel release and architecture,
 /// and `livepatch=Y`.
 pub fn check_module(memfd: &OwnedFd, m: &Manifest) -> core::result::Result<(), Failure> {
-    let src = FileSource::new(memfd, msg!("cannot stat memfd"))?;
+    let src = FileSource::new(memfd, msg!("stat memfd"))?;
     let mut buf = [0u8; crate::modinfo::MAX_MODINFO];
     let (section, arch) = crate::modinfo::read_section(&src, &mut buf)
         .map_err(|_| Error::Bundle(msg!("the payload has no single readable .modinfo section")))?;
@@ -91,8 +91,7 @@ pub fn load(memfd: &OwnedFd, len: u64) -> Result<()> {
         Ok(()) => Ok(()),
         Err(Errno::NOSYS) | Err(Errno::BADF) | Err(Errno::NOTSUP) => {
             let len = usize::try_from(len).map_err(|_| Error::Digest)?;
-            let map =
-                crate::sys::Mapping::sealed_read_only(memfd, len).ctx(msg!("cannot map memfd"))?;
+            let map = crate::sys::Mapping::sealed_read_only(memfd, len).ctx(msg!("map memfd"))?;
             rustix::system::init_module(map.bytes(), c"").map_err(Error::KernelRefused)
         }
         Err(e) => Err(Error::KernelRefused(e)),
@@ -114,7 +113,7 @@ pub fn delete(name: &[u8]) -> Result<()> {
         PathBuf::of(&[name])?.c(),
         rustix::fs::OFlags::NONBLOCK.bits() as i32,
     )
-    .map_err(|e| Error::Io(msg!("delete_module failed"), e))
+    .map_err(|e| Error::Io(msg!("unload the module"), e))
 }
 
 /// Unloads livepatch module `name` once its sysfs directory is gone and its
@@ -129,7 +128,7 @@ pub fn unload(name: &[u8], deadline: u64) -> Result<()> {
             "module cannot be removed: its livepatch is active or it is referenced"
         )));
     }
-    let mut last = Error::Io(msg!("delete_module failed"), Errno::BUSY);
+    let mut last = Error::Io(msg!("unload the module"), Errno::BUSY);
     let ok = crate::rt::poll(deadline, || match delete(name) {
         Ok(()) | Err(Error::Io(_, Errno::NOENT)) => true,
         Err(e) => {

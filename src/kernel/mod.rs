@@ -65,7 +65,7 @@ impl Running {
         if let Ok(notes) = crate::files::read_small(
             c"/sys/kernel/notes",
             &mut buf,
-            msg!("cannot read /sys/kernel/notes"),
+            msg!("read /sys/kernel/notes"),
         ) && let Some(id) = build_id_from_notes(notes)
         {
             let _ = build_id.extend_from_slice(id);
@@ -84,16 +84,8 @@ impl Running {
     /// names both sides.
     pub fn check(&self, m: &Manifest) -> core::result::Result<(), Failure> {
         for (bundle, running, differs) in [
-            (
-                m.release,
-                &self.release,
-                msg!("not for this kernel: release differs"),
-            ),
-            (
-                m.arch,
-                &self.machine,
-                msg!("not for this kernel: architecture differs"),
-            ),
+            (m.release, &self.release, msg!("kernel: release differs")),
+            (m.arch, &self.machine, msg!("kernel: architecture differs")),
         ] {
             if bundle != running.as_str() {
                 return Err(Error::WrongKernel(differs).with(&[
@@ -113,14 +105,12 @@ impl Running {
             } else {
                 crate::codec::hex_encode(&self.build_id, &mut b).unwrap_or(b"?")
             };
-            return Err(
-                Error::WrongKernel(msg!("not for this kernel: build-id differs")).with(&[
-                    b"bundle build-id ",
-                    ha,
-                    b", running ",
-                    hb,
-                ]),
-            );
+            return Err(Error::WrongKernel(msg!("kernel: build-id differs")).with(&[
+                b"bundle build-id ",
+                ha,
+                b", running ",
+                hb,
+            ]));
         }
         Ok(())
     }
@@ -249,7 +239,7 @@ pub fn taint() -> Result<u64> {
     let t = crate::files::read_small(
         c"/proc/sys/kernel/tainted",
         &mut buf,
-        msg!("cannot read /proc/sys/kernel/tainted"),
+        msg!("read /proc/sys/kernel/tainted"),
     )?;
     Ok(crate::codec::parse_u64(t).unwrap_or(0))
 }

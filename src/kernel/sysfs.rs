@@ -66,7 +66,7 @@ pub fn write(name: &[u8], attr: &[u8], value: &[u8]) -> Result<()> {
     files::write_existing(
         lp_path(name, attr)?.c(),
         value,
-        msg!("cannot write livepatch attribute"),
+        msg!("write livepatch attribute"),
     )
 }
 
@@ -90,7 +90,7 @@ pub fn disabled_now(name: &[u8]) -> bool {
 pub fn each_patch(f: &mut dyn FnMut(&[u8])) -> Result<()> {
     files::each_entry(
         c"/sys/kernel/livepatch",
-        msg!("cannot read /sys/kernel/livepatch"),
+        msg!("read /sys/kernel/livepatch"),
         |n, _| {
             f(n.to_bytes());
             Ok(())

@@ -73,7 +73,7 @@ pub struct Applied {
 /// Applies the bundle at `path`. Returns what is applied now, or why
 /// nothing changed (or, for exit 8, what is stuck).
 pub fn apply(path: &CStr, ring: &Keyring, k: &Running, opts: &Options, ev: Sink) -> Res<Applied> {
-    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
+    let fd = files::open_ro(path, msg!("open bundle"))?;
     apply_open(&fd, ring, k, opts, ev)
 }
 
@@ -92,7 +92,7 @@ pub fn apply_open(
     // transition, module removal), counted from here: time spent inside
     // finit_module, which cannot be interrupted, counts against it too.
     let deadline = t0 + opts.timeout_ms;
-    let src = FileSource::new(fd, msg!("cannot read bundle"))?;
+    let src = FileSource::new(fd, msg!("read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let signed = bundle::read_signed(&src, ring, &mut mbuf, false)?;
     let m = &signed.manifest;

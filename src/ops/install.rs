@@ -57,13 +57,13 @@ pub fn install(
     ev: Sink,
 ) -> core::result::Result<Installed, Failure> {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let fd = files::open_ro(path, msg!("cannot open bundle"))?;
-    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
+    let fd = files::open_ro(path, msg!("open bundle"))?;
+    let src = FileSource::new(&fd, msg!("read bundle"))?;
     let signed = bundle::read_signed(&src, ring, &mut mbuf, true)?;
     let m = &signed.manifest;
     if m.arch != k.machine.as_str() {
         return Err(
-            Error::WrongKernel(msg!("not for this machine: architecture differs")).with(&[
+            Error::WrongKernel(msg!("machine: architecture differs")).with(&[
                 b"bundle is for ",
                 m.arch.as_bytes(),
                 b", this machine is ",
@@ -77,7 +77,7 @@ pub fn install(
     if rustix::fs::lstat(stored.c()).is_ok_and(|st| {
         rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
     }) {
-        return Err(Error::NotRegular(msg!("cannot store the bundle")).with(&[stored.bytes()]));
+        return Err(Error::NotRegular(msg!("store the bundle")).with(&[stored.bytes()]));
     }
     let mut out = AtomicFile::create_hidden(dir.to_bytes(), name.bytes(), 0o644)?;
     files::copy_range(
@@ -85,10 +85,10 @@ pub fn install(
         0,
         src.size(),
         Error::Digest,
-        msg!("cannot read bundle"),
+        msg!("read bundle"),
         |c| out.write(c),
     )?;
-    rustix::fs::fsync(out.fd()).ctx(msg!("cannot fsync output file"))?;
+    rustix::fs::fsync(out.fd()).ctx(msg!("fsync output file"))?;
     let copy = verify_copy(out.tmp_path(), ring, signed.raw_manifest)?;
     // Applied from the copy, never from `path` again: what goes live is
     // what was verified and stored, even if `path` changes meanwhile.
@@ -105,7 +105,7 @@ pub fn install(
         };
         // Live now, but a later boot will not find it: exit 10.
         let not_stored = match e {
-            Error::Io(_, n) => Error::StateNotSaved(msg!("the bundle is not stored"), n),
+            Error::Io(_, n) => Error::StateNotSaved(msg!("store the bundle"), n),
             other => other,
         };
         a.unsaved = a.unsaved.or(Some(not_stored));
@@ -150,8 +150,8 @@ pub fn stored_name(m: &Manifest) -> Result<PathBuf> {
 /// open copy, from which the bundle is applied.
 fn verify_copy(path: &CStr, ring: &Keyring, manifest: &[u8]) -> Result<OwnedFd> {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let fd = files::open_ro(path, msg!("cannot read the copy"))?;
-    let src = FileSource::new(&fd, msg!("cannot read the copy"))?;
+    let fd = files::open_ro(path, msg!("read the copy"))?;
+    let src = FileSource::new(&fd, msg!("read the copy"))?;
     if bundle::read_signed(&src, ring, &mut mbuf, true)?.raw_manifest != manifest {
         return Err(Error::Bundle(msg!("the file changed while it was read")));
     }
@@ -205,13 +205,13 @@ fn check_room(
 #[inline(never)]
 pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(usize, bool)> {
     let mut removed = 0;
-    files::each_entry(dir, msg!("cannot read bundle directory"), |f, _| {
+    files::each_entry(dir, msg!("read bundle directory"), |f, _| {
         let fb = f.to_bytes();
         let p = PathBuf::of(&[dir.to_bytes(), b"/", fb])?;
         if !is_bundle_of(&p, name) {
             return Ok(());
         }
-        rustix::fs::unlink(p.c()).ctx(msg!("cannot remove bundle"))?;
+        rustix::fs::unlink(p.c()).ctx(msg!("remove bundle"))?;
         removed += 1;
         Ok(())
     })?;

@@ -106,7 +106,7 @@ fn each_candidate(
 /// directory `dir` that `apply --dir` looks at: dot files (such as the
 /// hidden copy of an install in progress) and directories are passed over.
 pub fn each_bundle_file(dir: &CStr, f: &mut dyn FnMut(&PathBuf, &[u8])) -> Result<(), Error> {
-    files::each_entry(dir, msg!("cannot read bundle directory"), |name, ty| {
+    files::each_entry(dir, msg!("read bundle directory"), |name, ty| {
         let nb = name.to_bytes();
         if nb.starts_with(b".") || ty == rustix::fs::FileType::Directory {
             return Ok(());
@@ -165,8 +165,8 @@ fn candidate(
     opts: &Options,
     switches: &Switches,
 ) -> Result<Candidate, Failure> {
-    let fd = files::open_ro(path.c(), msg!("cannot open bundle"))?;
-    let src = FileSource::new(&fd, msg!("cannot read bundle"))?;
+    let fd = files::open_ro(path.c(), msg!("open bundle"))?;
+    let src = FileSource::new(&fd, msg!("read bundle"))?;
     let mut mbuf = [0u8; MAX_MANIFEST];
     let m = bundle::read_signed(&src, ring, &mut mbuf, false)?.manifest;
     k.check(&m)?;

@@ -262,7 +262,7 @@ pub fn write(
         off,
         len,
         Error::Module(msg!("input file shrank while reading")),
-        msg!("cannot read payload"),
+        msg!("read payload"),
         |c| out.write(c),
     )
 }

@@ -44,7 +44,7 @@ pub fn load(dir: Option<&core::ffi::CStr>) -> Result<Keyring> {
 fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
     let found = files::each_entry(
         dir.unwrap_or(KEYRING_DIR),
-        msg!("cannot open keyring directory"),
+        msg!("open keyring directory"),
         |name, _| {
             let nb = name.to_bytes();
             if !nb.ends_with(b".pub") || nb.starts_with(b".") {
@@ -54,8 +54,8 @@ fn load_dir(ring: &mut Keyring, dir: Option<&core::ffi::CStr>) -> Result<()> {
             // Never through a symlink, and not blocking: a FIFO named *.pub
             // must not wait for a writer.
             let parsed = files::PathBuf::of(&[dir.unwrap_or(KEYRING_DIR).to_bytes(), b"/", nb])
-                .and_then(|p| files::open_own(p.c(), msg!("cannot open key file")))
-                .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("cannot read key file")))
+                .and_then(|p| files::open_own(p.c(), msg!("open key file")))
+                .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("read key file")))
                 .and_then(parse_public)
                 .and_then(|k| ring.add(k));
             if let Err(e) = parsed {

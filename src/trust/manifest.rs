@@ -265,17 +265,17 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
             "format unsupported (this klpctl reads format 1)"
         )));
     }
-    let bad = |f: crate::error::Msg| Err(Error::Manifest(f));
+    let bad = |f: crate::error::Msg| Err(Error::ManifestField(f));
     if !valid_name(raw.name) {
-        return bad(msg!("field name: 1-55 of [A-Za-z0-9_]"));
+        return bad(msg!("name: 1-55 of [A-Za-z0-9_]"));
     }
     if !valid_stream(raw.stream) {
         return bad(msg!(
-            "field stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
+            "stream: 1-64 of [A-Za-z0-9._-], not starting with '.'"
         ));
     }
     if !valid_release(raw.release) {
-        return bad(msg!("field release: 1-64 of [A-Za-z0-9._+~-]"));
+        return bad(msg!("release: 1-64 of [A-Za-z0-9._+~-]"));
     }
     let mut build_id = heapless::Vec::new();
     if let Some(b) = raw.build_id {
@@ -283,42 +283,42 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
         let ok = !b.is_empty()
             && lower_hex(b, &mut tmp).is_some_and(|d| build_id.extend_from_slice(d).is_ok());
         if !ok {
-            return bad(msg!("field build_id: 2-64 lowercase hex digits"));
+            return bad(msg!("build_id: 2-64 lowercase hex digits"));
         }
     }
     if !valid_arch(raw.arch) {
-        return bad(msg!("field arch: 1-16 of [A-Za-z0-9_]"));
+        return bad(msg!("arch: 1-16 of [A-Za-z0-9_]"));
     }
     if !raw.cves.iter().all(|c| valid_cve(c)) {
-        return bad(msg!("field cves: each 1-32 of [A-Za-z0-9._:-]"));
+        return bad(msg!("cves: each 1-32 of [A-Za-z0-9._:-]"));
     }
     // One statement per CVE: a repeated id would give a scanner two. Ids
     // compare without ASCII case (cve-1 is CVE-1), as `pack --cve` does.
     if repeats(&raw.cves, true) {
-        return bad(msg!("field cves: each CVE id at most once"));
+        return bad(msg!("cves: each CVE id at most once"));
     }
     if raw.products.len() > MAX_PRODUCTS || !raw.products.iter().all(|p| valid_product(p)) {
         return bad(msg!(
-            "field products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
+            "products: at most 16 pkg: or cpe: identifiers of 5-256 URL characters ('+' as %2B)"
         ));
     }
     // A list is a set: `pack --product` refuses a repeat, so must the reader.
     if !distinct_products(&raw.products) {
-        return bad(msg!("field products: each product at most once"));
+        return bad(msg!("products: each product at most once"));
     }
     if !valid_description(raw.description.0) {
         return bad(msg!(
-            "field description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
+            "description: at most 1024 bytes, no control characters, only \\\" and \\\\ escapes"
         ));
     }
     if raw.payload_size == 0 || raw.payload_size > MAX_PAYLOAD {
-        return bad(msg!("field payload_size: 1 to 1073741824"));
+        return bad(msg!("payload_size: 1 to 1073741824"));
     }
     let mut payload_sha256 = [0u8; 32];
     if raw.payload_sha256.len() != 64
         || lower_hex(raw.payload_sha256, &mut payload_sha256).is_none()
     {
-        return bad(msg!("field payload_sha256: 64 lowercase hex digits"));
+        return bad(msg!("payload_sha256: 64 lowercase hex digits"));
     }
     // JSON also allows whitespace between tokens, fields in any order and
     // `"build_id":null`. Accept only the one spelling `write` produces, so a
@@ -326,7 +326,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest<'_>> {
     // back must give the input.
     let mut canon = [0u8; MAX_MANIFEST];
     if to_json(&raw, &mut canon) != Some(bytes) {
-        return bad(msg!("is not canonical"));
+        return Err(Error::Manifest(msg!("is not canonical")));
     }
     Ok(Manifest {
         name: raw.name,

@@ -215,7 +215,8 @@ fn a_store_that_fails_after_the_apply_says_live_and_not_stored() {
     assert!(j.get("changed").bool());
     assert_eq!(j.get("exit").u64(), 10);
     assert!(
-        r.err().contains("the bundle is not stored: EBUSY"),
+        r.err()
+            .contains("state was not saved: cannot store the bundle: EBUSY"),
         "{}",
         r.err()
     );

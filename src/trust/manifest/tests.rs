@@ -78,17 +78,13 @@ fn a_cve_id_is_listed_at_most_once() {
     let twice = with("CVE-2025-0001", "CVE-2024-1234");
     assert_eq!(
         parse(twice.as_bytes()),
-        Err(Error::Manifest(msg!(
-            "field cves: each CVE id at most once"
-        )))
+        Err(Error::ManifestField(msg!("cves: each CVE id at most once")))
     );
     // Ids compare without ASCII case, as `pack --cve` compares them:
     // cve-2024-1234 is CVE-2024-1234, and would be a second statement.
     assert_eq!(
         parse(with("CVE-2025-0001", "cve-2024-1234").as_bytes()),
-        Err(Error::Manifest(msg!(
-            "field cves: each CVE id at most once"
-        )))
+        Err(Error::ManifestField(msg!("cves: each CVE id at most once")))
     );
     assert!(parse(with("CVE-2025-0001", "cve-2024-1235").as_bytes()).is_ok());
 }
@@ -100,8 +96,8 @@ fn a_product_is_listed_at_most_once() {
     let twice = list(r#""pkg:deb/debian/linux@1","pkg:deb/debian/linux@1""#);
     assert_eq!(
         parse(twice.as_bytes()),
-        Err(Error::Manifest(msg!(
-            "field products: each product at most once"
+        Err(Error::ManifestField(msg!(
+            "products: each product at most once"
         )))
     );
     assert!(parse(list(r#""pkg:deb/debian/linux@1","pkg:deb/debian/linux@2""#).as_bytes()).is_ok());
