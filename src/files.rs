@@ -351,11 +351,15 @@ pub fn exists(path: &CStr) -> bool {
     rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
 }
 
+/// The `what` of reads whose error is never shown (only whether they
+/// succeed counts): one shared text.
+pub const UNSHOWN: crate::error::Msg = msg!("read");
+
 /// Reads a small text file (sysfs attribute) and parses it as a decimal
 /// integer, allowing a leading `-`. `None` if missing or malformed.
 pub fn read_i64(path: &CStr) -> Option<i64> {
     let mut buf = [0u8; 32];
-    let t = read_small(path, &mut buf, msg!("read")).ok()?.trim_ascii();
+    let t = read_small(path, &mut buf, UNSHOWN).ok()?.trim_ascii();
     match t.strip_prefix(b"-") {
         Some(rest) => crate::codec::parse_u64(rest)
             .and_then(|v| i64::try_from(v).ok())

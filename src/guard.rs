@@ -70,10 +70,10 @@ pub struct Guard<'b>(&'b [u8]);
 /// full, is not sealed, or holds a line klpctl does not write.
 pub fn load<'b>(sd: &[u8], buf: &'b mut [u8; MAX_GUARD]) -> Result<Guard<'b>> {
     let p = PathBuf::of(&[sd, b"/guard"])?;
-    let text = match files::open_own(p.c(), msg!("guard")) {
+    let text = match files::open_own(p.c(), crate::files::UNSHOWN) {
         Err(Error::Io(_, rustix::io::Errno::NOENT)) => return Ok(Guard(b"")),
         Err(_) => None,
-        Ok(fd) => files::read_fd_small(&fd, &mut buf[..], msg!("guard")).ok(),
+        Ok(fd) => files::read_fd_small(&fd, &mut buf[..], crate::files::UNSHOWN).ok(),
     };
     match text.and_then(records) {
         Some(t) => Ok(Guard(t)),

@@ -91,7 +91,7 @@ pub fn boot_id() -> heapless::String<40> {
     if let Ok(t) = files::read_small(
         c"/proc/sys/kernel/random/boot_id",
         &mut buf,
-        msg!("boot_id"),
+        crate::files::UNSHOWN,
     ) && let Ok(t) = core::str::from_utf8(t.trim_ascii())
     {
         // A UUID is 36 bytes; anything longer is not one and stays empty
@@ -209,8 +209,8 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
 /// malformed, from another boot, or about another name.
 pub fn read_record<'b>(name: &str, buf: &'b mut [u8; MAX_RECORD]) -> Option<Record<'b>> {
     let p = record_path(name).ok()?;
-    let fd = files::open_own(p.c(), msg!("record")).ok()?;
-    let bytes = files::read_fd_small(&fd, buf, msg!("record")).ok()?;
+    let fd = files::open_own(p.c(), crate::files::UNSHOWN).ok()?;
+    let bytes = files::read_fd_small(&fd, buf, crate::files::UNSHOWN).ok()?;
     let r = parse_record(core::str::from_utf8(bytes).ok()?)?;
     (r.name == name && r.boot_id == boot_id().as_str()).then_some(r)
 }
@@ -357,7 +357,7 @@ fn read_floor<'a>(
     stream: &str,
 ) -> core::result::Result<Option<Floor>, Damaged<'a>> {
     let p = stream_path(base, stream).map_err(|_| Damaged(base))?;
-    let fd = match files::open_own(p.c(), msg!("floor")) {
+    let fd = match files::open_own(p.c(), crate::files::UNSHOWN) {
         // No file, or no streams directory for one to be in (whether the
         // state can be written is checked apart, before anything loads).
         Err(Error::Io(_, rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR)) => {
@@ -367,7 +367,7 @@ fn read_floor<'a>(
         Ok(fd) => fd,
     };
     let mut buf = [0u8; 64];
-    match files::read_fd_small(&fd, &mut buf, msg!("floor")).map(parse_floor) {
+    match files::read_fd_small(&fd, &mut buf, crate::files::UNSHOWN).map(parse_floor) {
         Ok(Some(f)) => Ok(Some(f)),
         _ => Err(Damaged(base)),
     }

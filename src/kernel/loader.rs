@@ -101,7 +101,7 @@ pub fn load(memfd: &OwnedFd, len: u64) -> Result<()> {
 /// The name of the most recently loaded module: the kernel lists the
 /// newest first in `/proc/modules`.
 pub fn newest_module(buf: &mut [u8; 64]) -> Option<&[u8]> {
-    let fd = files::open_ro(c"/proc/modules", msg!("modules")).ok()?;
+    let fd = files::open_ro(c"/proc/modules", crate::files::UNSHOWN).ok()?;
     let n = rustix::io::read(&fd, &mut buf[..]).ok()?;
     let name = buf[..n].split(|&c| c == b' ').next()?;
     (name.len() < n).then_some(name)

@@ -148,7 +148,7 @@ impl Switches {
     /// longer than [`MAX_CMDLINE`], fails closed.
     pub fn read() -> Switches {
         let mut buf = [0u8; MAX_CMDLINE];
-        match crate::files::read_small(c"/proc/cmdline", &mut buf, msg!("cmdline")) {
+        match crate::files::read_small(c"/proc/cmdline", &mut buf, crate::files::UNSHOWN) {
             Ok(line) => Switches::parse(line),
             Err(_) => Switches::closed(msg!(
                 "cannot read /proc/cmdline in full (unreadable, or over 4096 bytes)"
@@ -227,7 +227,8 @@ impl Switches {
 /// `None` when the kernel has no lockdown LSM or securityfs is not mounted.
 pub fn lockdown(buf: &mut [u8; 128]) -> Option<&str> {
     let text =
-        crate::files::read_small(c"/sys/kernel/security/lockdown", buf, msg!("lockdown")).ok()?;
+        crate::files::read_small(c"/sys/kernel/security/lockdown", buf, crate::files::UNSHOWN)
+            .ok()?;
     let start = text.iter().position(|&c| c == b'[')? + 1;
     let len = text[start..].iter().position(|&c| c == b']')?;
     core::str::from_utf8(&text[start..start + len]).ok()

@@ -129,7 +129,7 @@ pub fn is_livepatch_module(name: &[u8]) -> bool {
     let mut buf = [0u8; 64];
     mod_path(name, b"taint")
         .ok()
-        .and_then(|p| files::read_small(p.c(), &mut buf, msg!("taint")).ok())
+        .and_then(|p| files::read_small(p.c(), &mut buf, crate::files::UNSHOWN).ok())
         .is_some_and(|t| t.contains(&b'K'))
 }
 
@@ -137,7 +137,7 @@ pub fn is_livepatch_module(name: &[u8]) -> bool {
 /// `/sys/kernel/livepatch`: what an atomic replace (or a disable that was
 /// interrupted) leaves behind. Livepatch modules carry taint `K`.
 pub fn leftovers(f: &mut dyn FnMut(&[u8])) {
-    let _ = files::each_entry(c"/sys/module", msg!("sysmodule"), |m, _| {
+    let _ = files::each_entry(c"/sys/module", crate::files::UNSHOWN, |m, _| {
         let mb = m.to_bytes();
         if is_livepatch_module(mb) && !active(mb) {
             f(mb);

@@ -45,7 +45,7 @@ pub fn blockers(target: i64) -> Blockers {
         list: heapless::Vec::new(),
         total: 0,
     };
-    let _ = files::each_entry(c"/proc", msg!("proc"), |pid, _| {
+    let _ = files::each_entry(c"/proc", crate::files::UNSHOWN, |pid, _| {
         let pb = pid.to_bytes();
         if !pb.iter().all(u8::is_ascii_digit) {
             return Ok(());
@@ -53,7 +53,7 @@ pub fn blockers(target: i64) -> Blockers {
         let Ok(tdir) = PathBuf::of(&[b"/proc/", pb, b"/task"]) else {
             return Ok(());
         };
-        let _ = files::each_entry(tdir.c(), msg!("task"), |tid, _| {
+        let _ = files::each_entry(tdir.c(), crate::files::UNSHOWN, |tid, _| {
             let tb = tid.to_bytes();
             let base = |attr: &[u8]| PathBuf::of(&[b"/proc/", pb, b"/task/", tb, b"/", attr]);
             let Ok(ps) = base(b"patch_state") else {
@@ -78,13 +78,13 @@ pub fn blockers(target: i64) -> Blockers {
             let mut buf = [0u8; 4096];
             let comm = base(b"comm")
                 .ok()
-                .and_then(|p| files::read_small(p.c(), &mut buf[..64], msg!("comm")).ok())
+                .and_then(|p| files::read_small(p.c(), &mut buf[..64], crate::files::UNSHOWN).ok())
                 .unwrap_or(b"?")
                 .trim_ascii_end();
             let _ = b.comm.extend_from_slice(comm);
             let stack = base(b"stack")
                 .ok()
-                .and_then(|p| files::read_small(p.c(), &mut buf, msg!("stack")).ok())
+                .and_then(|p| files::read_small(p.c(), &mut buf, crate::files::UNSHOWN).ok())
                 .unwrap_or(b"");
             // The top three frames: the sleeping primitive alone rarely says
             // which patched function holds the task.

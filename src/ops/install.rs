@@ -177,10 +177,10 @@ fn check_room(
     let mut n = 1;
     select::each_bundle_file(dir, &mut |p, file| {
         let mut mbuf = [0u8; MAX_MANIFEST];
-        let Ok(fd) = files::open_ro(p.c(), msg!("bundle")) else {
+        let Ok(fd) = files::open_ro(p.c(), crate::files::UNSHOWN) else {
             return;
         };
-        let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
+        let Ok(src) = FileSource::new(&fd, crate::files::UNSHOWN) else {
             return;
         };
         let Ok(s) = bundle::read_signed(&src, ring, &mut mbuf, false) else {
@@ -224,10 +224,10 @@ pub fn uninstall(name: &str, dir: &CStr, timeout_ms: u64, ev: Sink) -> Result<(u
 /// (read without verifying: only to find what to remove).
 fn is_bundle_of(p: &PathBuf, name: &str) -> bool {
     let mut mbuf = [0u8; MAX_MANIFEST];
-    let Ok(fd) = files::open_ro(p.c(), msg!("bundle")) else {
+    let Ok(fd) = files::open_ro(p.c(), crate::files::UNSHOWN) else {
         return false;
     };
-    let Ok(src) = FileSource::new(&fd, msg!("bundle")) else {
+    let Ok(src) = FileSource::new(&fd, crate::files::UNSHOWN) else {
         return false;
     };
     bundle::read(&src, &mut mbuf)

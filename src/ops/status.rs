@@ -99,7 +99,7 @@ pub fn each_object(name: &[u8], f: &mut dyn FnMut(&[u8], Option<bool>)) {
     let Ok(dir) = sysfs::lp_path(name, b"") else {
         return;
     };
-    let _ = files::each_entry(dir.c(), msg!("patch"), |obj, ty| {
+    let _ = files::each_entry(dir.c(), crate::files::UNSHOWN, |obj, ty| {
         if ty == rustix::fs::FileType::Directory {
             let ob = obj.to_bytes();
             let patched = PathBuf::of(&[dir.bytes(), b"/", ob, b"/", attr::PATCHED])
@@ -118,7 +118,7 @@ pub fn each_function(name: &[u8], obj: &[u8], f: &mut dyn FnMut(&[u8])) {
         return;
     };
     if let Ok(od) = PathBuf::of(&[dir.bytes(), b"/", obj]) {
-        let _ = files::each_entry(od.c(), msg!("object"), |func, ty| {
+        let _ = files::each_entry(od.c(), crate::files::UNSHOWN, |func, ty| {
             if ty == rustix::fs::FileType::Directory {
                 f(func.to_bytes());
             }

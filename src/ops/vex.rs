@@ -261,8 +261,8 @@ fn doc(claims: &Claims) -> Result<Doc> {
     digest(claims, &mut new[24..24 + DIGEST]);
     new[24 + DIGEST..24 + DIGEST + boot_id.len()].copy_from_slice(boot_id.as_bytes());
     let mut buf = [0u8; STORED + 1];
-    let old = files::open_own(DOC, msg!("vex.doc"))
-        .and_then(|fd| files::read_fd_small(&fd, &mut buf, msg!("vex.doc")))
+    let old = files::open_own(DOC, crate::files::UNSHOWN)
+        .and_then(|fd| files::read_fd_small(&fd, &mut buf, crate::files::UNSHOWN))
         .unwrap_or(b"");
     if advance(old, &mut new, crate::rt::unix_time()) {
         files::write_atomic(DOC.to_bytes(), &new, 0o600)?;
