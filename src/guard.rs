@@ -176,6 +176,12 @@ pub fn is_boot_id(w: &[u8]) -> bool {
         })
 }
 
+/// Whether words 1 to 4 of a line name a payload, as `try` and
+/// `quarantine` lines do: sha256, name, stream, version.
+fn names_payload(w: &[&[u8]]) -> bool {
+    is_sha(w[1]) && is_name(w[2]) && is_stream(w[3]) && num(w[4]).is_some()
+}
+
 /// Parses one line; `None` for anything klpctl does not write.
 fn parse(l: &[u8]) -> Option<Line<'_>> {
     let mut w = [&b""[..]; 8];
@@ -184,25 +190,25 @@ fn parse(l: &[u8]) -> Option<Line<'_>> {
         *w.get_mut(n)? = x;
         n += 1;
     }
-    let line = match (w[0], n) {
+    Some(match (w[0], n) {
         (b"boot", 2) if is_boot_id(w[1]) => Line::Boot(w[1]),
         (b"ok", 1) => Line::Ok,
-        (b"try", 5 | 6) => Line::Try(Try {
+        (b"try", 5 | 6) if names_payload(&w) => Line::Try(Try {
             sha: w[1],
             name: w[2],
             stream: w[3],
             version: w[4],
             at: if n == 6 { num(w[5])? } else { 0 },
         }),
-        (b"good", 2) => Line::Good {
+        (b"good", 2) if is_sha(w[1]) => Line::Good {
             sha: w[1],
             of: None,
         },
-        (b"good", 4) if is_stream(w[2]) => Line::Good {
+        (b"good", 4) if is_sha(w[1]) && is_stream(w[2]) => Line::Good {
             sha: w[1],
             of: Some((w[2], num(w[3])?)),
         },
-        (b"quarantine", 7) if is_boot_id(w[5]) => {
+        (b"quarantine", 7) if names_payload(&w) && is_boot_id(w[5]) => {
             num(w[6])?;
             Line::Quarantine(Entry {
                 sha256: w[1],
@@ -214,18 +220,7 @@ fn parse(l: &[u8]) -> Option<Line<'_>> {
             })
         }
         _ => return None,
-    };
-    let ok = match &line {
-        Line::Try(t) => {
-            is_sha(t.sha) && is_name(t.name) && is_stream(t.stream) && num(t.version).is_some()
-        }
-        Line::Quarantine(e) => {
-            is_sha(e.sha256) && is_name(e.name) && is_stream(e.stream) && num(e.version).is_some()
-        }
-        Line::Good { sha, .. } => is_sha(sha),
-        _ => true,
-    };
-    ok.then_some(line)
+    })
 }
 
 /// The records of a guard file, in order.

@@ -175,16 +175,22 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         products: v[10],
     };
     let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
-    // What no manifest can hold (more CVEs or products than its bounds, a
-    // CVE or a product twice) is damage too: a VEX document made from it would claim
-    // more than any bundle said.
+    // Each CVE and product must be valid. What no manifest can hold (more
+    // CVEs or products than its bounds, a CVE or a product twice) is damage
+    // too: a VEX document made from it would claim more than any bundle said.
     let mut cves: heapless::Vec<&str, { crate::trust::manifest::MAX_CVES }> = heapless::Vec::new();
     for c in r.cves.split(',').filter(|c| !c.is_empty()) {
+        if !crate::trust::manifest::valid_cve(c) {
+            return None;
+        }
         cves.push(c).ok()?;
     }
     let mut products: heapless::Vec<&str, { crate::trust::manifest::MAX_PRODUCTS }> =
         heapless::Vec::new();
     for p in r.products.split(' ').filter(|p| !p.is_empty()) {
+        if !crate::trust::manifest::valid_product(p) {
+            return None;
+        }
         products.push(p).ok()?;
     }
     let ok = seen & 0x3ff == 0x3ff
@@ -193,14 +199,8 @@ pub fn parse_record(text: &str) -> Option<Record<'_>> {
         && r.sha256.len() == 64
         && hex(r.sha256)
         && hex(r.keys)
-        && r.cves
-            .split(',')
-            .all(|c| c.is_empty() || crate::trust::manifest::valid_cve(c))
         && crate::trust::manifest::distinct_cves(&cves)
         && crate::trust::manifest::distinct_products(&products)
-        && r.products
-            .split(' ')
-            .all(|p| p.is_empty() || crate::trust::manifest::valid_product(p))
         && matches!(r.state, "loading" | "applied" | "reverting");
     ok.then_some(r)
 }

@@ -287,10 +287,9 @@ fn clear_stale_module(name: &[u8], deadline: u64) -> Res<()> {
 
 /// One transition at a time: waits for another patch's to finish.
 fn wait_for_other_transitions(deadline: u64) -> Res<()> {
-    let mut other = [0u8; 64];
-    if sysfs::in_transition(&mut other).is_some()
-        && !crate::rt::poll(deadline, || sysfs::in_transition(&mut [0u8; 64]).is_none())
-    {
+    // poll looks before it first sleeps: no transition, no wait.
+    if !crate::rt::poll(deadline, || sysfs::in_transition(&mut [0u8; 64]).is_none()) {
+        let mut other = [0u8; 64];
         let n = sysfs::in_transition(&mut other).unwrap_or(b"");
         return Err(
             Error::Conflict(msg!("another livepatch is still in transition"))
