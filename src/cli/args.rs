@@ -12,6 +12,9 @@ pub type Res = core::result::Result<(), Failure>;
 pub struct Cli {
     /// The file or object the current error is about (printed before it).
     pub ctx: heapless::Vec<u8, 256>,
+    /// The error returned has been said on stderr already, with its own
+    /// subject (`apply --dir` says each bundle's failure as it happens).
+    pub reported: bool,
 }
 
 impl Cli {

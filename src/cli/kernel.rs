@@ -163,6 +163,10 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
                         continue;
                     }
                     if let Err(f) = one(cli, &mut j, c.path.c()) {
+                        // Said now, about this bundle: later bundles still
+                        // run, and the first failure is what is returned.
+                        render::report(c.path.bytes(), &f);
+                        cli.reported = true;
                         let stop = f.error.exit_code() == 10;
                         // Cannot fail: at most one entry per picked bundle.
                         let _ = failed.push(&c.stream);

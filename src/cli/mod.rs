@@ -67,11 +67,14 @@ fn help(o: &mut Out) {
 pub fn run(args: &[&'static CStr]) -> i32 {
     let mut cli = Cli {
         ctx: heapless::Vec::new(),
+        reported: false,
     };
     match dispatch(&mut cli, args.get(1..).unwrap_or(&[])) {
         Ok(()) => 0,
         Err(f) => {
-            render::report(&cli.ctx, &f);
+            if !cli.reported {
+                render::report(&cli.ctx, &f);
+            }
             f.error.exit_code() as i32
         }
     }

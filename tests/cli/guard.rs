@@ -847,3 +847,45 @@ fn proven_payloads_never_fill_the_guard() {
     assert_eq!(r.code, 0, "{}", r.err());
     assert_eq!(m.patches(), ["klp_q1", "klp_s300"]);
 }
+
+/// Boot-time `apply --dir` goes on after a bundle fails: each failure is
+/// said on stderr with the path of the bundle that failed, not the path
+/// of whichever bundle was tried last, and a second failure is said too.
+#[test]
+fn each_failure_of_apply_dir_is_said_with_its_own_bundle() {
+    let Some(m) = Machine::new("failpath") else {
+        return;
+    };
+    for (name, stream) in [("klp_a", "a"), ("klp_b", "b"), ("klp_c", "c")] {
+        let b = m.bundle(name, stream, 1, false);
+        m.install(&b);
+    }
+    let r = m.boot_apply(&["-l", "klp_a=13", "-l", "klp_c=16"]);
+    // The first failure decides the exit code, as before.
+    let j = Json::parse(r.out());
+    let failed: Vec<String> = j
+        .get("results")
+        .arr()
+        .iter()
+        .filter(|x| x.get("result").str() == "failed")
+        .map(|x| x.get("bundle").str().to_owned())
+        .collect();
+    assert_eq!(failed, ["bundles/klp_a-1.klp", "bundles/klp_c-1.klp"]);
+    assert_eq!(r.code, 6, "{}", r.err());
+    assert!(m.live("klp_b"));
+    // (The fake kernel's log adds lines of its own; only klpctl's count.)
+    let lines: Vec<&str> = r
+        .err()
+        .lines()
+        .filter(|l| l.starts_with("klpctl: "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "klpctl: bundles/klp_a-1.klp: kernel refused the module: its init or pre-patch callback failed [EACCES]",
+            "klpctl: bundles/klp_c-1.klp: kernel refused the module: busy (a transition, ftrace_enabled=0 or a kprobe) [EBUSY]",
+        ],
+        "{}",
+        r.err()
+    );
+}
