@@ -101,9 +101,10 @@ pub fn boot_id() -> heapless::String<40> {
     s
 }
 
-/// A patch record as stored: one `key value` pair per line, keys in a
-/// fixed set, lists comma-separated. klpctl writes it and reads it back
-/// defensively (any unknown key or malformed value discards the record).
+/// A patch record as stored: one `key value` pair per line, the keys in
+/// the order of these fields, lists comma-separated. klpctl writes it and
+/// reads it back defensively (any unknown, missing or misplaced key, or
+/// malformed value, discards the record).
 #[derive(Debug)]
 pub struct Record<'a> {
     /// Boot the record belongs to.
@@ -141,68 +142,80 @@ fn record_path(name: &str) -> Result<PathBuf> {
     PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
 }
 
-/// Parses record text; `None` on anything unexpected.
+/// The `key value` lines of a record, read in the order klpctl writes
+/// them.
+struct Fields<'a>(core::iter::Peekable<core::str::Lines<'a>>);
+
+impl<'a> Fields<'a> {
+    /// The value of the next line, when its key is `key`; `None` (and the
+    /// line left for the next key) otherwise.
+    fn take(&mut self, key: &str) -> Option<&'a str> {
+        let line = *self.0.peek()?;
+        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+        self.0.next_if(|_| k == key).map(|_| v)
+    }
+}
+
+/// Hex digits, comma-separated.
+fn hex_list(s: &str) -> bool {
+    s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',')
+}
+
+/// Comma-separated CVEs as a manifest holds them: each valid, none twice,
+/// no more than its bound. A VEX document made from more would claim more
+/// than any bundle said.
+fn cve_list(s: &str) -> bool {
+    use crate::trust::manifest::{MAX_CVES, distinct_cves, valid_cve};
+    let mut cves: heapless::Vec<&str, MAX_CVES> = heapless::Vec::new();
+    for c in s.split(',').filter(|c| !c.is_empty()) {
+        if !valid_cve(c) || cves.push(c).is_err() {
+            return false;
+        }
+    }
+    distinct_cves(&cves)
+}
+
+/// Space-separated products as a manifest holds them: each valid, none
+/// twice, no more than its bound.
+fn product_list(s: &str) -> bool {
+    use crate::trust::manifest::{MAX_PRODUCTS, distinct_products, valid_product};
+    let mut products: heapless::Vec<&str, MAX_PRODUCTS> = heapless::Vec::new();
+    for p in s.split(' ').filter(|p| !p.is_empty()) {
+        if !valid_product(p) || products.push(p).is_err() {
+            return false;
+        }
+    }
+    distinct_products(&products)
+}
+
+/// Parses record text as [`write_record`] writes it: every key once, in
+/// its order, each value valid for its key. `products` may be missing:
+/// records written before klpctl knew products lack it (they have none).
+/// Anything else (a key missing, twice, unknown or out of place, a value
+/// not valid) is `None`: a damaged record is no record.
 pub fn parse_record(text: &str) -> Option<Record<'_>> {
-    // Every key exactly once, in any order.
-    // `products` (bit 10) is optional: older records lack it.
-    const KEYS: [&str; 11] = [
-        "boot_id", "name", "stream", "version", "sha256", "keys", "cves", "time", "replace",
-        "state", "products",
-    ];
-    let mut v = [""; 11];
-    let mut seen = 0u16;
-    for line in text.lines() {
-        let (k, val) = line.split_once(' ').unwrap_or((line, ""));
-        let i = KEYS.iter().position(|x| *x == k)?;
-        if seen & (1 << i) != 0 {
-            return None;
-        }
-        seen |= 1 << i;
-        v[i] = val;
-    }
-    let num = |s: &str| crate::codec::parse_u64(s.as_bytes());
+    use crate::trust::manifest::{valid_name, valid_stream};
+    let mut f = Fields(text.lines().peekable());
+    let num = |v: Option<&str>| crate::codec::parse_u64(v?.as_bytes());
     let r = Record {
-        boot_id: v[0],
-        name: v[1],
-        stream: v[2],
-        version: num(v[3])?,
-        sha256: v[4],
-        keys: v[5],
-        cves: v[6],
-        time: num(v[7])?,
-        replace: num(v[8])? == 1,
-        state: v[9],
-        products: v[10],
+        boot_id: f.take("boot_id")?,
+        name: f.take("name").filter(|v| valid_name(v))?,
+        stream: f.take("stream").filter(|v| valid_stream(v))?,
+        version: num(f.take("version"))?,
+        sha256: f.take("sha256").filter(|v| v.len() == 64 && hex_list(v))?,
+        keys: f.take("keys").filter(|v| hex_list(v))?,
+        cves: f.take("cves").filter(|v| cve_list(v))?,
+        products: match f.take("products") {
+            Some(v) => Some(v).filter(|v| product_list(v))?,
+            None => "",
+        },
+        time: num(f.take("time"))?,
+        replace: num(f.take("replace"))? == 1,
+        state: f
+            .take("state")
+            .filter(|v| matches!(*v, "loading" | "applied" | "reverting"))?,
     };
-    let hex = |s: &str| s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',');
-    // Each CVE and product must be valid. What no manifest can hold (more
-    // CVEs or products than its bounds, a CVE or a product twice) is damage
-    // too: a VEX document made from it would claim more than any bundle said.
-    let mut cves: heapless::Vec<&str, { crate::trust::manifest::MAX_CVES }> = heapless::Vec::new();
-    for c in r.cves.split(',').filter(|c| !c.is_empty()) {
-        if !crate::trust::manifest::valid_cve(c) {
-            return None;
-        }
-        cves.push(c).ok()?;
-    }
-    let mut products: heapless::Vec<&str, { crate::trust::manifest::MAX_PRODUCTS }> =
-        heapless::Vec::new();
-    for p in r.products.split(' ').filter(|p| !p.is_empty()) {
-        if !crate::trust::manifest::valid_product(p) {
-            return None;
-        }
-        products.push(p).ok()?;
-    }
-    let ok = seen & 0x3ff == 0x3ff
-        && crate::trust::manifest::valid_name(r.name)
-        && crate::trust::manifest::valid_stream(r.stream)
-        && r.sha256.len() == 64
-        && hex(r.sha256)
-        && hex(r.keys)
-        && crate::trust::manifest::distinct_cves(&cves)
-        && crate::trust::manifest::distinct_products(&products)
-        && matches!(r.state, "loading" | "applied" | "reverting");
-    ok.then_some(r)
+    f.0.next().is_none().then_some(r)
 }
 
 /// Reads the record for `name` into `buf`. `None` when absent, unreadable,
@@ -472,6 +485,11 @@ mod tests {
         e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nkeys 0011223344556677\n\
         cves CVE-1,CVE-2\ntime 5\nreplace 1\nstate applied\n";
 
+    /// `GOOD` with a `products` line where [`write_record`] puts it.
+    fn with_products(p: &str) -> String {
+        GOOD.replace("time 5\n", &format!("products {p}\ntime 5\n"))
+    }
+
     #[test]
     fn record_round_trip_fields() {
         let r = parse_record(GOOD).unwrap();
@@ -483,12 +501,63 @@ mod tests {
         // Records from before products existed have none.
         assert_eq!(r.products, "");
         let p = "pkg:deb/debian/linux-image-x@1 cpe:2.3:o:linux:linux_kernel:6.1";
-        let with = format!("{GOOD}products {p}\n");
+        let with = with_products(p);
         assert_eq!(parse_record(&with).unwrap().products, p);
-        assert!(parse_record(&format!("{GOOD}products\n")).is_some());
-        assert!(parse_record(&format!("{GOOD}products pkg:a+b\n")).is_none());
-        assert!(parse_record(&format!("{GOOD}products http://x\n")).is_none());
-        assert!(parse_record(&format!("{with}products {p}\n")).is_none());
+        // `products` with no value, as written for a manifest without any.
+        assert_eq!(
+            parse_record(&GOOD.replace("time 5", "products\ntime 5")).map(|r| r.products),
+            Some("")
+        );
+        assert!(parse_record(&with_products("")).is_some());
+        assert!(parse_record(&with_products("pkg:a+b")).is_none());
+        assert!(parse_record(&with_products("http://x")).is_none());
+        assert!(parse_record(&with_products(&format!("{p}\nproducts {p}"))).is_none());
+    }
+
+    /// Every key is found by its name: each one missing, twice, renamed or
+    /// with an empty value discards the record, as it did when keys were
+    /// looked up in a table by position; `products` alone may be missing.
+    #[test]
+    fn each_key_is_required_once_by_its_name() {
+        let full = with_products("pkg:deb/debian/p@1");
+        assert!(parse_record(&full).is_some());
+        let lines: Vec<&str> = full.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let key = line.split(' ').next().unwrap();
+            let mut without = lines.clone();
+            without.remove(i);
+            let without = without.join("\n") + "\n";
+            assert_eq!(parse_record(&without).is_some(), key == "products", "{key}");
+            let mut twice = lines.clone();
+            twice.insert(i, line);
+            assert!(parse_record(&(twice.join("\n") + "\n")).is_none(), "{key}");
+            let renamed = full.replace(&format!("{key} "), &format!("{key}x "));
+            assert!(parse_record(&renamed).is_none(), "{key}");
+            if key != "boot_id" && key != "keys" && key != "cves" && key != "products" {
+                let empty = full.replace(*line, key);
+                assert!(parse_record(&empty).is_none(), "{key}");
+            }
+        }
+    }
+
+    /// The keys come in the order [`write_record`] writes them, which every
+    /// klpctl that wrote this format used: a record with two keys swapped
+    /// was written by no klpctl, and is damaged (no record).
+    #[test]
+    fn keys_out_of_their_order_discard_the_record() {
+        let full = with_products("pkg:deb/debian/p@1");
+        let lines: Vec<&str> = full.lines().collect();
+        for i in 0..lines.len() - 1 {
+            let mut swapped = lines.clone();
+            swapped.swap(i, i + 1);
+            let text = swapped.join("\n") + "\n";
+            assert!(parse_record(&text).is_none(), "{text}");
+        }
+        // What readers always allowed stays: CRLF line ends, and no
+        // newline after the last line.
+        assert!(parse_record(&full.replace('\n', "\r\n")).is_some());
+        assert!(parse_record(full.trim_end()).is_some());
+        assert!(parse_record(&format!("{full}\n")).is_none());
     }
 
     /// Record contents from a pseudo-random walk of edits (byte flips,
@@ -562,13 +631,13 @@ mod tests {
         assert!(parse_record(&GOOD.replace("CVE-2", "CVE-1")).is_none());
         let products = |n: usize| {
             let p: Vec<String> = (1..=n).map(|i| format!("pkg:deb/debian/p{i}@1")).collect();
-            format!("{GOOD}products {}\n", p.join(" "))
+            with_products(&p.join(" "))
         };
         assert!(parse_record(&products(16)).is_some());
         assert!(parse_record(&products(17)).is_none());
         // A product listed twice: no manifest holds one (the reader refuses
         // it), and a VEX statement would list it twice.
-        let twice = format!("{GOOD}products pkg:deb/debian/p@1 cpe:x:y pkg:deb/debian/p@1\n");
+        let twice = with_products("pkg:deb/debian/p@1 cpe:x:y pkg:deb/debian/p@1");
         assert!(parse_record(&twice).is_none());
     }
 
