@@ -33,7 +33,7 @@ patch() {
     mkdir -p /sys/kernel/livepatch/$1
     echo 1 >/sys/kernel/livepatch/$1/enabled
     echo 0 >/sys/kernel/livepatch/$1/transition
-    printf 'boot_id %s\nname %s\nstream %s\nversion %s\nsha256 %064d\nkeys 830f41e2890ec4a0\ncves %s\ntime 1764300000\nreplace 0\nstate applied\nproducts %s\n' \
+    printf 'boot_id %s\nname %s\nstream %s\nversion %s\nsha256 %064d\nkeys 830f41e2890ec4a0\ncves %s\nproducts %s\ntime 1764300000\nreplace 0\nstate applied\n' \
         "$boot" "$1" "$2" "$3" "$3" "$4" "${5:-}" >/run/klpctl/patches/$1
 }
 "#;
