@@ -142,8 +142,7 @@ fn record_path(name: &str) -> Result<PathBuf> {
     PathBuf::of(&[RUN_DIR, b"/patches/", name.as_bytes()])
 }
 
-/// The `key value` lines of a record, read in the order klpctl writes
-/// them.
+/// The `key value` lines of a record, in the order klpctl writes them.
 struct Fields<'a>(core::iter::Peekable<core::str::Lines<'a>>);
 
 impl<'a> Fields<'a> {
@@ -161,31 +160,23 @@ fn hex_list(s: &str) -> bool {
     s.bytes().all(|c| c.is_ascii_hexdigit() || c == b',')
 }
 
-/// Comma-separated CVEs as a manifest holds them: each valid, none twice,
-/// no more than its bound. A VEX document made from more would claim more
-/// than any bundle said.
-fn cve_list(s: &str) -> bool {
-    use crate::trust::manifest::{MAX_CVES, distinct_cves, valid_cve};
-    let mut cves: heapless::Vec<&str, MAX_CVES> = heapless::Vec::new();
-    for c in s.split(',').filter(|c| !c.is_empty()) {
-        if !valid_cve(c) || cves.push(c).is_err() {
+/// A list, `sep`-separated, as a manifest holds one: each item `valid`,
+/// none twice (`distinct`), at most `N`. What no manifest can hold is
+/// damage: a VEX document made from it would claim more than any bundle
+/// said.
+fn manifest_list<const N: usize>(
+    s: &str,
+    sep: char,
+    valid: fn(&str) -> bool,
+    distinct: fn(&[&str]) -> bool,
+) -> bool {
+    let mut items: heapless::Vec<&str, N> = heapless::Vec::new();
+    for x in s.split(sep).filter(|x| !x.is_empty()) {
+        if !valid(x) || items.push(x).is_err() {
             return false;
         }
     }
-    distinct_cves(&cves)
-}
-
-/// Space-separated products as a manifest holds them: each valid, none
-/// twice, no more than its bound.
-fn product_list(s: &str) -> bool {
-    use crate::trust::manifest::{MAX_PRODUCTS, distinct_products, valid_product};
-    let mut products: heapless::Vec<&str, MAX_PRODUCTS> = heapless::Vec::new();
-    for p in s.split(' ').filter(|p| !p.is_empty()) {
-        if !valid_product(p) || products.push(p).is_err() {
-            return false;
-        }
-    }
-    distinct_products(&products)
+    distinct(&items)
 }
 
 /// Parses record text as [`write_record`] writes it: every key once, in
@@ -194,21 +185,23 @@ fn product_list(s: &str) -> bool {
 /// Anything else (a key missing, twice, unknown or out of place, a value
 /// not valid) is `None`: a damaged record is no record.
 pub fn parse_record(text: &str) -> Option<Record<'_>> {
-    use crate::trust::manifest::{valid_name, valid_stream};
+    use crate::trust::manifest::{self as m, MAX_CVES, MAX_PRODUCTS};
+    let cves = |v: &&str| manifest_list::<MAX_CVES>(v, ',', m::valid_cve, m::distinct_cves);
+    let products =
+        |v| manifest_list::<MAX_PRODUCTS>(v, ' ', m::valid_product, m::distinct_products);
     let mut f = Fields(text.lines().peekable());
     let num = |v: Option<&str>| crate::codec::parse_u64(v?.as_bytes());
     let r = Record {
         boot_id: f.take("boot_id")?,
-        name: f.take("name").filter(|v| valid_name(v))?,
-        stream: f.take("stream").filter(|v| valid_stream(v))?,
+        name: f.take("name").filter(|v| m::valid_name(v))?,
+        stream: f.take("stream").filter(|v| m::valid_stream(v))?,
         version: num(f.take("version"))?,
         sha256: f.take("sha256").filter(|v| v.len() == 64 && hex_list(v))?,
         keys: f.take("keys").filter(|v| hex_list(v))?,
-        cves: f.take("cves").filter(|v| cve_list(v))?,
-        products: match f.take("products") {
-            Some(v) => Some(v).filter(|v| product_list(v))?,
-            None => "",
-        },
+        cves: f.take("cves").filter(cves)?,
+        products: f
+            .take("products")
+            .map_or(Some(""), |v| products(v).then_some(v))?,
         time: num(f.take("time"))?,
         replace: num(f.take("replace"))? == 1,
         state: f
@@ -504,11 +497,8 @@ mod tests {
         let with = with_products(p);
         assert_eq!(parse_record(&with).unwrap().products, p);
         // `products` with no value, as written for a manifest without any.
-        assert_eq!(
-            parse_record(&GOOD.replace("time 5", "products\ntime 5")).map(|r| r.products),
-            Some("")
-        );
-        assert!(parse_record(&with_products("")).is_some());
+        let bare = GOOD.replace("time 5", "products\ntime 5");
+        assert!(parse_record(&bare).is_some_and(|r| r.products.is_empty()));
         assert!(parse_record(&with_products("pkg:a+b")).is_none());
         assert!(parse_record(&with_products("http://x")).is_none());
         assert!(parse_record(&with_products(&format!("{p}\nproducts {p}"))).is_none());
@@ -524,19 +514,18 @@ mod tests {
         let lines: Vec<&str> = full.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let key = line.split(' ').next().unwrap();
-            let mut without = lines.clone();
-            without.remove(i);
-            let without = without.join("\n") + "\n";
+            let without = full.replace(&format!("{line}\n"), "");
             assert_eq!(parse_record(&without).is_some(), key == "products", "{key}");
             let mut twice = lines.clone();
             twice.insert(i, line);
             assert!(parse_record(&(twice.join("\n") + "\n")).is_none(), "{key}");
             let renamed = full.replace(&format!("{key} "), &format!("{key}x "));
             assert!(parse_record(&renamed).is_none(), "{key}");
-            if key != "boot_id" && key != "keys" && key != "cves" && key != "products" {
-                let empty = full.replace(*line, key);
-                assert!(parse_record(&empty).is_none(), "{key}");
-            }
+            let may_be_empty = ["boot_id", "keys", "cves", "products"].contains(&key);
+            assert_eq!(
+                parse_record(&full.replace(*line, key)).is_some(),
+                may_be_empty
+            );
         }
     }
 
