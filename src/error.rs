@@ -137,6 +137,11 @@ impl Detail {
 pub struct Failure {
     /// What went wrong.
     pub error: Error,
+    /// What it is about: the file, directory, patch name or argument the
+    /// command was working on (printed before the error); empty when it is
+    /// about nothing in particular (the lock, the kernel). Every subject is
+    /// a command-line argument or a constant, so a reference suffices.
+    pub about: &'static [u8],
     /// The specifics, possibly empty.
     pub detail: Detail,
 }
@@ -145,6 +150,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         Failure {
             error,
+            about: b"",
             detail: Detail::none(),
         }
     }
@@ -155,8 +161,33 @@ impl Error {
     pub fn with(self, parts: &[&[u8]]) -> Failure {
         Failure {
             error: self,
+            about: b"",
             detail: Detail::of(parts),
         }
+    }
+}
+
+impl Failure {
+    /// This failure about `subject`, unless it already names a subject of
+    /// its own (the nearer one wins).
+    pub fn about(mut self, subject: &'static [u8]) -> Failure {
+        if self.about.is_empty() {
+            self.about = subject;
+        }
+        self
+    }
+}
+
+/// Says what a failure is about, where a command knows it.
+pub trait About<T> {
+    /// The error, if any, as a [`Failure`] about `subject` (see
+    /// [`Failure::about`]).
+    fn about(self, subject: &'static [u8]) -> core::result::Result<T, Failure>;
+}
+
+impl<T, E: Into<Failure>> About<T> for core::result::Result<T, E> {
+    fn about(self, subject: &'static [u8]) -> core::result::Result<T, Failure> {
+        self.map_err(|e| e.into().about(subject))
     }
 }
 

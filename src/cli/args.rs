@@ -8,21 +8,11 @@ use core::ffi::CStr;
 /// What a command returns: nothing, or an error with its detail.
 pub type Res = core::result::Result<(), Failure>;
 
-/// Per-invocation context: what is being worked on, for error messages.
+/// Per-invocation state of the command line.
 pub struct Cli {
-    /// The file or object the current error is about (printed before it).
-    pub ctx: heapless::Vec<u8, 256>,
     /// The error returned has been said on stderr already, with its own
     /// subject (`apply --dir` says each bundle's failure as it happens).
     pub reported: bool,
-}
-
-impl Cli {
-    /// Sets what the next error is about (truncated if too long).
-    pub fn ctx(&mut self, what: &[u8]) {
-        self.ctx.clear();
-        let _ = self.ctx.extend_from_slice(&what[..what.len().min(256)]);
-    }
 }
 
 /// A cursor over the arguments of one command.
@@ -80,23 +70,22 @@ impl<'a> Args<'a> {
     }
 }
 
-/// A usage error for an unexpected argument, which becomes the context.
-pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
-    cli.ctx(arg);
-    if arg.starts_with(b"-") {
+/// A usage error about an unexpected argument.
+pub fn unknown(arg: &'static [u8]) -> Failure {
+    let e = if arg.starts_with(b"-") {
         Error::Usage(msg!("unknown option"))
     } else {
         Error::Usage(msg!("unexpected argument"))
-    }
+    };
+    Failure::from(e).about(arg)
 }
 
 /// The one positional BUNDLE argument of a command; `extra` takes the
 /// command's options (returning whether it took `arg`).
 pub fn bundle_path(
-    cli: &mut Cli,
     a: &mut Args,
     extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>,
-) -> Result<&'static CStr> {
+) -> core::result::Result<&'static CStr, Failure> {
     let mut path = None;
     while let Some(arg) = a.arg() {
         if extra(a, arg)? {
@@ -105,10 +94,10 @@ pub fn bundle_path(
         if path.is_none() && !arg.starts_with(b"-") {
             path = Some(a.current_c());
         } else {
-            return Err(unknown(cli, arg));
+            return Err(unknown(arg));
         }
     }
-    path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))
+    Ok(path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))?)
 }
 
 /// `--timeout SECS`, 1 to 86400, in milliseconds.
@@ -178,7 +167,7 @@ const OPTIONS: [(&[u8], u16); 8] = [
 
 /// Parses a kernel command's options; one that is not in `allowed`, or a
 /// second positional argument without [`opt::MANY`], is a usage error.
-pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelArgs> {
+pub fn kernel_args(a: &mut Args, allowed: u16) -> core::result::Result<KernelArgs, Failure> {
     let mut k = KernelArgs {
         timeout_ms: 60_000,
         keyring: None,
@@ -210,7 +199,7 @@ pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelAr
             opt::JSON => k.json = true,
             opt::DIR => k.dir = Some(a.value_c()?),
             opt::AFTER => k.after_s = a.value_u64()?.min(86_400),
-            _ => return Err(unknown(cli, arg)),
+            _ => return Err(unknown(arg)),
         }
     }
     Ok(k)
