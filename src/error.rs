@@ -26,6 +26,10 @@ pub enum Error {
     // ---- exit 2: usage ----
     /// The command line is wrong; the text says how.
     Usage(Msg),
+    /// An argument the command does not take, which it carries: an
+    /// unknown option (it starts with `-`) or an argument too many.
+    /// Worded `ARG: unknown option` or `ARG: unexpected argument`.
+    Argument(Msg),
     /// A key or signature file is malformed or of an unsupported kind.
     KeyFile(Msg),
     /// A module file given to `pack` is unusable.
@@ -196,7 +200,7 @@ impl Error {
     pub fn exit_code(self) -> u8 {
         match self {
             Error::Io(..) | Error::Internal(_) | Error::NotRegular(_) => 1,
-            Error::Usage(_) | Error::KeyFile(_) | Error::Module(_) => 2,
+            Error::Usage(_) | Error::Argument(_) | Error::KeyFile(_) | Error::Module(_) => 2,
             Error::Bundle(_)
             | Error::Manifest(_)
             | Error::ManifestField(_)
@@ -246,6 +250,8 @@ impl Error {
             Error::Io(what, _) => what.text(),
             Error::Internal(what) | Error::NotRegular(what) => what.text(),
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
+            Error::Argument(a) if a.bytes().starts_with(b"-") => "unknown option",
+            Error::Argument(_) => "unexpected argument",
             Error::Bundle(m) | Error::Manifest(m) | Error::ManifestField(m) => m.text(),
             Error::NotEnoughSignatures => "not enough distinct trusted keys signed it",
             Error::BadSignature => "a trusted key's signature does not verify",

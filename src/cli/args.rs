@@ -2,7 +2,7 @@
 //! commands.
 #![forbid(unsafe_code)]
 
-use crate::error::{Error, Failure, Result};
+use crate::error::{Error, Failure, Msg, Result};
 use core::ffi::CStr;
 
 /// What a command returns: nothing, or an error with its detail.
@@ -68,16 +68,12 @@ impl<'a> Args<'a> {
     pub fn current_c(&self) -> &'static CStr {
         self.v[self.i - 1]
     }
-}
 
-/// A usage error about an unexpected argument.
-pub fn unknown(arg: &'static [u8]) -> Failure {
-    let e = if arg.starts_with(b"-") {
-        Error::Usage(msg!("unknown option"))
-    } else {
-        Error::Usage(msg!("unexpected argument"))
-    };
-    Failure::from(e).about(arg)
+    /// The usage error for the argument just read: the command does not
+    /// take it.
+    pub fn unexpected(&self) -> Error {
+        Error::Argument(Msg::new(self.current_c()))
+    }
 }
 
 /// The one positional BUNDLE argument of a command; `extra` takes the
@@ -85,7 +81,7 @@ pub fn unknown(arg: &'static [u8]) -> Failure {
 pub fn bundle_path(
     a: &mut Args,
     extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>,
-) -> core::result::Result<&'static CStr, Failure> {
+) -> Result<&'static CStr> {
     let mut path = None;
     while let Some(arg) = a.arg() {
         if extra(a, arg)? {
@@ -94,10 +90,10 @@ pub fn bundle_path(
         if path.is_none() && !arg.starts_with(b"-") {
             path = Some(a.current_c());
         } else {
-            return Err(unknown(arg));
+            return Err(a.unexpected());
         }
     }
-    Ok(path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))?)
+    path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))
 }
 
 /// `--timeout SECS`, 1 to 86400, in milliseconds.
@@ -167,7 +163,7 @@ const OPTIONS: [(&[u8], u16); 8] = [
 
 /// Parses a kernel command's options; one that is not in `allowed`, or a
 /// second positional argument without [`opt::MANY`], is a usage error.
-pub fn kernel_args(a: &mut Args, allowed: u16) -> core::result::Result<KernelArgs, Failure> {
+pub fn kernel_args(a: &mut Args, allowed: u16) -> Result<KernelArgs> {
     let mut k = KernelArgs {
         timeout_ms: 60_000,
         keyring: None,
@@ -199,7 +195,7 @@ pub fn kernel_args(a: &mut Args, allowed: u16) -> core::result::Result<KernelArg
             opt::JSON => k.json = true,
             opt::DIR => k.dir = Some(a.value_c()?),
             opt::AFTER => k.after_s = a.value_u64()?.min(86_400),
-            _ => return Err(unknown(arg)),
+            _ => return Err(a.unexpected()),
         }
     }
     Ok(k)

@@ -2,7 +2,7 @@
 //! `attach` and `sign`. A device build leaves this module out.
 #![forbid(unsafe_code)]
 
-use super::args::{Args, Cli, Res, bundle_path, unknown};
+use super::args::{Args, Cli, Res, bundle_path};
 use super::verify::open_bundle;
 use crate::error::{About, Context, Error, Failure, Result};
 use crate::files::{self, AtomicFile, FileSource, Source};
@@ -35,7 +35,7 @@ pub fn keygen(_: &mut Cli, a: &mut Args) -> Res {
             b"-p" => pubp = Some(a.value_c()?),
             b"-s" => secp = Some(a.value_c()?),
             b"-c" => comment = a.value()?,
-            _ => return Err(unknown(arg)),
+            _ => return Err(a.unexpected().into()),
         }
     }
     let (Some(pubp), Some(secp)) = (pubp, secp) else {
@@ -188,7 +188,7 @@ pub fn pack(_: &mut Cli, a: &mut Args) -> Res {
                 .push(a.value_c()?)
                 .map_err(|_| Error::Usage(msg!("at most 4 -s keys")))?,
             _ if module.is_none() && !arg.starts_with(b"-") => module = Some(a.current_c()),
-            _ => return Err(unknown(arg)),
+            _ => return Err(a.unexpected().into()),
         }
     }
     let (Some(module), Some(output), Some(stream), Some(version)) =
@@ -362,7 +362,7 @@ pub fn attach(_: &mut Cli, a: &mut Args) -> Res {
     let mut pos: heapless::Vec<&'static CStr, 2> = heapless::Vec::new();
     while let Some(arg) = a.arg() {
         if arg.starts_with(b"-") || pos.push(a.current_c()).is_err() {
-            return Err(unknown(arg));
+            return Err(a.unexpected().into());
         }
     }
     let [path, sigpath] = pos[..] else {

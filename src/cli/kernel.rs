@@ -224,7 +224,7 @@ pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
 pub fn status(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::JSON | opt::STATE)?;
     if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(x.to_bytes()));
+        return Err(Error::Argument(crate::error::Msg::new(x)).into());
     }
     let (json, sd) = (k.json, k.state_dir);
     render::status(&ops::status::facts(), sd, json)?;
@@ -235,7 +235,7 @@ pub fn status(_: &mut Cli, a: &mut Args) -> Res {
 pub fn confirm(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::STATE | opt::AFTER)?;
     if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(x.to_bytes()));
+        return Err(Error::Argument(crate::error::Msg::new(x)).into());
     }
     let (sd, after) = (k.state_dir, k.after_s);
     let sd = sd.ok_or(Error::Usage(msg!("confirm needs --state-dir DIR")))?;

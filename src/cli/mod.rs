@@ -15,7 +15,7 @@ pub mod vex;
 
 use crate::error::Error;
 use crate::out::Out;
-use args::{Args, Cli, Res, unknown};
+use args::{Args, Cli, Res};
 use core::ffi::CStr;
 
 const HELP_HEAD: &str = "\
@@ -151,6 +151,6 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         .find(|(name, _)| *name == cmd)
     {
         Some((_, run)) => run(cli, &mut a),
-        None => Err(unknown(cmd)),
+        None => Err(a.unexpected().into()),
     }
 }

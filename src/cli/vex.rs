@@ -18,7 +18,7 @@ use rustix::io::Errno;
 pub fn vex(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::NO_WAIT)?;
     if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(x.to_bytes()));
+        return Err(Error::Argument(crate::error::Msg::new(x)).into());
     }
     let _lock = crate::state::lock(k.lock_wait_s, &mut || {
         super::render::event(crate::ops::Event::LockWait)
