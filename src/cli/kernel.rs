@@ -72,24 +72,30 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     // must be able to tell that from "nothing to do": exit 4 at once, for
     // --dir too. (install still stores bundles for other kernels.) That
     // error is about the kernel, so it names no file.
-    let early = if install || sysfs::supported() {
-        let dir = keyring.map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes());
-        keyring::load(keyring).about(dir).and_then(|ring| {
-            let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;
-            // The first run of a boot: the crash-loop guard's turn.
-            boot::start(opts.state_dir, &mut on_event)?;
-            Ok((ring, lock))
-        })
-    } else {
-        Err(Error::NoLivepatch.into())
+    // A failure before the first bundle ends the JSON object at once.
+    let fail = |j: &mut Json, f: Failure| -> Res {
+        render::apply_end_json(j, false, Some(&f.error));
+        j.key("error").error(f.error).end_obj().nl();
+        Err(f)
     };
-    let (ring, _lock) = match early {
-        Ok(x) => x,
-        Err(f) => {
-            render::apply_end_json(&mut j, false, Some(&f.error));
-            j.key("error").error(f.error).end_obj().nl();
-            return Err(f);
+    if !install && !sysfs::supported() {
+        return fail(&mut j, Error::NoLivepatch.into());
+    }
+    let ring = match keyring::load(keyring) {
+        Ok(ring) => ring,
+        Err(e) => {
+            let about = keyring.unwrap_or(keyring::KEYRING_DIR).to_bytes();
+            return fail(&mut j, Failure::from(e).about(about));
         }
+    };
+    let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait)).and_then(|lock| {
+        // The first run of a boot: the crash-loop guard's turn.
+        boot::start(opts.state_dir, &mut on_event)?;
+        Ok(lock)
+    });
+    let _lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => return fail(&mut j, e.into()),
     };
     let k = Running::read();
     let mut changed = false;
@@ -139,9 +145,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
         }
         match select::select_dir(d, &ring, &k, &opts, &switches, &mut |path, f| {
             render::skipped(&mut j, json, path, f)
-        })
-        .about(d.to_bytes())
-        {
+        }) {
             Ok(picked) => {
                 // One stream's failure costs only the bundles stacked on
                 // it in that stream; the others still apply. Only state
@@ -171,7 +175,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
                     }
                 }
             }
-            Err(f) => result = Err(f),
+            Err(e) => result = Err(Failure::from(e).about(d.to_bytes())),
         }
     } else {
         for p in &paths {
