@@ -123,8 +123,10 @@ pub mod opt {
     pub const DIR: u16 = 64;
     /// `--after SECS`
     pub const AFTER: u16 = 128;
-    /// More than one positional argument.
-    pub const MANY: u16 = 256;
+    /// One positional argument (a patch name).
+    pub const ONE: u16 = 256;
+    /// Any number of positional arguments (bundles).
+    pub const MANY: u16 = 512;
 }
 
 /// The options of the kernel commands, parsed once for all of them.
@@ -161,8 +163,9 @@ const OPTIONS: [(&[u8], u16); 8] = [
     (b"--after", opt::AFTER),
 ];
 
-/// Parses a kernel command's options; one that is not in `allowed`, or a
-/// second positional argument without [`opt::MANY`], is a usage error.
+/// Parses a kernel command's options; one that is not in `allowed`, a
+/// positional argument without [`opt::ONE`] or [`opt::MANY`], or a second
+/// one without [`opt::MANY`], is a usage error.
 pub fn kernel_args(a: &mut Args, allowed: u16) -> Result<KernelArgs> {
     let mut k = KernelArgs {
         timeout_ms: 60_000,
@@ -178,7 +181,9 @@ pub fn kernel_args(a: &mut Args, allowed: u16) -> Result<KernelArgs> {
     while let Some(arg) = a.arg() {
         let flag = match OPTIONS.iter().find(|o| o.0 == arg) {
             Some(o) => o.1,
-            None if !arg.starts_with(b"-") && (k.args.is_empty() || allowed & opt::MANY != 0) => {
+            None if !arg.starts_with(b"-")
+                && (allowed & opt::MANY != 0 || allowed & opt::ONE != 0 && k.args.is_empty()) =>
+            {
                 k.args
                     .push(a.current_c())
                     .map_err(|_| Error::Usage(msg!("at most 64 bundles")))?;

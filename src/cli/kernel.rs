@@ -196,7 +196,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
 /// cannot come back at the next boot, then disables it.
 pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     let dir = if uninstall { opt::DIR } else { 0 };
-    let k = kernel_args(a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | dir)?;
+    let k = kernel_args(a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | opt::ONE | dir)?;
     let (timeout_ms, lock_wait_s, json, dir) = (k.timeout_ms, k.lock_wait_s, k.json, k.dir);
     let usage: crate::error::Msg = if uninstall {
         msg!("uninstall needs NAME and --dir DIR")
@@ -227,9 +227,6 @@ pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
 /// `klpctl status [--state-dir DIR]`.
 pub fn status(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::JSON | opt::STATE)?;
-    if let Some(x) = k.args.first() {
-        return Err(Error::Argument(crate::error::Msg::new(x)).into());
-    }
     let (json, sd) = (k.json, k.state_dir);
     render::status(&ops::status::facts(), sd, json)?;
     Ok(())
@@ -238,9 +235,6 @@ pub fn status(_: &mut Cli, a: &mut Args) -> Res {
 /// `klpctl confirm --state-dir DIR [--after SECS]`: this boot is good.
 pub fn confirm(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::STATE | opt::AFTER)?;
-    if let Some(x) = k.args.first() {
-        return Err(Error::Argument(crate::error::Msg::new(x)).into());
-    }
     let (sd, after) = (k.state_dir, k.after_s);
     let sd = sd.ok_or(Error::Usage(msg!("confirm needs --state-dir DIR")))?;
     // The window passes before the lock is taken: nothing waits on it.
@@ -267,7 +261,7 @@ pub fn confirm(_: &mut Cli, a: &mut Args) -> Res {
 
 /// `klpctl unquarantine NAME --state-dir DIR`.
 pub fn unquarantine(_: &mut Cli, a: &mut Args) -> Res {
-    let k = kernel_args(a, opt::STATE)?;
+    let k = kernel_args(a, opt::STATE | opt::ONE)?;
     let usage = msg!("unquarantine needs NAME and --state-dir DIR");
     let sd = k.state_dir.ok_or(Error::Usage(usage))?;
     let sname = patch_name(&k.args, usage)?;

@@ -17,9 +17,6 @@ use rustix::io::Errno;
 /// `/run/klpctl/vex.json` up to date with it.
 pub fn vex(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::NO_WAIT)?;
-    if let Some(x) = k.args.first() {
-        return Err(Error::Argument(crate::error::Msg::new(x)).into());
-    }
     let _lock = crate::state::lock(k.lock_wait_s, &mut || {
         super::render::event(crate::ops::Event::LockWait)
     })?;
