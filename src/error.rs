@@ -26,6 +26,10 @@ pub enum Error {
     // ---- exit 2: usage ----
     /// The command line is wrong; the text says how.
     Usage(Msg),
+    /// An argument the command does not take, which it carries: an
+    /// unknown option (it starts with `-`) or an argument too many.
+    /// Worded `ARG: unknown option` or `ARG: unexpected argument`.
+    Argument(Msg),
     /// A key or signature file is malformed or of an unsupported kind.
     KeyFile(Msg),
     /// A module file given to `pack` is unusable.
@@ -137,6 +141,11 @@ impl Detail {
 pub struct Failure {
     /// What went wrong.
     pub error: Error,
+    /// What it is about: the file, directory, patch name or argument the
+    /// command was working on (printed before the error); empty when it is
+    /// about nothing in particular (the lock, the kernel). Every subject is
+    /// a command-line argument or a constant, so a reference suffices.
+    pub about: &'static [u8],
     /// The specifics, possibly empty.
     pub detail: Detail,
 }
@@ -145,6 +154,7 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         Failure {
             error,
+            about: b"",
             detail: Detail::none(),
         }
     }
@@ -155,8 +165,33 @@ impl Error {
     pub fn with(self, parts: &[&[u8]]) -> Failure {
         Failure {
             error: self,
+            about: b"",
             detail: Detail::of(parts),
         }
+    }
+}
+
+impl Failure {
+    /// This failure about `subject`, unless it already names a subject of
+    /// its own (the nearer one wins).
+    pub fn about(mut self, subject: &'static [u8]) -> Failure {
+        if self.about.is_empty() {
+            self.about = subject;
+        }
+        self
+    }
+}
+
+/// Says what a failure is about, where a command knows it.
+pub trait About<T> {
+    /// The error, if any, as a [`Failure`] about `subject` (see
+    /// [`Failure::about`]).
+    fn about(self, subject: &'static [u8]) -> core::result::Result<T, Failure>;
+}
+
+impl<T, E: Into<Failure>> About<T> for core::result::Result<T, E> {
+    fn about(self, subject: &'static [u8]) -> core::result::Result<T, Failure> {
+        self.map_err(|e| e.into().about(subject))
     }
 }
 
@@ -165,7 +200,7 @@ impl Error {
     pub fn exit_code(self) -> u8 {
         match self {
             Error::Io(..) | Error::Internal(_) | Error::NotRegular(_) => 1,
-            Error::Usage(_) | Error::KeyFile(_) | Error::Module(_) => 2,
+            Error::Usage(_) | Error::Argument(_) | Error::KeyFile(_) | Error::Module(_) => 2,
             Error::Bundle(_)
             | Error::Manifest(_)
             | Error::ManifestField(_)
@@ -215,6 +250,8 @@ impl Error {
             Error::Io(what, _) => what.text(),
             Error::Internal(what) | Error::NotRegular(what) => what.text(),
             Error::Usage(m) | Error::KeyFile(m) | Error::Module(m) => m.text(),
+            Error::Argument(a) if a.bytes().starts_with(b"-") => "unknown option",
+            Error::Argument(_) => "unexpected argument",
             Error::Bundle(m) | Error::Manifest(m) | Error::ManifestField(m) => m.text(),
             Error::NotEnoughSignatures => "not enough distinct trusted keys signed it",
             Error::BadSignature => "a trusted key's signature does not verify",

@@ -234,6 +234,9 @@ impl<'a> Out<'a> {
     /// (the errno, or that a path is not a regular file).
     pub fn error(&mut self, e: crate::error::Error) -> &mut Self {
         use crate::error::Error;
+        if let Error::Argument(arg) = e {
+            self.b(arg.bytes()).s(": ");
+        }
         self.s(e.class()).s(e.message());
         match e {
             Error::Io(_, n) => self.s(": ").errno(n),

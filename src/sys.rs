@@ -348,7 +348,9 @@ mod tests {
 }
 
 /// A static message (error texts): a thin pointer to a NUL-terminated
-/// string literal, made by the `msg!` macro. Half the size of a `&str`, so
+/// string that lives for the whole program: a literal made by the `msg!`
+/// macro, or a command-line argument an error quotes. Half the size of a
+/// `&str`, so
 /// an `Error` is 16 bytes rather than 24, which makes every `?` and every
 /// error construction cheaper; and unlike a `&&str` it needs no 16-byte
 /// slice per message in `.rodata`.
@@ -363,11 +365,15 @@ impl Msg {
 
     /// The text.
     pub fn text(self) -> &'static str {
+        core::str::from_utf8(self.bytes()).unwrap_or("?")
+    }
+
+    /// The bytes, as they are (a command-line argument need not be UTF-8).
+    pub fn bytes(self) -> &'static [u8] {
         // SAFETY: the pointer comes from a `&'static CStr` (`Msg::new`, the
         // only constructor), so it points at a NUL-terminated string that
         // lives, unchanged, for the whole program.
-        let c = unsafe { CStr::from_ptr(self.0) };
-        core::str::from_utf8(c.to_bytes()).unwrap_or("?")
+        unsafe { CStr::from_ptr(self.0) }.to_bytes()
     }
 }
 

@@ -2,27 +2,17 @@
 //! commands.
 #![forbid(unsafe_code)]
 
-use crate::error::{Error, Failure, Result};
+use crate::error::{Error, Failure, Msg, Result};
 use core::ffi::CStr;
 
 /// What a command returns: nothing, or an error with its detail.
 pub type Res = core::result::Result<(), Failure>;
 
-/// Per-invocation context: what is being worked on, for error messages.
+/// Per-invocation state of the command line.
 pub struct Cli {
-    /// The file or object the current error is about (printed before it).
-    pub ctx: heapless::Vec<u8, 256>,
     /// The error returned has been said on stderr already, with its own
     /// subject (`apply --dir` says each bundle's failure as it happens).
     pub reported: bool,
-}
-
-impl Cli {
-    /// Sets what the next error is about (truncated if too long).
-    pub fn ctx(&mut self, what: &[u8]) {
-        self.ctx.clear();
-        let _ = self.ctx.extend_from_slice(&what[..what.len().min(256)]);
-    }
 }
 
 /// A cursor over the arguments of one command.
@@ -78,22 +68,17 @@ impl<'a> Args<'a> {
     pub fn current_c(&self) -> &'static CStr {
         self.v[self.i - 1]
     }
-}
 
-/// A usage error for an unexpected argument, which becomes the context.
-pub fn unknown(cli: &mut Cli, arg: &'static [u8]) -> Error {
-    cli.ctx(arg);
-    if arg.starts_with(b"-") {
-        Error::Usage(msg!("unknown option"))
-    } else {
-        Error::Usage(msg!("unexpected argument"))
+    /// The usage error for the argument just read: the command does not
+    /// take it.
+    pub fn unexpected(&self) -> Error {
+        Error::Argument(Msg::new(self.current_c()))
     }
 }
 
 /// The one positional BUNDLE argument of a command; `extra` takes the
 /// command's options (returning whether it took `arg`).
 pub fn bundle_path(
-    cli: &mut Cli,
     a: &mut Args,
     extra: &mut dyn FnMut(&mut Args, &'static [u8]) -> Result<bool>,
 ) -> Result<&'static CStr> {
@@ -105,7 +90,7 @@ pub fn bundle_path(
         if path.is_none() && !arg.starts_with(b"-") {
             path = Some(a.current_c());
         } else {
-            return Err(unknown(cli, arg));
+            return Err(a.unexpected());
         }
     }
     path.ok_or(Error::Usage(msg!("missing BUNDLE argument")))
@@ -138,8 +123,10 @@ pub mod opt {
     pub const DIR: u16 = 64;
     /// `--after SECS`
     pub const AFTER: u16 = 128;
-    /// More than one positional argument.
-    pub const MANY: u16 = 256;
+    /// One positional argument (a patch name).
+    pub const ONE: u16 = 256;
+    /// Any number of positional arguments (bundles).
+    pub const MANY: u16 = 512;
 }
 
 /// The options of the kernel commands, parsed once for all of them.
@@ -176,9 +163,10 @@ const OPTIONS: [(&[u8], u16); 8] = [
     (b"--after", opt::AFTER),
 ];
 
-/// Parses a kernel command's options; one that is not in `allowed`, or a
-/// second positional argument without [`opt::MANY`], is a usage error.
-pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelArgs> {
+/// Parses a kernel command's options; one that is not in `allowed`, a
+/// positional argument without [`opt::ONE`] or [`opt::MANY`], or a second
+/// one without [`opt::MANY`], is a usage error.
+pub fn kernel_args(a: &mut Args, allowed: u16) -> Result<KernelArgs> {
     let mut k = KernelArgs {
         timeout_ms: 60_000,
         keyring: None,
@@ -193,7 +181,9 @@ pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelAr
     while let Some(arg) = a.arg() {
         let flag = match OPTIONS.iter().find(|o| o.0 == arg) {
             Some(o) => o.1,
-            None if !arg.starts_with(b"-") && (k.args.is_empty() || allowed & opt::MANY != 0) => {
+            None if !arg.starts_with(b"-")
+                && (allowed & opt::MANY != 0 || allowed & opt::ONE != 0 && k.args.is_empty()) =>
+            {
                 k.args
                     .push(a.current_c())
                     .map_err(|_| Error::Usage(msg!("at most 64 bundles")))?;
@@ -210,7 +200,7 @@ pub fn kernel_args(cli: &mut Cli, a: &mut Args, allowed: u16) -> Result<KernelAr
             opt::JSON => k.json = true,
             opt::DIR => k.dir = Some(a.value_c()?),
             opt::AFTER => k.after_s = a.value_u64()?.min(86_400),
-            _ => return Err(unknown(cli, arg)),
+            _ => return Err(a.unexpected()),
         }
     }
     Ok(k)

@@ -6,7 +6,7 @@
 
 use super::args::{Args, Cli, Res, kernel_args, opt};
 use super::render;
-use crate::error::{Error, Failure};
+use crate::error::{About, Error, Failure};
 use crate::json::Json;
 use crate::kernel::{Running, Switches, sysfs};
 use crate::ops::apply::{self, LOCK_WAIT_S, Options, Outcome};
@@ -22,19 +22,15 @@ fn on_event(ev: Event) {
 }
 
 /// The one patch name a command takes, checked.
-fn patch_name(
-    cli: &mut Cli,
-    args: &[&'static CStr],
-    usage: crate::error::Msg,
-) -> Result<&'static str, Failure> {
+fn patch_name(args: &[&'static CStr], usage: crate::error::Msg) -> Result<&'static str, Failure> {
     let name = args.first().ok_or(Error::Usage(usage))?.to_bytes();
-    cli.ctx(name);
-    Ok(core::str::from_utf8(name)
+    core::str::from_utf8(name)
         .ok()
         .filter(|n| crate::trust::manifest::valid_name(n))
         .ok_or(Error::Usage(msg!(
             "invalid patch name ([A-Za-z0-9_], 1-55)"
-        )))?)
+        )))
+        .about(name)
 }
 
 /// `klpctl apply BUNDLE... | --dir DIR`, and `klpctl install BUNDLE...
@@ -43,7 +39,6 @@ fn patch_name(
 /// the bundle is applied (see [`install::install`]).
 pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     let k = kernel_args(
-        cli,
         a,
         opt::TIMEOUT
             | opt::KEYRING
@@ -77,30 +72,34 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
     // must be able to tell that from "nothing to do": exit 4 at once, for
     // --dir too. (install still stores bundles for other kernels.) That
     // error is about the kernel, so it names no file.
-    let early = if install || sysfs::supported() {
-        cli.ctx(keyring.map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()));
-        keyring::load(keyring).and_then(|ring| {
-            cli.ctx(b"");
-            let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;
-            // The first run of a boot: the crash-loop guard's turn.
-            boot::start(opts.state_dir, &mut on_event)?;
-            Ok((ring, lock))
-        })
-    } else {
-        Err(Error::NoLivepatch)
+    // A failure before the first bundle ends the JSON object at once.
+    let fail = |j: &mut Json, f: Failure| -> Res {
+        render::apply_end_json(j, false, Some(&f.error));
+        j.key("error").error(f.error).end_obj().nl();
+        Err(f)
     };
-    let (ring, _lock) = match early {
-        Ok(x) => x,
+    if !install && !sysfs::supported() {
+        return fail(&mut j, Error::NoLivepatch.into());
+    }
+    let ring = match keyring::load(keyring) {
+        Ok(ring) => ring,
         Err(e) => {
-            render::apply_end_json(&mut j, false, Some(&e));
-            j.key("error").error(e).end_obj().nl();
-            return Err(e.into());
+            let about = keyring.unwrap_or(keyring::KEYRING_DIR).to_bytes();
+            return fail(&mut j, Failure::from(e).about(about));
         }
+    };
+    let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait)).and_then(|lock| {
+        // The first run of a boot: the crash-loop guard's turn.
+        boot::start(opts.state_dir, &mut on_event)?;
+        Ok(lock)
+    });
+    let _lock = match lock {
+        Ok(lock) => lock,
+        Err(e) => return fail(&mut j, e.into()),
     };
     let k = Running::read();
     let mut changed = false;
-    let mut one = |cli: &mut Cli, j: &mut Json, path: &CStr| -> Res {
-        cli.ctx(path.to_bytes());
+    let mut one = |j: &mut Json, path: &CStr| -> Res {
         let r = match dir.filter(|_| install) {
             Some(d) => install::install(path, d, &ring, &k, &opts, &mut on_event)
                 .map(|mut i| (i.applied.take(), Some(i))),
@@ -144,7 +143,6 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
             j.key("changed").bool(false).key("exit").u(0).end_obj().nl();
             return Ok(());
         }
-        cli.ctx(d.to_bytes());
         match select::select_dir(d, &ring, &k, &opts, &switches, &mut |path, f| {
             render::skipped(&mut j, json, path, f)
         }) {
@@ -162,7 +160,7 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
                         render::skipped(&mut j, json, c.path.bytes(), Some(&f));
                         continue;
                     }
-                    if let Err(f) = one(cli, &mut j, c.path.c()) {
+                    if let Err(f) = one(&mut j, c.path.c()) {
                         // Said now, about this bundle: later bundles still
                         // run, and the first failure is what is returned.
                         render::report(c.path.bytes(), &f);
@@ -177,11 +175,11 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
                     }
                 }
             }
-            Err(e) => result = Err(Failure::from(e)),
+            Err(e) => result = Err(Failure::from(e).about(d.to_bytes())),
         }
     } else {
         for p in &paths {
-            result = one(cli, &mut j, p);
+            result = one(&mut j, p).about(p.to_bytes());
             if result.is_err() {
                 break;
             }
@@ -196,9 +194,9 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
 /// `klpctl disable NAME` and `klpctl uninstall NAME --dir DIR` (`dir`
 /// wanted): uninstall removes the patch's bundles from DIR first, so it
 /// cannot come back at the next boot, then disables it.
-pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
+pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     let dir = if uninstall { opt::DIR } else { 0 };
-    let k = kernel_args(cli, a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | dir)?;
+    let k = kernel_args(a, opt::TIMEOUT | opt::NO_WAIT | opt::JSON | opt::ONE | dir)?;
     let (timeout_ms, lock_wait_s, json, dir) = (k.timeout_ms, k.lock_wait_s, k.json, k.dir);
     let usage: crate::error::Msg = if uninstall {
         msg!("uninstall needs NAME and --dir DIR")
@@ -208,8 +206,9 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     if uninstall && dir.is_none() {
         return Err(Error::Usage(usage).into());
     }
-    let sname = patch_name(cli, &k.args, usage)?;
-    let _lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait))?;
+    let sname = patch_name(&k.args, usage)?;
+    let about = sname.as_bytes();
+    let _lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait)).about(about)?;
     let (removed, r) = match dir {
         Some(d) => match install::uninstall(sname, d, timeout_ms, &mut on_event) {
             Ok((n, done)) => (Some(n), Ok(done)),
@@ -222,33 +221,27 @@ pub fn disable(cli: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     };
     super::vex::keep_current();
     render::disabled(sname.as_bytes(), &r, removed, json);
-    r.map(|_| ()).map_err(Failure::from)
+    r.map(|_| ()).about(about)
 }
 
 /// `klpctl status [--state-dir DIR]`.
-pub fn status(cli: &mut Cli, a: &mut Args) -> Res {
-    let k = kernel_args(cli, a, opt::JSON | opt::STATE)?;
-    if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(cli, x.to_bytes()).into());
-    }
+pub fn status(_: &mut Cli, a: &mut Args) -> Res {
+    let k = kernel_args(a, opt::JSON | opt::STATE)?;
     let (json, sd) = (k.json, k.state_dir);
     render::status(&ops::status::facts(), sd, json)?;
     Ok(())
 }
 
 /// `klpctl confirm --state-dir DIR [--after SECS]`: this boot is good.
-pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
-    let k = kernel_args(cli, a, opt::STATE | opt::AFTER)?;
-    if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(cli, x.to_bytes()).into());
-    }
+pub fn confirm(_: &mut Cli, a: &mut Args) -> Res {
+    let k = kernel_args(a, opt::STATE | opt::AFTER)?;
     let (sd, after) = (k.state_dir, k.after_s);
     let sd = sd.ok_or(Error::Usage(msg!("confirm needs --state-dir DIR")))?;
-    cli.ctx(sd.to_bytes());
     // The window passes before the lock is taken: nothing waits on it.
     boot::wait_until_up(after);
-    let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
-    let p = boot::confirm(sd, after)?;
+    let p = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))
+        .and_then(|_lock| boot::confirm(sd, after))
+        .about(sd.to_bytes())?;
     let mut o = Out::stdout();
     o.s("confirmed: ")
         .u(p.tries as u64)
@@ -267,13 +260,14 @@ pub fn confirm(cli: &mut Cli, a: &mut Args) -> Res {
 }
 
 /// `klpctl unquarantine NAME --state-dir DIR`.
-pub fn unquarantine(cli: &mut Cli, a: &mut Args) -> Res {
-    let k = kernel_args(cli, a, opt::STATE)?;
+pub fn unquarantine(_: &mut Cli, a: &mut Args) -> Res {
+    let k = kernel_args(a, opt::STATE | opt::ONE)?;
     let usage = msg!("unquarantine needs NAME and --state-dir DIR");
     let sd = k.state_dir.ok_or(Error::Usage(usage))?;
-    let sname = patch_name(cli, &k.args, usage)?;
-    let _lock = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))?;
-    let n = crate::guard::release(sd.to_bytes(), sname.as_bytes(), None)?;
+    let sname = patch_name(&k.args, usage)?;
+    let n = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))
+        .and_then(|_lock| crate::guard::release(sd.to_bytes(), sname.as_bytes(), None))
+        .about(sname.as_bytes())?;
     Out::stdout()
         .s(sname)
         .s(": ")

@@ -15,7 +15,7 @@ pub mod vex;
 
 use crate::error::Error;
 use crate::out::Out;
-use args::{Args, Cli, Res, unknown};
+use args::{Args, Cli, Res};
 use core::ffi::CStr;
 
 const HELP_HEAD: &str = "\
@@ -65,15 +65,12 @@ fn help(o: &mut Out) {
 
 /// Runs klpctl with `args` (including argv\[0\]) and returns the exit code.
 pub fn run(args: &[&'static CStr]) -> i32 {
-    let mut cli = Cli {
-        ctx: heapless::Vec::new(),
-        reported: false,
-    };
+    let mut cli = Cli { reported: false };
     match dispatch(&mut cli, args.get(1..).unwrap_or(&[])) {
         Ok(()) => 0,
         Err(f) => {
             if !cli.reported {
-                render::report(&cli.ctx, &f);
+                render::report(f.about, &f);
             }
             f.error.exit_code() as i32
         }
@@ -104,11 +101,11 @@ const COMMANDS: &[(&[u8], Handler)] = &[
 /// The authoring commands.
 #[cfg(feature = "authoring")]
 const AUTHORING: &[(&[u8], Handler)] = &[
-    (b"keygen", |c, a| Ok(author::keygen(c, a)?)),
-    (b"pack", |c, a| Ok(author::pack(c, a)?)),
-    (b"manifest", |c, a| Ok(author::manifest_cmd(c, a)?)),
-    (b"attach", |c, a| Ok(author::attach(c, a)?)),
-    (b"sign", |c, a| Ok(author::sign(c, a)?)),
+    (b"keygen", author::keygen),
+    (b"pack", author::pack),
+    (b"manifest", author::manifest_cmd),
+    (b"attach", author::attach),
+    (b"sign", author::sign),
     (b"info", verify::info),
 ];
 
@@ -154,6 +151,6 @@ fn dispatch(cli: &mut Cli, argv: &[&'static CStr]) -> Res {
         .find(|(name, _)| *name == cmd)
     {
         Some((_, run)) => run(cli, &mut a),
-        None => Err(unknown(cli, cmd).into()),
+        None => Err(a.unexpected().into()),
     }
 }

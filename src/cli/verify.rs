@@ -4,11 +4,11 @@
 
 use super::args::{Args, Cli, Res, bundle_path};
 use super::render;
-use crate::error::{Error, Result};
+use crate::error::{About, Error, Failure, Result};
 use crate::files::{self, FileSource};
 use crate::json::Json;
 use crate::out::Out;
-use crate::trust::keys::Verdict;
+use crate::trust::keys::{Keyring, Verdict};
 use crate::trust::manifest::MAX_MANIFEST;
 use crate::trust::{bundle, keyring};
 use core::ffi::CStr;
@@ -19,9 +19,8 @@ pub struct Opened {
     pub fd: rustix::fd::OwnedFd,
 }
 
-/// Opens the bundle at `path`, which becomes the error context.
-pub fn open_bundle(cli: &mut Cli, path: &'static CStr) -> Result<Opened> {
-    cli.ctx(path.to_bytes());
+/// Opens the bundle at `path`.
+pub fn open_bundle(path: &'static CStr) -> Result<Opened> {
     Ok(Opened {
         fd: files::open_ro(path, msg!("open bundle"))?,
     })
@@ -34,12 +33,12 @@ struct VerifyOpts {
 }
 
 /// `klpctl verify BUNDLE`.
-pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
+pub fn verify(_: &mut Cli, a: &mut Args) -> Res {
     let mut opts = VerifyOpts {
         keyring: None,
         json: false,
     };
-    let path = bundle_path(cli, a, &mut |a, arg| {
+    let path = bundle_path(a, &mut |a, arg| {
         match arg {
             b"--keyring" => opts.keyring = Some(a.value_c()?),
             b"--json" => opts.json = true,
@@ -47,51 +46,62 @@ pub fn verify(cli: &mut Cli, a: &mut Args) -> Res {
         }
         Ok(true)
     })?;
-    cli.ctx(
-        opts.keyring
-            .map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes()),
-    );
+    let dir = opts
+        .keyring
+        .map_or(keyring::KEYRING_DIR.to_bytes(), |k| k.to_bytes());
     let mut mbuf = [0u8; MAX_MANIFEST];
     let mut verdict = None;
-    let result = keyring::load(opts.keyring).and_then(|ring| {
-        let b = open_bundle(cli, path)?;
-        let src = FileSource::new(&b.fd, msg!("read bundle"))?;
-        let (v, signed) = bundle::read(&src, &mut mbuf)?.authenticate(&ring);
-        let s = verdict.insert(v);
-        let signed = signed?;
-        signed.check_payload(&src)?;
-        let m = &signed.manifest;
-        let mut o = Out::stdout();
-        if opts.json {
-            let mut j = Json::new(&mut o);
-            j.obj()
-                .key("ok")
-                .bool(true)
-                .key("bundle")
-                .str(path.to_bytes());
-            j.key("manifest");
-            render::manifest_json(&mut j, m);
-            render::verdict_json(&mut j, s);
-            j.end_obj().nl();
-        } else {
-            o.s("OK ").s(m.name).s(" ");
-            render::stream_version(&mut o, m.stream, m.version);
-            o.nl();
-            render::manifest_human(&mut o, m);
-            render::verdict_human(&mut o, s);
-        }
-        Ok(())
+    let result = keyring::load(opts.keyring).about(dir).and_then(|ring| {
+        verify_file(path, &ring, opts.json, &mut mbuf, &mut verdict).about(path.to_bytes())
     });
     // --json promises one JSON object on stdout, also when the keyring or
     // the file cannot be used at all.
-    if let Err(e) = result {
+    if let Err(f) = &result {
         if opts.json {
-            verify_err_json(path, e, verdict.as_ref());
+            verify_err_json(path, f.error, verdict.as_ref());
         } else if let Some(v) = &verdict {
             render::verdict_human(&mut Out::stderr(), v);
         }
     }
-    Ok(result?)
+    result
+}
+
+/// Verifies the bundle at `path` against `ring` and prints what it holds;
+/// `verdict` keeps the signature verdict for the error report.
+fn verify_file(
+    path: &'static CStr,
+    ring: &Keyring,
+    json: bool,
+    mbuf: &mut [u8; MAX_MANIFEST],
+    verdict: &mut Option<Verdict>,
+) -> Result<()> {
+    let b = open_bundle(path)?;
+    let src = FileSource::new(&b.fd, msg!("read bundle"))?;
+    let (v, signed) = bundle::read(&src, mbuf)?.authenticate(ring);
+    let s = verdict.insert(v);
+    let signed = signed?;
+    signed.check_payload(&src)?;
+    let m = &signed.manifest;
+    let mut o = Out::stdout();
+    if json {
+        let mut j = Json::new(&mut o);
+        j.obj()
+            .key("ok")
+            .bool(true)
+            .key("bundle")
+            .str(path.to_bytes());
+        j.key("manifest");
+        render::manifest_json(&mut j, m);
+        render::verdict_json(&mut j, s);
+        j.end_obj().nl();
+    } else {
+        o.s("OK ").s(m.name).s(" ");
+        render::stream_version(&mut o, m.stream, m.version);
+        o.nl();
+        render::manifest_human(&mut o, m);
+        render::verdict_human(&mut o, s);
+    }
+    Ok(())
 }
 
 /// The `verify --json` object of a bundle that did not verify.
@@ -112,13 +122,13 @@ fn verify_err_json(path: &CStr, e: Error, verdict: Option<&Verdict>) {
 }
 
 /// `klpctl info BUNDLE`: the manifest, without trusting it.
-pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
+pub fn info(_: &mut Cli, a: &mut Args) -> Res {
     let mut json = false;
-    let path = bundle_path(cli, a, &mut |_, arg| {
+    let path = bundle_path(a, &mut |_, arg| {
         json |= arg == b"--json";
         Ok(arg == b"--json")
     })?;
-    let b = open_bundle(cli, path);
+    let b = open_bundle(path);
     let mut mbuf = [0u8; MAX_MANIFEST];
     let read = b.and_then(|b| {
         let src = FileSource::new(&b.fd, msg!("read bundle"))?;
@@ -140,7 +150,7 @@ pub fn info(cli: &mut Cli, a: &mut Args) -> Res {
                 j.key("error").error(e);
                 j.end_obj().nl();
             }
-            return Err(e.into());
+            return Err(Failure::from(e).about(path.to_bytes()));
         }
     };
     let mut o = Out::stdout();

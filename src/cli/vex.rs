@@ -15,11 +15,8 @@ use rustix::io::Errno;
 
 /// `klpctl vex [--no-wait]`: prints the document, and brings
 /// `/run/klpctl/vex.json` up to date with it.
-pub fn vex(cli: &mut Cli, a: &mut Args) -> Res {
-    let k = kernel_args(cli, a, opt::NO_WAIT)?;
-    if let Some(x) = k.args.first() {
-        return Err(super::args::unknown(cli, x.to_bytes()).into());
-    }
+pub fn vex(_: &mut Cli, a: &mut Args) -> Res {
+    let k = kernel_args(a, opt::NO_WAIT)?;
     let _lock = crate::state::lock(k.lock_wait_s, &mut || {
         super::render::event(crate::ops::Event::LockWait)
     })?;
