@@ -232,7 +232,7 @@ pub fn status(cli: &mut Cli, a: &mut Args) -> Res {
         return Err(super::args::unknown(cli, x.to_bytes()).into());
     }
     let (json, sd) = (k.json, k.state_dir);
-    render::status(&ops::status::facts(), sd, json)?;
+    super::status::status(&ops::status::facts(), sd, json)?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use super::render::{blockers_human, stream_version};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::guard::{self, Entry};
 use crate::json::Json;
 use crate::kernel::transition::Blockers;
@@ -26,7 +26,7 @@ pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> Result<()> {
 
 /// A form of `status`: what it writes for each fact, told by [`walk`] in
 /// the order of the methods here. A group (the patches, a patch's objects,
-/// an object's functions, ...) is closed by its `_end`.
+/// an object's functions, ...) is closed by its [`End`].
 trait Form {
     /// The running kernel: always first.
     fn kernel(&mut self, f: &Facts);
@@ -37,34 +37,39 @@ trait Form {
     fn object(&mut self, name: &[u8], patched: Option<bool>);
     /// A function (`name,sympos`) the patch replaces in the object.
     fn function(&mut self, func: &[u8]);
-    /// The object's functions are all told.
-    fn object_end(&mut self);
-    /// The patch's objects are all told: then what klpctl recorded of it,
-    /// and the tasks holding up its transition.
-    fn patch_end(&mut self, p: &Patch);
-    /// Every patch is told: `n` of them.
-    fn patches_end(&mut self, n: usize);
     /// A part of the effective patch level, what `klpctl vex` claims: a
     /// live patch klpctl applied (applied, enabled, no transition). A
     /// cumulative stream has one; a non-cumulative one may have several.
     fn claim(&mut self, r: &Record);
-    /// The patch level is told: `n` claims.
-    fn claims_end(&mut self, n: usize);
     /// A livepatch module still loaded whose patch is gone.
     fn leftover(&mut self, name: &[u8]);
-    /// Every leftover module is told.
-    fn leftovers_end(&mut self);
-    /// The crash-loop guard (`--state-dir`) was read: its quarantined
-    /// payloads follow, then [`Form::quarantine_end`].
-    fn quarantine(&mut self);
+    /// The crash-loop guard (`--state-dir`): read, and its quarantined
+    /// payloads follow; or it cannot be read, which is told, never shown
+    /// as "none".
+    fn guard(&mut self, read: Result<()>);
     /// A payload the crash-loop guard quarantined.
     fn quarantined(&mut self, e: &Entry);
-    /// Every quarantined payload is told.
-    fn quarantine_end(&mut self);
-    /// The crash-loop guard cannot be read: told, never shown as "none".
-    fn guard_unreadable(&mut self, e: Error);
-    /// Nothing more: always last.
-    fn end(&mut self);
+    /// A group is all told.
+    fn end(&mut self, group: End<'_>);
+}
+
+/// A group of facts [`walk`] has told in full.
+enum End<'a> {
+    /// An object's functions.
+    Object,
+    /// A patch's objects: then what klpctl recorded of it, and the tasks
+    /// holding up its transition.
+    Patch(&'a Patch<'a>),
+    /// The patches: `n` of them.
+    Patches(usize),
+    /// The patch level: `n` claims.
+    Claims(usize),
+    /// The leftover modules.
+    Leftovers,
+    /// The quarantined payloads.
+    Quarantine,
+    /// All of `status`: always last.
+    Status,
 }
 
 /// Tells every fact of `status` to `form`, in order. A patch list that
@@ -79,39 +84,39 @@ fn walk(f: &Facts, state_dir: Option<&CStr>, form: &mut dyn Form) -> Result<()> 
             status::each_object(p.name, &mut |ob, patched| {
                 form.object(ob, patched);
                 status::each_function(p.name, ob, &mut |func| form.function(func));
-                form.object_end();
+                form.end(End::Object);
             });
-            form.patch_end(p);
+            form.end(End::Patch(p));
             n += 1;
         })?;
     }
-    form.patches_end(n);
+    form.end(End::Patches(n));
     let mut n = 0;
     let _ = crate::ops::vex::each_claim(&mut |r| {
         form.claim(r);
         n += 1;
     });
-    form.claims_end(n);
+    form.end(End::Claims(n));
     status::each_leftover(&mut |name| form.leftover(name));
-    form.leftovers_end();
+    form.end(End::Leftovers);
     let mut result = Ok(());
     if let Some(sd) = state_dir {
         let mut buf = [0; guard::MAX_GUARD];
         match guard::load(sd.to_bytes(), &mut buf) {
             Ok(g) => {
-                form.quarantine();
+                form.guard(Ok(()));
                 for e in g.each_quarantined() {
                     form.quarantined(&e);
                 }
-                form.quarantine_end();
+                form.end(End::Quarantine);
             }
             Err(e) => {
-                form.guard_unreadable(e);
+                form.guard(Err(e));
                 result = Err(e);
             }
         }
     }
-    form.end();
+    form.end(End::Status);
     result
 }
 
@@ -180,42 +185,6 @@ impl Form for Human {
         self.0.s(" ").b(func);
     }
 
-    fn object_end(&mut self) {
-        self.0.nl();
-    }
-
-    fn patch_end(&mut self, p: &Patch) {
-        let h = &mut self.0;
-        match &p.record {
-            Some(r) => {
-                h.s("  klpctl: ");
-                stream_version(h, r.stream, r.version);
-                h.s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
-                if !r.cves.is_empty() {
-                    h.s(", cves ").s(r.cves);
-                }
-                h.s(", applied at ")
-                    .u(r.time)
-                    .s(" (")
-                    .s(r.state)
-                    .s(")")
-                    .nl();
-            }
-            None => {
-                h.s("  klpctl: no record this boot").nl();
-            }
-        }
-        if let Some(b) = &p.blockers {
-            blockers_human(h, b);
-        }
-    }
-
-    fn patches_end(&mut self, n: usize) {
-        if n == 0 {
-            self.0.s("no livepatches applied").nl();
-        }
-    }
-
     fn claim(&mut self, r: &Record) {
         let h = &mut self.0;
         h.s("patch level: ");
@@ -228,24 +197,12 @@ impl Form for Human {
         h.nl();
     }
 
-    fn claims_end(&mut self, n: usize) {
-        if n == 0 {
-            self.0
-                .s("patch level: no patch applied by klpctl is live")
-                .nl();
-        }
-    }
-
     fn leftover(&mut self, name: &[u8]) {
         self.0
             .s("leftover module (its patch is gone): ")
             .b(name)
             .nl();
     }
-
-    fn leftovers_end(&mut self) {}
-
-    fn quarantine(&mut self) {}
 
     fn quarantined(&mut self, e: &Entry) {
         self.0
@@ -262,11 +219,51 @@ impl Form for Human {
             .s(" crashed)\n");
     }
 
-    fn quarantine_end(&mut self) {}
+    fn guard(&mut self, _: Result<()>) {}
 
-    fn guard_unreadable(&mut self, _: Error) {}
+    fn end(&mut self, group: End) {
+        let h = &mut self.0;
+        match group {
+            End::Object => {
+                h.nl();
+            }
+            End::Patch(p) => record_human(h, p),
+            End::Patches(0) => {
+                h.s("no livepatches applied").nl();
+            }
+            End::Claims(0) => {
+                h.s("patch level: no patch applied by klpctl is live").nl();
+            }
+            _ => {}
+        }
+    }
+}
 
-    fn end(&mut self) {}
+/// What klpctl recorded of patch `p`, and the tasks holding up its
+/// transition, for people.
+fn record_human(h: &mut Out, p: &Patch) {
+    match &p.record {
+        Some(r) => {
+            h.s("  klpctl: ");
+            stream_version(h, r.stream, r.version);
+            h.s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
+            if !r.cves.is_empty() {
+                h.s(", cves ").s(r.cves);
+            }
+            h.s(", applied at ")
+                .u(r.time)
+                .s(" (")
+                .s(r.state)
+                .s(")")
+                .nl();
+        }
+        None => {
+            h.s("  klpctl: no record this boot").nl();
+        }
+    }
+    if let Some(b) = &p.blockers {
+        blockers_human(h, b);
+    }
 }
 
 /// `status --json`: all the facts make one object.
@@ -321,39 +318,6 @@ impl Form for Json<'_, '_> {
         self.str(func);
     }
 
-    fn object_end(&mut self) {
-        self.end_arr().end_obj();
-    }
-
-    fn patch_end(&mut self, p: &Patch) {
-        let j = self;
-        j.end_arr().key("record");
-        match &p.record {
-            Some(r) => {
-                j.obj().key("stream").str(r.stream.as_bytes());
-                j.key("version").u(r.version);
-                j.key("sha256").str(r.sha256.as_bytes());
-                j.key("keys");
-                list(j, r.keys);
-                j.key("cves");
-                list(j, r.cves);
-                j.key("replace").bool(r.replace);
-                j.key("time").u(r.time);
-                j.key("state").str(r.state.as_bytes()).end_obj();
-            }
-            None => {
-                j.null();
-            }
-        }
-        j.key("blocking");
-        blockers(j, p.blockers.as_ref());
-        j.end_obj();
-    }
-
-    fn patches_end(&mut self, _: usize) {
-        self.end_arr().key("patch_level").arr();
-    }
-
     fn claim(&mut self, r: &Record) {
         let j = self;
         j.obj().key("stream").str(r.stream.as_bytes());
@@ -363,20 +327,15 @@ impl Form for Json<'_, '_> {
         j.end_obj();
     }
 
-    fn claims_end(&mut self, _: usize) {
-        self.end_arr().key("leftover").arr();
-    }
-
     fn leftover(&mut self, name: &[u8]) {
         self.str(name);
     }
 
-    fn leftovers_end(&mut self) {
-        self.end_arr();
-    }
-
-    fn quarantine(&mut self) {
-        self.key("quarantined").arr();
+    fn guard(&mut self, read: Result<()>) {
+        match read {
+            Ok(()) => self.key("quarantined").arr(),
+            Err(e) => self.key("guard_error").error(e),
+        };
     }
 
     fn quarantined(&mut self, e: &Entry) {
@@ -394,17 +353,53 @@ impl Form for Json<'_, '_> {
             .end_obj();
     }
 
-    fn quarantine_end(&mut self) {
+    fn end(&mut self, group: End) {
+        // Each group but the whole is an array; the next member follows.
+        if let End::Status = group {
+            self.end_obj().nl();
+            return;
+        }
         self.end_arr();
+        match group {
+            End::Object => {
+                self.end_obj();
+            }
+            End::Patch(p) => record_json(self, p),
+            End::Patches(_) => {
+                self.key("patch_level").arr();
+            }
+            End::Claims(_) => {
+                self.key("leftover").arr();
+            }
+            _ => {}
+        }
     }
+}
 
-    fn guard_unreadable(&mut self, e: Error) {
-        self.key("guard_error").error(e);
+/// The rest of patch `p`'s JSON object, after its objects: what klpctl
+/// recorded of it, and the tasks holding up its transition.
+fn record_json(j: &mut Json, p: &Patch) {
+    j.key("record");
+    match &p.record {
+        Some(r) => {
+            j.obj().key("stream").str(r.stream.as_bytes());
+            j.key("version").u(r.version);
+            j.key("sha256").str(r.sha256.as_bytes());
+            j.key("keys");
+            list(j, r.keys);
+            j.key("cves");
+            list(j, r.cves);
+            j.key("replace").bool(r.replace);
+            j.key("time").u(r.time);
+            j.key("state").str(r.state.as_bytes()).end_obj();
+        }
+        None => {
+            j.null();
+        }
     }
-
-    fn end(&mut self) {
-        self.end_obj().nl();
-    }
+    j.key("blocking");
+    blockers(j, p.blockers.as_ref());
+    j.end_obj();
 }
 
 /// The tasks holding a transition up, as a JSON array.
