@@ -228,7 +228,7 @@ pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
 pub fn status(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::JSON | opt::STATE)?;
     let (json, sd) = (k.json, k.state_dir);
-    render::status(&ops::status::facts(), sd, json)?;
+    super::status::status(&ops::status::facts(), sd, json)?;
     Ok(())
 }
 

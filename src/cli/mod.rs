@@ -10,6 +10,7 @@ pub mod args;
 pub mod author;
 pub mod kernel;
 pub mod render;
+pub mod status;
 pub mod verify;
 pub mod vex;
 

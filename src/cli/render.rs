@@ -1,6 +1,6 @@
 //! Turning results into what a user sees: one-line errors, the events of a
 //! long operation, and the human and JSON forms of manifests, verdicts,
-//! apply and disable results, and status.
+//! and apply and disable results. (`status` has its own module.)
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Failure};
@@ -9,12 +9,10 @@ use crate::json::Json;
 use crate::kernel::transition::Blockers;
 use crate::ops::apply::{Applied, Outcome};
 use crate::ops::install::Installed;
-use crate::ops::status::{self, Facts, Patch};
 use crate::ops::{Event, Stall};
 use crate::out::Out;
 use crate::trust::keys::Verdict;
 use crate::trust::manifest::{self, Manifest};
-use core::ffi::CStr;
 
 /// Prints `klpctl: [ABOUT: ]message[: ERRNO][: DETAIL]` on stderr.
 pub fn report(about: &[u8], f: &Failure) {
@@ -116,7 +114,7 @@ pub fn switches_unreadable(why: crate::error::Msg) {
 }
 
 /// The tasks holding a transition up, one line each.
-fn blockers_human(o: &mut Out, b: &Blockers) {
+pub fn blockers_human(o: &mut Out, b: &Blockers) {
     for t in &b.list {
         o.s("  blocking task: pid ")
             .b(&t.tid)
@@ -137,22 +135,6 @@ fn blockers_human(o: &mut Out, b: &Blockers) {
             .s(" more blocking tasks")
             .nl();
     }
-}
-
-/// The tasks holding a transition up, as a JSON array.
-fn blockers_json(j: &mut Json, b: Option<&Blockers>) {
-    j.arr();
-    for t in b.iter().flat_map(|b| b.list.iter()) {
-        j.obj().key("pid");
-        // tid is decimal digits, as /proc names it.
-        j.i(crate::codec::parse_u64(&t.tid).unwrap_or(0) as i64);
-        j.key("comm")
-            .str(&t.comm)
-            .key("stack")
-            .str(&t.stack)
-            .end_obj();
-    }
-    j.end_arr();
 }
 
 /// The manifest as a JSON object.
@@ -406,247 +388,4 @@ pub fn disabled(name: &[u8], r: &Result<bool, Error>, removed: Option<usize>, js
         }
         o.b(name).s(": ").b(word).nl();
     }
-}
-
-/// `status`: human text or JSON on stdout (the other form goes nowhere;
-/// both are written in the one pass over sysfs).
-pub fn status(f: &Facts, state_dir: Option<&CStr>, json: bool) -> crate::error::Result<()> {
-    let (mut jo, mut h) = if json {
-        (Out::stdout(), Out::to(None))
-    } else {
-        (Out::to(None), Out::stdout())
-    };
-    let k = &f.kernel;
-    let mut j = Json::new(&mut jo);
-    j.obj().key("kernel").obj();
-    j.key("release").str(k.release.as_bytes());
-    j.key("machine").str(k.machine.as_bytes());
-    j.key("build_id");
-    if k.build_id.is_empty() {
-        j.null();
-    } else {
-        j.hex(&k.build_id);
-    }
-    j.key("livepatch").bool(f.livepatch);
-    j.key("lockdown")
-        .opt_str(f.lockdown.as_ref().map(|l| l.as_bytes()));
-    j.key("taint").u(f.taint);
-    j.key("taint_flags").str(&f.taint_flags);
-    j.end_obj().key("patches").arr();
-    h.s("kernel: ")
-        .s(&k.release)
-        .s(" ")
-        .s(&k.machine)
-        .s(" build-id ");
-    if k.build_id.is_empty() {
-        h.s("unknown");
-    } else {
-        h.hex(&k.build_id);
-    }
-    h.nl()
-        .s("livepatch: ")
-        .s(if f.livepatch {
-            "supported"
-        } else {
-            "not supported"
-        })
-        .s(", lockdown: ")
-        .s(f.lockdown.as_ref().map_or("n/a", |l| l.as_str()));
-    h.s(", taint: ").u(f.taint);
-    if !f.taint_flags.is_empty() {
-        h.s(" (").b(&f.taint_flags).s(")");
-    }
-    h.nl();
-    let mut n = 0;
-    if f.livepatch {
-        status::each_patch(&mut |p| {
-            patch(p, &mut j, &mut h);
-            n += 1;
-        })?;
-    }
-    if n == 0 {
-        h.s("no livepatches applied").nl();
-    }
-    j.end_arr();
-    patch_level(&mut j, &mut h);
-    j.key("leftover").arr();
-    status::each_leftover(&mut |name| {
-        j.str(name);
-        h.s("leftover module (its patch is gone): ").b(name).nl();
-    });
-    j.end_arr();
-    // The crash-loop guard's quarantine lives in the state directory. A
-    // guard that cannot be read is said, never shown as "none".
-    let mut result = Ok(());
-    if let Some(sd) = state_dir {
-        let mut buf = [0; crate::guard::MAX_GUARD];
-        match crate::guard::load(sd.to_bytes(), &mut buf) {
-            Ok(g) => {
-                j.key("quarantined").arr();
-                for e in g.each_quarantined() {
-                    quarantined(&mut j, &mut h, &e);
-                }
-                j.end_arr();
-            }
-            Err(e) => {
-                j.key("guard_error").error(e);
-                result = Err(e);
-            }
-        }
-    }
-    j.end_obj().nl();
-    result
-}
-
-fn quarantined(j: &mut Json, h: &mut Out, e: &crate::guard::Entry) {
-    let num = |b: &[u8]| crate::codec::parse_u64(b).unwrap_or(0);
-    j.obj().key("name").str(e.name).key("stream").str(e.stream);
-    j.key("version")
-        .u(num(e.version))
-        .key("sha256")
-        .str(e.sha256);
-    j.key("boot_id")
-        .str(e.boot_id)
-        .key("time")
-        .u(num(e.time))
-        .end_obj();
-    h.s("quarantined: ")
-        .b(e.name)
-        .s(" stream ")
-        .b(e.stream)
-        .s(" version ")
-        .b(e.version)
-        .s(", sha256 ")
-        .b(e.sha256)
-        .s(" (boot ")
-        .b(e.boot_id)
-        .s(" crashed)\n");
-}
-
-/// The effective patch level, what `klpctl vex` claims: per stream, the
-/// version of each live patch klpctl applied (applied, enabled, no
-/// transition) and the CVEs it fixes. A cumulative stream has one; a
-/// non-cumulative one may have several.
-fn patch_level(j: &mut Json, h: &mut Out) {
-    j.key("patch_level").arr();
-    let mut n = 0;
-    let _ = crate::ops::vex::each_claim(&mut |r| {
-        j.obj().key("stream").str(r.stream.as_bytes());
-        j.key("version").u(r.version).key("patch");
-        j.str(r.name.as_bytes()).key("cves");
-        list_json(j, r.cves);
-        j.end_obj();
-        h.s("patch level: ");
-        stream_version(h, r.stream, r.version);
-        h.s(" (").s(r.name).s("), fixes ").s(if r.cves.is_empty() {
-            "no listed CVE"
-        } else {
-            r.cves
-        });
-        h.nl();
-        n += 1;
-    });
-    if n == 0 {
-        h.s("patch level: no patch applied by klpctl is live").nl();
-    }
-    j.end_arr();
-}
-
-/// One patch of `status`, as JSON into `j` and human text into `h`.
-fn patch(p: &Patch, j: &mut Json, h: &mut Out) {
-    let name = p.name;
-    j.obj().key("name").str(name);
-    j.key("enabled").bool(p.enabled);
-    j.key("transition").bool(p.transition);
-    j.key("replace");
-    match p.replace {
-        Some(r) => j.bool(r),
-        None => j.null(),
-    };
-    j.key("stack_order");
-    match p.stack_order {
-        Some(o) => j.i(o),
-        None => j.null(),
-    };
-    h.s("patch ")
-        .b(name)
-        .s(": ")
-        .s(if p.enabled { "enabled" } else { "disabled" });
-    if p.transition {
-        h.s(", in transition");
-    }
-    if p.replace == Some(true) {
-        h.s(", replace");
-    }
-    if let Some(o) = p.stack_order {
-        h.s(", stack order ").i(o);
-    }
-    h.nl();
-    j.key("objects").arr();
-    status::each_object(name, &mut |ob, patched| {
-        j.obj().key("name").str(ob).key("patched");
-        match patched {
-            Some(v) => j.bool(v),
-            None => j.null(),
-        };
-        h.s("  object ").b(ob).s(match patched {
-            Some(true) => ": patched",
-            Some(false) => ": not loaded",
-            None => "",
-        });
-        h.s(", functions:");
-        j.key("functions").arr();
-        status::each_function(name, ob, &mut |func| {
-            j.str(func);
-            h.s(" ").b(func);
-        });
-        j.end_arr().end_obj();
-        h.nl();
-    });
-    j.end_arr().key("record");
-    match &p.record {
-        Some(r) => {
-            j.obj().key("stream").str(r.stream.as_bytes());
-            j.key("version").u(r.version);
-            j.key("sha256").str(r.sha256.as_bytes());
-            h.s("  klpctl: ");
-            stream_version(h, r.stream, r.version);
-            h.s(", sha256 ").s(r.sha256).s(", keys ").s(r.keys);
-            j.key("keys");
-            list_json(j, r.keys);
-            j.key("cves");
-            list_json(j, r.cves);
-            if !r.cves.is_empty() {
-                h.s(", cves ").s(r.cves);
-            }
-            j.key("replace").bool(r.replace);
-            j.key("time").u(r.time);
-            j.key("state").str(r.state.as_bytes()).end_obj();
-            h.s(", applied at ")
-                .u(r.time)
-                .s(" (")
-                .s(r.state)
-                .s(")")
-                .nl();
-        }
-        None => {
-            j.null();
-            h.s("  klpctl: no record this boot").nl();
-        }
-    }
-    j.key("blocking");
-    blockers_json(j, p.blockers.as_ref());
-    if let Some(b) = &p.blockers {
-        blockers_human(h, b);
-    }
-    j.end_obj();
-}
-
-/// A comma-separated list as a JSON array of strings.
-fn list_json(j: &mut Json, list: &str) {
-    j.arr();
-    for x in list.split(',').filter(|x| !x.is_empty()) {
-        j.str(x.as_bytes());
-    }
-    j.end_arr();
 }

@@ -32,6 +32,7 @@ mod keygen;
 mod pack;
 mod sign;
 mod statefuzz;
+mod status;
 mod switches;
 mod tamper;
 mod vectors;

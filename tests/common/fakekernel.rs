@@ -234,11 +234,16 @@ impl Machine {
     /// Runs klpctl with `args` in this boot. `kernel` are the fake
     /// kernel's options (`-l NAME=ACTION`, `-r`, `-k N`).
     pub fn run(&self, kernel: &[&str], args: &[&str]) -> Run {
+        self.run_bin(klpctl_bin(), kernel, args)
+    }
+
+    /// As [`Machine::run`], with another build of klpctl.
+    pub fn run_bin(&self, bin: &Path, kernel: &[&str], args: &[&str]) -> Run {
         let mut cmd = Command::new(helper().expect("checked by Machine::new"));
         cmd.arg(&self.boot_dir)
             .args(kernel)
             .arg("--")
-            .arg(klpctl_bin())
+            .arg(bin)
             .args(args)
             .current_dir(self.dir.path());
         let out = cmd.output().expect("cannot run the fake kernel");
