@@ -66,7 +66,28 @@ fn main() {
     std::fs::write(out_dir.join("trusted_keys.rs"), out).unwrap();
     if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
         no_unwind_tables(&out_dir);
+        link_with_rust_lld();
     }
+}
+
+/// Links the static musl binary with the LLD that ships with the pinned
+/// Rust toolchain (the C compiler still drives the link, for both x86_64 and
+/// aarch64): it folds functions whose code came out identical and merges
+/// string tails (the flags are in `.cargo/config.toml`). Being the
+/// toolchain's own, it needs no package and moves only with the pin.
+fn link_with_rust_lld() {
+    let rustc = std::env::var("RUSTC").unwrap();
+    let out = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .unwrap();
+    let sysroot = String::from_utf8(out.stdout).unwrap();
+    let host = std::env::var("HOST").unwrap();
+    // gcc-ld/ld.lld is the toolchain's wrapper around rust-lld; -B makes the
+    // C compiler find it for -fuse-ld=lld.
+    let dir = format!("{}/lib/rustlib/{host}/bin/gcc-ld", sysroot.trim());
+    println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    println!("cargo:rustc-link-arg-bins=-B{dir}");
 }
 
 /// The static musl binary is built with panic=abort and never unwinds, so
