@@ -62,6 +62,9 @@ pub fn event(ev: Event) {
         Event::ReplacedBusy(m) => {
             o.s("warning: replaced module ").b(m).s(STILL_REFERENCED);
         }
+        Event::ReplacedLeft => {
+            o.s("warning: over 8 replaced modules; the rest stay loaded\n");
+        }
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);
             if kernel {

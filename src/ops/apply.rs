@@ -51,6 +51,10 @@ pub enum Outcome {
 /// A module name.
 pub type Name = heapless::String<56>;
 
+/// How many modules of replaced patches one apply removes; more are left
+/// loaded, and said ([`Event::ReplacedLeft`]).
+pub const MAX_REMOVED: usize = 8;
+
 /// A bundle that is applied now.
 pub struct Applied {
     /// Loaded now, or found applied.
@@ -64,7 +68,7 @@ pub struct Applied {
     /// Milliseconds this bundle took.
     pub ms: u64,
     /// Modules of replaced patches that were removed.
-    pub removed: heapless::Vec<Name, 8>,
+    pub removed: heapless::Vec<Name, MAX_REMOVED>,
     /// Set when the patch is live but klpctl's state could not be saved
     /// (exit 10).
     pub unsaved: Option<Error>,
@@ -419,20 +423,30 @@ fn replaces(name: &[u8], manifest: bool, ev: Sink) -> bool {
 /// After an atomic-replace patch completed: unload the modules of the
 /// patches it replaced (their sysfs directories are gone, their modules
 /// stay until someone removes them) and drop their records.
-fn remove_replaced(name: &[u8], deadline: u64, removed: &mut heapless::Vec<Name, 8>, ev: Sink) {
+fn remove_replaced(
+    name: &[u8],
+    deadline: u64,
+    removed: &mut heapless::Vec<Name, MAX_REMOVED>,
+    ev: Sink,
+) {
     // The kernel frees the replaced patches' sysfs directories
     // asynchronously after the transition: wait (bounded) until only the
     // new patch is left, or a replaced module would still look active.
     crate::rt::poll(deadline, || sysfs::only_patch(name));
-    let mut stale: heapless::Vec<Name, 8> = heapless::Vec::new();
+    let mut stale: heapless::Vec<Name, MAX_REMOVED> = heapless::Vec::new();
+    let mut more = false;
     sysfs::leftovers(&mut |mb| {
         if let Ok(t) = core::str::from_utf8(mb) {
-            let _ = stale.push(copy(t));
+            more |= stale.push(copy(t)).is_err();
         }
     });
+    if more {
+        ev(Event::ReplacedLeft);
+    }
     for s in stale {
         if loader::unload(s.as_bytes(), deadline).is_ok() {
             state::remove_record(&s);
+            // Cannot fail: `removed` holds as many as `stale`.
             let _ = removed.push(s);
         } else {
             ev(Event::ReplacedBusy(s.as_bytes()));

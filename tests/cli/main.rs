@@ -30,6 +30,7 @@ mod interop;
 mod kernel;
 mod keygen;
 mod pack;
+mod replace;
 mod sign;
 mod statefuzz;
 mod status;
