@@ -143,8 +143,8 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> rustix::io::Result<()>
 }
 
 /// Prints `msg` on standard error and exits with status 1 without running
-/// any destructors: for a panic, and for standard streams that cannot be
-/// set up.
+/// any destructors: for a panic, for standard streams that cannot be set
+/// up, and for a stack size limit that cannot be raised far enough.
 pub fn die(msg: &[u8]) -> ! {
     let _ = write_all(stderr(), msg);
     exit(1)
