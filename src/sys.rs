@@ -110,6 +110,7 @@ pub unsafe fn args(argc: i32, argv: *const *const u8) -> Args {
     if n > MAX_ARGS {
         // Make the overflow visible to the parser: a sentinel it rejects.
         out.pop();
+        // Cannot fail: one was just popped.
         let _ = out.push(c"--too-many-arguments");
     }
     out

@@ -137,6 +137,7 @@ pub fn pack(_: &mut Cli, a: &mut Args) -> Res {
                     .ok_or(Error::Usage(msg!(
                         "--kernel-build-id must be 2-64 hex digits"
                     )))?;
+                // Cannot fail: decoded into a buffer of the same capacity.
                 let _ = build_id.extend_from_slice(id);
             }
             b"--kernel-notes" => {
@@ -151,6 +152,7 @@ pub fn pack(_: &mut Cli, a: &mut Args) -> Res {
                             )))
                     })
                     .about(p.to_bytes())?;
+                // Cannot fail: longer ids were filtered out above.
                 let _ = build_id.extend_from_slice(id);
             }
             b"--replace" => replace = true,
@@ -181,6 +183,7 @@ pub fn pack(_: &mut Cli, a: &mut Args) -> Res {
                 if products.len() == manifest::MAX_PRODUCTS || products.contains(&p) {
                     return Err(Error::Usage(msg!("--product: at most 16, each given once")).into());
                 }
+                // Cannot fail: the length was checked above.
                 let _ = products.push(p);
             }
             b"--description" => desc_raw = a.value()?,

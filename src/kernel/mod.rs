@@ -68,6 +68,8 @@ impl Running {
             msg!("read /sys/kernel/notes"),
         ) && let Some(id) = build_id_from_notes(notes)
         {
+            // A build id over 64 bytes is none: a bundle that names one is
+            // then refused as not for this kernel (the safe side).
             let _ = build_id.extend_from_slice(id);
         }
         Running {

@@ -163,6 +163,9 @@ pub fn apply_open(
     Ok(done)
 }
 
+/// `s` in a string of capacity `N`. Every caller's `s` fits: a
+/// manifest's name (55 bytes at most) and stream (64), or a module name
+/// from `/sys/module` (the kernel's limit is 55).
 fn copy<const N: usize>(s: &str) -> heapless::String<N> {
     let mut out = heapless::String::new();
     let _ = out.push_str(s);
