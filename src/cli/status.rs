@@ -37,6 +37,9 @@ trait Form {
     fn object(&mut self, name: &[u8], patched: Option<bool>);
     /// A function (`name,sympos`) the patch replaces in the object.
     fn function(&mut self, func: &[u8]);
+    /// After a patch's objects: what klpctl recorded of it, and the tasks
+    /// holding up its transition. The patch is then all told.
+    fn recorded(&mut self, p: &Patch);
     /// A part of the effective patch level, what `klpctl vex` claims: a
     /// live patch klpctl applied (applied, enabled, no transition). A
     /// cumulative stream has one; a non-cumulative one may have several.
@@ -50,16 +53,15 @@ trait Form {
     /// A payload the crash-loop guard quarantined.
     fn quarantined(&mut self, e: &Entry);
     /// A group is all told.
-    fn end(&mut self, group: End<'_>);
+    fn end(&mut self, group: End);
 }
 
 /// A group of facts [`walk`] has told in full.
-enum End<'a> {
+enum End {
     /// An object's functions.
     Object,
-    /// A patch's objects: then what klpctl recorded of it, and the tasks
-    /// holding up its transition.
-    Patch(&'a Patch<'a>),
+    /// A patch's objects (what klpctl recorded of the patch follows).
+    Objects,
     /// The patches: `n` of them.
     Patches(usize),
     /// The patch level: `n` claims.
@@ -86,7 +88,8 @@ fn walk(f: &Facts, state_dir: Option<&CStr>, form: &mut dyn Form) -> Result<()> 
                 status::each_function(p.name, ob, &mut |func| form.function(func));
                 form.end(End::Object);
             });
-            form.end(End::Patch(p));
+            form.end(End::Objects);
+            form.recorded(p);
             n += 1;
         })?;
     }
@@ -221,13 +224,16 @@ impl Form for Human {
 
     fn guard(&mut self, _: Result<()>) {}
 
+    fn recorded(&mut self, p: &Patch) {
+        record_human(&mut self.0, p)
+    }
+
     fn end(&mut self, group: End) {
         let h = &mut self.0;
         match group {
             End::Object => {
                 h.nl();
             }
-            End::Patch(p) => record_human(h, p),
             End::Patches(0) => {
                 h.s("no livepatches applied").nl();
             }
@@ -353,6 +359,10 @@ impl Form for Json<'_, '_> {
             .end_obj();
     }
 
+    fn recorded(&mut self, p: &Patch) {
+        record_json(self, p)
+    }
+
     fn end(&mut self, group: End) {
         // Each group but the whole is an array; the next member follows.
         if let End::Status = group {
@@ -364,7 +374,6 @@ impl Form for Json<'_, '_> {
             End::Object => {
                 self.end_obj();
             }
-            End::Patch(p) => record_json(self, p),
             End::Patches(_) => {
                 self.key("patch_level").arr();
             }
