@@ -21,6 +21,12 @@ fn on_event(ev: Event) {
     render::event(ev)
 }
 
+/// Takes klpctl's lock ([`state::lock`]), saying on stderr when it has to
+/// wait for another klpctl.
+pub(super) fn lock(wait_s: u64) -> crate::error::Result<state::Lock> {
+    state::lock(wait_s, &mut || on_event(Event::LockWait))
+}
+
 /// The one patch name a command takes, checked.
 fn patch_name(args: &[&'static CStr], usage: crate::error::Msg) -> Result<&'static str, Failure> {
     let name = args.first().ok_or(Error::Usage(usage))?.to_bytes();
@@ -88,13 +94,13 @@ pub fn apply(cli: &mut Cli, a: &mut Args, install: bool) -> Res {
             return fail(&mut j, Failure::from(e).about(about));
         }
     };
-    let lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait)).and_then(|lock| {
+    let held = lock(lock_wait_s).and_then(|held| {
         // The first run of a boot: the crash-loop guard's turn.
         boot::start(opts.state_dir, &mut on_event)?;
-        Ok(lock)
+        Ok(held)
     });
-    let _lock = match lock {
-        Ok(lock) => lock,
+    let _lock = match held {
+        Ok(held) => held,
         Err(e) => return fail(&mut j, e.into()),
     };
     let k = Running::read();
@@ -208,7 +214,7 @@ pub fn disable(_: &mut Cli, a: &mut Args, uninstall: bool) -> Res {
     }
     let sname = patch_name(&k.args, usage)?;
     let about = sname.as_bytes();
-    let _lock = state::lock(lock_wait_s, &mut || on_event(Event::LockWait)).about(about)?;
+    let _lock = lock(lock_wait_s).about(about)?;
     let (removed, r) = match dir {
         Some(d) => match install::uninstall(sname, d, timeout_ms, &mut on_event) {
             Ok((n, done)) => (Some(n), Ok(done)),
@@ -239,7 +245,7 @@ pub fn confirm(_: &mut Cli, a: &mut Args) -> Res {
     let sd = sd.ok_or(Error::Usage(msg!("confirm needs --state-dir DIR")))?;
     // The window passes before the lock is taken: nothing waits on it.
     boot::wait_until_up(after);
-    let p = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))
+    let p = lock(LOCK_WAIT_S)
         .and_then(|_lock| boot::confirm(sd, after))
         .about(sd.to_bytes())?;
     let mut o = Out::stdout();
@@ -265,7 +271,7 @@ pub fn unquarantine(_: &mut Cli, a: &mut Args) -> Res {
     let usage = msg!("unquarantine needs NAME and --state-dir DIR");
     let sd = k.state_dir.ok_or(Error::Usage(usage))?;
     let sname = patch_name(&k.args, usage)?;
-    let n = state::lock(LOCK_WAIT_S, &mut || on_event(Event::LockWait))
+    let n = lock(LOCK_WAIT_S)
         .and_then(|_lock| crate::guard::release(sd.to_bytes(), sname.as_bytes(), None))
         .about(sname.as_bytes())?;
     Out::stdout()
