@@ -89,7 +89,7 @@ fn open_flags(path: &CStr, extra: OFlags, what: crate::error::Msg) -> Result<Own
 
 /// File size from fstat; refuses anything that is not a regular file
 /// ([`Error::NotRegular`]).
-pub fn regular_size(fd: impl AsFd, what: crate::error::Msg) -> Result<u64> {
+pub fn regular_size(fd: rustix::fd::BorrowedFd<'_>, what: crate::error::Msg) -> Result<u64> {
     let st = rustix::fs::fstat(fd).ctx(what)?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(Error::NotRegular(what));
@@ -129,7 +129,7 @@ pub fn read_small<'b>(path: &CStr, buf: &'b mut [u8], what: crate::error::Msg) -
 /// Reads from `fd` until EOF into `buf`; more than fits is an error, and so
 /// is anything but a regular file (checked before the first read).
 pub fn read_fd_small(fd: impl AsFd, buf: &mut [u8], what: crate::error::Msg) -> Result<&[u8]> {
-    regular_size(&fd, what)?;
+    regular_size(fd.as_fd(), what)?;
     let mut n = 0;
     loop {
         if n == buf.len() {
@@ -418,7 +418,7 @@ pub struct FileSource<F: AsFd> {
 impl<F: AsFd> FileSource<F> {
     /// Wraps an open regular file; `what` names the failure otherwise.
     pub fn new(fd: F, what: crate::error::Msg) -> Result<Self> {
-        let len = regular_size(&fd, what)?;
+        let len = regular_size(fd.as_fd(), what)?;
         Ok(FileSource { fd, len })
     }
 }

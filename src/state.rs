@@ -22,7 +22,7 @@ use crate::error::{Context, Error, Result};
 use crate::files::{self, AtomicFile, PathBuf};
 use crate::out::Out;
 use core::ffi::CStr;
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 
 /// Per-boot state directory.
 pub const RUN_DIR: &[u8] = b"/run/klpctl";
@@ -49,7 +49,7 @@ pub fn lock(wait_s: u64, on_wait: &mut dyn FnMut()) -> Result<Lock> {
         Mode::from_raw_mode(0o600),
     )
     .ctx(msg!("open /run/klpctl/lock"))?;
-    files::regular_size(&fd, msg!("open /run/klpctl/lock"))?;
+    files::regular_size(fd.as_fd(), msg!("open /run/klpctl/lock"))?;
     let start = crate::rt::now_ms();
     let mut said = false;
     loop {

@@ -37,7 +37,7 @@ pub fn seal_payload(src: &FileSource<&OwnedFd>, signed: &Signed) -> Result<Owned
     )
     .ctx(msg!("seal memfd"))?;
     let sealed = files::sha256_range(&memfd, 0, len, Error::Digest, msg!("read memfd"))?;
-    let size = files::regular_size(&memfd, msg!("stat memfd"))?;
+    let size = files::regular_size(memfd.as_fd(), msg!("stat memfd"))?;
     if sealed != signed.manifest.payload_sha256 || size != len {
         return Err(Error::Digest);
     }
