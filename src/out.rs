@@ -26,20 +26,25 @@ pub struct Out<'a> {
 impl Out<'static> {
     /// A writer to standard output.
     pub fn stdout() -> Out<'static> {
-        Out::to(Some(crate::sys::stdout())).for_people()
+        Out::new(Some(crate::sys::stdout()), true)
     }
 
     /// A writer to standard error.
     pub fn stderr() -> Out<'static> {
-        Out::to(Some(crate::sys::stderr())).for_people()
+        Out::new(Some(crate::sys::stderr()), true)
     }
 }
 
 impl<'a> Out<'a> {
     /// A writer to `fd`, or a sink that discards everything when `None`.
+    pub fn to(fd: Option<BorrowedFd<'a>>) -> Out<'a> {
+        Out::new(fd, false)
+    }
+
+    /// A writer to `fd`, for people or not (see `human`).
     // Not inlined: one copy of the buffer's zeroing for all writers.
     #[inline(never)]
-    pub fn to(fd: Option<BorrowedFd<'a>>) -> Out<'a> {
+    fn new(fd: Option<BorrowedFd<'a>>, human: bool) -> Out<'a> {
         Out {
             fd,
             mem: None,
@@ -47,7 +52,7 @@ impl<'a> Out<'a> {
             buf: [0; 2048],
             len: 0,
             failed: None,
-            human: false,
+            human,
             pend: [0; 4],
             plen: 0,
         }
@@ -64,11 +69,6 @@ impl<'a> Out<'a> {
     /// How many bytes were flushed into the memory sink.
     pub fn written(&self) -> usize {
         self.mem_len
-    }
-
-    fn for_people(mut self) -> Self {
-        self.human = true;
-        self
     }
 
     /// From here on, bytes as they are: a machine form (JSON, which
@@ -293,7 +293,7 @@ mod tests {
     use super::*;
 
     fn people(bytes: &[u8]) -> Vec<u8> {
-        let mut o = Out::to(None).for_people();
+        let mut o = Out::new(None, true);
         o.b(bytes);
         // What flush would add: a character left incomplete at the end.
         o.escape_pending();
@@ -316,23 +316,23 @@ mod tests {
         let fine = "bundles/klp_a@6.1.0-41-amd64.klp caf\u{e9} \u{a0}\u{2603} a\\b \u{1f600}";
         assert_eq!(people(fine.as_bytes()), fine.as_bytes());
         // Also a byte per call, as a decoder hands them over.
-        let mut o = Out::to(None).for_people();
+        let mut o = Out::new(None, true);
         for b in fine.bytes() {
             o.b(&[b]);
         }
         assert_eq!(o.buffered(), fine.as_bytes());
         // A character cut short by klpctl's own text is escaped.
-        let mut o = Out::to(None).for_people();
+        let mut o = Out::new(None, true);
         o.b(b"\xe2\x82").s("!");
         assert_eq!(o.buffered(), b"\\xe2\\x82!");
         let mut o = Out::to(None);
         o.b(b"\x1b]0;x\x07\n");
         assert_eq!(o.buffered(), b"\x1b]0;x\x07\n");
-        let mut o = Out::to(None).for_people();
+        let mut o = Out::new(None, true);
         o.exact().b(b"\x1b\n");
         assert_eq!(o.buffered(), b"\x1b\n");
         // klpctl's own text keeps its newlines.
-        let mut o = Out::to(None).for_people();
+        let mut o = Out::new(None, true);
         o.s("one\n").nl();
         assert_eq!(o.buffered(), b"one\n\n");
     }
