@@ -195,13 +195,17 @@ impl<'m> Unverified<'m> {
         if let Err(e) = verdict.result() {
             return (verdict, Err(e));
         }
-        let result = self.manifest_unverified().map(|manifest| Signed {
+        let manifest = match self.manifest_unverified() {
+            Ok(m) => m,
+            Err(e) => return (verdict, Err(e)),
+        };
+        let signed = Signed {
             header: self.header,
             manifest,
             raw_manifest: self.manifest,
             verdict: verdict.clone(),
-        });
-        (verdict, result)
+        };
+        (verdict, Ok(signed))
     }
 }
 
