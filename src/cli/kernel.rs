@@ -23,7 +23,7 @@ fn on_event(ev: Event) {
 
 /// Takes klpctl's lock ([`state::lock`]), saying on stderr when it has to
 /// wait for another klpctl.
-pub(super) fn lock(wait_s: u64) -> crate::error::Result<state::Lock> {
+fn lock(wait_s: u64) -> crate::error::Result<state::Lock> {
     state::lock(wait_s, &mut || on_event(Event::LockWait))
 }
 

@@ -17,7 +17,9 @@ use rustix::io::Errno;
 /// `/run/klpctl/vex.json` up to date with it.
 pub fn vex(_: &mut Cli, a: &mut Args) -> Res {
     let k = kernel_args(a, opt::NO_WAIT)?;
-    let _lock = super::kernel::lock(k.lock_wait_s)?;
+    let _lock = crate::state::lock(k.lock_wait_s, &mut || {
+        super::render::event(crate::ops::Event::LockWait)
+    })?;
     Ok(refresh(true)?)
 }
 
