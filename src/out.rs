@@ -3,8 +3,20 @@
 //! formatting machinery out of the device binary.
 #![forbid(unsafe_code)]
 
-use rustix::fd::BorrowedFd;
+use core::sync::atomic::{AtomicBool, Ordering};
+use rustix::fd::{AsRawFd, BorrowedFd};
 use rustix::io::Errno;
+
+/// Cleared when a write to standard output failed (a full disk, a closed
+/// pipe): the command's output is incomplete, so it must not exit 0.
+/// (Starting out true keeps it in `.data`, beside klpctl's other static:
+/// a `.bss` section of its own would cost a section header.)
+static STDOUT_WHOLE: AtomicBool = AtomicBool::new(true);
+
+/// Whether some of what was written to standard output was lost.
+pub fn stdout_lost() -> bool {
+    !STDOUT_WHOLE.load(Ordering::Relaxed)
+}
 
 /// A buffered writer to a file descriptor; flushes when full and on drop.
 pub struct Out<'a> {
@@ -86,6 +98,9 @@ impl<'a> Out<'a> {
             && let Err(e) = crate::sys::write_all(fd, &self.buf[..self.len])
         {
             self.failed.get_or_insert(e);
+            if fd.as_raw_fd() == 1 {
+                STDOUT_WHOLE.store(false, Ordering::Relaxed);
+            }
         }
         if let Some(m) = &mut self.mem {
             match m.get_mut(self.mem_len..self.mem_len + self.len) {

@@ -68,6 +68,10 @@ fn help(o: &mut Out) {
 pub fn run(args: &[&'static CStr]) -> i32 {
     let mut cli = Cli { reported: false };
     match dispatch(&mut cli, args.get(1..).unwrap_or(&[])) {
+        // What it said is incomplete: not a success.
+        Ok(()) if crate::out::stdout_lost() => {
+            crate::sys::die(b"klpctl: cannot write standard output\n")
+        }
         Ok(()) => 0,
         Err(f) => {
             if !cli.reported {
