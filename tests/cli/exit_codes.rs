@@ -497,3 +497,33 @@ fn every_exit_code_so_far() {
         d.klpctl_unchanged(args).fails(*code, stderr_line);
     }
 }
+
+/// Output that cannot be written in full (standard output on a full
+/// disk) is no success: exit 1, said on stderr. The same commands with
+/// room for their output exit 0 and say nothing on stderr.
+#[test]
+fn output_lost_to_a_full_disk_is_not_a_success() {
+    let d = TempDir::new();
+    for args in [&["--help"][..], &["--version"], &["help"]] {
+        for (sink, code, err) in [
+            ("/dev/full", 1, "klpctl: cannot write standard output\n"),
+            ("/dev/null", 0, ""),
+        ] {
+            let out = std::process::Command::new(klpctl_bin())
+                .args(args)
+                .current_dir(d.path())
+                .stdin(std::process::Stdio::null())
+                .stdout(std::fs::File::create(sink).unwrap())
+                .output()
+                .unwrap();
+            assert_eq!(
+                (
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr).as_ref()
+                ),
+                (Some(code), err),
+                "klpctl {args:?} > {sink}"
+            );
+        }
+    }
+}
