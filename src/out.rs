@@ -249,7 +249,11 @@ impl<'a> Out<'a> {
     /// (the errno, or that a path is not a regular file).
     pub fn error(&mut self, e: crate::error::Error) -> &mut Self {
         use crate::error::Error;
-        if let Error::Argument(arg) = e {
+        // The argument is said as a subject is: an empty one names
+        // nothing, so it is not said at all.
+        if let Error::Argument(arg) = e
+            && !arg.bytes().is_empty()
+        {
             self.b(arg.bytes()).s(": ");
         }
         self.s(e.class()).s(e.message());

@@ -431,6 +431,11 @@ fn every_exit_code_so_far() {
         ),
         (&["vex", "--json"], 2, "klpctl: --json: unknown option"),
         (&["vex", "now"], 2, "klpctl: now: unexpected argument"),
+        // An empty argument names nothing: the line has no empty subject.
+        (&[""], 2, "klpctl: unexpected argument"),
+        (&["info", "b.klp", ""], 2, "klpctl: unexpected argument"),
+        (&["status", ""], 2, "klpctl: unexpected argument"),
+        (&["disable", "a", ""], 2, "klpctl: unexpected argument"),
         (
             &["verify", "b.klp", "--frob"],
             2,
