@@ -20,6 +20,7 @@
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
     klpctl::sys::open_std_fds();
+    klpctl::sys::ignore_sigpipe();
     klpctl::sys::reserve_stack();
     // SAFETY: argc and argv come straight from the process's initial stack
     // (via `sys`), where argv[0..argc] are valid NUL-terminated strings

@@ -52,6 +52,35 @@ pub fn open_std_fds() {
     }
 }
 
+/// Ignores SIGPIPE, as Rust's std does at start-up (the musl build has
+/// no std): standard output a pipe whose reader is gone then fails the
+/// write with EPIPE, which the command survives and reports ("cannot
+/// write standard output", exit 1), instead of a kill part-way through a
+/// command (an apply --dir between two bundles). klpctl runs no other
+/// program, so no child inherits the disposition.
+#[cfg(target_env = "musl")]
+pub fn ignore_sigpipe() {
+    // The kernel's struct sigaction: handler (SIG_IGN = 1), flags,
+    // restorer, mask; the same on x86_64 and aarch64. rustix keeps its
+    // sigaction behind an unstable name, so the system call is made here.
+    let act: [u64; 4] = [1, 0, 0, 0];
+    const SIGPIPE: usize = 13;
+    // SAFETY: rt_sigaction(SIGPIPE, &act, NULL, 8) only reads `act`, which
+    // lives across the call; SIG_IGN runs no handler. Failure (never for
+    // SIGPIPE) would leave the default, as before.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::asm!("syscall", inlateout("rax") 13usize => _, in("rdi") SIGPIPE,
+            in("rsi") act.as_ptr(), in("rdx") 0usize, in("r10") 8usize,
+            lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    #[cfg(target_arch = "aarch64")]
+    unsafe {
+        core::arch::asm!("svc 0", in("x8") 134usize, inlateout("x0") SIGPIPE => _,
+            in("x1") act.as_ptr(), in("x2") 0usize, in("x3") 8usize, options(nostack));
+    }
+}
+
 /// Stack klpctl may need: its buffers live on the stack (there is no
 /// heap), `pack` the deepest at ~170 KiB.
 const STACK: u64 = 1 << 20;

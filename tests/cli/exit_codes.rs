@@ -532,3 +532,41 @@ fn output_lost_to_a_full_disk_is_not_a_success() {
         }
     }
 }
+
+/// Standard output a pipe whose reader is gone (`klpctl ... | head -0`
+/// once head has exited): the write fails with EPIPE, so the command exits
+/// 1 and says so, as with a full disk; it is not killed by SIGPIPE
+/// part-way through (an apply --dir between two bundles). A failing
+/// command keeps its own code.
+#[test]
+fn output_to_a_closed_pipe_is_said_not_a_kill() {
+    let d = TempDir::new();
+    for (args, code, err) in [
+        (&["--help"][..], 1, "klpctl: cannot write standard output\n"),
+        (&["--version"], 1, "klpctl: cannot write standard output\n"),
+        (
+            &["verify", "b.klp", "--json", "--keyring", "."],
+            3,
+            "klpctl: .: bundle rejected: no trusted keys\n",
+        ),
+    ] {
+        std::fs::write(d.path().join("b.klp"), b"x").unwrap();
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(klpctl_bin())
+            .args(args)
+            .current_dir(d.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(code), err),
+            "klpctl {args:?} | (closed)"
+        );
+    }
+}
