@@ -63,7 +63,7 @@ pub fn event(ev: Event) {
             o.s("warning: replaced module ").b(m).s(STILL_REFERENCED);
         }
         Event::ReplacedLeft => {
-            o.s("warning: over 8 replaced modules; the rest stay loaded\n");
+            o.s("warning: over 8 leftover modules; the rest stay loaded\n");
         }
         Event::ReplaceMismatch { name, kernel } => {
             o.s("warning: the kernel says ").b(name);

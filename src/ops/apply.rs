@@ -51,8 +51,9 @@ pub enum Outcome {
 /// A module name.
 pub type Name = heapless::String<56>;
 
-/// How many modules of replaced patches one apply removes; more are left
-/// loaded, and said ([`Event::ReplacedLeft`]).
+/// How many leftover livepatch modules (those of the patches a replace
+/// replaced, and any left from before) one apply removes; more stay
+/// loaded, and are said ([`Event::ReplacedLeft`]).
 pub const MAX_REMOVED: usize = 8;
 
 /// A bundle that is applied now.

@@ -46,9 +46,10 @@ pub enum Event<'a> {
     KernelLog(&'a [u8]),
     /// A replaced patch's module is still referenced and stays loaded.
     ReplacedBusy(&'a [u8]),
-    /// This patch replaced more patches than one apply removes the modules
-    /// of ([`apply::MAX_REMOVED`]): the others stay loaded, and `status`
-    /// lists them as leftovers.
+    /// After a replace, more leftover livepatch modules (of the patches it
+    /// replaced, or left from before) than one apply removes
+    /// ([`apply::MAX_REMOVED`]): the others stay loaded, and `status` lists
+    /// them as leftovers.
     ReplacedLeft,
     /// The kernel says the patch does (`kernel`) or does not replace the
     /// others, and its bundle says the opposite; the kernel's word was

@@ -45,7 +45,7 @@ fn a_replace_removes_eight_modules_and_says_when_more_stay_loaded() {
         assert_eq!(left.len(), stay, "{n} replaced, still loaded: {left:?}");
         let warned = r
             .err()
-            .contains("warning: over 8 replaced modules; the rest stay loaded");
+            .contains("warning: over 8 leftover modules; the rest stay loaded");
         assert_eq!(warned, stay > 0, "{n} replaced: {}", r.err());
         for module in &left {
             assert!(
