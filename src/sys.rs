@@ -60,25 +60,21 @@ pub fn open_std_fds() {
 /// program, so no child inherits the disposition.
 #[cfg(target_env = "musl")]
 pub fn ignore_sigpipe() {
+    /// `__NR_rt_sigaction`.
+    #[cfg(target_arch = "x86_64")]
+    const NR: usize = 13;
+    #[cfg(target_arch = "aarch64")]
+    const NR: usize = 134;
+    const SIGPIPE: usize = 13;
     // The kernel's struct sigaction: handler (SIG_IGN = 1), flags,
     // restorer, mask; the same on x86_64 and aarch64. rustix keeps its
     // sigaction behind an unstable name, so the system call is made here.
     let act: [u64; 4] = [1, 0, 0, 0];
-    const SIGPIPE: usize = 13;
     // SAFETY: rt_sigaction(SIGPIPE, &act, NULL, 8) only reads `act`, which
-    // lives across the call; SIG_IGN runs no handler. Failure (never for
-    // SIGPIPE) would leave the default, as before.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        core::arch::asm!("syscall", inlateout("rax") 13usize => _, in("rdi") SIGPIPE,
-            in("rsi") act.as_ptr(), in("rdx") 0usize, in("r10") 8usize,
-            lateout("rcx") _, lateout("r11") _, options(nostack));
-    }
-    #[cfg(target_arch = "aarch64")]
-    unsafe {
-        core::arch::asm!("svc 0", in("x8") 134usize, inlateout("x0") SIGPIPE => _,
-            in("x1") act.as_ptr(), in("x2") 0usize, in("x3") 8usize, options(nostack));
-    }
+    // lives across the call, and writes nothing (no old action asked
+    // for); SIG_IGN runs no handler. Failure (never for SIGPIPE) would
+    // leave the default, as before.
+    unsafe { syscall4(NR, SIGPIPE, act.as_ptr() as usize, 0, 8) };
 }
 
 /// Stack klpctl may need: its buffers live on the stack (there is no
@@ -191,7 +187,7 @@ pub fn exit(status: i32) -> ! {
     // SAFETY: exit_group(2) takes a plain int, touches no memory and does
     // not return, so nothing after it can run.
     unsafe {
-        syscall2(NR, status as usize, 0);
+        syscall4(NR, status as usize, 0, 0, 0);
         core::hint::unreachable_unchecked()
     }
 }
@@ -281,17 +277,17 @@ fn clock_gettime(clock: i32, ts: &mut Timespec) -> isize {
     // SAFETY: clock_gettime(2) writes one `struct timespec` through its
     // second argument, which is a valid, exclusively borrowed Timespec; it
     // touches no other memory.
-    unsafe { syscall2(NR, clock as usize, core::ptr::from_mut(ts) as usize) }
+    unsafe { syscall4(NR, clock as usize, core::ptr::from_mut(ts) as usize, 0, 0) }
 }
 
-/// System call `nr` with two arguments; returns the kernel's result (a
-/// negative errno on failure).
+/// System call `nr` with up to four arguments (unused ones 0); returns
+/// the kernel's result (a negative errno on failure).
 ///
 /// # Safety
 /// The arguments must be what system call `nr` expects: any pointer among
 /// them valid for what the call reads or writes through it.
 #[cfg(target_arch = "x86_64")]
-unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
+unsafe fn syscall4(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
     let rc: isize;
     // SAFETY: the caller vouches for the arguments; `syscall` clobbers rcx
     // and r11 and nothing else, and needs no stack.
@@ -301,6 +297,8 @@ unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
             inlateout("rax") nr as isize => rc,
             in("rdi") a0,
             in("rsi") a1,
+            in("rdx") a2,
+            in("r10") a3,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -314,7 +312,7 @@ unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
 /// # Safety
 /// As for the x86_64 version.
 #[cfg(target_arch = "aarch64")]
-unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
+unsafe fn syscall4(nr: usize, a0: usize, a1: usize, a2: usize, a3: usize) -> isize {
     let rc: isize;
     // SAFETY: the caller vouches for the arguments; `svc #0` preserves
     // every register but x0 and needs no stack.
@@ -324,6 +322,8 @@ unsafe fn syscall2(nr: usize, a0: usize, a1: usize) -> isize {
             in("x8") nr,
             inlateout("x0") a0 as isize => rc,
             in("x1") a1,
+            in("x2") a2,
+            in("x3") a3,
             options(nostack),
         );
     }
