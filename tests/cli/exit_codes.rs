@@ -503,6 +503,26 @@ fn every_exit_code_so_far() {
     }
 }
 
+/// Runs klpctl with `args` in `d`, its standard output `stdout`; returns
+/// its exit code and what it said on stderr.
+fn code_and_stderr(
+    d: &TempDir,
+    args: &[&str],
+    stdout: impl Into<std::process::Stdio>,
+) -> (Option<i32>, String) {
+    let out = std::process::Command::new(klpctl_bin())
+        .args(args)
+        .current_dir(d.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Output that cannot be written in full (standard output on a full
 /// disk) is no success: exit 1, said on stderr. The same commands with
 /// room for their output exit 0 and say nothing on stderr.
@@ -514,19 +534,9 @@ fn output_lost_to_a_full_disk_is_not_a_success() {
             ("/dev/full", 1, "klpctl: cannot write standard output\n"),
             ("/dev/null", 0, ""),
         ] {
-            let out = std::process::Command::new(klpctl_bin())
-                .args(args)
-                .current_dir(d.path())
-                .stdin(std::process::Stdio::null())
-                .stdout(std::fs::File::create(sink).unwrap())
-                .output()
-                .unwrap();
             assert_eq!(
-                (
-                    out.status.code(),
-                    String::from_utf8_lossy(&out.stderr).as_ref()
-                ),
-                (Some(code), err),
+                code_and_stderr(&d, args, std::fs::File::create(sink).unwrap()),
+                (Some(code), err.to_string()),
                 "klpctl {args:?} > {sink}"
             );
         }
@@ -553,19 +563,9 @@ fn output_to_a_closed_pipe_is_said_not_a_kill() {
         std::fs::write(d.path().join("b.klp"), b"x").unwrap();
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = std::process::Command::new(klpctl_bin())
-            .args(args)
-            .current_dir(d.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(writer)
-            .output()
-            .unwrap();
         assert_eq!(
-            (
-                out.status.code(),
-                String::from_utf8_lossy(&out.stderr).as_ref()
-            ),
-            (Some(code), err),
+            code_and_stderr(&d, args, writer),
+            (Some(code), err.to_string()),
             "klpctl {args:?} | (closed)"
         );
     }
